@@ -1,0 +1,440 @@
+//! Inboxes, outboxes and the linkages between them (rules A1–A5).
+//!
+//! Every box is a [`Node<T>`]: `T` is the one message type the box carries.
+//! An inbox owns a queue; an outbox owns none. A linkage sets a box's
+//! *target*; chains of targets (outbox → outbox → inbox → inbox) are resolved
+//! when links change, never per message: each box caches the final inbox its
+//! sends reach (`resolved`), so a send is one cache read and one queue push
+//! however long the chain (A3, "no copy per hop").
+//!
+//! Topology changes (link, unlink) are rare and serialised by one global
+//! lock; the per-message path takes only the sending box's cache lock and the
+//! destination queue's lock, both uncontended in the common case.
+
+use std::any::{Any, TypeId};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::error::LinkError;
+use crate::wake::{lock, WakeCell};
+
+/// Serialises every change of linkage topology in the process.
+static TOPOLOGY: Mutex<()> = Mutex::new(());
+
+/// Whether a box receives (inbox) or sends (outbox).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// An inbox: messages arrive here and wait to be `recv`ed.
+    Inbox,
+    /// An outbox: messages `send` from here travel along its linkage.
+    Outbox,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Direction::Inbox => "inbox",
+            Direction::Outbox => "outbox",
+        })
+    }
+}
+
+/// Describes one box of a component: its name, its one-line documentation
+/// and the type of message it carries (A1). Returned by
+/// [`Handle::boxes`](crate::Handle::boxes) for introspection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoxInfo {
+    /// The box name, e.g. `"inbox"` or `"protocolHandlerSignal"`.
+    pub name: String,
+    /// Whether it is an inbox or an outbox.
+    pub direction: Direction,
+    /// The one-line description given when the box was declared.
+    pub doc: String,
+    /// The Rust type name of the messages it carries.
+    pub message_type: &'static str,
+}
+
+type Maker = fn(&BoxSpec, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
+
+/// One declared box, before its component exists.
+#[derive(Clone)]
+pub(crate) struct BoxSpec {
+    pub(crate) name: String,
+    pub(crate) doc: String,
+    pub(crate) direction: Direction,
+    make: Maker,
+}
+
+fn make_node<T: Send + 'static>(spec: &BoxSpec, owner: &Arc<WakeCell>) -> Arc<dyn ErasedBox> {
+    Arc::new(Node::<T>::new(spec, owner.clone()))
+}
+
+/// The declaration of a component's boxes (A1): each with a name, a one-line
+/// description and a message type.
+///
+/// ```
+/// use axon::{Boxes, Control};
+/// let boxes = Boxes::new()
+///     .inbox::<String>("inbox", "lines to shout")
+///     .inbox::<Control>("control", "producerFinished / shutdownMicroprocess")
+///     .outbox::<String>("outbox", "the lines in upper case")
+///     .outbox::<Control>("signal", "producerFinished when done");
+/// assert_eq!(boxes.len(), 4);
+/// ```
+#[derive(Clone, Default)]
+pub struct Boxes {
+    pub(crate) specs: Vec<BoxSpec>,
+}
+
+impl fmt::Debug for Boxes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.specs.iter().map(|s| (&s.name, s.direction)))
+            .finish()
+    }
+}
+
+impl Boxes {
+    /// No boxes at all.
+    pub fn new() -> Self {
+        Boxes::default()
+    }
+
+    /// Kamaelia's defaults (A1): inboxes `inbox` (carrying `I`) and `control`
+    /// (carrying [`Control`](crate::Control)), outboxes `outbox` (carrying
+    /// `O`) and `signal` (carrying `Control`).
+    pub fn standard<I: Send + 'static, O: Send + 'static>() -> Self {
+        Boxes::new()
+            .inbox::<I>("inbox", "data to process")
+            .inbox::<crate::Control>("control", "shutdown signalling")
+            .outbox::<O>("outbox", "data produced")
+            .outbox::<crate::Control>("signal", "shutdown signalling")
+    }
+
+    /// Declares an inbox carrying messages of type `T`. A later declaration
+    /// of the same name replaces the earlier one (so defaults can be
+    /// re-documented or re-typed).
+    pub fn inbox<T: Send + 'static>(self, name: &str, doc: &str) -> Self {
+        self.with(name, doc, Direction::Inbox, make_node::<T>)
+    }
+
+    /// Declares an outbox carrying messages of type `T`; same replacement
+    /// rule as [`inbox`](Self::inbox).
+    pub fn outbox<T: Send + 'static>(self, name: &str, doc: &str) -> Self {
+        self.with(name, doc, Direction::Outbox, make_node::<T>)
+    }
+
+    /// The number of declared boxes.
+    pub fn len(&self) -> usize {
+        self.specs.len()
+    }
+
+    /// True when no box is declared.
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty()
+    }
+
+    fn with(mut self, name: &str, doc: &str, direction: Direction, make: Maker) -> Self {
+        self.specs.retain(|s| s.name != name);
+        self.specs.push(BoxSpec {
+            name: name.to_owned(),
+            doc: doc.to_owned(),
+            direction,
+            make,
+        });
+        self
+    }
+
+    /// Adds a box with the same message type as `like`.
+    pub(crate) fn like(
+        self,
+        name: &str,
+        doc: &str,
+        direction: Direction,
+        like: &Arc<dyn ErasedBox>,
+    ) -> Self {
+        self.with(name, doc, direction, like.maker())
+    }
+
+    pub(crate) fn build(&self, owner: &Arc<WakeCell>) -> Vec<Arc<dyn ErasedBox>> {
+        self.specs.iter().map(|s| (s.make)(s, owner)).collect()
+    }
+}
+
+/// The queue behind an inbox.
+struct Queue<T> {
+    items: VecDeque<T>,
+    /// A5: `None` is unbounded.
+    limit: Option<usize>,
+    /// Producers that met a full box and wait for space (A6).
+    waiting: Vec<Arc<WakeCell>>,
+}
+
+struct Links<T> {
+    target: Option<Arc<Node<T>>>,
+    sources: Vec<Weak<Node<T>>>,
+}
+
+/// A box carrying messages of type `T`.
+pub(crate) struct Node<T> {
+    name: String,
+    doc: String,
+    direction: Direction,
+    /// Woken when a message arrives (inboxes only, but every box knows its
+    /// owner so that a full send can register the sender).
+    owner: Arc<WakeCell>,
+    queue: Mutex<Queue<T>>,
+    /// Where sends go: the final inbox of the chain. `None` means "my own
+    /// queue" for an inbox and "nowhere" (discard, A4) for an outbox.
+    resolved: Mutex<Option<Arc<Node<T>>>>,
+    links: Mutex<Links<T>>,
+}
+
+/// Why a push into a queue did not happen.
+pub(crate) enum PushError<T> {
+    /// The final inbox is full (A5); the message is given back.
+    Full(T),
+}
+
+impl<T: Send + 'static> Node<T> {
+    fn new(spec: &BoxSpec, owner: Arc<WakeCell>) -> Self {
+        Node {
+            name: spec.name.clone(),
+            doc: spec.doc.clone(),
+            direction: spec.direction,
+            owner,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                limit: None,
+                waiting: Vec::new(),
+            }),
+            resolved: Mutex::new(None),
+            links: Mutex::new(Links {
+                target: None,
+                sources: Vec::new(),
+            }),
+        }
+    }
+
+    /// Sends `msg` from this box along its linkage. An unlinked outbox
+    /// discards (A4). If the final inbox is full, `waiter` (the sender) is
+    /// remembered and woken when space frees (A5, A6).
+    pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
+        let resolved = lock(&self.resolved);
+        match (&*resolved, self.direction) {
+            (Some(dest), _) => dest.push(msg, waiter),
+            (None, Direction::Inbox) => self.push(msg, waiter),
+            (None, Direction::Outbox) => {
+                log::trace!("discarding message sent to unlinked outbox {:?}", self.name);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends to this box's own queue and wakes its owner.
+    fn push(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
+        let mut q = lock(&self.queue);
+        if q.limit.is_some_and(|limit| q.items.len() >= limit) {
+            if let Some(w) = waiter {
+                if !q.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
+                    q.waiting.push(w.clone());
+                }
+            }
+            return Err(PushError::Full(msg));
+        }
+        q.items.push_back(msg);
+        drop(q);
+        self.owner.wake();
+        Ok(())
+    }
+
+    /// Takes the oldest message (A2); wakes producers waiting for space.
+    pub(crate) fn pop(&self) -> Option<T> {
+        let mut q = lock(&self.queue);
+        let msg = q.items.pop_front();
+        if msg.is_some() && !q.waiting.is_empty() {
+            let waiting = std::mem::take(&mut q.waiting);
+            drop(q);
+            for w in waiting {
+                w.wake();
+            }
+        }
+        msg
+    }
+
+    /// The inbox sends from this box end in, if any.
+    fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
+        match &*lock(&self.resolved) {
+            Some(dest) => Some(dest.clone()),
+            None if self.direction == Direction::Inbox => Some(self.clone()),
+            None => None,
+        }
+    }
+
+    /// Recomputes `resolved` for this box and, recursively, for every box
+    /// linked into it. Called with the topology lock held.
+    fn retarget(self: &Arc<Self>) {
+        let (target, sources) = {
+            let links = lock(&self.links);
+            let sources: Vec<_> = links.sources.iter().filter_map(Weak::upgrade).collect();
+            (links.target.clone(), sources)
+        };
+        let dest = target.as_ref().and_then(|t| t.final_inbox());
+        *lock(&self.resolved) = dest.clone();
+        for source in &sources {
+            source.retarget();
+        }
+        // A4: messages already waiting here move on to the new destination.
+        // Done after the sources are retargeted so that no send can land
+        // here behind the move.
+        if let Some(dest) = dest {
+            let moved: Vec<T> = lock(&self.queue).items.drain(..).collect();
+            if !moved.is_empty() {
+                lock(&dest.queue).items.extend(moved);
+                dest.owner.wake();
+            }
+        }
+    }
+}
+
+/// The type-erased face of a [`Node<T>`], so components can keep boxes of
+/// different message types in one table.
+pub(crate) trait ErasedBox: Send + Sync + 'static {
+    fn name(&self) -> &str;
+    fn info(&self) -> BoxInfo;
+    fn direction(&self) -> Direction;
+    fn message_type(&self) -> (TypeId, &'static str);
+    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn maker(&self) -> Maker;
+    fn len(&self) -> usize;
+    fn set_limit(&self, limit: Option<usize>);
+    fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError>;
+    /// Removes the linkage out of this box if it leads to `dst`.
+    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>);
+    fn same(&self, other: &dyn ErasedBox) -> bool;
+}
+
+impl<T: Send + 'static> ErasedBox for Node<T> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn info(&self) -> BoxInfo {
+        BoxInfo {
+            name: self.name.clone(),
+            direction: self.direction,
+            doc: self.doc.clone(),
+            message_type: std::any::type_name::<T>(),
+        }
+    }
+
+    fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    fn message_type(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<T>(), std::any::type_name::<T>())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn maker(&self) -> Maker {
+        make_node::<T>
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.queue).items.len()
+    }
+
+    fn set_limit(&self, limit: Option<usize>) {
+        let mut q = lock(&self.queue);
+        q.limit = limit;
+        let waiting = std::mem::take(&mut q.waiting);
+        drop(q);
+        // A larger (or no) limit may have made room: let producers retry.
+        for w in waiting {
+            w.wake();
+        }
+    }
+
+    fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {
+        let _topology = lock(&TOPOLOGY);
+        let dst_name = dst.name().to_owned();
+        let dst_direction = dst.direction();
+        let Ok(dst) = dst.into_any().downcast::<Node<T>>() else {
+            // Type mismatch is checked (with full names) by the caller; this
+            // is a second line of defence.
+            return Err(LinkError::TypeMismatch {
+                source: self.name.clone(),
+                source_type: std::any::type_name::<T>(),
+                sink: dst_name,
+                sink_type: "another type",
+            });
+        };
+        if self.direction == Direction::Inbox && dst_direction == Direction::Outbox {
+            return Err(LinkError::InboxToOutbox {
+                source: self.name.clone(),
+                sink: dst_name,
+            });
+        }
+        if let Some(existing) = &lock(&self.links).target {
+            return Err(LinkError::AlreadyLinked {
+                source: self.name.clone(),
+                existing: existing.name.clone(),
+            });
+        }
+        // Refuse cycles: following dst's chain must not come back here.
+        let mut cursor = Some(dst.clone());
+        while let Some(node) = cursor {
+            if Arc::ptr_eq(&node, &self) {
+                return Err(LinkError::Cycle {
+                    source: self.name.clone(),
+                    sink: dst_name,
+                });
+            }
+            cursor = lock(&node.links).target.clone();
+        }
+        lock(&dst.links).sources.push(Arc::downgrade(&self));
+        lock(&self.links).target = Some(dst);
+        self.retarget();
+        Ok(())
+    }
+
+    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) {
+        let _topology = lock(&TOPOLOGY);
+        let target = {
+            let mut links = lock(&self.links);
+            match &links.target {
+                Some(t) if t.same(&**dst) => links.target.take(),
+                _ => return,
+            }
+        };
+        if let Some(target) = target {
+            let me = Arc::downgrade(&self);
+            lock(&target.links)
+                .sources
+                .retain(|s| !s.ptr_eq(&me) && s.strong_count() > 0);
+        }
+        self.retarget();
+    }
+
+    fn same(&self, other: &dyn ErasedBox) -> bool {
+        std::ptr::eq(
+            self as *const Self as *const u8,
+            other.as_any() as *const dyn Any as *const u8,
+        )
+    }
+}
+
+/// Downcasts an erased box to its typed node, or says why not.
+pub(crate) fn typed<T: Send + 'static>(b: &dyn ErasedBox) -> Option<&Node<T>> {
+    b.as_any().downcast_ref::<Node<T>>()
+}

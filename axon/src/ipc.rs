@@ -1,0 +1,77 @@
+//! The standard messages (A10).
+//!
+//! Kamaelia's `Axon.Ipc` classes become Rust types here. The shutdown
+//! family travels on `control` / `signal` boxes, so it is one enum,
+//! [`Control`], whose variants keep Kamaelia's names and its subclassing:
+//! `socketShutdown` *is a* `producerFinished`, `serverShutdown` *is a*
+//! `shutdownMicroprocess` (see [`Control::is_producer_finished`] and
+//! [`Control::is_shutdown_microprocess`]).
+//!
+//! | Kamaelia                   | Rust                               |
+//! |----------------------------|------------------------------------|
+//! | `producerFinished`         | [`Control::ProducerFinished`]      |
+//! | `shutdownMicroprocess`     | [`Control::ShutdownMicroprocess`]  |
+//! | `shutdown`                 | [`Control::Shutdown`]              |
+//! | `socketShutdown` (IPC)     | [`Control::SocketShutdown`]        |
+//! | `serverShutdown` (IPC)     | [`Control::ServerShutdown`]        |
+//! | `notify(caller, payload)`  | [`Notify`]                         |
+//! | `status`                   | [`Status`]                         |
+//! | `newComponent`             | [`NewComponent`]                   |
+//!
+//! The socket-level IPC messages (`newCSA`, `shutdownCSA`, `newReader`,
+//! `newWriter`, `newExceptional`, `removeReader`, `removeWriter`,
+//! `removeExceptional`) carry sockets and Selector requests, so they live in
+//! the network crates beside the components that send them.
+
+use crate::component::Handle;
+
+/// The shutdown family of messages, sent to `control` inboxes and out of
+/// `signal` outboxes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Advisory: "I have sent all I will send" (Kamaelia `producerFinished`).
+    ProducerFinished,
+    /// Demand: "stop now" (Kamaelia `shutdownMicroprocess`).
+    ShutdownMicroprocess,
+    /// Kamaelia's generic `shutdown`, as sent to a service's control inbox.
+    Shutdown,
+    /// The socket is gone; a kind of `producerFinished` (Kamaelia.IPC
+    /// `socketShutdown`, as a protocol handler receives it).
+    SocketShutdown,
+    /// Stop the server; a kind of `shutdownMicroprocess` (Kamaelia.IPC
+    /// `serverShutdown`).
+    ServerShutdown,
+}
+
+impl Control {
+    /// True for `producerFinished` and its kind `socketShutdown`.
+    pub fn is_producer_finished(&self) -> bool {
+        matches!(self, Control::ProducerFinished | Control::SocketShutdown)
+    }
+
+    /// True for `shutdownMicroprocess` and its kind `serverShutdown`.
+    pub fn is_shutdown_microprocess(&self) -> bool {
+        matches!(
+            self,
+            Control::ShutdownMicroprocess | Control::ServerShutdown
+        )
+    }
+}
+
+/// Kamaelia `notify(caller, payload)`: a message to a service, naming who
+/// sent it.
+#[derive(Clone, Debug)]
+pub struct Notify<T> {
+    /// The sender, if it wants to be known.
+    pub caller: Option<Handle>,
+    /// What is being said.
+    pub payload: T,
+}
+
+/// Kamaelia `status`: a human-readable status report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status(pub String);
+
+/// Kamaelia `newComponent`: components a parent should adopt and activate.
+#[derive(Clone, Debug)]
+pub struct NewComponent(pub Vec<Handle>);

@@ -1,0 +1,391 @@
+//! The cooperative scheduler and threaded components (A6, A8).
+//!
+//! One thread runs many thousands of components. Each round it takes the
+//! components that were woken, calls each one's `main` once, and puts back
+//! those that answered [`Step::Continue`]. When nothing is runnable it parks
+//! in its [`Reactor`] (by default the thread simply parks): an idle
+//! scheduler uses no CPU and no timer. A wake-up from any thread pushes the
+//! component's key onto the run queue and, only if the scheduler is parked,
+//! unparks it.
+//!
+//! The reactor is the hook the network stack uses to make the Selector's
+//! `poll` the scheduler's way of sleeping, so that socket readiness and
+//! component wake-ups are served by the same thread with no thread hop.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, Thread};
+use std::time::Duration;
+
+use slab::Slab;
+
+use crate::cat::Cat;
+use crate::component::{Component, Cx, Handle, Step};
+use crate::error::ActivateError;
+use crate::wake::{lock, Target, SCHEDULED};
+
+/// Ends a blocking [`Reactor::park`] from any thread.
+pub trait Unpark: Send + Sync + 'static {
+    /// Makes the current or the next `park(None)` return promptly.
+    fn unpark(&self);
+}
+
+/// How a scheduler sleeps when nothing is runnable, and what else it serves
+/// between rounds (I/O readiness, for the network stack's Selector).
+pub trait Reactor: Send + 'static {
+    /// Called once on the scheduler's thread before the first `park`: the
+    /// handle other threads use to wake it.
+    fn unparker(&mut self) -> Arc<dyn Unpark>;
+
+    /// `None`: block until [`Unpark::unpark`] is called (an unpark that came
+    /// before the call counts) or the reactor has events of its own.
+    /// `Some(d)`: wait at most `d` (the scheduler passes zero between rounds
+    /// so that I/O is never starved by busy components).
+    fn park(&mut self, timeout: Option<Duration>);
+}
+
+/// The default reactor: parks the scheduler's thread.
+#[derive(Debug, Default)]
+pub struct ThreadReactor;
+
+struct ThreadUnpark(Thread);
+
+impl Unpark for ThreadUnpark {
+    fn unpark(&self) {
+        self.0.unpark();
+    }
+}
+
+impl Reactor for ThreadReactor {
+    fn unparker(&mut self) -> Arc<dyn Unpark> {
+        Arc::new(ThreadUnpark(thread::current()))
+    }
+
+    fn park(&mut self, timeout: Option<Duration>) {
+        match timeout {
+            None => thread::park(),
+            Some(d) if d.is_zero() => {}
+            Some(d) => thread::park_timeout(d),
+        }
+    }
+}
+
+struct RunQueue {
+    ready: VecDeque<usize>,
+    new: Vec<(Handle, Box<dyn Component>)>,
+    /// The scheduler is (about to be) parked: a push must unpark it.
+    sleeping: bool,
+    /// Threaded components still running (they keep the scheduler alive).
+    threaded: usize,
+    stop: bool,
+}
+
+/// What every component of one scheduler, and every thread that wakes one,
+/// shares.
+pub(crate) struct Shared {
+    run: Mutex<RunQueue>,
+    unpark: OnceLock<Arc<dyn Unpark>>,
+    pub(crate) cat: Cat,
+}
+
+impl Shared {
+    /// A6: queue a woken component. Unparks the scheduler only if it sleeps,
+    /// so wake-ups made by the scheduler's own thread cost no system call.
+    pub(crate) fn push_ready(&self, key: usize) {
+        let mut q = lock(&self.run);
+        q.ready.push_back(key);
+        self.kick(q);
+    }
+
+    fn kick(&self, mut q: std::sync::MutexGuard<'_, RunQueue>) {
+        let sleeping = std::mem::replace(&mut q.sleeping, false);
+        drop(q);
+        if sleeping {
+            if let Some(u) = self.unpark.get() {
+                u.unpark();
+            }
+        }
+    }
+}
+
+/// A cloneable, thread-safe handle on a scheduler: activate components on
+/// it, stop it, reach its CAT.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SchedulerHandle")
+    }
+}
+
+impl SchedulerHandle {
+    /// Activates `component` on this scheduler (Kamaelia: `activate()`).
+    /// It runs its first step on the scheduler's next round.
+    pub fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
+        let body = component.take_body()?;
+        log::trace!("activate {component:?}");
+        let mut q = lock(&self.shared.run);
+        q.new.push((component.clone(), body));
+        self.shared.kick(q);
+        Ok(())
+    }
+
+    /// Activates `component` on an OS thread of its own (A8): its `main`
+    /// may block. It talks through the same boxes, and the scheduler stays
+    /// alive until it ends.
+    pub fn activate_threaded(&self, component: &Handle) -> Result<(), ActivateError> {
+        let body = component.take_body()?;
+        lock(&self.shared.run).threaded += 1;
+        let handle = component.clone();
+        let shared = self.shared.clone();
+        let spawned = thread::Builder::new()
+            .name(component.name().to_owned())
+            .spawn(move || run_threaded(handle, body, shared));
+        if let Err(e) = spawned {
+            let mut q = lock(&self.shared.run);
+            q.threaded -= 1;
+            self.shared.kick(q);
+            return Err(ActivateError::Spawn(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Asks the scheduler to return from [`Scheduler::run`] after the
+    /// current round, whatever is still active.
+    pub fn stop(&self) {
+        let mut q = lock(&self.shared.run);
+        q.stop = true;
+        self.shared.kick(q);
+    }
+
+    /// The scheduler's Coordinating Assistant Tracker (A9).
+    pub fn cat(&self) -> &Cat {
+        &self.shared.cat
+    }
+}
+
+fn run_threaded(handle: Handle, mut body: Box<dyn Component>, shared: Arc<Shared>) {
+    let wake = handle.0.wake.clone();
+    wake.bind(Target::Thread(thread::current()));
+    wake.set_scheduled();
+    loop {
+        wake.set_running();
+        let step = step_once(&handle, &mut body, &shared);
+        match step {
+            Step::Continue => wake.set_scheduled(),
+            Step::Pause => {
+                if !wake.pause() {
+                    while wake.state() != SCHEDULED {
+                        thread::park();
+                    }
+                }
+            }
+            Step::Done => break,
+        }
+    }
+    drop(body);
+    handle.0.finish();
+    log::trace!("threaded {handle:?} done");
+    let mut q = lock(&shared.run);
+    q.threaded -= 1;
+    shared.kick(q);
+}
+
+/// Runs one step, containing a panic to this component (see [`Cx`]).
+fn step_once(handle: &Handle, body: &mut Box<dyn Component>, shared: &Arc<Shared>) -> Step {
+    let mut cx = Cx { me: handle, shared };
+    match catch_unwind(AssertUnwindSafe(|| body.main(&mut cx))) {
+        Ok(step) => step,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("(non-string panic)");
+            log::error!("component {handle:?} panicked and was ended: {what}");
+            Step::Done
+        }
+    }
+}
+
+struct Entry {
+    handle: Handle,
+    body: Box<dyn Component>,
+}
+
+/// Runs activated components cooperatively on the calling thread (A8).
+///
+/// ```
+/// use axon::{Boxes, Component, Cx, Handle, Scheduler, Step};
+///
+/// struct Hello;
+/// impl Component for Hello {
+///     fn boxes(&self) -> Boxes { Boxes::new() }
+///     fn main(&mut self, _cx: &mut Cx<'_>) -> Step {
+///         println!("hello from a component");
+///         Step::Done
+///     }
+/// }
+///
+/// let scheduler = Scheduler::new();
+/// scheduler.activate(&Handle::new(Hello)).unwrap();
+/// scheduler.run(); // returns once no component is left
+/// ```
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    table: Slab<Entry>,
+    /// This round's and the next round's runnable keys.
+    local: VecDeque<usize>,
+    new: Vec<(Handle, Box<dyn Component>)>,
+    reactor: Box<dyn Reactor>,
+}
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler")
+            .field("components", &self.table.len())
+            .finish()
+    }
+}
+
+impl Default for Scheduler {
+    fn default() -> Self {
+        Scheduler::new()
+    }
+}
+
+impl Scheduler {
+    /// A scheduler that parks its thread when idle.
+    pub fn new() -> Self {
+        Scheduler::with_reactor(ThreadReactor)
+    }
+
+    /// A scheduler that sleeps (and serves I/O) in `reactor`.
+    pub fn with_reactor(reactor: impl Reactor) -> Self {
+        Scheduler {
+            shared: Arc::new(Shared {
+                run: Mutex::new(RunQueue {
+                    ready: VecDeque::new(),
+                    new: Vec::new(),
+                    sleeping: false,
+                    threaded: 0,
+                    stop: false,
+                }),
+                unpark: OnceLock::new(),
+                cat: Cat::new(),
+            }),
+            table: Slab::new(),
+            local: VecDeque::new(),
+            new: Vec::new(),
+            reactor: Box::new(reactor),
+        }
+    }
+
+    /// A handle for activating and stopping from anywhere.
+    pub fn handle(&self) -> SchedulerHandle {
+        SchedulerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Activates a component ([`SchedulerHandle::activate`]).
+    pub fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
+        self.handle().activate(component)
+    }
+
+    /// Activates a threaded component ([`SchedulerHandle::activate_threaded`]).
+    pub fn activate_threaded(&self, component: &Handle) -> Result<(), ActivateError> {
+        self.handle().activate_threaded(component)
+    }
+
+    /// The Coordinating Assistant Tracker (A9).
+    pub fn cat(&self) -> &Cat {
+        &self.shared.cat
+    }
+
+    /// Runs until no component is left (none on this thread, none threaded)
+    /// or [`SchedulerHandle::stop`] is called (A8).
+    pub fn run(mut self) {
+        let unpark = self.reactor.unparker();
+        let _ = self.shared.unpark.set(unpark);
+        log::debug!("scheduler running");
+        while self.round() {}
+        log::debug!(
+            "scheduler stopped with {} component(s) left",
+            self.table.len()
+        );
+    }
+
+    /// One round; false when the scheduler should return.
+    fn round(&mut self) -> bool {
+        {
+            let mut q = lock(&self.shared.run);
+            q.sleeping = false;
+            if q.stop {
+                return false;
+            }
+            if q.ready.is_empty() && q.new.is_empty() && self.local.is_empty() {
+                if self.table.is_empty() && q.threaded == 0 {
+                    return false;
+                }
+                // A6: nothing to do, so block; any wake-up unparks us.
+                q.sleeping = true;
+                drop(q);
+                self.reactor.park(None);
+                return true;
+            }
+            self.local.extend(q.ready.drain(..));
+            std::mem::swap(&mut self.new, &mut q.new);
+        }
+        for (handle, body) in self.new.drain(..) {
+            let key = self.table.insert(Entry {
+                handle: handle.clone(),
+                body,
+            });
+            handle.0.wake.bind(Target::Scheduler {
+                key,
+                shared: self.shared.clone(),
+            });
+            handle.0.wake.set_scheduled();
+            self.local.push_back(key);
+        }
+        for _ in 0..self.local.len() {
+            let Some(key) = self.local.pop_front() else {
+                break;
+            };
+            self.run_one(key);
+        }
+        self.reactor.park(Some(Duration::ZERO));
+        true
+    }
+
+    fn run_one(&mut self, key: usize) {
+        let Some(entry) = self.table.get_mut(key) else {
+            return;
+        };
+        let wake = &entry.handle.0.wake;
+        wake.set_running();
+        match step_once(&entry.handle, &mut entry.body, &self.shared) {
+            Step::Continue => {
+                wake.set_scheduled();
+                self.local.push_back(key);
+            }
+            Step::Pause => {
+                if wake.pause() {
+                    self.local.push_back(key);
+                }
+            }
+            Step::Done => {
+                let entry = self.table.remove(key);
+                drop(entry.body);
+                entry.handle.0.finish();
+                log::trace!("{:?} done", entry.handle);
+            }
+        }
+    }
+}
