@@ -58,7 +58,7 @@ fn a6_ten_thousand_paused_components_use_no_cpu() {
             .send(Control::ShutdownMicroprocess)
             .unwrap();
     }
-    thread.join().unwrap();
+    thread.join();
     assert!(handles.iter().all(Handle::is_done));
     drop(sched);
 }

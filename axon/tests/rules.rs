@@ -79,7 +79,7 @@ fn a2_messages_arrive_in_the_order_sent() {
     scheduler.activate(&producer).unwrap();
     let (_s, t) = spawn(scheduler);
     assert_eq!(drain(&sink, 10_000), (0..10_000).collect::<Vec<_>>());
-    t.join().unwrap();
+    t.join();
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn a2_data_ready_and_any_ready_see_waiting_messages() {
     probe.postbox::<u64>("inbox").unwrap().send(1).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&probe).unwrap();
-    scheduler.run();
+    run(scheduler);
     assert_eq!(*seen.lock().unwrap(), [(true, false, true)]);
 }
 
@@ -268,7 +268,7 @@ fn a6_paused_component_wakes_when_a_message_arrives() {
         steps.load(Ordering::SeqCst)
     );
     s.stop();
-    t.join().unwrap();
+    t.join();
 }
 
 #[test]
@@ -286,7 +286,7 @@ fn a6_paused_component_wakes_when_space_frees() {
     scheduler.activate(&p).unwrap();
     let (_s, t) = spawn(scheduler);
     assert_eq!(drain(&sink, 200), (0..200).collect::<Vec<_>>());
-    t.join().unwrap();
+    t.join();
     assert!(
         no_space.load(Ordering::SeqCst) > 0,
         "the producer never met a full box"
@@ -335,7 +335,7 @@ fn a6_parent_wakes_when_a_child_terminates() {
         .unwrap()
         .send(Control::ShutdownMicroprocess)
         .unwrap();
-    t.join().unwrap(); // ends only if the parent was woken and finished
+    t.join(); // ends only if the parent was woken and finished
     assert_eq!(woken.load(Ordering::SeqCst), 1);
 }
 
@@ -380,7 +380,7 @@ fn a7_removing_a_child_removes_the_linkages_made_to_it() {
     });
     let scheduler = Scheduler::new();
     scheduler.activate(&parent).unwrap();
-    scheduler.run();
+    run(scheduler);
     assert_eq!(*report.lock().unwrap(), [1, 0, 0]);
     child.send(9u64, "outbox").unwrap();
     assert_eq!(
@@ -408,7 +408,7 @@ fn a7_a_component_that_ends_drops_the_linkages_it_made() {
     scheduler
         .activate(&Handle::new(Linker(a.handle().clone(), b.handle().clone())))
         .unwrap();
-    scheduler.run();
+    run(scheduler);
     a.send(1u64, "outbox").unwrap();
     assert_eq!(b.recv::<u64>("inbox").unwrap(), None);
 }
@@ -445,7 +445,7 @@ fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
     for h in &handles {
         h.postbox::<u64>("inbox").unwrap().send(1).unwrap();
     }
-    t.join().unwrap(); // exits by itself once no component is left
+    t.join(); // exits by itself once no component is left
     assert!(handles.iter().all(Handle::is_done));
     assert_eq!(thread_ids.lock().unwrap().len(), 1);
 }
@@ -487,7 +487,7 @@ fn a8_threaded_component_talks_through_the_same_boxes() {
     }
     assert_eq!(drain(&sink, 100), (0..100).collect::<Vec<_>>());
     drop(tx);
-    t.join().unwrap();
+    t.join();
 }
 
 #[test]
@@ -501,7 +501,7 @@ fn a8_threaded_component_is_woken_by_scheduler_components() {
     let scheduler = Scheduler::new();
     scheduler.activate_threaded(&t).unwrap();
     let (_s, thread) = spawn(scheduler);
-    for i in 0..50u64 {
+    for i in 0..2000u64 {
         ends.send(i, "outbox").unwrap();
         assert_eq!(
             ends.recv_timeout::<u64>("inbox", DEADLINE).unwrap(),
@@ -509,14 +509,14 @@ fn a8_threaded_component_is_woken_by_scheduler_components() {
         );
     }
     assert!(
-        steps.load(Ordering::SeqCst) <= 51,
+        steps.load(Ordering::SeqCst) <= 2001,
         "threaded component spun"
     );
     t.postbox::<Control>("control")
         .unwrap()
         .send(Control::ProducerFinished)
         .unwrap();
-    thread.join().unwrap();
+    thread.join();
     assert!(t.is_done());
 }
 
@@ -529,7 +529,7 @@ fn a8_scheduler_stops_on_request_with_components_paused() {
     scheduler.activate(&h).unwrap();
     let (s, t) = spawn(scheduler);
     s.stop();
-    t.join().unwrap();
+    t.join();
     assert!(!h.is_done());
 }
 
@@ -556,7 +556,7 @@ fn a8_a_component_is_activated_once_and_a_panic_ends_only_it() {
     let sink = numbers("sink");
     link((&producer, "outbox"), (sink.handle(), "inbox")).unwrap();
     scheduler.activate(&producer).unwrap();
-    scheduler.run();
+    run(scheduler);
     assert!(bad.is_done());
     assert_eq!(drain(&sink, 10), (0..10).collect::<Vec<_>>());
 }
@@ -660,7 +660,7 @@ fn a9_a_service_found_through_the_cat_can_be_linked_and_used() {
             replies: replies.clone(),
         }))
         .unwrap();
-    scheduler.run();
+    run(scheduler);
     let req = svc
         .recv::<Notify<u64>>("notify")
         .unwrap()
@@ -717,7 +717,7 @@ fn a11_pipeline_links_outbox_to_inbox_and_signal_to_control() {
         sink.recv_timeout::<Control>("control", DEADLINE).unwrap(),
         Some(Control::ProducerFinished)
     );
-    t.join().unwrap();
+    t.join();
     assert!(p.is_done());
 }
 
@@ -764,7 +764,7 @@ fn a11_graphline_wires_named_children_and_exposes_its_own_boxes() {
         Some(Control::ProducerFinished),
         "a graphline says producerFinished when its children have ended"
     );
-    t.join().unwrap();
+    t.join();
 }
 
 #[test]

@@ -12,10 +12,37 @@ use axon::{Boxes, Component, Control, Cx, Scheduler, SchedulerHandle, Step};
 /// How long any test waits for an event before failing.
 pub const DEADLINE: Duration = Duration::from_secs(10);
 
+/// A scheduler running on a background thread.
+pub struct Running {
+    done: std::sync::mpsc::Receiver<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Running {
+    /// Waits (with the test deadline) for the scheduler to return: a lost
+    /// wake-up shows up as a failure here, never as a hung test.
+    pub fn join(self) {
+        self.done
+            .recv_timeout(DEADLINE)
+            .expect("scheduler did not finish before the deadline");
+        self.thread.join().unwrap();
+    }
+}
+
 /// Runs a scheduler on a background thread.
-pub fn spawn(s: Scheduler) -> (SchedulerHandle, JoinHandle<()>) {
+pub fn spawn(s: Scheduler) -> (SchedulerHandle, Running) {
     let h = s.handle();
-    (h, std::thread::spawn(move || s.run()))
+    let (tx, done) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        s.run();
+        let _ = tx.send(());
+    });
+    (h, Running { done, thread })
+}
+
+/// Runs a scheduler to completion on a background thread, with the deadline.
+pub fn run(s: Scheduler) {
+    spawn(s).1.join();
 }
 
 /// Sends its items out of `outbox` in order, keeping any item refused with
