@@ -1,1 +1,157 @@
-fn main() {}
+//! Benchmarks for the Kamaelia-in-Rust workspace. See `bench/README.md`.
+//!
+//! `cargo run --release -p bench -- hop [--messages N] [--runs R]`
+//! measures the Axon message hop against bare crossbeam-channel operations
+//! in the same run.
+
+use std::time::{Duration, Instant};
+
+use axon::{Boxes, Component, Control, Cx, Handle, Pipeline, Scheduler, Step};
+
+/// Sends `0..n` out of `outbox`, pausing whenever the consumer's inbox is
+/// full (A5) until space frees (A6).
+struct Producer {
+    next: u64,
+    end: u64,
+}
+
+impl Component for Producer {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<(), u64>()
+    }
+
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        while self.next < self.end {
+            if cx.send(self.next, "outbox").is_err() {
+                return Step::Pause;
+            }
+            self.next += 1;
+        }
+        let _ = cx.send(Control::ProducerFinished, "signal");
+        Step::Done
+    }
+}
+
+/// Takes everything and checks it arrives in order.
+struct Consumer {
+    expect: u64,
+}
+
+impl Component for Consumer {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<u64, ()>()
+    }
+
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        while let Some(n) = cx.recv::<u64>("inbox") {
+            assert_eq!(n, self.expect, "message out of order");
+            self.expect += 1;
+        }
+        if cx.recv::<Control>("control").is_some() {
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+const BOX_SIZE: usize = 1024;
+
+/// Messages through Pipeline(Producer, Consumer) on one scheduler thread.
+fn axon_hop(n: u64) -> Duration {
+    let consumer = Handle::new(Consumer { expect: 0 });
+    consumer.set_inbox_size("inbox", Some(BOX_SIZE)).unwrap();
+    let pipeline =
+        Pipeline::new(vec![Handle::new(Producer { next: 0, end: n }), consumer]).unwrap();
+    let scheduler = Scheduler::new();
+    scheduler.activate(&pipeline).unwrap();
+    let start = Instant::now();
+    scheduler.run();
+    start.elapsed()
+}
+
+/// The same number of bare send+recv pairs through a bounded channel of the
+/// same size, in batches as the pipeline does them.
+fn crossbeam_bounded(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(BOX_SIZE);
+    let start = Instant::now();
+    let mut next = 0;
+    let mut expect = 0;
+    while next < n {
+        while next < n && tx.try_send(next).is_ok() {
+            next += 1;
+        }
+        while let Ok(m) = rx.try_recv() {
+            assert_eq!(m, expect);
+            expect += 1;
+        }
+    }
+    assert_eq!(expect, n);
+    start.elapsed()
+}
+
+/// Bare send+recv pairs through an unbounded channel.
+fn crossbeam_unbounded(n: u64) -> Duration {
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    let start = Instant::now();
+    for i in 0..n {
+        tx.send(i).unwrap();
+        assert_eq!(rx.recv().unwrap(), i);
+    }
+    start.elapsed()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+    match args.iter().position(|a| a == name) {
+        Some(i) => match args.get(i + 1).map(|v| v.parse()) {
+            Some(Ok(v)) => v,
+            _ => {
+                eprintln!("{name} needs a number");
+                std::process::exit(2);
+            }
+        },
+        None => default,
+    }
+}
+
+fn hop(args: &[String]) {
+    let n: u64 = arg(args, "--messages", 5_000_000);
+    let runs: usize = arg(args, "--runs", 5);
+    let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
+    let (mut a, mut b, mut u) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        // In turn within each run, so drift hits all three alike.
+        a.push(ns(axon_hop(n)));
+        b.push(ns(crossbeam_bounded(n)));
+        u.push(ns(crossbeam_unbounded(n)));
+    }
+    let ratio_b: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
+    let ratio_u: Vec<f64> = a.iter().zip(&u).map(|(x, y)| x / y).collect();
+    println!("Axon hop vs bare crossbeam-channel, {n} messages x {runs} runs (medians)");
+    println!("{:<46} {:>10} {:>12}", "shape", "ns/msg", "Mmsg/s");
+    for (name, v) in [
+        ("axon Pipeline(Producer, Consumer), box 1024", &a),
+        ("crossbeam bounded(1024) send+recv", &b),
+        ("crossbeam unbounded send+recv", &u),
+    ] {
+        let m = median(v.clone());
+        println!("{name:<46} {m:>10.1} {:>12.2}", 1e3 / m);
+    }
+    println!("ratio axon / crossbeam bounded:   {:.2}x", median(ratio_b));
+    println!("ratio axon / crossbeam unbounded: {:.2}x", median(ratio_u));
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("hop") => hop(&args[1..]),
+        _ => {
+            eprintln!("usage: bench hop [--messages N] [--runs R]");
+            std::process::exit(2);
+        }
+    }
+}
