@@ -310,6 +310,8 @@ pub(crate) trait ErasedBox: Send + Sync + 'static {
     fn maker(&self) -> Maker;
     fn len(&self) -> usize;
     fn set_limit(&self, limit: Option<usize>);
+    /// True if sends from this box reach an inbox.
+    fn is_linked(&self) -> bool;
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError>;
     /// Removes the linkage out of this box if it leads to `dst`.
     fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>);
@@ -363,6 +365,10 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         for w in waiting {
             w.wake();
         }
+    }
+
+    fn is_linked(&self) -> bool {
+        lock(&self.resolved).is_some()
     }
 
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {

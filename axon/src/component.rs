@@ -459,6 +459,18 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// True if sends out of `outbox` currently reach an inbox (false: they
+    /// would be discarded, A4). Panics on an unknown outbox, as `send` does.
+    pub fn is_linked(&self, outbox: &str) -> bool {
+        match self.me.0.find(outbox, Direction::Outbox) {
+            Some(b) => b.is_linked(),
+            None => misuse(BoxError::NoSuchBox {
+                component: self.me.0.name.clone(),
+                name: outbox.to_owned(),
+            }),
+        }
+    }
+
     /// True if any inbox holds a message (A2).
     pub fn any_ready(&self) -> bool {
         self.me

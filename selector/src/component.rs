@@ -1,0 +1,127 @@
+//! The Selector component and how it is found (S1, S2, S8).
+
+use axon::{Boxes, CatError, Component, Control, Cx, Handle, Step};
+
+use crate::poll::{lock, Shared};
+use crate::request::Request;
+use crate::SelectorError;
+
+/// The CAT value under which a selector scheduler keeps its poller state.
+pub(crate) const STATE_VALUE: &str = "selector.state";
+
+/// Kamaelia's Selector: the service that tells components when their
+/// sockets are ready (S1–S8).
+///
+/// ## Boxes
+///
+/// | box | direction | carries | meaning |
+/// |---|---|---|---|
+/// | `notify` | inbox | [`Request`] | `newReader`/`newWriter`/`newExceptional` requests and their removals (S2) |
+/// | `control` | inbox | [`Control`] | `shutdown`: deregister the service names, end once no registrations are left (S8) |
+/// | `signal` | outbox | [`Control`] | `producerFinished` when it ends |
+///
+/// It sends [`Ready`](crate::Ready) notices to the `(component, inbox)` each
+/// request names, once per request (S3).
+///
+/// Found through the CAT as `selector` (its `notify`) and
+/// `selectorshutdown` (its `control`): use [`get_selector_services`].
+pub struct Selector {
+    shared: Shared,
+    shutting_down: bool,
+}
+
+impl std::fmt::Debug for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Selector(shutting_down: {})", self.shutting_down)
+    }
+}
+
+impl Component for Selector {
+    fn boxes(&self) -> Boxes {
+        Boxes::new()
+            .inbox::<Request>(
+                "notify",
+                "newReader/newWriter/newExceptional requests and their removals",
+            )
+            .inbox::<Control>(
+                "control",
+                "shutdown: deregister, end when no registrations are left",
+            )
+            .outbox::<Control>("signal", "producerFinished when the Selector ends")
+    }
+
+    fn name(&self) -> String {
+        "Selector".into()
+    }
+
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if cx.data_ready("notify") {
+            let mut state = lock(&self.shared);
+            while let Some(request) = cx.recv::<Request>("notify") {
+                state.request(request);
+            }
+        }
+        while let Some(msg) = cx.recv::<Control>("control") {
+            log::debug!("selector: {msg:?} received, shutting down");
+            if !self.shutting_down {
+                self.shutting_down = true;
+                // S8: the names go now; a later caller gets a new Selector.
+                let me = cx.me().clone();
+                for name in ["selector", "selectorshutdown"] {
+                    if let Ok((h, _)) = cx.cat().retrieve_service(name) {
+                        if h == me {
+                            let _ = cx.cat().deregister_service(name);
+                        }
+                    }
+                }
+            }
+        }
+        if self.shutting_down && lock(&self.shared).is_empty() {
+            let _ = cx.send(Control::ProducerFinished, "signal");
+            log::debug!("selector: ended");
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+/// Kamaelia's `Selector.getSelectorServices` (S1): the running Selector's
+/// handle from the CAT or, if there is none, a new one, registered under
+/// `selector` and `selectorshutdown`. The second value is `Some` when the
+/// Selector is new: the caller activates it (`cx.activate(&h)`).
+///
+/// Errors with [`SelectorError::NoReactor`] if the scheduler was not made by
+/// [`scheduler`](crate::scheduler) (so nothing polls for a Selector).
+pub fn get_selector_services(cat: &axon::Cat) -> Result<(Handle, Option<Handle>), SelectorError> {
+    match cat.retrieve_service("selector") {
+        Ok((h, _)) => return Ok((h, None)),
+        Err(CatError::NotFound(_)) => {}
+        Err(e) => return Err(SelectorError::Cat(e)),
+    }
+    let shared: Shared = cat
+        .retrieve_value(STATE_VALUE)
+        .map_err(|_| SelectorError::NoReactor)?;
+    let h = Handle::new(Selector {
+        shared,
+        shutting_down: false,
+    });
+    cat.register_service("selector", &h, "notify")
+        .map_err(SelectorError::Cat)?;
+    cat.register_service("selectorshutdown", &h, "control")
+        .map_err(SelectorError::Cat)?;
+    log::debug!("selector: new Selector service");
+    Ok((h.clone(), Some(h)))
+}
+
+/// For components: finds (S1) the Selector, activating it if new, and links
+/// `(me, outbox)` to its `notify` inbox.
+pub fn link_to_selector(cx: &mut Cx<'_>, outbox: &str) -> Result<Handle, SelectorError> {
+    let (selector, new) = get_selector_services(cx.cat())?;
+    if let Some(new) = new {
+        cx.activate(&new).map_err(SelectorError::Activate)?;
+    }
+    let me = cx.me().clone();
+    cx.link((&me, outbox), (&selector, "notify"))
+        .map_err(SelectorError::Link)?;
+    Ok(selector)
+}

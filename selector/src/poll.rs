@@ -1,0 +1,123 @@
+//! Everything that touches mio: the poller the state machine registers
+//! with, and the scheduler reactor that waits in `epoll_wait`.
+//!
+//! The reactor is how the Selector avoids a thread hop: the scheduler calls
+//! [`Reactor::park`] between rounds (zero timeout) and when it has nothing to
+//! run (no timeout), so socket readiness and component wake-ups are served
+//! by one thread, and an idle server blocks in the kernel.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axon::{Reactor, Unpark};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use crate::state::{Poller, Readiness, State};
+
+/// The token of the waker that other threads use to end a blocking poll.
+const WAKER: Token = Token(usize::MAX);
+
+/// [`Poller`] over a mio registry: edge-triggered, both directions.
+#[derive(Debug)]
+pub struct MioPoller(Registry);
+
+impl Poller for MioPoller {
+    fn register(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+        self.0.register(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
+
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+        self.0.deregister(&mut SourceFd(&fd))
+    }
+}
+
+/// The Selector state shared by the Selector component (requests) and the
+/// reactor (events). Both run on the scheduler's thread, so the lock is
+/// never contended.
+pub(crate) type Shared = Arc<Mutex<State<MioPoller>>>;
+
+pub(crate) fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, State<MioPoller>> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The scheduler reactor that polls for the Selector (see the module docs).
+pub struct SelectorReactor {
+    poll: Poll,
+    events: Events,
+    shared: Shared,
+    waker: Arc<Waker>,
+}
+
+impl std::fmt::Debug for SelectorReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SelectorReactor")
+    }
+}
+
+impl SelectorReactor {
+    pub(crate) fn new() -> io::Result<(SelectorReactor, Shared)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let registry = poll.registry().try_clone()?;
+        let shared = Arc::new(Mutex::new(State::new(MioPoller(registry))));
+        Ok((
+            SelectorReactor {
+                poll,
+                events: Events::with_capacity(1024),
+                shared: shared.clone(),
+                waker,
+            },
+            shared,
+        ))
+    }
+}
+
+struct WakerUnpark(Arc<Waker>);
+
+impl Unpark for WakerUnpark {
+    fn unpark(&self) {
+        if let Err(e) = self.0.wake() {
+            log::error!("selector: cannot wake the poller: {e}");
+        }
+    }
+}
+
+impl Reactor for SelectorReactor {
+    fn unparker(&mut self) -> Arc<dyn Unpark> {
+        Arc::new(WakerUnpark(self.waker.clone()))
+    }
+
+    fn park(&mut self, timeout: Option<Duration>) {
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("selector: poll failed: {e}");
+            }
+            return;
+        }
+        if self.events.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.shared);
+        for event in self.events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            let error = event.is_error();
+            state.event(
+                event.token().0,
+                Readiness {
+                    readable: event.is_readable() || event.is_read_closed() || error,
+                    writable: event.is_writable() || event.is_write_closed() || error,
+                    exceptional: error || event.is_priority(),
+                },
+            );
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The Selector's protocol state, independent of mio (S3–S7).
+//!
+//! Kamaelia's Selector is one-shot over a level-triggered `select()`. Here
+//! each source is registered with the poller once, for every direction,
+//! edge-triggered, and this module turns edges into Kamaelia's one-shot
+//! notices. Per source and direction it keeps:
+//!
+//! - `armed`: the notice waiting for the next readiness (a request);
+//! - `seen`: readiness arrived while nobody was armed.
+//!
+//! A request with `seen` set is answered at once (S6: the kernel will not
+//! repeat the edge, so the Selector remembers it); otherwise it arms. An
+//! edge fires the armed notice and disarms (S3), or sets `seen`. A second
+//! request while armed is ignored (S4). Removal disarms and is idempotent
+//! (S5); when nothing is armed any more the source is deregistered and its
+//! slot freed. Tokens carry a generation, so an event for a freed slot that
+//! was reused is recognised as stale and ignored (S7).
+//!
+//! The poller is a trait so that this state machine can be driven by tests
+//! with no sockets at all.
+
+use std::io;
+use std::os::fd::RawFd;
+
+use slab::Slab;
+
+use crate::request::{Kind, Notice, Ready, Request, Source, UNREGISTERED};
+
+/// What the state machine needs from the operating system's poller.
+pub trait Poller: Send + 'static {
+    /// Registers `fd` for readable and writable readiness, edge-triggered,
+    /// reporting `token`.
+    fn register(&mut self, fd: RawFd, token: usize) -> io::Result<()>;
+    /// Deregisters `fd`.
+    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+}
+
+/// Readiness reported by the poller for one token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Readable, or read side closed, or error.
+    pub readable: bool,
+    /// Writable, or write side closed, or error.
+    pub writable: bool,
+    /// Error or priority data.
+    pub exceptional: bool,
+}
+
+#[derive(Default)]
+struct Direction {
+    armed: Option<Notice>,
+    seen: bool,
+}
+
+struct Entry {
+    source: Source,
+    generation: u32,
+    dirs: [Direction; 3],
+}
+
+fn index(kind: Kind) -> usize {
+    match kind {
+        Kind::Reader => 0,
+        Kind::Writer => 1,
+        Kind::Exceptional => 2,
+    }
+}
+
+const SLOT_BITS: u32 = 32;
+const SLOT_MASK: usize = (1 << SLOT_BITS) - 1;
+
+/// The Selector's registrations (see the module docs).
+pub struct State<P> {
+    entries: Slab<Entry>,
+    poller: P,
+    generation: u32,
+}
+
+impl<P> std::fmt::Debug for State<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "State({} sources)", self.entries.len())
+    }
+}
+
+impl<P: Poller> State<P> {
+    /// An empty state over `poller`.
+    pub fn new(poller: P) -> Self {
+        State {
+            entries: Slab::new(),
+            poller,
+            generation: 0,
+        }
+    }
+
+    /// The number of registered sources.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no source is registered.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The poller (for tests that inspect it).
+    pub fn poller(&self) -> &P {
+        &self.poller
+    }
+
+    /// Applies one request (S2–S6).
+    pub fn request(&mut self, request: Request) {
+        match request {
+            Request::NewReader(n, s) => self.arm(Kind::Reader, n, s),
+            Request::NewWriter(n, s) => self.arm(Kind::Writer, n, s),
+            Request::NewExceptional(n, s) => self.arm(Kind::Exceptional, n, s),
+            Request::RemoveReader(s) => self.remove(Kind::Reader, &s),
+            Request::RemoveWriter(s) => self.remove(Kind::Writer, &s),
+            Request::RemoveExceptional(s) => self.remove(Kind::Exceptional, &s),
+        }
+    }
+
+    fn find(&self, source: &Source) -> Option<usize> {
+        let slot = source.slot();
+        match self.entries.get(slot) {
+            Some(e) if e.source.same(source) => Some(slot),
+            _ => None,
+        }
+    }
+
+    fn arm(&mut self, kind: Kind, notice: Notice, source: Source) {
+        let slot = match self.find(&source) {
+            Some(slot) => slot,
+            None => {
+                self.generation = self.generation.wrapping_add(1);
+                let generation = self.generation;
+                let entry = self.entries.vacant_entry();
+                let slot = entry.key();
+                let token = (generation as usize) << SLOT_BITS | slot;
+                if let Err(e) = self.poller.register(source.fd(), token) {
+                    // Tell the requester now: its own I/O call will report
+                    // the real error. Never a silent loss.
+                    log::warn!("selector: cannot register {source:?}: {e}");
+                    fire(&notice, &source);
+                    return;
+                }
+                log::trace!("selector: registered {source:?} as slot {slot}");
+                source.set_slot(slot);
+                entry.insert(Entry {
+                    source: source.clone(),
+                    generation,
+                    dirs: Default::default(),
+                });
+                slot
+            }
+        };
+        let dir = &mut self.entries[slot].dirs[index(kind)];
+        if dir.armed.is_some() {
+            return; // S4: first wins
+        }
+        if dir.seen {
+            dir.seen = false;
+            fire(&notice, &source);
+        } else {
+            dir.armed = Some(notice);
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, source: &Source) {
+        let Some(slot) = self.find(source) else {
+            return; // S5: not an error
+        };
+        let entry = &mut self.entries[slot];
+        // `seen` is kept: a later request must still hear of readiness that
+        // came before it (S6).
+        entry.dirs[index(kind)].armed = None;
+        if entry.dirs.iter().all(|d| d.armed.is_none()) {
+            let entry = self.entries.remove(slot);
+            entry.source.set_slot(UNREGISTERED);
+            if let Err(e) = self.poller.deregister(entry.source.fd()) {
+                log::trace!("selector: deregister {:?}: {e}", entry.source);
+            }
+            log::trace!("selector: removed {:?}", entry.source);
+        }
+    }
+
+    /// Applies the readiness the poller reported for `token` (S3, S6, S7).
+    pub fn event(&mut self, token: usize, readiness: Readiness) {
+        let slot = token & SLOT_MASK;
+        let generation = (token >> SLOT_BITS) as u32;
+        let Some(entry) = self.entries.get_mut(slot) else {
+            return; // S7: stale
+        };
+        if entry.generation != generation {
+            return; // S7: the slot now belongs to another source
+        }
+        for (kind, ready) in [
+            (Kind::Reader, readiness.readable),
+            (Kind::Writer, readiness.writable),
+            (Kind::Exceptional, readiness.exceptional),
+        ] {
+            if !ready {
+                continue;
+            }
+            let dir = &mut entry.dirs[index(kind)];
+            match dir.armed.take() {
+                Some(notice) => fire(&notice, &entry.source),
+                None => dir.seen = true,
+            }
+        }
+    }
+}
+
+fn fire(notice: &Notice, source: &Source) {
+    log::trace!("selector: notify {source:?}");
+    if notice.send(Ready(source.clone())).is_err() {
+        // Only a size-limited notice inbox can refuse; its owner already
+        // has a notice waiting there, which is all a one-shot promises.
+        log::debug!("selector: notice inbox for {source:?} is full");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axon::{Boxes, Endpoint};
+    use std::os::fd::AsRawFd;
+    use std::sync::Arc;
+
+    struct Fd(RawFd);
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0
+        }
+    }
+
+    #[derive(Default)]
+    struct FakePoller {
+        registered: Vec<(RawFd, usize)>,
+        fail: bool,
+    }
+
+    impl Poller for FakePoller {
+        fn register(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+            if self.fail {
+                return Err(io::Error::from_raw_os_error(9));
+            }
+            self.registered.push((fd, token));
+            Ok(())
+        }
+        fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+            self.registered.retain(|(f, _)| *f != fd);
+            Ok(())
+        }
+    }
+
+    fn client() -> Endpoint {
+        Endpoint::new(
+            "client",
+            Boxes::new()
+                .inbox::<Ready>("ReadReady", "")
+                .inbox::<Ready>("SendReady", ""),
+        )
+    }
+
+    fn notices(e: &Endpoint, inbox: &str) -> usize {
+        let mut n = 0;
+        while e.recv::<Ready>(inbox).unwrap().is_some() {
+            n += 1;
+        }
+        n
+    }
+
+    fn token(s: &State<FakePoller>, fd: RawFd) -> usize {
+        s.poller
+            .registered
+            .iter()
+            .find(|(f, _)| *f == fd)
+            .unwrap()
+            .1
+    }
+
+    const READ: Readiness = Readiness {
+        readable: true,
+        writable: false,
+        exceptional: false,
+    };
+
+    #[test]
+    fn s3_notice_is_one_shot() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        let t = token(&s, 7);
+        s.event(t, READ);
+        s.event(t, READ);
+        assert_eq!(notices(&c, "ReadReady"), 1, "one notice per request");
+        // The second edge was remembered (S6): asking again is answered.
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        assert_eq!(notices(&c, "ReadReady"), 1);
+    }
+
+    #[test]
+    fn s4_second_request_while_armed_is_ignored() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let other = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.request(Request::new_reader((other.handle(), "ReadReady"), &src).unwrap());
+        s.event(token(&s, 7), READ);
+        assert_eq!(notices(&c, "ReadReady"), 1);
+        assert_eq!(notices(&other, "ReadReady"), 0, "first wins");
+    }
+
+    #[test]
+    fn s5_removing_what_is_not_there_is_fine() {
+        let mut s = State::new(FakePoller::default());
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::RemoveReader(src.clone()));
+        s.request(Request::RemoveWriter(src));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn s6_readiness_seen_while_unarmed_answers_the_next_request() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_writer((c.handle(), "SendReady"), &src).unwrap());
+        // A read edge arrives while nobody asked for reads.
+        s.event(token(&s, 7), READ);
+        assert_eq!(notices(&c, "ReadReady"), 0);
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        assert_eq!(notices(&c, "ReadReady"), 1, "the remembered edge answers");
+        // Consumed: the next request waits for a new edge.
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        assert_eq!(notices(&c, "ReadReady"), 0);
+    }
+
+    #[test]
+    fn s6_removal_keeps_readiness_for_a_later_request() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_writer((c.handle(), "SendReady"), &src).unwrap());
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.request(Request::RemoveReader(src.clone()));
+        let t = token(&s, 7);
+        s.event(t, READ);
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        assert_eq!(notices(&c, "ReadReady"), 1);
+    }
+
+    #[test]
+    fn s7_events_for_a_removed_source_are_ignored_even_if_its_slot_is_reused() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let old = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &old).unwrap());
+        let stale = token(&s, 7);
+        s.request(Request::RemoveReader(old));
+        assert!(s.is_empty());
+        // Same descriptor number, same slot, new source.
+        let new = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &new).unwrap());
+        assert_ne!(token(&s, 7), stale);
+        s.event(stale, READ);
+        assert_eq!(notices(&c, "ReadReady"), 0, "stale event delivered");
+        s.event(token(&s, 7), READ);
+        assert_eq!(notices(&c, "ReadReady"), 1);
+    }
+
+    #[test]
+    fn s7_a_failed_registration_answers_at_once_and_leaves_nothing_behind() {
+        let mut s = State::new(FakePoller {
+            fail: true,
+            ..Default::default()
+        });
+        let c = client();
+        let src = Source::new(Arc::new(Fd(-1)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        assert_eq!(notices(&c, "ReadReady"), 1);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn s2_last_removal_deregisters_the_source() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(9)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.request(Request::new_writer((c.handle(), "SendReady"), &src).unwrap());
+        assert_eq!(s.poller().registered.len(), 1, "registered once for both");
+        s.request(Request::RemoveReader(src.clone()));
+        assert_eq!(s.len(), 1);
+        s.request(Request::RemoveWriter(src));
+        assert!(s.is_empty());
+        assert!(s.poller().registered.is_empty());
+    }
+}
