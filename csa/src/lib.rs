@@ -1,0 +1,403 @@
+//! # ConnectedSocketAdapter (CSA)
+//!
+//! Kamaelia's `Kamaelia.Internet.ConnectedSocketAdapter`: the component that
+//! owns one connected TCP socket, turns what it reads into messages out of
+//! `outbox` and writes what arrives in `inbox` (rules C1–C8 of
+//! `PROTOCOL.md`). It learns readiness from the Selector service
+//! ([`selector`]), asking again each time it meets `WouldBlock`.
+//!
+//! ## Boxes
+//!
+//! | box | direction | carries | meaning |
+//! |---|---|---|---|
+//! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: close now (C5) |
+//! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
+//! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
+//! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
+//! | `readShutdown` | outbox | [`Control`] | `socketShutdown` when the peer has shut down its write side (C7) |
+//! | `CreatorFeedback` | outbox | [`SocketShutdown`] | `socketShutdown(self, [sock, how_died])` when the connection ends (C6) |
+//! | `signal` | outbox | [`ShutdownCsa`] | `shutdownCSA(self, (self, sock))` when the connection ends (C6) |
+//! | `_selectorSignal` | outbox | [`Request`] | `newReader` / `newWriter` / `removeReader` / `removeWriter` to the Selector |
+//!
+//! ## Behaviour
+//!
+//! - **Start (C2).** Finds the Selector through the CAT, links
+//!   `_selectorSignal` to it, and assumes the socket readable and writable.
+//! - **Reading (C3).** Reads until `WouldBlock`, sending each chunk out of
+//!   `outbox`, then sends `newReader`. If `outbox` leads to a full inbox it
+//!   keeps the chunk and stops reading until woken by space freeing, so a
+//!   fast peer can never grow memory without bound. At most 16 chunks are
+//!   read per step so one busy connection cannot starve the others.
+//! - **Writing (C4).** Chunks from `inbox` are written in order (vectored
+//!   when several are queued); a partial write keeps the rest; on
+//!   `WouldBlock` it sends `newWriter` and waits. It takes from `inbox` only
+//!   while under 64 KiB is queued, and its `inbox` is bounded (16
+//!   messages), so a peer that never reads stalls the producer (A5) instead
+//!   of growing memory.
+//! - **Closing (C5, C6, C8).** On peer reset or any socket error, on
+//!   `shutdownMicroprocess`, or once everything is written after
+//!   `producerFinished`, it closes the socket, sends `socketShutdown` out of
+//!   `CreatorFeedback`, `shutdownCSA` out of `signal`, and `removeReader` /
+//!   `removeWriter` to the Selector, exactly once, and ends.
+//!
+//! ## Half-close (C7)
+//!
+//! When a read returns 0 bytes the peer has shut down its write side (or
+//! closed). The CSA stops reading and, **if its `readShutdown` outbox is
+//! linked**, sends [`Control::SocketShutdown`] out of it and keeps the
+//! connection open for writing: the handler (linked there by `ServerCore`)
+//! finishes its reply and sends `producerFinished`, upon which the CSA
+//! writes everything queued and closes. If `readShutdown` leads nowhere it
+//! behaves as Kamaelia: it writes what is already queued and closes.
+//!
+//! ## Names
+//!
+//! Kamaelia's `ConnectedSocketAdapter` is [`Csa`]; `socketShutdown` (to the
+//! creator) is [`SocketShutdown`]; `shutdownCSA` is [`ShutdownCsa`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use axon::{Boxes, Component, Control, Cx, Handle, Step};
+use mio::net::TcpStream;
+use selector::{Ready, Request, Source};
+
+/// Largest chunk read at once (C3).
+pub const CHUNK: usize = 32 * 1024;
+/// Bytes queued for writing above which `inbox` is left alone (C4, A5).
+pub const HIGH_WATER: usize = 64 * 1024;
+/// The size limit of a CSA's `inbox`, in messages.
+pub const INBOX_LIMIT: usize = 16;
+/// Reads per step before yielding to other components.
+const READS_PER_STEP: usize = 16;
+/// Most chunks handed to one vectored write.
+const MAX_IOV: usize = 64;
+
+/// Kamaelia `socketShutdown(csa, [sock, how_died])`, sent out of
+/// `CreatorFeedback` when the connection ends (C6).
+#[derive(Debug)]
+pub struct SocketShutdown {
+    /// The CSA that ended.
+    pub csa: Handle,
+    /// Its socket (already shut down).
+    pub source: Source,
+    /// `None` for an orderly close; the socket error otherwise (C8).
+    pub how_died: Option<io::Error>,
+}
+
+/// Kamaelia `shutdownCSA(csa, (csa, sock))`, sent out of `signal` when the
+/// connection ends (C6).
+#[derive(Clone, Debug)]
+pub struct ShutdownCsa {
+    /// The CSA that ended.
+    pub csa: Handle,
+    /// Its socket.
+    pub source: Source,
+}
+
+/// The ConnectedSocketAdapter component (see the crate docs).
+pub struct Csa {
+    stream: Arc<TcpStream>,
+    source: Source,
+    started: bool,
+    readable: bool,
+    writable: bool,
+    /// A `newReader` / `newWriter` is outstanding.
+    read_requested: bool,
+    write_requested: bool,
+    read_closed: bool,
+    finishing: bool,
+    pending: VecDeque<Vec<u8>>,
+    /// Bytes of `pending[0]` already written.
+    offset: usize,
+    pending_bytes: usize,
+    /// A chunk the outbox refused (C3).
+    held: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for Csa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Csa({:?})", self.source)
+    }
+}
+
+impl Csa {
+    /// Makes the CSA component for a connected, non-blocking socket, with
+    /// its `inbox` bounded to [`INBOX_LIMIT`]. Returns the handle and the
+    /// socket's [`Source`] (for Selector requests made on its behalf).
+    pub fn new(stream: TcpStream) -> (Handle, Source) {
+        let stream = Arc::new(stream);
+        let source = Source::new(stream.clone());
+        (Csa::with_source(stream, source.clone()), source)
+    }
+
+    /// As [`new`](Self::new), for a socket already shared with the Selector
+    /// as `source` (as `TCPClient` does while connecting).
+    pub fn with_source(stream: Arc<TcpStream>, source: Source) -> Handle {
+        let handle = Handle::new(Csa {
+            stream,
+            source,
+            started: false,
+            readable: true,
+            writable: true,
+            read_requested: false,
+            write_requested: false,
+            read_closed: false,
+            finishing: false,
+            pending: VecDeque::new(),
+            offset: 0,
+            pending_bytes: 0,
+            held: None,
+        });
+        // The CSA is the only declarer of this box: it exists.
+        let _ = handle.set_inbox_size("inbox", Some(INBOX_LIMIT));
+        handle
+    }
+
+    fn request(&mut self, cx: &mut Cx<'_>, kind: selector::Kind) {
+        let me = cx.me().clone();
+        let request = match kind {
+            selector::Kind::Reader => Request::new_reader((&me, "ReadReady"), &self.source),
+            _ => Request::new_writer((&me, "SendReady"), &self.source),
+        };
+        match request {
+            Ok(r) => {
+                let _ = cx.send(r, "_selectorSignal");
+            }
+            Err(e) => log::error!("csa: {e}"),
+        }
+    }
+
+    /// C4: write what is queued, refilling from `inbox` under the high
+    /// water mark.
+    fn flush(&mut self, cx: &mut Cx<'_>) -> io::Result<()> {
+        loop {
+            while self.pending_bytes < HIGH_WATER {
+                match cx.recv::<Vec<u8>>("inbox") {
+                    Some(chunk) if chunk.is_empty() => {}
+                    Some(chunk) => {
+                        self.pending_bytes += chunk.len();
+                        self.pending.push_back(chunk);
+                    }
+                    None => break,
+                }
+            }
+            if self.pending.is_empty() || !self.writable {
+                return Ok(());
+            }
+            let result = if self.pending.len() == 1 {
+                (&*self.stream).write(&self.pending[0][self.offset..])
+            } else {
+                let mut slices = Vec::with_capacity(self.pending.len().min(MAX_IOV));
+                slices.push(IoSlice::new(&self.pending[0][self.offset..]));
+                for chunk in self.pending.iter().skip(1).take(MAX_IOV - 1) {
+                    slices.push(IoSlice::new(chunk));
+                }
+                (&*self.stream).write_vectored(&slices)
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    if !self.write_requested {
+                        self.write_requested = true;
+                        self.request(cx, selector::Kind::Writer);
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn consume(&mut self, mut n: usize) {
+        self.pending_bytes -= n;
+        while n > 0 {
+            let left = self.pending[0].len() - self.offset;
+            if n >= left {
+                n -= left;
+                self.offset = 0;
+                self.pending.pop_front();
+            } else {
+                self.offset += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// C3: read until WouldBlock (or the step's share), respecting a full
+    /// outbox. Returns true if there is more to read right away.
+    fn read(&mut self, cx: &mut Cx<'_>) -> io::Result<bool> {
+        if let Some(chunk) = self.held.take() {
+            if let Err(full) = cx.send(chunk, "outbox") {
+                self.held = Some(full.into_inner());
+                return Ok(false); // woken when space frees (A6)
+            }
+        }
+        let mut reads = 0;
+        while self.readable && !self.read_closed {
+            if reads == READS_PER_STEP {
+                return Ok(true);
+            }
+            reads += 1;
+            match read_chunk(&self.stream) {
+                Ok(chunk) if chunk.is_empty() => {
+                    self.read_closed = true;
+                    log::trace!("csa {:?}: peer closed its write side", self.source);
+                    let _ = cx.send(Control::SocketShutdown, "readShutdown");
+                }
+                Ok(chunk) => {
+                    if let Err(full) = cx.send(chunk, "outbox") {
+                        self.held = Some(full.into_inner());
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    if !self.read_requested {
+                        self.read_requested = true;
+                        self.request(cx, selector::Kind::Reader);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// C6: everything that happens exactly once when the connection ends.
+    fn die(&mut self, cx: &mut Cx<'_>, how_died: Option<io::Error>) -> Step {
+        match &how_died {
+            Some(e) => log::debug!("csa {:?}: closed by error: {e}", self.source),
+            None => log::trace!("csa {:?}: closed", self.source),
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+        self.pending.clear();
+        self.held = None;
+        let me = cx.me().clone();
+        let _ = cx.send(Request::RemoveReader(self.source.clone()), "_selectorSignal");
+        let _ = cx.send(Request::RemoveWriter(self.source.clone()), "_selectorSignal");
+        let _ = cx.send(
+            SocketShutdown {
+                csa: me.clone(),
+                source: self.source.clone(),
+                how_died,
+            },
+            "CreatorFeedback",
+        );
+        let _ = cx.send(
+            ShutdownCsa {
+                csa: me,
+                source: self.source.clone(),
+            },
+            "signal",
+        );
+        Step::Done
+    }
+}
+
+thread_local! {
+    /// The read buffer, one per scheduler thread: an idle connection holds
+    /// none.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Reads one chunk. Small reads are copied out of the shared buffer; a
+/// large one takes the buffer itself (no copy) and a new one is made next
+/// time.
+fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
+    SCRATCH.with(|scratch| {
+        let mut buf = scratch.borrow_mut();
+        if buf.len() < CHUNK {
+            buf.resize(CHUNK, 0);
+        }
+        let n = (&*stream).read(&mut buf[..])?;
+        if n >= CHUNK / 4 {
+            let mut chunk = std::mem::take(&mut *buf);
+            chunk.truncate(n);
+            Ok(chunk)
+        } else {
+            Ok(buf[..n].to_vec())
+        }
+    })
+}
+
+impl Component for Csa {
+    fn boxes(&self) -> Boxes {
+        Boxes::new()
+            .inbox::<Vec<u8>>("inbox", "bytes to write to the socket")
+            .inbox::<Control>(
+                "control",
+                "producerFinished: flush then close; shutdownMicroprocess: close now",
+            )
+            .inbox::<Ready>("ReadReady", "the Selector's notice: readable")
+            .inbox::<Ready>("SendReady", "the Selector's notice: writable")
+            .outbox::<Vec<u8>>("outbox", "bytes read from the socket")
+            .outbox::<Control>(
+                "readShutdown",
+                "socketShutdown when the peer shut down its write side",
+            )
+            .outbox::<SocketShutdown>(
+                "CreatorFeedback",
+                "socketShutdown(self, [sock, how_died]) when the connection ends",
+            )
+            .outbox::<ShutdownCsa>("signal", "shutdownCSA(self, (self, sock)) when it ends")
+            .outbox::<Request>("_selectorSignal", "requests to the Selector")
+    }
+
+    fn name(&self) -> String {
+        "ConnectedSocketAdapter".into()
+    }
+
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if !self.started {
+            self.started = true;
+            if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
+                log::error!("csa: no Selector: {e}");
+                return self.die(cx, Some(io::Error::other(e.to_string())));
+            }
+        }
+        while cx.recv::<Ready>("ReadReady").is_some() {
+            self.readable = true;
+            self.read_requested = false;
+        }
+        while cx.recv::<Ready>("SendReady").is_some() {
+            self.writable = true;
+            self.write_requested = false;
+        }
+        while let Some(msg) = cx.recv::<Control>("control") {
+            if msg.is_producer_finished() {
+                self.finishing = true;
+            } else {
+                return self.die(cx, None); // shutdownMicroprocess: at once
+            }
+        }
+        if let Err(e) = self.flush(cx) {
+            return self.die(cx, Some(e));
+        }
+        let more = match self.read(cx) {
+            Ok(more) => more,
+            Err(e) => return self.die(cx, Some(e)),
+        };
+        let drained = self.pending.is_empty() && !cx.data_ready("inbox");
+        if drained && (self.finishing || (self.read_closed && !cx.is_linked("readShutdown"))) {
+            return self.die(cx, None);
+        }
+        if more {
+            Step::Continue
+        } else {
+            Step::Pause
+        }
+    }
+}
