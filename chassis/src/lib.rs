@@ -125,7 +125,11 @@ impl ServerCore {
     /// Binds now (so a port in use is an error here, T2) and returns the
     /// component; activate `Handle::new(core)` on a scheduler made by
     /// [`selector::scheduler`].
-    pub fn new<F>(protocol: F, addr: SocketAddr, options: ServerOptions) -> Result<ServerCore, BindError>
+    pub fn new<F>(
+        protocol: F,
+        addr: SocketAddr,
+        options: ServerOptions,
+    ) -> Result<ServerCore, BindError>
     where
         F: FnMut(&ConnectionInfo) -> Handle + Send + 'static,
     {
@@ -303,7 +307,11 @@ pub struct SimpleServer;
 impl SimpleServer {
     /// A ServerCore calling `protocol()` for each connection.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<F>(mut protocol: F, addr: SocketAddr, options: ServerOptions) -> Result<ServerCore, BindError>
+    pub fn new<F>(
+        mut protocol: F,
+        addr: SocketAddr,
+        options: ServerOptions,
+    ) -> Result<ServerCore, BindError>
     where
         F: FnMut() -> Handle + Send + 'static,
     {

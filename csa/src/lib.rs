@@ -286,8 +286,14 @@ impl Csa {
         self.pending.clear();
         self.held = None;
         let me = cx.me().clone();
-        let _ = cx.send(Request::RemoveReader(self.source.clone()), "_selectorSignal");
-        let _ = cx.send(Request::RemoveWriter(self.source.clone()), "_selectorSignal");
+        let _ = cx.send(
+            Request::RemoveReader(self.source.clone()),
+            "_selectorSignal",
+        );
+        let _ = cx.send(
+            Request::RemoveWriter(self.source.clone()),
+            "_selectorSignal",
+        );
         let _ = cx.send(
             SocketShutdown {
                 csa: me.clone(),

@@ -39,7 +39,10 @@ use selector::{Ready, Request, Source};
 enum Phase {
     Start,
     Connecting(Arc<TcpStream>, Source),
-    Connected { csa: Handle, control: Option<Postbox<Control>> },
+    Connected {
+        csa: Handle,
+        control: Option<Postbox<Control>>,
+    },
     Done,
 }
 
@@ -106,7 +109,10 @@ impl Component for TcpClient {
             .inbox::<SocketShutdown>("_socketFeedback", "the CSA's CreatorFeedback")
             .inbox::<Ready>("_connectReady", "the Selector's notice: connect finished")
             .outbox::<Vec<u8>>("outbox", "bytes from the server")
-            .outbox::<Control>("signal", "producerFinished at the end; shutdownMicroprocess if the connect failed")
+            .outbox::<Control>(
+                "signal",
+                "producerFinished at the end; shutdownMicroprocess if the connect failed",
+            )
             .outbox::<Request>("_selectorSignal", "requests to the Selector")
     }
 

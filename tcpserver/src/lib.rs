@@ -228,7 +228,9 @@ impl TcpServer {
     }
 
     fn at_limit(&self) -> bool {
-        self.options.max_connections.is_some_and(|max| self.open >= max)
+        self.options
+            .max_connections
+            .is_some_and(|max| self.open >= max)
     }
 
     /// One bounded accept round (T4, T5, T8). True if more may be waiting.
@@ -279,7 +281,10 @@ impl TcpServer {
 
     fn new_connection(&mut self, cx: &mut Cx<'_>, stream: mio::net::TcpStream, peer: SocketAddr) {
         if !cx.is_linked("protocolHandlerSignal") {
-            log::warn!("tcpserver {}: nothing handles new connections; closing {peer}", self.local_addr);
+            log::warn!(
+                "tcpserver {}: nothing handles new connections; closing {peer}",
+                self.local_addr
+            );
             return;
         }
         if self.options.nodelay {
@@ -336,7 +341,10 @@ impl TcpServer {
     /// T7.
     fn stop(&mut self, cx: &mut Cx<'_>) -> Step {
         log::info!("tcpserver {}: stopping", self.local_addr);
-        let _ = cx.send(Request::RemoveReader(self.source.clone()), "_selectorSignal");
+        let _ = cx.send(
+            Request::RemoveReader(self.source.clone()),
+            "_selectorSignal",
+        );
         let _ = cx.send(Control::Shutdown, "_selectorShutdownSignal");
         self.listener = None;
         let _ = cx.send(Control::ProducerFinished, "signal");
@@ -358,12 +366,18 @@ impl Component for TcpServer {
     fn boxes(&self) -> Boxes {
         Boxes::new()
             .inbox::<Control>("control", "serverShutdown: stop listening and end")
-            .inbox::<Ready>("newconnection", "the Selector's notice: connections are waiting")
+            .inbox::<Ready>(
+                "newconnection",
+                "the Selector's notice: connections are waiting",
+            )
             .inbox::<SocketShutdown>("_feedbackFromCSA", "socketShutdown from our CSAs")
             .outbox::<ServerEvent>("protocolHandlerSignal", "newCSA / shutdownCSA")
             .outbox::<Control>("signal", "producerFinished when the server ends")
             .outbox::<Request>("_selectorSignal", "requests to the Selector's notify")
-            .outbox::<Control>("_selectorShutdownSignal", "shutdown to the Selector's control")
+            .outbox::<Control>(
+                "_selectorShutdownSignal",
+                "shutdown to the Selector's control",
+            )
     }
 
     fn name(&self) -> String {
