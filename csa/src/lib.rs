@@ -133,6 +133,7 @@ impl Csa {
     /// Makes the CSA component for a connected, non-blocking socket, with
     /// its `inbox` bounded to [`INBOX_LIMIT`]. Returns the handle and the
     /// socket's [`Source`] (for Selector requests made on its behalf).
+    #[allow(clippy::new_ret_no_self)]
     pub fn new(stream: TcpStream) -> (Handle, Source) {
         let stream = Arc::new(stream);
         let source = Source::new(stream.clone());

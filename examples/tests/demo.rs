@@ -1,0 +1,638 @@
+//! End-to-end tests of the `selector-demo` binary.
+//!
+//! Each test runs the real executable (`CARGO_BIN_EXE_selector-demo`) as a
+//! child process on loopback with `--port 0`, reads the real port from the
+//! first stdout line, and talks to it over TCP with only `std`. Together they
+//! prove the demo's command line (help, argument errors, the
+//! `listening on HOST:PORT` line, a port in use being a clear error, T2), the
+//! echo protocol (byte-exact under many concurrent clients, and half-close
+//! getting the whole reply then EOF, C7), the chat protocol (each line goes
+//! to every other client and not back to its sender), and graceful shutdown
+//! on SIGTERM (exit code 0, clients see EOF).
+//!
+//! Nothing here sleeps to synchronise: every wait is a read or a channel
+//! receive with a deadline, every loop is bounded in count and time, and a
+//! guard kills the child process even when a test fails.
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait (start-up, a reply, an exit) may take.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+fn demo() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_selector-demo"));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Everything a child's pipe has produced so far, collected on a background
+/// thread so the child can never block on a full pipe.
+struct Drained {
+    buf: Arc<Mutex<Vec<u8>>>,
+    eof: mpsc::Receiver<()>,
+}
+
+impl Drained {
+    fn text(&self) -> String {
+        text(&self.buf)
+    }
+
+    /// Waits (at most `DEADLINE`) until the pipe has been read to its end,
+    /// then returns all of it.
+    fn finish(self) -> String {
+        let _ = self.eof.recv_timeout(DEADLINE);
+        self.text()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
+    let (tx, eof) = mpsc::channel();
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = tx.send(());
+    });
+    Drained { buf, eof }
+}
+
+fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
+}
+
+/// A running demo. Dropping it kills and reaps the child.
+struct Demo {
+    child: Child,
+    first_line: String,
+    addr: SocketAddr,
+    stderr: Drained,
+}
+
+impl Demo {
+    /// Starts `selector-demo --host 127.0.0.1 --port 0 <extra>` and waits
+    /// (with a deadline) for its `listening on` line.
+    fn start(extra: &[&str]) -> Demo {
+        let mut child = demo()
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .spawn()
+            .expect("spawn selector-demo");
+        let stdout = child.stdout.take().expect("child stdout");
+        let stderr = drain(child.stderr.take().expect("child stderr"));
+        // Read the first line on a thread so a silent child cannot hang us;
+        // the thread then keeps draining stdout.
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let res = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(res);
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        // Build the guard first so the child dies if anything below panics.
+        let mut demo = Demo {
+            child,
+            first_line: String::new(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+        };
+        let line = match rx.recv_timeout(DEADLINE) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading the demo's stdout: {e}"),
+            Err(_) => panic!(
+                "no first stdout line within {DEADLINE:?}; stderr: {}",
+                demo.stderr.text()
+            ),
+        };
+        assert!(
+            line.ends_with('\n'),
+            "first stdout line {line:?} is incomplete (child exited?); stderr: {}",
+            demo.stderr.text()
+        );
+        let line = line.trim_end_matches('\n').to_string();
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| {
+                panic!("first stdout line {line:?} is not `listening on HOST:PORT`")
+            });
+        demo.first_line = line;
+        demo.addr = addr;
+        demo
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr)
+            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.addr));
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s.set_write_timeout(Some(DEADLINE)).unwrap();
+        s
+    }
+
+    /// Waits for the child to exit, at most `DEADLINE`.
+    fn wait_exit(&mut self) -> ExitStatus {
+        wait_with_deadline(&mut self.child).unwrap_or_else(|| {
+            panic!(
+                "demo did not exit within {DEADLINE:?}; stderr: {}",
+                self.stderr.text()
+            )
+        })
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `try_wait` in a bounded loop: there is no other event to wait on
+/// for a process exit with only std.
+fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    for _ in 0..2_000 {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if start.elapsed() > DEADLINE {
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// The outcome of a run of the demo expected to exit by itself.
+struct Finished {
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the demo with `args` and waits (with a deadline) for it to exit.
+/// The child is killed if it does not.
+fn run_to_exit(args: &[&str]) -> Finished {
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(demo().args(args).spawn().expect("spawn selector-demo"));
+    let stdout = drain(child.0.stdout.take().unwrap());
+    let stderr = drain(child.0.stderr.take().unwrap());
+    let status = wait_with_deadline(&mut child.0).unwrap_or_else(|| {
+        panic!(
+            "selector-demo {args:?} did not exit within {DEADLINE:?}; stdout: {}; stderr: {}",
+            stdout.text(),
+            stderr.text()
+        )
+    });
+    // The pipes close when the child exits: collect them to their end.
+    Finished {
+        status,
+        stdout: stdout.finish(),
+        stderr: stderr.finish(),
+    }
+}
+
+// ---------------------------------------------------------------- command line
+
+#[test]
+fn demo_help_explains_every_option() {
+    for flag in ["--help", "-h"] {
+        let out = run_to_exit(&[flag]);
+        assert!(
+            out.status.success(),
+            "{flag}: exit {:?}; stderr: {}",
+            out.status,
+            out.stderr
+        );
+        for word in ["--host", "--port", "--protocol", "echo", "chat"] {
+            assert!(
+                out.stdout.contains(word),
+                "{flag}: help does not mention {word:?}:\n{}",
+                out.stdout
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_rejects_bad_arguments() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--frobnicate"], "--frobnicate"),
+        (&["--port", "not-a-port"], "--port"),
+        (&["--port", "70000"], "--port"),
+        (&["--port"], "--port"),
+        (&["--host", "not-an-ip", "--port", "0"], "--host"),
+        (&["--protocol", "telnet", "--port", "0"], "telnet"),
+    ];
+    for (args, mentions) in cases {
+        let out = run_to_exit(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} was accepted: exit {:?}; stdout: {}",
+            out.status,
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains("selector-demo") && out.stderr.contains(mentions),
+            "{args:?}: stderr does not explain the error (expected {mentions:?}):\n{}",
+            out.stderr
+        );
+        assert!(
+            !out.stdout.contains("listening on"),
+            "{args:?}: started listening anyway: {}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn demo_first_line_is_listening_on_host_port() {
+    for protocol in ["echo", "chat"] {
+        let demo = Demo::start(&["--protocol", protocol]);
+        assert_ne!(demo.addr.port(), 0, "{protocol}: reported port 0");
+        assert_eq!(
+            demo.first_line,
+            format!("listening on 127.0.0.1:{}", demo.addr.port())
+        );
+        // And the port is real: something accepts there.
+        let mut s = demo.connect();
+        if protocol == "echo" {
+            s.write_all(b"x").unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"x");
+        }
+    }
+}
+
+#[test]
+fn demo_port_in_use_is_a_clear_error() {
+    // Rule T2: binding a port that is taken fails at once, saying which.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = run_to_exit(&["--host", "127.0.0.1", "--port", &port.to_string()]);
+    assert!(
+        !out.status.success(),
+        "port {port} in use but the demo exited {:?}; stdout: {}",
+        out.status,
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("listening on"),
+        "claims to listen on a taken port: {}",
+        out.stdout
+    );
+    let addr = format!("127.0.0.1:{port}");
+    assert!(
+        out.stderr.contains(&addr),
+        "stderr does not name {addr}:\n{}",
+        out.stderr
+    );
+    drop(taken);
+}
+
+// ------------------------------------------------------------------------ echo
+
+/// A per-client, per-offset byte pattern that differs between clients.
+fn pattern(client: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 31 + client * 7 + (i >> 8)) % 251) as u8)
+        .collect()
+}
+
+#[test]
+fn demo_echo_serves_many_concurrent_clients_byte_exact() {
+    const CLIENTS: usize = 50;
+    const BYTES: usize = 100 * 1024;
+    let demo = Demo::start(&["--protocol", "echo"]);
+    let addr = demo.addr;
+    let workers: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            thread::spawn(move || -> Result<(), String> {
+                let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+                s.set_read_timeout(Some(DEADLINE)).unwrap();
+                s.set_write_timeout(Some(DEADLINE)).unwrap();
+                let data = pattern(client, BYTES);
+                let start = Instant::now();
+                let mut sent = 0;
+                let mut piece = 0;
+                // Pieces of varying size; each piece is read back before the
+                // next is sent, so neither side's buffers can deadlock.
+                while sent < BYTES {
+                    if start.elapsed() > DEADLINE * 3 {
+                        return Err(format!("client {client}: too slow, {sent} bytes done"));
+                    }
+                    let len = (1 + (piece * 977 + client * 131) % 8192).min(BYTES - sent);
+                    s.write_all(&data[sent..sent + len])
+                        .map_err(|e| format!("client {client}: write at {sent}: {e}"))?;
+                    let mut back = vec![0u8; len];
+                    s.read_exact(&mut back)
+                        .map_err(|e| format!("client {client}: read at {sent}: {e}"))?;
+                    if back != data[sent..sent + len] {
+                        let i = back
+                            .iter()
+                            .zip(&data[sent..])
+                            .position(|(a, b)| a != b)
+                            .unwrap();
+                        return Err(format!(
+                            "client {client}: byte {} echoed as {} instead of {}",
+                            sent + i,
+                            back[i],
+                            data[sent + i]
+                        ));
+                    }
+                    sent += len;
+                    piece += 1;
+                }
+                // Nothing extra comes back.
+                s.shutdown(Shutdown::Write)
+                    .map_err(|e| format!("client {client}: shutdown: {e}"))?;
+                let mut rest = Vec::new();
+                s.read_to_end(&mut rest)
+                    .map_err(|e| format!("client {client}: waiting for EOF: {e}"))?;
+                if !rest.is_empty() {
+                    return Err(format!(
+                        "client {client}: {} unexpected extra bytes",
+                        rest.len()
+                    ));
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    let errors: Vec<String> = workers
+        .into_iter()
+        .filter_map(|w| match w.join() {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some("a client thread panicked".into()),
+        })
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{} of {CLIENTS} clients failed: {errors:#?}\nstderr: {}",
+        errors.len(),
+        demo.stderr.text()
+    );
+}
+
+#[test]
+fn demo_echo_half_close_gets_full_reply_then_eof() {
+    // Rule C7: after the client shuts down its write side, the whole reply
+    // still arrives, then EOF.
+    const BYTES: usize = 1024 * 1024;
+    let demo = Demo::start(&["--protocol", "echo"]);
+    let s = demo.connect();
+    let data = pattern(3, BYTES);
+    let mut writer = s.try_clone().unwrap();
+    let to_send = data.clone();
+    // Write on another thread while this one reads, so a full socket buffer
+    // on either side cannot deadlock the test.
+    let sender = thread::spawn(move || -> io::Result<()> {
+        for piece in to_send.chunks(64 * 1024) {
+            writer.write_all(piece)?;
+        }
+        writer.shutdown(Shutdown::Write)
+    });
+    let mut reader = s;
+    let mut back = Vec::with_capacity(BYTES);
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        assert!(
+            start.elapsed() < DEADLINE * 3,
+            "only {} of {BYTES} bytes echoed before the deadline",
+            back.len()
+        );
+        assert!(back.len() <= BYTES, "more bytes echoed than sent");
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => back.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "read after {} of {BYTES} bytes (no EOF in time?): {e}; stderr: {}",
+                back.len(),
+                demo.stderr.text()
+            ),
+        }
+    }
+    sender
+        .join()
+        .expect("sender thread")
+        .expect("sending 1 MiB then shutdown(Write)");
+    assert_eq!(back.len(), BYTES, "EOF before the whole reply");
+    if let Some(i) = back.iter().zip(&data).position(|(a, b)| a != b) {
+        panic!("byte {i} echoed as {} instead of {}", back[i], data[i]);
+    }
+}
+
+// ------------------------------------------------------------------------ chat
+
+/// A chat connection read line by line with a deadline.
+struct ChatPeer {
+    name: &'static str,
+    stream: TcpStream,
+    partial: Vec<u8>,
+}
+
+impl ChatPeer {
+    fn new(name: &'static str, stream: TcpStream) -> ChatPeer {
+        ChatPeer {
+            name,
+            stream,
+            partial: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(line.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: send {line:?}: {e}", self.name));
+    }
+
+    /// The next complete line, or `None` if none arrives within `wait`.
+    /// Panics on EOF or a socket error.
+    fn line_within(&mut self, wait: Duration) -> Option<String> {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=end).collect();
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            let left = wait.checked_sub(start.elapsed())?;
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => panic!("{}: EOF from the chat server", self.name),
+                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => panic!("{}: read: {e}", self.name),
+            }
+        }
+    }
+
+    /// The next line that is not a join probe, within `DEADLINE`.
+    fn next_message(&mut self) -> String {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE
+                .checked_sub(start.elapsed())
+                .unwrap_or(Duration::ZERO);
+            match self.line_within(left) {
+                Some(line) if line.starts_with("probe ") => continue,
+                Some(line) => return line,
+                None => panic!("{}: no message within {DEADLINE:?}", self.name),
+            }
+        }
+    }
+}
+
+/// Makes sure `receivers` have all joined the chat: `sender` sends probe
+/// lines until each receiver has seen one of them. Pacing comes from the
+/// receivers' read timeouts, not from sleeps.
+fn await_joined(sender: &mut ChatPeer, receivers: &mut [&mut ChatPeer]) {
+    let start = Instant::now();
+    let mut seen = vec![false; receivers.len()];
+    let prefix = format!("probe {} ", sender.name);
+    for n in 0..1_000 {
+        if start.elapsed() > DEADLINE {
+            break;
+        }
+        sender.send(&format!("{prefix}{n}\n"));
+        for (r, seen) in receivers.iter_mut().zip(seen.iter_mut()) {
+            // Drain whatever has arrived, waiting a little for this probe.
+            while let Some(line) = r.line_within(Duration::from_millis(20)) {
+                assert!(
+                    line.starts_with("probe "),
+                    "{}: unexpected line {line:?} during the join handshake",
+                    r.name
+                );
+                if line.starts_with(&prefix) {
+                    *seen = true;
+                }
+            }
+        }
+        if seen.iter().all(|&s| s) {
+            return;
+        }
+    }
+    let missing: Vec<_> = receivers
+        .iter()
+        .zip(&seen)
+        .filter(|(_, &s)| !s)
+        .map(|(r, _)| r.name)
+        .collect();
+    panic!(
+        "{:?} never received a probe from {} within {DEADLINE:?}",
+        missing, sender.name
+    );
+}
+
+#[test]
+fn demo_chat_sends_each_line_to_the_others() {
+    let demo = Demo::start(&["--protocol", "chat"]);
+    let mut a = ChatPeer::new("a", demo.connect());
+    let mut b = ChatPeer::new("b", demo.connect());
+    let mut c = ChatPeer::new("c", demo.connect());
+    // b and c receive (from a); a receives (from b): all three have joined.
+    await_joined(&mut a, &mut [&mut b, &mut c]);
+    await_joined(&mut b, &mut [&mut a]);
+
+    // A line from a, written in two pieces, reaches b and c whole.
+    a.send("hello from ");
+    a.send("a\n");
+    assert_eq!(b.next_message(), "hello from a\n");
+    assert_eq!(c.next_message(), "hello from a\n");
+
+    // b answers only after it has a's line, so if a's line had been sent
+    // back to a it would come before this one.
+    b.send("reply from b\n");
+    assert_eq!(
+        a.next_message(),
+        "reply from b\n",
+        "the sender got its own line back"
+    );
+    assert_eq!(c.next_message(), "reply from b\n");
+
+    // Same from c, with two lines in one write.
+    c.send("one from c\ntwo from c\n");
+    for peer in [&mut a, &mut b] {
+        assert_eq!(peer.next_message(), "one from c\n", "{}", peer.name);
+        assert_eq!(peer.next_message(), "two from c\n", "{}", peer.name);
+    }
+    a.send("last from a\n");
+    assert_eq!(b.next_message(), "last from a\n");
+    assert_eq!(
+        c.next_message(),
+        "last from a\n",
+        "c got its own lines back"
+    );
+    // An incomplete line is not sent on.
+    b.send("no newline yet");
+    a.send("after the partial\n");
+    assert_eq!(c.next_message(), "after the partial\n");
+}
+
+// -------------------------------------------------------------------- shutdown
+
+#[test]
+fn demo_sigterm_exits_zero() {
+    let mut demo = Demo::start(&["--protocol", "echo"]);
+    let mut client = demo.connect();
+    // Make sure the connection is being served before the signal.
+    client.write_all(b"ping").unwrap();
+    let mut back = [0u8; 4];
+    client.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"ping");
+
+    let pid = demo.child.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(kill.success(), "kill -TERM {pid} failed: {kill:?}");
+
+    let status = demo.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit after SIGTERM: {status:?}; stderr: {}",
+        demo.stderr.text()
+    );
+    // The client's connection was closed cleanly: EOF, not a reset or a
+    // hang.
+    let mut rest = Vec::new();
+    match client.read_to_end(&mut rest) {
+        Ok(_) => assert!(rest.is_empty(), "unexpected bytes after SIGTERM: {rest:?}"),
+        Err(e) => panic!("client did not see EOF after SIGTERM: {e}"),
+    }
+}

@@ -1,0 +1,203 @@
+//! ConnectedSocketAdapter rules C1–C8 over real loopback sockets (C2 and C6
+//! message sequences are in `tcpserver.rs`).
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::Shutdown;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axon::{Boxes, Component, Control, Cx, Handle, Step};
+use chassis::ServerOptions;
+use util::*;
+
+#[test]
+fn c1_boxes_are_kamaelias() {
+    let (_addr, _core, _running) = echo_server();
+    let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    drop(b);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (csa, _src) = csa::Csa::new(mio::net::TcpStream::from_std(client));
+    let names: Vec<String> = csa.boxes().into_iter().map(|b| b.name).collect();
+    for name in [
+        "inbox",
+        "control",
+        "ReadReady",
+        "SendReady",
+        "outbox",
+        "CreatorFeedback",
+        "signal",
+        "_selectorSignal",
+        "readShutdown",
+    ] {
+        assert!(names.iter().any(|n| n == name), "missing box {name}");
+    }
+}
+
+/// Sends `total` bytes of a pattern in 64 KiB chunks, honouring "no space
+/// in box", then producerFinished: the close must wait for every byte (C5).
+struct Blaster {
+    data: Vec<u8>,
+    sent: usize,
+}
+
+impl Component for Blaster {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<Vec<u8>, Vec<u8>>()
+    }
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        while self.sent < self.data.len() {
+            let end = (self.sent + 64 * 1024).min(self.data.len());
+            let chunk = self.data[self.sent..end].to_vec();
+            if cx.send(chunk, "outbox").is_err() {
+                return Step::Pause; // woken when the CSA takes one (A6)
+            }
+            self.sent = end;
+        }
+        let _ = cx.send(Control::ProducerFinished, "signal");
+        Step::Done
+    }
+}
+
+#[test]
+fn c5_producer_finished_flushes_4_mib_to_a_slow_reader_before_closing() {
+    const TOTAL: usize = 4 * 1024 * 1024;
+    let data = pattern(5, TOTAL);
+    let expected = data.clone();
+    let (addr, _core, _running) = server_with(
+        move || {
+            Handle::new(Blaster {
+                data: data.clone(),
+                sent: 0,
+            })
+        },
+        ServerOptions::default(),
+    );
+    let mut client = connect(addr);
+    let mut got = Vec::with_capacity(TOTAL);
+    let mut buf = [0u8; 4096];
+    let mut reads = 0u64;
+    loop {
+        let n = client.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        reads += 1;
+        if reads % 64 == 0 {
+            // A slow reader: the server's socket buffer fills and its
+            // writes meet WouldBlock many times over.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    assert_eq!(got.len(), TOTAL, "bytes lost before the close");
+    assert!(got == expected, "bytes corrupted or reordered");
+}
+
+#[test]
+fn c5_shutdown_microprocess_closes_at_once() {
+    struct Closer;
+    impl Component for Closer {
+        fn boxes(&self) -> Boxes {
+            Boxes::standard::<Vec<u8>, Vec<u8>>()
+        }
+        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+            if cx.recv::<Vec<u8>>("inbox").is_some() {
+                let _ = cx.send(Control::ShutdownMicroprocess, "signal");
+                return Step::Done;
+            }
+            Step::Pause
+        }
+    }
+    let (addr, _core, _running) = server_with(|| Handle::new(Closer), ServerOptions::default());
+    let mut client = connect(addr);
+    client.write_all(b"bye").unwrap();
+    assert!(sees_eof(&mut client));
+}
+
+#[test]
+fn c7_half_close_gets_the_full_reply_then_eof() {
+    let (addr, _core, _running) = echo_server();
+    let mut client = connect(addr);
+    let request = pattern(7, 1024 * 1024);
+    let writer = {
+        let mut w = client.try_clone().unwrap();
+        let request = request.clone();
+        std::thread::spawn(move || {
+            w.write_all(&request).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let reply = read_to_eof(&mut client);
+    writer.join().unwrap();
+    assert_eq!(reply.len(), request.len());
+    assert!(reply == request);
+}
+
+/// A handler that never reads its inbox.
+struct Deaf;
+impl Component for Deaf {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<Vec<u8>, Vec<u8>>()
+    }
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if cx.recv::<Control>("control").is_some() {
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn c3_a_peer_faster_than_its_handler_is_held_back_not_buffered() {
+    let handlers = Arc::new(Mutex::new(Vec::new()));
+    let made = handlers.clone();
+    let (addr, _core, _running) = server_with(
+        move || {
+            let h = Handle::new(Deaf);
+            made.lock().unwrap().push(h.clone());
+            h
+        },
+        ServerOptions::default(),
+    );
+    let mut client = connect(addr);
+    client.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let chunk = vec![0u8; 1024 * 1024];
+    let mut written = 0usize;
+    // Bounded: at most 256 MiB offered, stopping at the first blocked write.
+    while written < 256 * 1024 * 1024 {
+        match client.write(&chunk) {
+            Ok(n) => written += n,
+            Err(e) => {
+                assert!(
+                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    "{e}"
+                );
+                break;
+            }
+        }
+    }
+    assert!(written < 64 * 1024 * 1024, "the server took {written} bytes from a peer whose handler reads nothing");
+    let handler = handlers.lock().unwrap()[0].clone();
+    assert!(handler.inbox_len("inbox") <= chassis::HANDLER_INBOX_LIMIT);
+}
+
+#[test]
+fn c8_a_peer_reset_mid_stream_disturbs_no_one_else() {
+    let (addr, _core, _running) = echo_server();
+    let mut steady = connect(addr);
+    round_trip(&mut steady, b"before");
+    for i in 0..20 {
+        let mut rude = connect(addr);
+        rude.write_all(&pattern(i, 200 * 1024)).unwrap();
+        // SO_LINGER 0: close sends a reset, with echo output still queued.
+        socket2::SockRef::from(&rude).set_linger(Some(Duration::ZERO)).unwrap();
+        drop(rude);
+        round_trip(&mut steady, format!("during {i}").as_bytes());
+    }
+    let mut fresh = connect(addr);
+    round_trip(&mut fresh, b"after");
+    round_trip(&mut steady, b"after");
+}

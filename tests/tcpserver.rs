@@ -1,0 +1,201 @@
+//! TCPServer rules T1–T8, over real loopback sockets.
+
+mod util;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use axon::{link, Boxes, Control, Endpoint, Handle};
+use chassis::ServerOptions;
+use tcpserver::{ServerEvent, TcpServer};
+use util::*;
+
+fn probe() -> Endpoint {
+    Endpoint::new(
+        "probe",
+        Boxes::new()
+            .inbox::<ServerEvent>("events", "protocolHandlerSignal")
+            .inbox::<Vec<u8>>("data", "a CSA's outbox")
+            .inbox::<csa::ShutdownCsa>("csaSignal", "a CSA's signal")
+            .inbox::<Control>("serverSignal", "the server's signal"),
+    )
+}
+
+#[test]
+fn t1_boxes_are_kamaelias() {
+    let server = Handle::new(TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap());
+    let names: Vec<String> = server.boxes().into_iter().map(|b| b.name).collect();
+    for name in [
+        "control",
+        "newconnection",
+        "_feedbackFromCSA",
+        "protocolHandlerSignal",
+        "signal",
+        "_selectorSignal",
+        "_selectorShutdownSignal",
+    ] {
+        assert!(names.iter().any(|n| n == name), "missing box {name}");
+    }
+}
+
+#[test]
+fn t2_port_zero_gives_a_real_port() {
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+    assert_ne!(server.local_addr().port(), 0);
+    // And something is listening there.
+    std::net::TcpStream::connect(server.local_addr()).unwrap();
+}
+
+#[test]
+fn t2_bind_to_a_port_in_use_is_an_error_naming_the_address() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let options = ServerOptions {
+        reuse_address: false,
+        ..ServerOptions::default()
+    };
+    let err = TcpServer::bind(addr, options).unwrap_err();
+    assert_eq!(err.addr, addr);
+    assert_eq!(err.error.kind(), std::io::ErrorKind::AddrInUse);
+    assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    // SO_REUSEADDR does not let two listeners share a port either.
+    assert!(TcpServer::bind(addr, ServerOptions::default()).is_err());
+}
+
+#[test]
+fn t4_t6_new_connection_and_close_message_sequences() {
+    let scheduler = selector::scheduler().unwrap();
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = probe();
+    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    scheduler.activate(&server).unwrap();
+    let running = Running::start(scheduler);
+
+    let mut client = connect(addr);
+    // T4: newCSA(self, csa, sock), the CSA not yet activated, its
+    // CreatorFeedback linked to the server's _feedbackFromCSA.
+    let event = probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap().expect("newCSA");
+    let ServerEvent::NewCsa(new) = event else {
+        panic!("expected newCSA first, got {event:?}");
+    };
+    assert_eq!(new.server, server);
+    assert_eq!(new.peer, client.local_addr().unwrap());
+    assert_eq!(new.local, addr);
+    assert!(!new.csa.is_activated(), "the receiver of newCSA activates it");
+    assert!(server.links().iter().any(|l| l.is_from(&new.csa, "CreatorFeedback")));
+
+    // Wire it as ServerCore would, minus the handler.
+    link((&new.csa, "outbox"), (probe.handle(), "data")).unwrap();
+    link((&new.csa, "signal"), (probe.handle(), "csaSignal")).unwrap();
+    running.handle.activate(&new.csa).unwrap();
+    client.write_all(b"hello").unwrap();
+    assert_eq!(probe.recv_timeout::<Vec<u8>>("data", DEADLINE).unwrap().unwrap(), b"hello");
+
+    // Peer closes: the CSA says shutdownCSA (C6), the server shutdownCSA
+    // out of protocolHandlerSignal (T6), each naming the CSA, once.
+    drop(client);
+    let c6 = probe.recv_timeout::<csa::ShutdownCsa>("csaSignal", DEADLINE).unwrap().expect("C6 shutdownCSA");
+    assert_eq!(c6.csa, new.csa);
+    assert!(c6.source.same(&new.source));
+    match probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() {
+        Some(ServerEvent::ShutdownCsa { server: s, csa }) => {
+            assert_eq!(s, server);
+            assert_eq!(csa, new.csa);
+        }
+        other => panic!("expected shutdownCSA, got {other:?}"),
+    }
+    assert!(new.csa.is_done());
+    assert_eq!(probe.recv::<csa::ShutdownCsa>("csaSignal").unwrap().map(|s| s.csa), None, "C6 said twice");
+}
+
+#[test]
+fn t4_several_waiting_connections_are_all_accepted() {
+    let scheduler = selector::scheduler().unwrap();
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = probe();
+    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    // 200 clients wait in the backlog before the server even starts: more
+    // than one accept round (64) must follow.
+    let clients: Vec<_> = (0..200).map(|_| connect(addr)).collect();
+    scheduler.activate(&server).unwrap();
+    let _running = Running::start(scheduler);
+    for i in 0..clients.len() {
+        match probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() {
+            Some(ServerEvent::NewCsa(_)) => {}
+            other => panic!("connection {i}: expected newCSA, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn t7_server_shutdown_stops_listening_and_ends() {
+    let scheduler = selector::scheduler().unwrap();
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = probe();
+    link((&server, "signal"), (probe.handle(), "serverSignal")).unwrap();
+    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    scheduler.activate(&server).unwrap();
+    let running = Running::start(scheduler);
+    // It is serving: a connection is announced.
+    let _c = connect(addr);
+    let Some(ServerEvent::NewCsa(new)) = probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() else {
+        panic!("expected newCSA");
+    };
+    running.handle.activate(&new.csa).unwrap();
+
+    server
+        .postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ServerShutdown)
+        .unwrap();
+    assert_eq!(
+        probe.recv_timeout::<Control>("serverSignal", DEADLINE).unwrap(),
+        Some(Control::ProducerFinished)
+    );
+    // The listener is closed once the Selector lets go of it.
+    wait_until("the listener to close", || std::net::TcpStream::connect(addr).is_err());
+    // The Selector, told to shut down (T7), lives on while the connection's
+    // registration does (S8); closing the connection ends it, and with it
+    // the scheduler.
+    wait_until("the Selector's names to go", || {
+        running.handle.cat().retrieve_service("selector").is_err()
+    });
+    new.csa
+        .postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ShutdownMicroprocess)
+        .unwrap();
+    running.join();
+}
+
+#[test]
+fn t8_at_the_connection_limit_new_clients_wait_and_are_served_later() {
+    let options = ServerOptions {
+        max_connections: Some(2),
+        ..ServerOptions::default()
+    };
+    let (addr, _core, _running) = server_with(|| Handle::new(examples::Echo::new()), options);
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    round_trip(&mut a, b"a");
+    round_trip(&mut b, b"b");
+    // The third connects (the kernel's backlog completes the handshake) but
+    // is not accepted while two are open.
+    let mut c = connect(addr);
+    c.write_all(b"c").unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(c.read(&mut buf).is_err(), "served beyond the limit");
+    // One closes: the waiting client is accepted, not dropped.
+    drop(a);
+    c.set_read_timeout(Some(DEADLINE)).unwrap();
+    assert_eq!(read_n(&mut c, 1), b"c");
+    round_trip(&mut b, b"still there");
+}
