@@ -163,7 +163,9 @@ fn c3_a_peer_faster_than_its_handler_is_held_back_not_buffered() {
         ServerOptions::default(),
     );
     let mut client = connect(addr);
-    client.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    client
+        .set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let chunk = vec![0u8; 1024 * 1024];
     let mut written = 0usize;
     // Bounded: at most 256 MiB offered, stopping at the first blocked write.
@@ -172,14 +174,20 @@ fn c3_a_peer_faster_than_its_handler_is_held_back_not_buffered() {
             Ok(n) => written += n,
             Err(e) => {
                 assert!(
-                    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ),
                     "{e}"
                 );
                 break;
             }
         }
     }
-    assert!(written < 64 * 1024 * 1024, "the server took {written} bytes from a peer whose handler reads nothing");
+    assert!(
+        written < 64 * 1024 * 1024,
+        "the server took {written} bytes from a peer whose handler reads nothing"
+    );
     let handler = handlers.lock().unwrap()[0].clone();
     assert!(handler.inbox_len("inbox") <= chassis::HANDLER_INBOX_LIMIT);
 }
@@ -193,7 +201,9 @@ fn c8_a_peer_reset_mid_stream_disturbs_no_one_else() {
         let mut rude = connect(addr);
         rude.write_all(&pattern(i, 200 * 1024)).unwrap();
         // SO_LINGER 0: close sends a reset, with echo output still queued.
-        socket2::SockRef::from(&rude).set_linger(Some(Duration::ZERO)).unwrap();
+        socket2::SockRef::from(&rude)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
         drop(rude);
         round_trip(&mut steady, format!("during {i}").as_bytes());
     }

@@ -14,10 +14,17 @@ use util::*;
 fn s1_get_selector_services_creates_registers_then_returns_the_running_one() {
     let scheduler = selector::scheduler().unwrap();
     let (first, new) = get_selector_services(scheduler.cat()).unwrap();
-    assert_eq!(new.as_ref(), Some(&first), "a new one is returned for activation");
+    assert_eq!(
+        new.as_ref(),
+        Some(&first),
+        "a new one is returned for activation"
+    );
     let (svc, inbox) = scheduler.cat().retrieve_service("selector").unwrap();
     assert_eq!((svc, inbox.as_str()), (first.clone(), "notify"));
-    let (svc, inbox) = scheduler.cat().retrieve_service("selectorshutdown").unwrap();
+    let (svc, inbox) = scheduler
+        .cat()
+        .retrieve_service("selectorshutdown")
+        .unwrap();
     assert_eq!((svc, inbox.as_str()), (first.clone(), "control"));
     let (again, new) = get_selector_services(scheduler.cat()).unwrap();
     assert_eq!(again, first);
@@ -54,8 +61,11 @@ fn s8_shutdown_deregisters_and_ends_once_registrations_are_gone() {
     let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     listener.set_nonblocking(true).unwrap();
     let source = Source::new(listener.clone());
-    me.send(Request::new_reader((me.handle(), "ready"), &source).unwrap(), "toSelector")
-        .unwrap();
+    me.send(
+        Request::new_reader((me.handle(), "ready"), &source).unwrap(),
+        "toSelector",
+    )
+    .unwrap();
     me.send(Control::Shutdown, "toControl").unwrap();
     // Names gone at once; the Selector lives on while a registration does.
     wait_until("the service names to go", || {
@@ -64,11 +74,16 @@ fn s8_shutdown_deregisters_and_ends_once_registrations_are_gone() {
     });
     // It still serves the registration it has.
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    assert!(me.recv_timeout::<Ready>("ready", DEADLINE).unwrap().is_some());
+    assert!(me
+        .recv_timeout::<Ready>("ready", DEADLINE)
+        .unwrap()
+        .is_some());
     assert!(!sel.is_done());
-    me.send(Request::RemoveReader(source), "toSelector").unwrap();
+    me.send(Request::RemoveReader(source), "toSelector")
+        .unwrap();
     assert_eq!(
-        me.recv_timeout::<Control>("selectorSignal", DEADLINE).unwrap(),
+        me.recv_timeout::<Control>("selectorSignal", DEADLINE)
+            .unwrap(),
         Some(Control::ProducerFinished)
     );
     running.join(); // nothing left: the scheduler ends too

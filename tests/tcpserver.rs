@@ -24,7 +24,9 @@ fn probe() -> Endpoint {
 
 #[test]
 fn t1_boxes_are_kamaelias() {
-    let server = Handle::new(TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap());
+    let server = Handle::new(
+        TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap(),
+    );
     let names: Vec<String> = server.boxes().into_iter().map(|b| b.name).collect();
     for name in [
         "control",
@@ -70,37 +72,62 @@ fn t4_t6_new_connection_and_close_message_sequences() {
     let addr = server.local_addr();
     let server = Handle::new(server);
     let probe = probe();
-    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
     scheduler.activate(&server).unwrap();
     let running = Running::start(scheduler);
 
     let mut client = connect(addr);
     // T4: newCSA(self, csa, sock), the CSA not yet activated, its
     // CreatorFeedback linked to the server's _feedbackFromCSA.
-    let event = probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap().expect("newCSA");
+    let event = probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+        .expect("newCSA");
     let ServerEvent::NewCsa(new) = event else {
         panic!("expected newCSA first, got {event:?}");
     };
     assert_eq!(new.server, server);
     assert_eq!(new.peer, client.local_addr().unwrap());
     assert_eq!(new.local, addr);
-    assert!(!new.csa.is_activated(), "the receiver of newCSA activates it");
-    assert!(server.links().iter().any(|l| l.is_from(&new.csa, "CreatorFeedback")));
+    assert!(
+        !new.csa.is_activated(),
+        "the receiver of newCSA activates it"
+    );
+    assert!(server
+        .links()
+        .iter()
+        .any(|l| l.is_from(&new.csa, "CreatorFeedback")));
 
     // Wire it as ServerCore would, minus the handler.
     link((&new.csa, "outbox"), (probe.handle(), "data")).unwrap();
     link((&new.csa, "signal"), (probe.handle(), "csaSignal")).unwrap();
     running.handle.activate(&new.csa).unwrap();
     client.write_all(b"hello").unwrap();
-    assert_eq!(probe.recv_timeout::<Vec<u8>>("data", DEADLINE).unwrap().unwrap(), b"hello");
+    assert_eq!(
+        probe
+            .recv_timeout::<Vec<u8>>("data", DEADLINE)
+            .unwrap()
+            .unwrap(),
+        b"hello"
+    );
 
     // Peer closes: the CSA says shutdownCSA (C6), the server shutdownCSA
     // out of protocolHandlerSignal (T6), each naming the CSA, once.
     drop(client);
-    let c6 = probe.recv_timeout::<csa::ShutdownCsa>("csaSignal", DEADLINE).unwrap().expect("C6 shutdownCSA");
+    let c6 = probe
+        .recv_timeout::<csa::ShutdownCsa>("csaSignal", DEADLINE)
+        .unwrap()
+        .expect("C6 shutdownCSA");
     assert_eq!(c6.csa, new.csa);
     assert!(c6.source.same(&new.source));
-    match probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() {
+    match probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+    {
         Some(ServerEvent::ShutdownCsa { server: s, csa }) => {
             assert_eq!(s, server);
             assert_eq!(csa, new.csa);
@@ -108,7 +135,14 @@ fn t4_t6_new_connection_and_close_message_sequences() {
         other => panic!("expected shutdownCSA, got {other:?}"),
     }
     assert!(new.csa.is_done());
-    assert_eq!(probe.recv::<csa::ShutdownCsa>("csaSignal").unwrap().map(|s| s.csa), None, "C6 said twice");
+    assert_eq!(
+        probe
+            .recv::<csa::ShutdownCsa>("csaSignal")
+            .unwrap()
+            .map(|s| s.csa),
+        None,
+        "C6 said twice"
+    );
 }
 
 #[test]
@@ -118,14 +152,21 @@ fn t4_several_waiting_connections_are_all_accepted() {
     let addr = server.local_addr();
     let server = Handle::new(server);
     let probe = probe();
-    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
     // 200 clients wait in the backlog before the server even starts: more
     // than one accept round (64) must follow.
     let clients: Vec<_> = (0..200).map(|_| connect(addr)).collect();
     scheduler.activate(&server).unwrap();
     let _running = Running::start(scheduler);
     for i in 0..clients.len() {
-        match probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() {
+        match probe
+            .recv_timeout::<ServerEvent>("events", DEADLINE)
+            .unwrap()
+        {
             Some(ServerEvent::NewCsa(_)) => {}
             other => panic!("connection {i}: expected newCSA, got {other:?}"),
         }
@@ -140,15 +181,26 @@ fn t7_server_shutdown_stops_listening_and_ends() {
     let server = Handle::new(server);
     let probe = probe();
     link((&server, "signal"), (probe.handle(), "serverSignal")).unwrap();
-    link((&server, "protocolHandlerSignal"), (probe.handle(), "events")).unwrap();
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
     scheduler.activate(&server).unwrap();
     let running = Running::start(scheduler);
     // It is serving: a connection is announced.
     let _c = connect(addr);
-    let Some(ServerEvent::NewCsa(new)) = probe.recv_timeout::<ServerEvent>("events", DEADLINE).unwrap() else {
+    let Some(ServerEvent::NewCsa(new)) = probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+    else {
         panic!("expected newCSA");
     };
     running.handle.activate(&new.csa).unwrap();
+    // Its first step links it to the running Selector (C2).
+    wait_until("the CSA to link to the Selector", || {
+        !new.csa.links().is_empty()
+    });
 
     server
         .postbox::<Control>("control")
@@ -156,17 +208,23 @@ fn t7_server_shutdown_stops_listening_and_ends() {
         .send(Control::ServerShutdown)
         .unwrap();
     assert_eq!(
-        probe.recv_timeout::<Control>("serverSignal", DEADLINE).unwrap(),
+        probe
+            .recv_timeout::<Control>("serverSignal", DEADLINE)
+            .unwrap(),
         Some(Control::ProducerFinished)
     );
-    // The listener is closed once the Selector lets go of it.
-    wait_until("the listener to close", || std::net::TcpStream::connect(addr).is_err());
-    // The Selector, told to shut down (T7), lives on while the connection's
-    // registration does (S8); closing the connection ends it, and with it
-    // the scheduler.
+    // The Selector handles the removeReader (dropping the last reference to
+    // the listener) in the step in which it gives up its names (T7, S8).
     wait_until("the Selector's names to go", || {
         running.handle.cat().retrieve_service("selector").is_err()
     });
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "still listening"
+    );
+    // The Selector, told to shut down (T7), lives on while the connection's
+    // registration does (S8); closing the connection ends it, and with it
+    // the scheduler.
     new.csa
         .postbox::<Control>("control")
         .unwrap()
@@ -190,7 +248,8 @@ fn t8_at_the_connection_limit_new_clients_wait_and_are_served_later() {
     // is not accepted while two are open.
     let mut c = connect(addr);
     c.write_all(b"c").unwrap();
-    c.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 1];
     assert!(c.read(&mut buf).is_err(), "served beyond the limit");
     // One closes: the waiting client is accepted, not dropped.

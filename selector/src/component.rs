@@ -74,6 +74,11 @@ impl Component for Selector {
                         }
                     }
                 }
+                // Removals may come through another Selector sharing this
+                // state: be woken when the last registration goes.
+                if let Ok(control) = me.postbox::<Control>("control") {
+                    lock(&self.shared).notify_when_empty(control);
+                }
             }
         }
         if self.shutting_down && lock(&self.shared).is_empty() {

@@ -74,6 +74,10 @@ pub struct State<P> {
     entries: Slab<Entry>,
     poller: P,
     generation: u32,
+    /// Told (with `shutdown`) when the last registration goes: Selectors
+    /// that are shutting down (S8), since removals may reach the shared
+    /// state through another Selector component.
+    on_empty: Vec<axon::Postbox<axon::Control>>,
 }
 
 impl<P> std::fmt::Debug for State<P> {
@@ -89,6 +93,7 @@ impl<P: Poller> State<P> {
             entries: Slab::new(),
             poller,
             generation: 0,
+            on_empty: Vec::new(),
         }
     }
 
@@ -100,6 +105,16 @@ impl<P: Poller> State<P> {
     /// True when no source is registered.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Sends `shutdown` to `to` once no source is registered (at once if
+    /// none is now).
+    pub fn notify_when_empty(&mut self, to: axon::Postbox<axon::Control>) {
+        if self.entries.is_empty() {
+            let _ = to.send(axon::Control::Shutdown);
+        } else {
+            self.on_empty.push(to);
+        }
     }
 
     /// The poller (for tests that inspect it).
@@ -180,6 +195,11 @@ impl<P: Poller> State<P> {
                 log::trace!("selector: deregister {:?}: {e}", entry.source);
             }
             log::trace!("selector: removed {:?}", entry.source);
+            if self.entries.is_empty() {
+                for to in self.on_empty.drain(..) {
+                    let _ = to.send(axon::Control::Shutdown);
+                }
+            }
         }
     }
 

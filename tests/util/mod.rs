@@ -60,7 +60,10 @@ impl Drop for Running {
 
 /// An echo server (SimpleServer + examples::Echo) on 127.0.0.1, port 0.
 pub fn echo_server() -> (SocketAddr, Handle, Running) {
-    server_with(|| Handle::new(examples::Echo::new()), ServerOptions::default())
+    server_with(
+        || Handle::new(examples::Echo::new()),
+        ServerOptions::default(),
+    )
 }
 
 /// A SimpleServer with this protocol on 127.0.0.1, port 0.
@@ -114,7 +117,9 @@ pub fn sees_eof(s: &mut TcpStream) -> bool {
 
 /// A pattern that makes misordered or lost bytes visible.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
             x ^= x << 13;

@@ -1,0 +1,206 @@
+//! ServerCore / SimpleServer (H1–H6) and TCPClient (H7).
+
+mod util;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use axon::{link, Boxes, Component, Control, Cx, Endpoint, Handle, Step};
+use chassis::{ConnectionInfo, ServerCore, ServerOptions};
+use tcpclient::TcpClient;
+use util::*;
+
+/// Records the control messages a handler receives; echoes data.
+struct Recorder {
+    log: Arc<Mutex<Vec<Control>>>,
+}
+
+impl Component for Recorder {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<Vec<u8>, Vec<u8>>()
+    }
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        while let Some(b) = cx.recv::<Vec<u8>>("inbox") {
+            let _ = cx.send(b, "outbox");
+        }
+        if let Some(c) = cx.recv::<Control>("control") {
+            self.log.lock().unwrap().push(c);
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn h1_h2_each_connection_gets_a_handler_made_with_its_addresses() {
+    let seen: Arc<Mutex<Vec<ConnectionInfo>>> = Arc::default();
+    let made = seen.clone();
+    let scheduler = selector::scheduler().unwrap();
+    let core = ServerCore::new(
+        move |info: &ConnectionInfo| {
+            made.lock().unwrap().push(*info);
+            Handle::new(examples::Echo::new())
+        },
+        "127.0.0.1:0".parse().unwrap(),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let addr = core.local_addr();
+    let core = Handle::new(core);
+    scheduler.activate(&core).unwrap();
+    let _running = Running::start(scheduler);
+    let mut a = connect(addr);
+    let mut b = connect(addr);
+    round_trip(&mut a, b"to a");
+    round_trip(&mut b, b"to b");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    for client in [&a, &b] {
+        let info = seen
+            .iter()
+            .find(|i| i.peer == client.local_addr().unwrap())
+            .expect("a handler per connection, told the peer address");
+        assert_eq!(info.local, addr);
+    }
+}
+
+#[test]
+fn h3_disconnection_tells_the_handler_socket_shutdown() {
+    let log: Arc<Mutex<Vec<Control>>> = Arc::default();
+    let handlers: Arc<Mutex<Vec<Handle>>> = Arc::default();
+    let (l, h) = (log.clone(), handlers.clone());
+    let (addr, _core, _running) = server_with(
+        move || {
+            let handler = Handle::new(Recorder { log: l.clone() });
+            h.lock().unwrap().push(handler.clone());
+            handler
+        },
+        ServerOptions::default(),
+    );
+    let mut c = connect(addr);
+    round_trip(&mut c, b"hi");
+    drop(c);
+    let handler = handlers.lock().unwrap()[0].clone();
+    wait_until("the handler to end", || handler.is_done());
+    assert_eq!(log.lock().unwrap()[0], Control::SocketShutdown);
+}
+
+#[test]
+fn h4_shutdown_closes_every_connection_and_stops_the_server() {
+    let (addr, core, running) = echo_server();
+    let mut clients: Vec<_> = (0..5).map(|_| connect(addr)).collect();
+    for c in &mut clients {
+        round_trip(c, b"x");
+    }
+    core.postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ShutdownMicroprocess)
+        .unwrap();
+    for c in &mut clients {
+        assert!(sees_eof(c), "a connection was left open");
+    }
+    running.join(); // server, connections and Selector all ended
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[test]
+fn h5_h6_a_handler_closes_its_connection_with_producer_finished() {
+    struct Greeter;
+    impl Component for Greeter {
+        fn boxes(&self) -> Boxes {
+            Boxes::standard::<Vec<u8>, Vec<u8>>()
+        }
+        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+            let _ = cx.send(b"hello and goodbye\n".to_vec(), "outbox");
+            let _ = cx.send(Control::ProducerFinished, "signal");
+            Step::Done
+        }
+    }
+    let (addr, _core, _running) = server_with(|| Handle::new(Greeter), ServerOptions::default());
+    let mut c = connect(addr);
+    assert_eq!(read_to_eof(&mut c), b"hello and goodbye\n");
+}
+
+#[test]
+fn h6_a_handler_serversignal_stops_the_whole_server() {
+    struct Stopper;
+    impl Component for Stopper {
+        fn boxes(&self) -> Boxes {
+            Boxes::standard::<Vec<u8>, Vec<u8>>()
+                .outbox::<Control>("serversignal", "stops the server")
+        }
+        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+            if cx.recv::<Vec<u8>>("inbox").is_some() {
+                let _ = cx.send(Control::ShutdownMicroprocess, "serversignal");
+            }
+            if cx.recv::<Control>("control").is_some() {
+                return Step::Done;
+            }
+            Step::Pause
+        }
+    }
+    let (addr, _core, running) = server_with(|| Handle::new(Stopper), ServerOptions::default());
+    let mut c = connect(addr);
+    c.write_all(b"stop").unwrap();
+    assert!(sees_eof(&mut c));
+    running.join();
+}
+
+fn client_probe() -> Endpoint {
+    Endpoint::new("probe", Boxes::standard::<Vec<u8>, Vec<u8>>())
+}
+
+#[test]
+fn h7_tcpclient_talks_to_our_tcpserver() {
+    let (addr, _core, server) = echo_server();
+    let scheduler = selector::scheduler().unwrap();
+    let client = Handle::new(TcpClient::new(addr));
+    let me = client_probe();
+    link((me.handle(), "outbox"), (&client, "inbox")).unwrap();
+    link((&client, "outbox"), (me.handle(), "inbox")).unwrap();
+    link((me.handle(), "signal"), (&client, "control")).unwrap();
+    link((&client, "signal"), (me.handle(), "control")).unwrap();
+    scheduler.activate(&client).unwrap();
+    let running = Running::start(scheduler);
+    // Sent before the connection exists: waits in the client's inbox and
+    // moves on when it connects (A4).
+    me.send(b"hello ".to_vec(), "outbox").unwrap();
+    me.send(b"server".to_vec(), "outbox").unwrap();
+    let mut got = Vec::new();
+    while got.len() < 12 {
+        got.extend(
+            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
+                .unwrap()
+                .expect("echo"),
+        );
+    }
+    assert_eq!(got, b"hello server");
+    me.send(Control::ProducerFinished, "signal").unwrap();
+    assert_eq!(
+        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        Some(Control::ProducerFinished)
+    );
+    wait_until("the client to end", || client.is_done());
+    // The Selector service lives on (as in Kamaelia) until told to stop.
+    drop(running);
+    drop(server);
+}
+
+#[test]
+fn h7_a_refused_connection_is_reported_on_signal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let scheduler = selector::scheduler().unwrap();
+    let client = Handle::new(TcpClient::new(addr));
+    let me = client_probe();
+    link((&client, "signal"), (me.handle(), "control")).unwrap();
+    scheduler.activate(&client).unwrap();
+    let running = Running::start(scheduler);
+    assert_eq!(
+        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        Some(Control::ShutdownMicroprocess)
+    );
+    running.handle.stop();
+    drop(running);
+}
