@@ -14,9 +14,6 @@ use util::*;
 
 #[test]
 fn c1_boxes_are_kamaelias() {
-    let (_addr, _core, _running) = echo_server();
-    let (_a, b) = std::os::unix::net::UnixStream::pair().unwrap();
-    drop(b);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
     let (csa, _src) = csa::Csa::new(mio::net::TcpStream::from_std(client));
@@ -86,7 +83,7 @@ fn c5_producer_finished_flushes_4_mib_to_a_slow_reader_before_closing() {
         }
         got.extend_from_slice(&buf[..n]);
         reads += 1;
-        if reads % 64 == 0 {
+        if reads.is_multiple_of(64) {
             // A slow reader: the server's socket buffer fills and its
             // writes meet WouldBlock many times over.
             std::thread::sleep(Duration::from_millis(2));

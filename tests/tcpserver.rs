@@ -66,7 +66,7 @@ fn t2_bind_to_a_port_in_use_is_an_error_naming_the_address() {
 }
 
 #[test]
-fn t4_t6_new_connection_and_close_message_sequences() {
+fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
     let scheduler = selector::scheduler().unwrap();
     let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
     let addr = server.local_addr();
@@ -106,6 +106,13 @@ fn t4_t6_new_connection_and_close_message_sequences() {
     link((&new.csa, "outbox"), (probe.handle(), "data")).unwrap();
     link((&new.csa, "signal"), (probe.handle(), "csaSignal")).unwrap();
     running.handle.activate(&new.csa).unwrap();
+    // C2: on start it links its _selectorSignal to the Selector.
+    wait_until("the CSA to link to the Selector", || {
+        new.csa
+            .links()
+            .iter()
+            .any(|l| l.is_from(&new.csa, "_selectorSignal"))
+    });
     client.write_all(b"hello").unwrap();
     assert_eq!(
         probe
@@ -143,6 +150,42 @@ fn t4_t6_new_connection_and_close_message_sequences() {
         None,
         "C6 said twice"
     );
+}
+
+#[test]
+fn t3_start_links_to_the_selector_and_asks_for_connections() {
+    let scheduler = selector::scheduler().unwrap();
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = probe();
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
+    scheduler.activate(&server).unwrap();
+    let running = Running::start(scheduler);
+    wait_until("the server's first step", || server.links().len() == 2);
+    let (selector, _) = running.handle.cat().retrieve_service("selector").unwrap();
+    let links = format!("{:?}", server.links());
+    assert!(
+        links.contains("TCPServer._selectorSignal -> Selector.notify"),
+        "{links}"
+    );
+    assert!(
+        links.contains("TCPServer._selectorShutdownSignal -> Selector.control"),
+        "{links}"
+    );
+    assert!(!selector.is_done());
+    // Its newReader for newconnection is answered when a client knocks.
+    let _c = connect(addr);
+    assert!(matches!(
+        probe
+            .recv_timeout::<ServerEvent>("events", DEADLINE)
+            .unwrap(),
+        Some(ServerEvent::NewCsa(_))
+    ));
 }
 
 #[test]
