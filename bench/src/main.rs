@@ -1,8 +1,14 @@
 //! Benchmarks for the Kamaelia-in-Rust workspace. See `bench/README.md`.
 //!
-//! `cargo run --release -p bench -- hop [--messages N] [--runs R]`
-//! measures the Axon message hop against bare crossbeam-channel operations
-//! in the same run.
+//! - `cargo run --release -p bench -- compare [--quick] [--runs R]`: echo
+//!   servers (raw mio, tokio, ours) under our load generator.
+//! - `cargo run --release -p bench -- hop [--messages N] [--runs R]`: the
+//!   Axon message hop against bare crossbeam-channel operations.
+//! - `bench loadgen …`: one scenario against one server (used by
+//!   `compare`).
+
+mod compare;
+mod loadgen;
 
 use std::time::{Duration, Instant};
 
@@ -105,7 +111,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
+pub(crate) fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
     match args.iter().position(|a| a == name) {
         Some(i) => match args.get(i + 1).map(|v| v.parse()) {
             Some(Ok(v)) => v,
@@ -145,13 +151,53 @@ fn hop(args: &[String]) {
     println!("ratio axon / crossbeam unbounded: {:.2}x", median(ratio_u));
 }
 
+fn secs(args: &[String], name: &str, default: f64) -> Duration {
+    Duration::from_secs_f64(arg(args, name, default))
+}
+
+fn run_loadgen(args: &[String]) -> Result<(), String> {
+    let addr: std::net::SocketAddr = args
+        .iter()
+        .position(|a| a == "--addr")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|a| a.parse().ok())
+        .ok_or("--addr HOST:PORT is required")?;
+    let pid: u32 = arg(args, "--pid", 0);
+    let conns: usize = arg(args, "--conns", 1);
+    let warmup = secs(args, "--warmup", 0.3);
+    let window = secs(args, "--window", 1.5);
+    let outcome = match args.first().map(String::as_str) {
+        Some("pingpong") => {
+            loadgen::pingpong(addr, pid, conns, arg(args, "--size", 64), warmup, window)
+        }
+        Some("bulk") => loadgen::bulk(addr, pid, conns, warmup, window),
+        Some("churn") => loadgen::churn(addr, pid, conns, warmup, window),
+        Some("idle") => loadgen::idle(addr, pid, conns, window),
+        other => return Err(format!("unknown scenario {other:?}")),
+    }
+    .map_err(|e| e.to_string())?;
+    println!("RESULT {}", outcome.json());
+    Ok(())
+}
+
+const USAGE: &str = "usage:
+  bench compare [--quick] [--runs R]
+  bench hop [--messages N] [--runs R]
+  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S]";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("hop") => hop(&args[1..]),
-        _ => {
-            eprintln!("usage: bench hop [--messages N] [--runs R]");
-            std::process::exit(2);
+    let result = match args.first().map(String::as_str) {
+        Some("hop") => {
+            hop(&args[1..]);
+            Ok(())
         }
+        Some("compare") => compare::compare(&args[1..]),
+        Some("loadgen") => run_loadgen(&args[1..]),
+        _ => Err(USAGE.to_string()),
+    };
+    if let Err(e) = result {
+        eprintln!("bench: {e}");
+        std::process::exit(2);
     }
 }

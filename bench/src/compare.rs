@@ -1,0 +1,309 @@
+//! `bench compare`: every contender through every scenario, in turn within
+//! each run, server pinned to core 0 and load generator to core 1 (when
+//! `taskset` exists), medians of the runs, ratios to raw mio.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+struct Contender {
+    name: &'static str,
+    bin: &'static str,
+    args: &'static [&'static str],
+}
+
+const CONTENDERS: &[Contender] = &[
+    Contender {
+        name: "mio",
+        bin: "mio-echo",
+        args: &[],
+    },
+    Contender {
+        name: "tokio",
+        bin: "tokio-echo",
+        args: &[],
+    },
+    Contender {
+        name: "axon",
+        bin: "selector-demo",
+        args: &["--protocol", "echo"],
+    },
+];
+
+struct Scenario {
+    name: &'static str,
+    loadgen: Vec<String>,
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let (warm, window, idle_n) = if quick {
+        ("0.05", "0.2", 100)
+    } else {
+        ("0.3", "1.5", 5000)
+    };
+    let sc = |name: &'static str, args: &[&str]| Scenario {
+        name,
+        loadgen: args
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--warmup".into(),
+                warm.into(),
+                "--window".into(),
+                window.into(),
+            ])
+            .collect(),
+    };
+    vec![
+        sc("pingpong-64B-x1", &["pingpong", "--conns", "1"]),
+        sc("pingpong-64B-x64", &["pingpong", "--conns", "64"]),
+        sc("pingpong-64B-x512", &["pingpong", "--conns", "512"]),
+        sc("bulk-x8", &["bulk", "--conns", "8"]),
+        sc("churn-x16", &["churn", "--conns", "16"]),
+        Scenario {
+            name: "idle",
+            loadgen: vec![
+                "idle".into(),
+                "--conns".into(),
+                idle_n.to_string(),
+                "--window".into(),
+                if quick { "0.2".into() } else { "1".into() },
+            ],
+        },
+    ]
+}
+
+fn have_taskset() -> bool {
+    Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn pinned(core: u32, bin: &Path, taskset: bool) -> Command {
+    if taskset {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(core.to_string()).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, String), String> {
+    let mut cmd = pinned(0, bin, taskset);
+    cmd.args(["--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .env("RUST_LOG", "warn");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| format!("{}: unexpected first line {line:?}", bin.display()))?
+        .to_string();
+    Ok((server, addr))
+}
+
+/// Parses the flat JSON object the load generator prints.
+fn parse(json: &str) -> BTreeMap<String, f64> {
+    json.trim_matches(|c| c == '{' || c == '}')
+        .split(',')
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once(':')?;
+            Some((k.trim_matches('"').to_string(), v.parse().ok()?))
+        })
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Runs the comparison. Returns an error message on any failure.
+pub fn compare(args: &[String]) -> Result<(), String> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let runs: usize = crate::arg(args, "--runs", if quick { 1 } else { 3 });
+    let dir = bin_dir();
+    let demo = dir.join("selector-demo");
+    if !demo.exists() {
+        eprintln!("building selector-demo …");
+        let profile = if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        };
+        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "examples", "--bin", "selector-demo"])
+            .args(profile)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("could not build selector-demo".into());
+        }
+    }
+    let taskset = have_taskset();
+    if !taskset {
+        eprintln!("taskset not found: running unpinned");
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    // scenario -> contender -> runs of parsed results
+    let mut results: BTreeMap<&str, BTreeMap<&str, Vec<BTreeMap<String, f64>>>> = BTreeMap::new();
+    let mut raw = Vec::new();
+    for scenario in scenarios(quick) {
+        for run in 0..runs {
+            for c in CONTENDERS {
+                let (server, addr) = start_server(&dir.join(c.bin), c.args, taskset)?;
+                let pid = server.0.id();
+                let out = pinned(1, &me, taskset)
+                    .arg("loadgen")
+                    .args(&scenario.loadgen)
+                    .args(["--addr", &addr, "--pid", &pid.to_string()])
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                drop(server);
+                let text = String::from_utf8_lossy(&out.stdout);
+                let json = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("RESULT "))
+                    .ok_or_else(|| {
+                        format!(
+                            "{} / {}: load generator failed: {}",
+                            scenario.name,
+                            c.name,
+                            String::from_utf8_lossy(&out.stderr)
+                        )
+                    })?
+                    .to_string();
+                eprintln!("{:<18} run {} {:<6} {json}", scenario.name, run + 1, c.name);
+                raw.push(format!(
+                    "{{\"scenario\":\"{}\",\"run\":{},\"contender\":\"{}\",\"result\":{json}}}",
+                    scenario.name,
+                    run + 1,
+                    c.name
+                ));
+                results
+                    .entry(scenario.name)
+                    .or_default()
+                    .entry(c.name)
+                    .or_default()
+                    .push(parse(&json));
+            }
+        }
+    }
+    let json_path = dir.join("bench-compare.json");
+    std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
+        .map_err(|e| e.to_string())?;
+    print_table(&results, runs, taskset);
+    println!("raw results: {}", json_path.display());
+    Ok(())
+}
+
+fn print_table(
+    results: &BTreeMap<&str, BTreeMap<&str, Vec<BTreeMap<String, f64>>>>,
+    runs: usize,
+    taskset: bool,
+) {
+    println!(
+        "\nEcho servers, medians of {runs} run(s){}; ratio = contender / mio",
+        if taskset {
+            ", server on core 0, load on core 1"
+        } else {
+            ", unpinned"
+        }
+    );
+    let columns: &[(&str, &[(&str, &str)])] = &[
+        (
+            "pingpong",
+            &[
+                ("ops_per_s", "rt/s"),
+                ("server_cpu_us_per_op", "CPU µs/rt"),
+                ("p50_us", "p50 µs"),
+                ("p99_us", "p99 µs"),
+                ("p999_us", "p99.9 µs"),
+            ],
+        ),
+        (
+            "bulk",
+            &[("mb_per_s", "MB/s"), ("server_cpu_us_per_op", "CPU µs/MB")],
+        ),
+        (
+            "churn",
+            &[
+                ("ops_per_s", "conn/s"),
+                ("server_cpu_us_per_op", "CPU µs/conn"),
+            ],
+        ),
+        (
+            "idle",
+            &[
+                ("rss_kib_per_conn", "KiB/conn"),
+                ("server_cpu_us_per_op", "idle CPU µs/conn"),
+            ],
+        ),
+    ];
+    for (scenario, by) in results {
+        let cols = columns
+            .iter()
+            .find(|(prefix, _)| scenario.starts_with(prefix))
+            .map(|(_, c)| *c)
+            .unwrap_or(&[]);
+        println!("\n{scenario}");
+        print!("  {:<8}", "server");
+        for (_, label) in cols {
+            print!(" {label:>14} {:>7}", "ratio");
+        }
+        println!();
+        let med = |c: &str, key: &str| -> f64 {
+            median(by.get(c).map_or(Vec::new(), |rs| {
+                rs.iter().filter_map(|r| r.get(key).copied()).collect()
+            }))
+        };
+        for c in CONTENDERS {
+            print!("  {:<8}", c.name);
+            for (key, _) in cols {
+                let v = med(c.name, key);
+                let base = med("mio", key);
+                let ratio = if base.abs() > 1e-12 {
+                    v / base
+                } else {
+                    f64::NAN
+                };
+                print!(" {v:>14.3} {ratio:>6.2}x");
+            }
+            println!();
+        }
+    }
+}

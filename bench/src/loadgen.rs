@@ -1,0 +1,359 @@
+//! The load generator: one thread, mio, edge-triggered. Each scenario
+//! prints one `RESULT {json}` line; the server's CPU time is read from
+//! `/proc/PID/stat` over the measurement window only.
+
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+
+/// What a scenario measured.
+#[derive(Default, Debug, Clone)]
+pub struct Outcome {
+    pub ops: u64,
+    pub secs: f64,
+    pub server_cpu_secs: f64,
+    pub bytes: u64,
+    pub latencies_ns: Vec<u64>,
+    pub rss_kib_per_conn: Option<f64>,
+}
+
+impl Outcome {
+    pub fn json(&self) -> String {
+        let mut lat = self.latencies_ns.clone();
+        lat.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if lat.is_empty() {
+                0.0
+            } else {
+                lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1e3
+            }
+        };
+        format!(
+            "{{\"ops\":{},\"secs\":{:.4},\"ops_per_s\":{:.1},\"server_cpu_us_per_op\":{:.3},\"mb_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"rss_kib_per_conn\":{}}}",
+            self.ops,
+            self.secs,
+            self.ops as f64 / self.secs.max(1e-9),
+            self.server_cpu_secs * 1e6 / (self.ops.max(1) as f64),
+            self.bytes as f64 / 1e6 / self.secs.max(1e-9),
+            pct(0.5),
+            pct(0.99),
+            pct(0.999),
+            self.rss_kib_per_conn
+                .map_or("null".to_string(), |v| format!("{v:.3}")),
+        )
+    }
+}
+
+/// User+system CPU seconds of a process.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let rest = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = std::net::TcpStream::connect(addr)?;
+    s.set_nodelay(true)?;
+    s.set_nonblocking(true)?;
+    Ok(TcpStream::from_std(s))
+}
+
+fn byte_at(conn: usize, pos: u64) -> u8 {
+    (pos.wrapping_mul(31).wrapping_add(conn as u64 * 7) % 251) as u8
+}
+
+/// N connections, each sending `size` bytes and waiting for the echo.
+pub fn pingpong(
+    addr: SocketAddr,
+    pid: u32,
+    conns: usize,
+    size: usize,
+    warmup: Duration,
+    window: Duration,
+) -> io::Result<Outcome> {
+    let mut poll = Poll::new()?;
+    let mut streams = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let mut s = connect_blocking(addr)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE)?;
+        streams.push(s);
+    }
+    let mut sent_at = vec![Instant::now(); conns];
+    let mut got = vec![0usize; conns];
+    let mut seq = vec![0u64; conns];
+    let msg = |i: usize, n: u64| -> Vec<u8> {
+        (0..size as u64)
+            .map(|k| byte_at(i, n * size as u64 + k))
+            .collect()
+    };
+    for (i, s) in streams.iter_mut().enumerate() {
+        s.write_all(&msg(i, 0))?;
+        sent_at[i] = Instant::now();
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let mut out = Outcome::default();
+    let mut cpu0 = None;
+    while Instant::now() < end {
+        if cpu0.is_none() && Instant::now() >= measure_from {
+            cpu0 = Some(cpu_secs(pid));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            loop {
+                match streams[i].read(&mut buf) {
+                    Ok(0) => return Err(io::Error::other("server closed a ping-pong connection")),
+                    Ok(n) => {
+                        let expect_base = seq[i] * size as u64 + got[i] as u64;
+                        for (k, &b) in buf[..n].iter().enumerate() {
+                            if b != byte_at(i, expect_base + k as u64) {
+                                return Err(io::Error::other("echo mismatch"));
+                            }
+                        }
+                        got[i] += n;
+                        if got[i] == size {
+                            let now = Instant::now();
+                            if now >= measure_from && cpu0.is_some() {
+                                out.ops += 1;
+                                out.latencies_ns.push((now - sent_at[i]).as_nanos() as u64);
+                            }
+                            got[i] = 0;
+                            seq[i] += 1;
+                            streams[i].write_all(&msg(i, seq[i]))?;
+                            sent_at[i] = Instant::now();
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    out.secs = window.as_secs_f64();
+    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
+    Ok(out)
+}
+
+/// N connections streaming a checked pattern both ways.
+pub fn bulk(
+    addr: SocketAddr,
+    pid: u32,
+    conns: usize,
+    warmup: Duration,
+    window: Duration,
+) -> io::Result<Outcome> {
+    const IN_FLIGHT: u64 = 4 << 20;
+    let mut poll = Poll::new()?;
+    let mut streams = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let mut s = connect_blocking(addr)?;
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        streams.push(s);
+    }
+    let mut sent = vec![0u64; conns];
+    let mut recvd = vec![0u64; conns];
+    let block: Vec<u8> = (0..251 * 256).map(|k| (k % 251) as u8).collect();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut events = Events::with_capacity(1024);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let mut out = Outcome::default();
+    let mut cpu0 = None;
+    let mut base = 0u64;
+    while Instant::now() < end {
+        if cpu0.is_none() && Instant::now() >= measure_from {
+            cpu0 = Some(cpu_secs(pid));
+            base = recvd.iter().sum();
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            // Read all that is there, verifying.
+            loop {
+                match streams[i].read(&mut buf) {
+                    Ok(0) => return Err(io::Error::other("server closed a bulk connection")),
+                    Ok(n) => {
+                        for (k, &b) in buf[..n].iter().enumerate() {
+                            if b != ((recvd[i] + k as u64) % 251) as u8 {
+                                return Err(io::Error::other("bulk echo mismatch"));
+                            }
+                        }
+                        recvd[i] += n as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            // Write while the window allows.
+            while sent[i] - recvd[i] < IN_FLIGHT {
+                let off = (sent[i] % 251) as usize;
+                let len = (block.len() - off).min((IN_FLIGHT - (sent[i] - recvd[i])) as usize);
+                match streams[i].write(&block[off..off + len]) {
+                    Ok(n) => sent[i] += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    out.secs = window.as_secs_f64();
+    out.bytes = recvd.iter().sum::<u64>() - base;
+    // One "op" is one MB echoed, so CPU per op reads as µs per MB.
+    out.ops = out.bytes / 1_000_000;
+    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
+    Ok(out)
+}
+
+/// `workers` parallel loops of connect, echo 64 bytes, close; client
+/// source addresses rotate over 127.0.0.1–127.0.0.16.
+pub fn churn(
+    addr: SocketAddr,
+    pid: u32,
+    workers: usize,
+    warmup: Duration,
+    window: Duration,
+) -> io::Result<Outcome> {
+    enum St {
+        Connecting,
+        Waiting(usize),
+    }
+    let mut poll = Poll::new()?;
+    let mut slots: Vec<Option<(TcpStream, St)>> = (0..workers).map(|_| None).collect();
+    let mut next_src = 0u8;
+    let mut open = |poll: &mut Poll, i: usize| -> io::Result<(TcpStream, St)> {
+        let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + next_src % 16)), 0);
+        next_src = next_src.wrapping_add(1);
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(true)?;
+        sock.bind(&src.into())?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut s = TcpStream::from_std(sock.into());
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        Ok((s, St::Connecting))
+    };
+    for (i, slot) in slots.iter_mut().enumerate() {
+        *slot = Some(open(&mut poll, i)?);
+    }
+    let msg = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let mut events = Events::with_capacity(1024);
+    let start = Instant::now();
+    let measure_from = start + warmup;
+    let end = measure_from + window;
+    let mut out = Outcome::default();
+    let mut cpu0 = None;
+    while Instant::now() < end {
+        if cpu0.is_none() && Instant::now() >= measure_from {
+            cpu0 = Some(cpu_secs(pid));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let Some((s, st)) = slots[i].as_mut() else {
+                continue;
+            };
+            let mut finished = false;
+            if let St::Connecting = st {
+                if ev.is_writable() || ev.is_error() {
+                    if let Some(e) = s.take_error()? {
+                        return Err(e);
+                    }
+                    if s.peer_addr().is_err() {
+                        continue;
+                    }
+                    s.write_all(&msg)?;
+                    *st = St::Waiting(0);
+                }
+            }
+            if let St::Waiting(got) = st {
+                loop {
+                    match s.read(&mut buf[*got..]) {
+                        Ok(0) => return Err(io::Error::other("server closed before echoing")),
+                        Ok(n) => {
+                            *got += n;
+                            if *got == 64 {
+                                finished = true;
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            if finished {
+                if cpu0.is_some() {
+                    out.ops += 1;
+                }
+                if let Some((mut s, _)) = slots[i].take() {
+                    let _ = poll.registry().deregister(&mut s);
+                }
+                slots[i] = Some(open(&mut poll, i)?);
+            }
+        }
+    }
+    out.secs = window.as_secs_f64();
+    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
+    Ok(out)
+}
+
+/// N connections held open after one echo each: server memory per
+/// connection and CPU while idle.
+pub fn idle(addr: SocketAddr, pid: u32, conns: usize, window: Duration) -> io::Result<Outcome> {
+    let rss0 = rss_kib(pid);
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(b"ping")?;
+        streams.push(s);
+    }
+    for s in &mut streams {
+        let mut b = [0u8; 4];
+        s.read_exact(&mut b)?;
+    }
+    let cpu0 = cpu_secs(pid);
+    std::thread::sleep(window); // the idle window being measured
+    let mut out = Outcome {
+        ops: conns as u64,
+        secs: window.as_secs_f64(),
+        server_cpu_secs: cpu_secs(pid) - cpu0,
+        ..Outcome::default()
+    };
+    out.rss_kib_per_conn = Some((rss_kib(pid) - rss0) / conns as f64);
+    Ok(out)
+}
