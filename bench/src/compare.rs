@@ -74,6 +74,9 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
     ]
 }
 
+/// Parsed results: scenario → contender → one map per run.
+type Results<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<BTreeMap<String, f64>>>>;
+
 fn have_taskset() -> bool {
     Command::new("taskset")
         .arg("-V")
@@ -180,7 +183,7 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     }
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     // scenario -> contender -> runs of parsed results
-    let mut results: BTreeMap<&str, BTreeMap<&str, Vec<BTreeMap<String, f64>>>> = BTreeMap::new();
+    let mut results: Results = BTreeMap::new();
     let mut raw = Vec::new();
     for scenario in scenarios(quick) {
         for run in 0..runs {
@@ -232,7 +235,7 @@ pub fn compare(args: &[String]) -> Result<(), String> {
 }
 
 fn print_table(
-    results: &BTreeMap<&str, BTreeMap<&str, Vec<BTreeMap<String, f64>>>>,
+    results: &Results,
     runs: usize,
     taskset: bool,
 ) {
