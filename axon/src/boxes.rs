@@ -12,6 +12,7 @@
 //! destination queue's lock, both uncontended in the common case.
 
 use std::any::{Any, TypeId};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
@@ -60,8 +61,8 @@ type Maker = fn(&BoxSpec, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
 /// One declared box, before its component exists.
 #[derive(Clone)]
 pub(crate) struct BoxSpec {
-    pub(crate) name: String,
-    pub(crate) doc: String,
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) doc: Cow<'static, str>,
     pub(crate) direction: Direction,
     make: Maker,
 }
@@ -115,13 +116,21 @@ impl Boxes {
     /// Declares an inbox carrying messages of type `T`. A later declaration
     /// of the same name replaces the earlier one (so defaults can be
     /// re-documented or re-typed).
-    pub fn inbox<T: Send + 'static>(self, name: &str, doc: &str) -> Self {
+    pub fn inbox<T: Send + 'static>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        doc: impl Into<Cow<'static, str>>,
+    ) -> Self {
         self.with(name, doc, Direction::Inbox, make_node::<T>)
     }
 
     /// Declares an outbox carrying messages of type `T`; same replacement
     /// rule as [`inbox`](Self::inbox).
-    pub fn outbox<T: Send + 'static>(self, name: &str, doc: &str) -> Self {
+    pub fn outbox<T: Send + 'static>(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        doc: impl Into<Cow<'static, str>>,
+    ) -> Self {
         self.with(name, doc, Direction::Outbox, make_node::<T>)
     }
 
@@ -135,11 +144,18 @@ impl Boxes {
         self.specs.is_empty()
     }
 
-    fn with(mut self, name: &str, doc: &str, direction: Direction, make: Maker) -> Self {
+    fn with(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        doc: impl Into<Cow<'static, str>>,
+        direction: Direction,
+        make: Maker,
+    ) -> Self {
+        let name = name.into();
         self.specs.retain(|s| s.name != name);
         self.specs.push(BoxSpec {
-            name: name.to_owned(),
-            doc: doc.to_owned(),
+            name,
+            doc: doc.into(),
             direction,
             make,
         });
@@ -149,8 +165,8 @@ impl Boxes {
     /// Adds a box with the same message type as `like`.
     pub(crate) fn like(
         self,
-        name: &str,
-        doc: &str,
+        name: impl Into<Cow<'static, str>>,
+        doc: &'static str,
         direction: Direction,
         like: &Arc<dyn ErasedBox>,
     ) -> Self {
@@ -178,8 +194,8 @@ struct Links<T> {
 
 /// A box carrying messages of type `T`.
 pub(crate) struct Node<T> {
-    name: String,
-    doc: String,
+    name: Cow<'static, str>,
+    doc: Cow<'static, str>,
     direction: Direction,
     /// Woken when a message arrives (inboxes only, but every box knows its
     /// owner so that a full send can register the sender).
@@ -325,9 +341,9 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
 
     fn info(&self) -> BoxInfo {
         BoxInfo {
-            name: self.name.clone(),
+            name: self.name.to_string(),
             direction: self.direction,
-            doc: self.doc.clone(),
+            doc: self.doc.to_string(),
             message_type: std::any::type_name::<T>(),
         }
     }
@@ -379,7 +395,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             // Type mismatch is checked (with full names) by the caller; this
             // is a second line of defence.
             return Err(LinkError::TypeMismatch {
-                source: self.name.clone(),
+                source: self.name.to_string(),
                 source_type: std::any::type_name::<T>(),
                 sink: dst_name,
                 sink_type: "another type",
@@ -387,14 +403,14 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         };
         if self.direction == Direction::Inbox && dst_direction == Direction::Outbox {
             return Err(LinkError::InboxToOutbox {
-                source: self.name.clone(),
+                source: self.name.to_string(),
                 sink: dst_name,
             });
         }
         if let Some(existing) = &lock(&self.links).target {
             return Err(LinkError::AlreadyLinked {
-                source: self.name.clone(),
-                existing: existing.name.clone(),
+                source: self.name.to_string(),
+                existing: existing.name.to_string(),
             });
         }
         // Refuse cycles: following dst's chain must not come back here.
@@ -402,7 +418,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         while let Some(node) = cursor {
             if Arc::ptr_eq(&node, &self) {
                 return Err(LinkError::Cycle {
-                    source: self.name.clone(),
+                    source: self.name.to_string(),
                     sink: dst_name,
                 });
             }

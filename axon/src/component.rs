@@ -1,5 +1,6 @@
 //! Components, their handles and the context their body runs in (A1–A3, A7).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,9 +42,9 @@ pub trait Component: Send + 'static {
     fn boxes(&self) -> Boxes;
 
     /// A name for logs and errors. Defaults to the type's name.
-    fn name(&self) -> String {
+    fn name(&self) -> Cow<'static, str> {
         let full = std::any::type_name::<Self>();
-        full.rsplit("::").next().unwrap_or(full).to_owned()
+        Cow::Borrowed(full.rsplit("::").next().unwrap_or(full))
     }
 
     /// One step of work (see the trait docs).
@@ -54,7 +55,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
     id: u64,
-    name: String,
+    name: Cow<'static, str>,
     boxes: Vec<Arc<dyn ErasedBox>>,
     pub(crate) wake: Arc<WakeCell>,
     pub(crate) body: Mutex<Option<Box<dyn Component>>>,
@@ -84,7 +85,7 @@ impl Core {
         let b = self
             .find(name, direction)
             .ok_or_else(|| BoxError::NoSuchBox {
-                component: self.name.clone(),
+                component: self.name.to_string(),
                 name: name.to_owned(),
             })?;
         typed::<T>(&**b).ok_or_else(|| BoxError::WrongType {
@@ -138,7 +139,7 @@ impl Handle {
         Handle::build(name, &boxes, Some(Box::new(body)))
     }
 
-    pub(crate) fn build(name: String, boxes: &Boxes, body: Option<Box<dyn Component>>) -> Handle {
+    pub(crate) fn build(name: Cow<'static, str>, boxes: &Boxes, body: Option<Box<dyn Component>>) -> Handle {
         let wake = Arc::new(WakeCell::new());
         Handle(Arc::new(Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
@@ -185,7 +186,7 @@ impl Handle {
             .0
             .find(inbox, Direction::Inbox)
             .ok_or_else(|| BoxError::NoSuchBox {
-                component: self.0.name.clone(),
+                component: self.0.name.to_string(),
                 name: inbox.to_owned(),
             })?;
         b.set_limit(limit);
@@ -207,7 +208,7 @@ impl Handle {
         let node = b
             .and_then(|b| b.into_any().downcast::<crate::boxes::Node<T>>().ok())
             .ok_or_else(|| BoxError::NoSuchBox {
-                component: self.0.name.clone(),
+                component: self.0.name.to_string(),
                 name: inbox.to_owned(),
             })?;
         Ok(Postbox { node })
@@ -265,9 +266,9 @@ impl Handle {
         }
         body.ok_or_else(|| {
             if self.is_activated() {
-                ActivateError::AlreadyActivated(self.0.name.clone())
+                ActivateError::AlreadyActivated(self.0.name.to_string())
             } else {
-                ActivateError::NoBody(self.0.name.clone())
+                ActivateError::NoBody(self.0.name.to_string())
             }
         })
     }
@@ -277,7 +278,7 @@ impl Handle {
             .find_any(name)
             .cloned()
             .ok_or_else(|| LinkError::NoSuchBox {
-                component: self.0.name.clone(),
+                component: self.0.name.to_string(),
                 name: name.to_owned(),
             })
     }
@@ -331,12 +332,20 @@ pub struct Link {
     dst: Arc<dyn ErasedBox>,
     src_owner: u64,
     dst_owner: u64,
-    label: Arc<str>,
+    src_component: Cow<'static, str>,
+    dst_component: Cow<'static, str>,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.label)
+        write!(
+            f,
+            "{}.{} -> {}.{}",
+            self.src_component,
+            self.src.name(),
+            self.dst_component,
+            self.dst.name()
+        )
     }
 }
 
@@ -360,7 +369,6 @@ impl Link {
 pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
     let s = src.0.box_named(src.1)?;
     let d = dst.0.box_named(dst.1)?;
-    let label = format!("{}.{} -> {}.{}", src.0.name(), src.1, dst.0.name(), dst.1);
     let (s_type, s_name) = s.message_type();
     let (d_type, d_name) = d.message_type();
     if s_type != d_type {
@@ -378,15 +386,17 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
         },
         other => other,
     })?;
-    log::trace!("link {label}");
-    Ok(Link {
+    let link = Link {
         id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
         src: s,
         dst: d,
         src_owner: src.0.id(),
         dst_owner: dst.0.id(),
-        label: label.into(),
-    })
+        src_component: src.0 .0.name.clone(),
+        dst_component: dst.0 .0.name.clone(),
+    };
+    log::trace!("link {link:?}");
+    Ok(link)
 }
 
 /// Removes a linkage (A3): later sends on its source no longer reach the old
@@ -453,7 +463,7 @@ impl<'a> Cx<'a> {
         match self.me.0.find(inbox, Direction::Inbox) {
             Some(b) => b.len() > 0,
             None => misuse(BoxError::NoSuchBox {
-                component: self.me.0.name.clone(),
+                component: self.me.0.name.to_string(),
                 name: inbox.to_owned(),
             }),
         }
@@ -465,7 +475,7 @@ impl<'a> Cx<'a> {
         match self.me.0.find(outbox, Direction::Outbox) {
             Some(b) => b.is_linked(),
             None => misuse(BoxError::NoSuchBox {
-                component: self.me.0.name.clone(),
+                component: self.me.0.name.to_string(),
                 name: outbox.to_owned(),
             }),
         }

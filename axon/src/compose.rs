@@ -15,7 +15,7 @@ struct Parent {
     /// Graphline only: send `producerFinished` out of `signal` at the end.
     signal_when_done: bool,
     boxes: Boxes,
-    name: String,
+    name: &'static str,
 }
 
 impl Component for Parent {
@@ -23,8 +23,8 @@ impl Component for Parent {
         self.boxes.clone()
     }
 
-    fn name(&self) -> String {
-        self.name.clone()
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        self.name.into()
     }
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
@@ -141,7 +141,7 @@ impl Pipeline {
             broadcast_control: None,
             signal_when_done: false,
             boxes,
-            name: "Pipeline".into(),
+            name: "Pipeline",
         });
         for pair in components.windows(2) {
             pipeline.link((&pair[0], "outbox"), (&pair[1], "inbox"))?;
@@ -240,7 +240,7 @@ impl Graphline {
                     .erased_box(dst_box, Direction::Inbox)
                     .ok_or_else(|| no_box(c, dst_box))?;
                 boxes = boxes.like(
-                    src_box,
+                    src_box.to_owned(),
                     "passes through to a child",
                     Direction::Inbox,
                     &like,
@@ -251,7 +251,7 @@ impl Graphline {
                     .erased_box(src_box, Direction::Outbox)
                     .ok_or_else(|| no_box(c, src_box))?;
                 boxes = boxes.like(
-                    dst_box,
+                    dst_box.to_owned(),
                     "passes through from a child",
                     Direction::Outbox,
                     &like,
@@ -284,7 +284,7 @@ impl Graphline {
             broadcast_control,
             signal_when_done,
             boxes,
-            name: "Graphline".into(),
+            name: "Graphline",
         });
         let resolve = |name: &str| {
             if name == "self" {

@@ -68,7 +68,7 @@ impl fmt::Debug for Endpoint {
 impl Endpoint {
     /// An endpoint with these boxes.
     pub fn new(name: &str, boxes: Boxes) -> Self {
-        let handle = Handle::build(name.to_owned(), &boxes, None);
+        let handle = Handle::build(name.to_owned().into(), &boxes, None);
         let signal = Arc::new(Signal::default());
         handle.0.wake.bind(Target::External(signal.clone()));
         Endpoint { handle, signal }

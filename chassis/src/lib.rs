@@ -246,7 +246,7 @@ impl Component for ServerCore {
             .outbox::<Control>("signal", "producerFinished when everything has ended")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "ServerCore".into()
     }
 

@@ -363,7 +363,7 @@ impl Component for Csa {
             .outbox::<Request>("_selectorSignal", "requests to the Selector")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "ConnectedSocketAdapter".into()
     }
 

@@ -112,7 +112,7 @@ impl Component for ChatHub {
             .inbox::<Control>("control", "any message ends the hub")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "ChatHub".into()
     }
 
@@ -183,7 +183,7 @@ impl Component for ChatClient {
             .inbox::<Vec<u8>>("fromHub", "lines from the other clients")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "ChatClient".into()
     }
 

@@ -50,7 +50,7 @@ impl Component for Selector {
             .outbox::<Control>("signal", "producerFinished when the Selector ends")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "Selector".into()
     }
 

@@ -116,7 +116,7 @@ impl Component for TcpClient {
             .outbox::<Request>("_selectorSignal", "requests to the Selector")
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "TCPClient".into()
     }
 

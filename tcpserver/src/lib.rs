@@ -380,7 +380,7 @@ impl Component for TcpServer {
             )
     }
 
-    fn name(&self) -> String {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
         "TCPServer".into()
     }
 
