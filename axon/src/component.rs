@@ -139,7 +139,11 @@ impl Handle {
         Handle::build(name, &boxes, Some(Box::new(body)))
     }
 
-    pub(crate) fn build(name: Cow<'static, str>, boxes: &Boxes, body: Option<Box<dyn Component>>) -> Handle {
+    pub(crate) fn build(
+        name: Cow<'static, str>,
+        boxes: &Boxes,
+        body: Option<Box<dyn Component>>,
+    ) -> Handle {
         let wake = Arc::new(WakeCell::new());
         Handle(Arc::new(Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),

@@ -234,11 +234,7 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-fn print_table(
-    results: &Results,
-    runs: usize,
-    taskset: bool,
-) {
+fn print_table(results: &Results, runs: usize, taskset: bool) {
     println!(
         "\nEcho servers, medians of {runs} run(s){}; ratio = contender / mio",
         if taskset {

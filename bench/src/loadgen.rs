@@ -201,10 +201,16 @@ pub fn bulk(
                 match streams[i].read(&mut buf) {
                     Ok(0) => return Err(io::Error::other("server closed a bulk connection")),
                     Ok(n) => {
-                        for (k, &b) in buf[..n].iter().enumerate() {
-                            if b != ((recvd[i] + k as u64) % 251) as u8 {
+                        // The pattern repeats every 251 bytes: compare
+                        // slices of the block (memcmp), not byte by byte.
+                        let mut k = 0;
+                        while k < n {
+                            let off = ((recvd[i] + k as u64) % 251) as usize;
+                            let len = (n - k).min(block.len() - off);
+                            if buf[k..k + len] != block[off..off + len] {
                                 return Err(io::Error::other("bulk echo mismatch"));
                             }
+                            k += len;
                         }
                         recvd[i] += n as u64;
                     }

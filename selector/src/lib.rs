@@ -37,7 +37,7 @@
 //! directions, and a request only arms a flag in user space (no system
 //! call). The polling itself is the scheduler's way of sleeping: build the
 //! scheduler with [`scheduler()`], whose reactor calls `epoll_wait` with a
-//! zero timeout between rounds and with no timeout when nothing is
+//! zero timeout every few rounds and with no timeout when nothing is
 //! runnable. There is no Selector thread and no timed loop.
 //!
 //! ```

@@ -2,7 +2,7 @@
 //! with, and the scheduler reactor that waits in `epoll_wait`.
 //!
 //! The reactor is how the Selector avoids a thread hop: the scheduler calls
-//! [`Reactor::park`] between rounds (zero timeout) and when it has nothing to
+//! [`Reactor::park`] every few rounds (zero timeout) and when it has nothing to
 //! run (no timeout), so socket readiness and component wake-ups are served
 //! by one thread, and an idle server blocks in the kernel.
 
