@@ -208,3 +208,58 @@ fn c8_a_peer_reset_mid_stream_disturbs_no_one_else() {
     round_trip(&mut fresh, b"after");
     round_trip(&mut steady, b"after");
 }
+
+#[test]
+fn c7_linger_bounds_a_close_waiting_on_a_peer_that_never_reads() {
+    use axon::{link, Endpoint};
+    use tcpserver::{ServerEvent, TcpServer};
+    const LINGER: Duration = Duration::from_millis(300);
+    let scheduler = selector::scheduler().unwrap();
+    let options = ServerOptions {
+        linger: LINGER,
+        ..ServerOptions::default()
+    };
+    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = Endpoint::new(
+        "probe",
+        Boxes::new().inbox::<ServerEvent>("events", "protocolHandlerSignal"),
+    );
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
+    scheduler.activate(&server).unwrap();
+    let running = Running::start(scheduler);
+
+    let _client = connect(addr); // never reads
+    let Some(ServerEvent::NewCsa(new)) = probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+    else {
+        panic!("expected newCSA");
+    };
+    running.handle.activate(&new.csa).unwrap();
+    // 16 MiB queued (far more than the socket buffers hold), then
+    // producerFinished: the close waits for output that cannot go.
+    let inbox = new.csa.postbox::<Vec<u8>>("inbox").unwrap();
+    for _ in 0..csa::INBOX_LIMIT {
+        inbox.send(vec![1u8; 1024 * 1024]).unwrap();
+    }
+    let started = std::time::Instant::now();
+    new.csa
+        .postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ProducerFinished)
+        .unwrap();
+    match probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+    {
+        Some(ServerEvent::ShutdownCsa { csa, .. }) => assert_eq!(csa, new.csa),
+        other => panic!("the connection was not closed after the linger time: {other:?}"),
+    }
+    assert!(started.elapsed() >= LINGER, "closed before the linger time");
+}

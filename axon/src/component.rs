@@ -549,6 +549,16 @@ impl<'a> Cx<'a> {
         self.scheduler().activate_threaded(component)
     }
 
+    /// Asks to be woken (A6) no later than `when`, even if nothing else
+    /// happens: a timer. Not in Kamaelia's Axon, which has no timers; here
+    /// it is what bounds waits such as the CSA's linger time (C7) without a
+    /// polling loop. The wake-up may come early (any other wake-up) and
+    /// comes once per call; a component that ends before it is simply not
+    /// woken.
+    pub fn wake_at(&mut self, when: std::time::Instant) {
+        self.shared.add_timer(when, self.me.0.wake.clone());
+    }
+
     /// The Coordinating Assistant Tracker of this scheduler (A9).
     pub fn cat(&self) -> &Cat {
         &self.shared.cat

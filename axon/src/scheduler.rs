@@ -12,19 +12,20 @@
 //! `poll` the scheduler's way of sleeping, so that socket readiness and
 //! component wake-ups are served by the same thread with no thread hop.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::cat::Cat;
 use crate::component::{Component, Cx, Handle, Step};
 use crate::error::ActivateError;
-use crate::wake::{lock, Target, SCHEDULED};
+use crate::wake::{lock, Target, WakeCell, SCHEDULED};
 
 /// Ends a blocking [`Reactor::park`] from any thread.
 pub trait Unpark: Send + Sync + 'static {
@@ -87,10 +88,77 @@ struct RunQueue {
 pub(crate) struct Shared {
     run: Mutex<RunQueue>,
     unpark: OnceLock<Arc<dyn Unpark>>,
+    timers: Mutex<Timers>,
     pub(crate) cat: Cat,
 }
 
+/// One `wake_at` request: wake `cell` at `at` (`seq` orders equal times).
+struct Timer {
+    at: Instant,
+    seq: u64,
+    cell: Arc<WakeCell>,
+}
+
+impl PartialEq for Timer {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Timer {}
+
+impl PartialOrd for Timer {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Timer {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+#[derive(Default)]
+struct Timers {
+    heap: BinaryHeap<Reverse<Timer>>,
+    seq: u64,
+}
+
 impl Shared {
+    /// Wakes `cell` at `at` (see [`Cx::wake_at`]).
+    pub(crate) fn add_timer(&self, at: Instant, cell: Arc<WakeCell>) {
+        let earliest = {
+            let mut t = lock(&self.timers);
+            t.seq += 1;
+            let seq = t.seq;
+            t.heap.push(Reverse(Timer { at, seq, cell }));
+            t.heap.peek().is_some_and(|Reverse(first)| first.seq == seq)
+        };
+        // A new earliest deadline must cut short a longer sleep.
+        if earliest {
+            self.kick(lock(&self.run));
+        }
+    }
+
+    /// Wakes every component whose time has come; returns the next
+    /// deadline.
+    fn fire_timers(&self, now: Instant, due: &mut Vec<Arc<WakeCell>>) -> Option<Instant> {
+        let next = {
+            let mut t = lock(&self.timers);
+            while t.heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
+                if let Some(Reverse(timer)) = t.heap.pop() {
+                    due.push(timer.cell);
+                }
+            }
+            t.heap.peek().map(|Reverse(first)| first.at)
+        };
+        for cell in due.drain(..) {
+            cell.wake();
+        }
+        next
+    }
+
     /// A6: queue a woken component. Unparks the scheduler only if it sleeps,
     /// so wake-ups made by the scheduler's own thread cost no system call.
     pub(crate) fn push_ready(&self, key: usize) {
@@ -245,6 +313,8 @@ pub struct Scheduler {
     reactor: Box<dyn Reactor>,
     /// Rounds run since the reactor last looked for outside events.
     rounds_since_park: u32,
+    /// Timers found due, woken outside the timer lock.
+    due: Vec<Arc<WakeCell>>,
 }
 
 /// While components stay runnable, the reactor is asked (with a zero
@@ -285,6 +355,7 @@ impl Scheduler {
                     stop: false,
                 }),
                 unpark: OnceLock::new(),
+                timers: Mutex::new(Timers::default()),
                 cat: Cat::new(),
             }),
             table: Slab::new(),
@@ -292,6 +363,7 @@ impl Scheduler {
             new: Vec::new(),
             reactor: Box::new(reactor),
             rounds_since_park: 0,
+            due: Vec::new(),
         }
     }
 
@@ -332,6 +404,7 @@ impl Scheduler {
 
     /// One round; false when the scheduler should return.
     fn round(&mut self) -> bool {
+        let next_timer = self.shared.fire_timers(Instant::now(), &mut self.due);
         {
             let mut q = lock(&self.shared.run);
             q.sleeping = false;
@@ -342,10 +415,12 @@ impl Scheduler {
                 if self.table.is_empty() && q.threaded == 0 {
                     return false;
                 }
-                // A6: nothing to do, so block; any wake-up unparks us.
+                // A6: nothing to do, so block until a wake-up unparks us
+                // or the next timer is due.
                 q.sleeping = true;
                 drop(q);
-                self.reactor.park(None);
+                let timeout = next_timer.map(|at| at.saturating_duration_since(Instant::now()));
+                self.reactor.park(timeout);
                 self.rounds_since_park = 0;
                 return true;
             }

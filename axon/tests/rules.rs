@@ -339,6 +339,45 @@ fn a6_parent_wakes_when_a_child_terminates() {
     assert_eq!(woken.load(Ordering::SeqCst), 1);
 }
 
+#[test]
+fn a6_wake_at_wakes_a_paused_component_when_its_time_comes() {
+    struct Napper {
+        woke_after: Arc<Mutex<Option<Duration>>>,
+        started: Option<Instant>,
+        steps: u32,
+    }
+    impl Component for Napper {
+        fn boxes(&self) -> Boxes {
+            Boxes::new()
+        }
+        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+            self.steps += 1;
+            let started = *self.started.get_or_insert_with(Instant::now);
+            if self.steps == 1 {
+                cx.wake_at(started + Duration::from_millis(100));
+                return Step::Pause;
+            }
+            *self.woke_after.lock().unwrap() = Some(started.elapsed());
+            Step::Done
+        }
+    }
+    let woke_after = Arc::new(Mutex::new(None));
+    let scheduler = Scheduler::new();
+    scheduler
+        .activate(&Handle::new(Napper {
+            woke_after: woke_after.clone(),
+            started: None,
+            steps: 0,
+        }))
+        .unwrap();
+    run(scheduler); // paused with nothing else to wake it: only the timer can
+    let after = woke_after.lock().unwrap().expect("woken");
+    assert!(
+        after >= Duration::from_millis(100),
+        "woken early: {after:?}"
+    );
+}
+
 // ---------------------------------------------------------------- A7
 
 #[test]

@@ -35,6 +35,10 @@
 //!   while under 64 KiB is queued, and its `inbox` is bounded (16
 //!   messages), so a peer that never reads stalls the producer (A5) instead
 //!   of growing memory.
+//! - **Linger (C7).** Once closing, queued output has
+//!   [`CsaOptions::linger`] (30 s by default) to reach the peer; after that
+//!   the CSA closes anyway, with `TimedOut` as `how_died`, so a peer that
+//!   never reads cannot hold a connection open forever.
 //! - **Closing (C5, C6, C8).** On peer reset or any socket error, on
 //!   `shutdownMicroprocess`, or once everything is written after
 //!   `producerFinished`, it closes the socket, sends `socketShutdown` out of
@@ -65,6 +69,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axon::{Boxes, Component, Control, Cx, Handle, Step};
 use mio::net::TcpStream;
@@ -80,6 +85,24 @@ pub const INBOX_LIMIT: usize = 16;
 const READS_PER_STEP: usize = 16;
 /// Most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
+
+/// How a CSA behaves; see [`Csa::with_options`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CsaOptions {
+    /// C7: once the connection is closing (after `producerFinished`, or a
+    /// half-close nobody handles), how long queued output may take to reach
+    /// a peer that is not reading before the CSA gives up and closes.
+    /// Default 30 s.
+    pub linger: Duration,
+}
+
+impl Default for CsaOptions {
+    fn default() -> Self {
+        CsaOptions {
+            linger: Duration::from_secs(30),
+        }
+    }
+}
 
 /// Kamaelia `socketShutdown(csa, [sock, how_died])`, sent out of
 /// `CreatorFeedback` when the connection ends (C6).
@@ -121,6 +144,9 @@ pub struct Csa {
     pending_bytes: usize,
     /// A chunk the outbox refused (C3).
     held: Option<Vec<u8>>,
+    options: CsaOptions,
+    /// When closing, the end of the linger time (C7).
+    linger_until: Option<Instant>,
 }
 
 impl fmt::Debug for Csa {
@@ -143,6 +169,11 @@ impl Csa {
     /// As [`new`](Self::new), for a socket already shared with the Selector
     /// as `source` (as `TCPClient` does while connecting).
     pub fn with_source(stream: Arc<TcpStream>, source: Source) -> Handle {
+        Csa::with_options(stream, source, CsaOptions::default())
+    }
+
+    /// As [`with_source`](Self::with_source), with options.
+    pub fn with_options(stream: Arc<TcpStream>, source: Source, options: CsaOptions) -> Handle {
         let handle = Handle::new(Csa {
             stream,
             source,
@@ -157,6 +188,8 @@ impl Csa {
             offset: 0,
             pending_bytes: 0,
             held: None,
+            options,
+            linger_until: None,
         });
         // The CSA is the only declarer of this box: it exists.
         let _ = handle.set_inbox_size("inbox", Some(INBOX_LIMIT));
@@ -397,9 +430,28 @@ impl Component for Csa {
             Ok(more) => more,
             Err(e) => return self.die(cx, Some(e)),
         };
-        let drained = self.pending.is_empty() && !cx.data_ready("inbox");
-        if drained && (self.finishing || (self.read_closed && !cx.is_linked("readShutdown"))) {
-            return self.die(cx, None);
+        let closing = self.finishing || (self.read_closed && !cx.is_linked("readShutdown"));
+        if closing {
+            if self.pending.is_empty() && !cx.data_ready("inbox") {
+                return self.die(cx, None);
+            }
+            // C7: bounded linger for a peer that will not take its output.
+            let now = Instant::now();
+            match self.linger_until {
+                None => {
+                    let until = now + self.options.linger;
+                    self.linger_until = Some(until);
+                    cx.wake_at(until);
+                }
+                Some(until) if now >= until => {
+                    let e = io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "linger time over with output undelivered",
+                    );
+                    return self.die(cx, Some(e));
+                }
+                Some(_) => {}
+            }
         }
         if more {
             Step::Continue

@@ -79,6 +79,9 @@ pub struct ServerOptions {
     pub nodelay: bool,
     /// T8: the most connections open at once; `None` is unlimited.
     pub max_connections: Option<usize>,
+    /// C7: how long a closing connection's queued output may wait for a
+    /// peer that is not reading (see [`csa::CsaOptions::linger`]).
+    pub linger: std::time::Duration,
 }
 
 impl Default for ServerOptions {
@@ -88,6 +91,7 @@ impl Default for ServerOptions {
             reuse_address: true,
             nodelay: true,
             max_connections: None,
+            linger: csa::CsaOptions::default().linger,
         }
     }
 }
@@ -292,7 +296,15 @@ impl TcpServer {
         }
         let local = stream.local_addr().unwrap_or(self.local_addr);
         log::debug!("tcpserver {}: connection from {peer}", self.local_addr);
-        let (csa, source) = Csa::new(stream);
+        let stream = Arc::new(stream);
+        let source = Source::new(stream.clone());
+        let csa = Csa::with_options(
+            stream,
+            source.clone(),
+            csa::CsaOptions {
+                linger: self.options.linger,
+            },
+        );
         let me = cx.me().clone();
         cx.add_child(&csa);
         if let Err(e) = cx.link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
