@@ -418,4 +418,133 @@ mod tests {
         assert!(s.is_empty());
         assert!(s.poller().registered.is_empty());
     }
+
+    /// Issue-5 scenario 8: random interleavings of requests, removals,
+    /// readiness events (fresh and stale) and closes, checked after every
+    /// step against a simple model of S3–S7: every notice the model owes
+    /// arrives (none lost), none arrives after removal, at most one per
+    /// request.
+    #[test]
+    fn s3_s7_random_interleavings_match_the_model() {
+        #[derive(Clone, Copy, Default)]
+        struct Dir {
+            armed: Option<usize>, // which requester
+            seen: bool,
+        }
+        struct Src {
+            source: Source,
+            fd: RawFd,
+            dirs: [Dir; 2],
+            registered: bool,
+            stale_tokens: Vec<usize>,
+        }
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n) as usize
+        };
+        for _seed in 0..200 {
+            let mut state = State::new(FakePoller::default());
+            let requesters = [client(), client()];
+            let inbox = |k: usize| if k == 0 { "ReadReady" } else { "SendReady" };
+            let mut owed = [[0usize; 2]; 2]; // [requester][kind]
+            let mut srcs: Vec<Src> = (0..3)
+                .map(|i| Src {
+                    source: Source::new(Arc::new(Fd(10 + i))),
+                    fd: 10 + i,
+                    dirs: Default::default(),
+                    registered: false,
+                    stale_tokens: Vec::new(),
+                })
+                .collect();
+            for _op in 0..300 {
+                let i = next(3);
+                let kind = next(2);
+                match next(5) {
+                    0 | 1 => {
+                        let who = next(2);
+                        let to = (requesters[who].handle(), inbox(kind));
+                        let req = if kind == 0 {
+                            Request::new_reader(to, &srcs[i].source)
+                        } else {
+                            Request::new_writer(to, &srcs[i].source)
+                        };
+                        state.request(req.unwrap());
+                        let s = &mut srcs[i];
+                        s.registered = true;
+                        let d = &mut s.dirs[kind];
+                        if d.armed.is_none() {
+                            if d.seen {
+                                d.seen = false;
+                                owed[who][kind] += 1;
+                            } else {
+                                d.armed = Some(who);
+                            }
+                        }
+                    }
+                    2 => {
+                        let s = &mut srcs[i];
+                        let tok = s.registered.then(|| token(&state, s.fd));
+                        state.request(if kind == 0 {
+                            Request::RemoveReader(s.source.clone())
+                        } else {
+                            Request::RemoveWriter(s.source.clone())
+                        });
+                        if s.registered {
+                            s.dirs[kind].armed = None;
+                            if s.dirs.iter().all(|d| d.armed.is_none()) {
+                                s.stale_tokens.extend(tok);
+                                s.registered = false;
+                                s.dirs = Default::default();
+                            }
+                        }
+                    }
+                    3 => {
+                        let s = &mut srcs[i];
+                        if s.registered {
+                            let r = Readiness {
+                                readable: next(2) == 0,
+                                writable: next(2) == 0,
+                                exceptional: false,
+                            };
+                            state.event(token(&state, s.fd), r);
+                            for (k, ready) in [r.readable, r.writable].into_iter().enumerate() {
+                                if ready {
+                                    match s.dirs[k].armed.take() {
+                                        Some(who) => owed[who][k] += 1,
+                                        None => s.dirs[k].seen = true,
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    _ => {
+                        // A stale event for a removed registration: ignored.
+                        if let Some(&t) = srcs[i].stale_tokens.last() {
+                            state.event(
+                                t,
+                                Readiness {
+                                    readable: true,
+                                    writable: true,
+                                    exceptional: true,
+                                },
+                            );
+                        }
+                    }
+                }
+                for (who, r) in requesters.iter().enumerate() {
+                    for (k, owed) in owed[who].iter_mut().enumerate() {
+                        let got = notices(r, inbox(k));
+                        assert_eq!(
+                            got, *owed,
+                            "requester {who}, kind {k}: notices differ from the model"
+                        );
+                        *owed = 0;
+                    }
+                }
+            }
+        }
+    }
 }
