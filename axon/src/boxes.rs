@@ -181,13 +181,16 @@ impl Boxes {
 /// The queue behind an inbox.
 struct Queue<T> {
     items: VecDeque<T>,
-    /// A5: `None` is unbounded.
-    limit: Option<usize>,
+    /// A5: `usize::MAX` is unbounded.
+    limit: usize,
     /// Producers that met a full box and wait for space (A6).
     waiting: Vec<Arc<WakeCell>>,
 }
 
 struct Links<T> {
+    /// Where sends go: the final inbox of the chain. `None` means "my own
+    /// queue" for an inbox and "nowhere" (discard, A4) for an outbox.
+    resolved: Option<Arc<Node<T>>>,
     target: Option<Arc<Node<T>>>,
     sources: Vec<Weak<Node<T>>>,
 }
@@ -200,10 +203,10 @@ pub(crate) struct Node<T> {
     /// Woken when a message arrives (inboxes only, but every box knows its
     /// owner so that a full send can register the sender).
     owner: Arc<WakeCell>,
-    queue: Mutex<Queue<T>>,
-    /// Where sends go: the final inbox of the chain. `None` means "my own
-    /// queue" for an inbox and "nowhere" (discard, A4) for an outbox.
-    resolved: Mutex<Option<Arc<Node<T>>>>,
+    /// The messages waiting: inboxes only (an outbox stores nothing, so it
+    /// pays for no queue).
+    queue: Option<Box<Mutex<Queue<T>>>>,
+    /// The linkage, and the cached final destination sends use.
     links: Mutex<Links<T>>,
 }
 
@@ -220,13 +223,15 @@ impl<T: Send + 'static> Node<T> {
             doc: spec.doc.clone(),
             direction: spec.direction,
             owner,
-            queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                limit: None,
-                waiting: Vec::new(),
+            queue: (spec.direction == Direction::Inbox).then(|| {
+                Box::new(Mutex::new(Queue {
+                    items: VecDeque::new(),
+                    limit: usize::MAX,
+                    waiting: Vec::new(),
+                }))
             }),
-            resolved: Mutex::new(None),
             links: Mutex::new(Links {
+                resolved: None,
                 target: None,
                 sources: Vec::new(),
             }),
@@ -237,8 +242,8 @@ impl<T: Send + 'static> Node<T> {
     /// discards (A4). If the final inbox is full, `waiter` (the sender) is
     /// remembered and woken when space frees (A5, A6).
     pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
-        let resolved = lock(&self.resolved);
-        match (&*resolved, self.direction) {
+        let links = lock(&self.links);
+        match (&links.resolved, self.direction) {
             (Some(dest), _) => dest.push(msg, waiter),
             (None, Direction::Inbox) => self.push(msg, waiter),
             (None, Direction::Outbox) => {
@@ -250,8 +255,11 @@ impl<T: Send + 'static> Node<T> {
 
     /// Appends to this box's own queue and wakes its owner.
     fn push(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
-        let mut q = lock(&self.queue);
-        if q.limit.is_some_and(|limit| q.items.len() >= limit) {
+        let Some(queue) = &self.queue else {
+            return Ok(()); // never: only inboxes are destinations
+        };
+        let mut q = lock(queue);
+        if q.items.len() >= q.limit {
             if let Some(w) = waiter {
                 if !q.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
                     q.waiting.push(w.clone());
@@ -267,7 +275,7 @@ impl<T: Send + 'static> Node<T> {
 
     /// Takes the oldest message (A2); wakes producers waiting for space.
     pub(crate) fn pop(&self) -> Option<T> {
-        let mut q = lock(&self.queue);
+        let mut q = lock(self.queue.as_ref()?);
         let msg = q.items.pop_front();
         if msg.is_some() && !q.waiting.is_empty() {
             let waiting = std::mem::take(&mut q.waiting);
@@ -281,7 +289,7 @@ impl<T: Send + 'static> Node<T> {
 
     /// The inbox sends from this box end in, if any.
     fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
-        match &*lock(&self.resolved) {
+        match &lock(&self.links).resolved {
             Some(dest) => Some(dest.clone()),
             None if self.direction == Direction::Inbox => Some(self.clone()),
             None => None,
@@ -297,17 +305,17 @@ impl<T: Send + 'static> Node<T> {
             (links.target.clone(), sources)
         };
         let dest = target.as_ref().and_then(|t| t.final_inbox());
-        *lock(&self.resolved) = dest.clone();
+        lock(&self.links).resolved = dest.clone();
         for source in &sources {
             source.retarget();
         }
         // A4: messages already waiting here move on to the new destination.
         // Done after the sources are retargeted so that no send can land
         // here behind the move.
-        if let Some(dest) = dest {
-            let moved: Vec<T> = lock(&self.queue).items.drain(..).collect();
-            if !moved.is_empty() {
-                lock(&dest.queue).items.extend(moved);
+        if let (Some(dest), Some(queue)) = (dest, &self.queue) {
+            let moved: Vec<T> = lock(queue).items.drain(..).collect();
+            if let (false, Some(dest_queue)) = (moved.is_empty(), &dest.queue) {
+                lock(dest_queue).items.extend(moved);
                 dest.owner.wake();
             }
         }
@@ -369,12 +377,15 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn len(&self) -> usize {
-        lock(&self.queue).items.len()
+        self.queue.as_ref().map_or(0, |q| lock(q).items.len())
     }
 
     fn set_limit(&self, limit: Option<usize>) {
-        let mut q = lock(&self.queue);
-        q.limit = limit;
+        let Some(queue) = &self.queue else {
+            return;
+        };
+        let mut q = lock(queue);
+        q.limit = limit.unwrap_or(usize::MAX);
         let waiting = std::mem::take(&mut q.waiting);
         drop(q);
         // A larger (or no) limit may have made room: let producers retry.
@@ -384,7 +395,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn is_linked(&self) -> bool {
-        lock(&self.resolved).is_some()
+        lock(&self.links).resolved.is_some()
     }
 
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {

@@ -336,18 +336,24 @@ pub struct Link {
     dst: Arc<dyn ErasedBox>,
     src_owner: u64,
     dst_owner: u64,
-    src_component: Cow<'static, str>,
-    dst_component: Cow<'static, str>,
+    /// For `Debug` only; weak, so that a linkage kept by one component
+    /// never keeps another alive.
+    src_core: std::sync::Weak<Core>,
+    dst_core: std::sync::Weak<Core>,
 }
 
 impl fmt::Debug for Link {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |c: &std::sync::Weak<Core>| {
+            c.upgrade()
+                .map_or(Cow::Borrowed("(ended)"), |c| c.name.clone())
+        };
         write!(
             f,
             "{}.{} -> {}.{}",
-            self.src_component,
+            name(&self.src_core),
             self.src.name(),
-            self.dst_component,
+            name(&self.dst_core),
             self.dst.name()
         )
     }
@@ -396,8 +402,8 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
         dst: d,
         src_owner: src.0.id(),
         dst_owner: dst.0.id(),
-        src_component: src.0 .0.name.clone(),
-        dst_component: dst.0 .0.name.clone(),
+        src_core: Arc::downgrade(&src.0 .0),
+        dst_core: Arc::downgrade(&dst.0 .0),
     };
     log::trace!("link {link:?}");
     Ok(link)
