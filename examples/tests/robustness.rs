@@ -1,0 +1,590 @@
+//! Robustness of the `selector-demo` echo server, measured from outside.
+//!
+//! Each test runs the real executable (`CARGO_BIN_EXE_selector-demo`) as a
+//! child process on 127.0.0.1 with `--port 0`, talks to it over TCP with only
+//! `std`, and measures the child's resources from `/proc/<pid>/...`. They
+//! prove that:
+//!
+//! * a client that sends without ever reading cannot grow the server's
+//!   memory: its CSA stops reading when the handler's bounded inbox is full
+//!   (rules C3 and A5), so TCP flow control holds the client back, while
+//!   other clients are still served;
+//! * 10,000 concurrent connections are all served, and once they close every
+//!   descriptor the server held for them is released (no descriptor leak;
+//!   C6/T6, and the accept path of T5 does not stumble at high descriptor
+//!   counts); the memory per connection is reported;
+//! * 1,000 idle connections cost (almost) no CPU: nothing polls on a timer
+//!   (rule A6, "an idle system uses no CPU at all").
+//!
+//! One more test, ignored because it fails today, states what closing many
+//! connections at once should cost: a few seconds, without stalling the
+//! clients that stay (see its `ignore` reason for the quadratic cost found).
+//!
+//! Nothing here sleeps to synchronise: every wait is a read, a write or a
+//! channel receive with a deadline. The only sleeps are the idle-CPU
+//! measurement window itself and short pauses in bounded polls of
+//! `/proc/<pid>/fd`, where there is no event to wait on. Every loop is
+//! bounded in count and time, and a guard kills the child even when a test
+//! fails.
+
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single wait (start-up, a reply) may take.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+
+// ------------------------------------------------------------------ the child
+
+/// Everything a child's pipe has produced so far, collected on a background
+/// thread so the child can never block on a full pipe.
+struct Drained {
+    buf: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Drained {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+    }
+}
+
+fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&buf);
+    thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    });
+    Drained { buf }
+}
+
+/// A running echo demo. Dropping it kills and reaps the child.
+struct Demo {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Drained,
+}
+
+impl Demo {
+    /// Starts `selector-demo --host 127.0.0.1 --port 0 --protocol echo` and
+    /// waits (with a deadline) for its `listening on` line.
+    fn start_echo() -> Demo {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_selector-demo"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--protocol", "echo"])
+            // Per-connection logs are at debug level; keep them off so the
+            // measurements do not depend on the caller's RUST_LOG.
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn selector-demo");
+        let stdout = child.stdout.take().expect("child stdout");
+        let stderr = drain(child.stderr.take().expect("child stderr"));
+        // Read the first line on a thread so a silent child cannot hang us;
+        // the thread then keeps draining stdout.
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let res = reader.read_line(&mut line).map(|_| line);
+            let _ = tx.send(res);
+            let _ = io::copy(&mut reader, &mut io::sink());
+        });
+        // Build the guard first so the child dies if anything below panics.
+        let mut demo = Demo {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+        };
+        let line = match rx.recv_timeout(DEADLINE) {
+            Ok(Ok(line)) => line,
+            Ok(Err(e)) => panic!("reading the demo's stdout: {e}"),
+            Err(_) => panic!(
+                "no first stdout line within {DEADLINE:?}; stderr: {}",
+                demo.stderr.text()
+            ),
+        };
+        assert!(
+            line.ends_with('\n'),
+            "first stdout line {line:?} is incomplete (child exited?); stderr: {}",
+            demo.stderr.text()
+        );
+        let line = line.trim_end_matches('\n');
+        demo.addr = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .unwrap_or_else(|| {
+                panic!("first stdout line {line:?} is not `listening on HOST:PORT`")
+            });
+        demo
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn connect(&self) -> TcpStream {
+        connect(self.addr).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Panics, with the child's stderr, if the child has exited.
+    fn assert_alive(&mut self) {
+        if let Some(status) = self.child.try_wait().expect("try_wait") {
+            panic!(
+                "selector-demo exited: {status:?}; stderr: {}",
+                self.stderr.text()
+            );
+        }
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let s = TcpStream::connect_timeout(&addr, DEADLINE)
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    s.set_write_timeout(Some(DEADLINE)).unwrap();
+    Ok(s)
+}
+
+/// Writes `msg` and reads exactly as many bytes back (each read bounded by
+/// the socket's read timeout), checking they are `msg`.
+fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
+    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+    if back != msg {
+        return Err(format!(
+            "sent {:?}, echoed {:?}",
+            String::from_utf8_lossy(msg),
+            String::from_utf8_lossy(&back)
+        ));
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ /proc readings
+
+/// The process's resident set size, in bytes (`VmRSS` of
+/// `/proc/<pid>/status`).
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable {line:?}"));
+    kib * KIB
+}
+
+/// How many descriptors the process has open (entries of
+/// `/proc/<pid>/fd`).
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// CPU time the process (all its threads) has used, in clock ticks:
+/// utime + stime, fields 14 and 15 of `/proc/<pid>/stat`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
+    // The command name (field 2) is in parentheses and may hold spaces; the
+    // fields after it start at field 3.
+    let rest = &stat[stat.rfind(')').expect("`)` in stat") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields[14 - 3].parse().expect("utime");
+    let stime: u64 = fields[15 - 3].parse().expect("stime");
+    utime + stime
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
+fn ticks_per_second() -> u64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .filter(|&t| t > 0)
+        .unwrap_or(100)
+}
+
+/// Makes sure this process (and so the children it spawns afterwards, which
+/// inherit the limit) may open at least `needed` descriptors, raising the
+/// soft limit to the hard one with util-linux `prlimit` if it is lower.
+fn ensure_fd_limit(needed: u64) {
+    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("`Max open files` in /proc/self/limits");
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (soft, hard) = (nums[0], nums[1]);
+    if soft >= needed {
+        return;
+    }
+    assert!(
+        hard >= needed,
+        "this test needs {needed} descriptors but the hard limit is {hard} (ulimit -Hn)"
+    );
+    let status = Command::new("prlimit")
+        .args([
+            "--pid",
+            &std::process::id().to_string(),
+            &format!("--nofile={hard}:{hard}"),
+        ])
+        .status()
+        .expect("prlimit (util-linux) is needed to raise the descriptor limit");
+    assert!(status.success(), "prlimit --nofile={hard}:{hard} failed");
+}
+
+/// Waits, polling at most every 20 ms and for at most `limit`, until the
+/// server's descriptor count is `target`; returns the last count seen.
+/// A poll is the only way: there is no event for "descriptor closed".
+fn wait_for_fd_count(pid: u32, target: usize, limit: Duration) -> usize {
+    let start = Instant::now();
+    let mut count = fd_count(pid);
+    for _ in 0..10_000 {
+        if count == target || start.elapsed() > limit {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+        count = fd_count(pid);
+    }
+    count
+}
+
+/// Opens `total` connections from `threads` threads, echoing a unique
+/// message on each (`tag` and the connection's number), and returns them all
+/// still open. Panics, with every error, if any connection fails.
+fn open_and_echo(demo: &Demo, total: usize, threads: usize, tag: &str) -> Vec<TcpStream> {
+    let addr = demo.addr;
+    let per = total.div_ceil(threads);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let tag = tag.to_string();
+            thread::spawn(move || -> Result<Vec<TcpStream>, String> {
+                let start = Instant::now();
+                let range = (t * per)..((t + 1) * per).min(total);
+                let mut conns = Vec::with_capacity(range.len());
+                for i in range {
+                    if start.elapsed() > DEADLINE * 4 {
+                        return Err(format!(
+                            "thread {t}: too slow, {} connections in {:?}",
+                            conns.len(),
+                            start.elapsed()
+                        ));
+                    }
+                    let mut s = connect(addr).map_err(|e| format!("connection {i}: {e}"))?;
+                    echo(&mut s, format!("{tag} {i:05}\n").as_bytes())
+                        .map_err(|e| format!("connection {i}: {e}"))?;
+                    conns.push(s);
+                }
+                Ok(conns)
+            })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(mut c)) => conns.append(&mut c),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a client thread panicked".into()),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "opening {total} echoed connections failed: {errors:#?}\nstderr: {}",
+        demo.stderr.text()
+    );
+    assert_eq!(conns.len(), total);
+    conns
+}
+
+// ---------------------------------------------------------------------- tests
+
+#[test]
+fn c3_slow_reader_cannot_grow_server_memory() {
+    // Rules C3 and A5: the CSA stops reading when its handler's bounded
+    // inbox is full, so a client that writes and never reads is held back
+    // by TCP flow control instead of growing the server's memory.
+    const LIMIT: u64 = 512 * MIB;
+    const CHUNK: usize = 64 * 1024;
+    const MAX_GROWTH: u64 = 64 * MIB;
+    let mut demo = Demo::start_echo();
+    let pid = demo.pid();
+    // One round trip first, so the server is fully started.
+    echo(&mut demo.connect(), b"warm-up").unwrap();
+    let rss_before = rss_bytes(pid);
+
+    let mut hog = demo.connect();
+    hog.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let chunk = vec![b'x'; CHUNK];
+    let mut pushed: u64 = 0;
+    let mut blocked = false;
+    let start = Instant::now();
+    // Bounded by LIMIT / CHUNK writes and by time.
+    while pushed < LIMIT && start.elapsed() < Duration::from_secs(60) {
+        match hog.write(&chunk) {
+            Ok(0) => panic!("the server closed the slow reader after {pushed} bytes"),
+            Ok(n) => pushed += n as u64,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                blocked = true;
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!(
+                "writing to the server after {pushed} bytes: {e}; stderr: {}",
+                demo.stderr.text()
+            ),
+        }
+    }
+    let push_time = start.elapsed();
+    demo.assert_alive();
+    let rss_stuck = rss_bytes(pid);
+    eprintln!(
+        "slow reader: pushed {:.1} MiB in {push_time:.2?} before a write blocked for 2 s; \
+         server RSS {:.1} MiB -> {:.1} MiB",
+        pushed as f64 / MIB as f64,
+        rss_before as f64 / MIB as f64,
+        rss_stuck as f64 / MIB as f64
+    );
+    assert!(
+        blocked && pushed < LIMIT,
+        "the client's writes never blocked: it pushed {pushed} bytes in {push_time:?} \
+         (the server keeps reading from a client that does not read)"
+    );
+
+    // While the slow reader is still connected and stuck, another client is
+    // served normally.
+    let mut other = demo.connect();
+    let rt_start = Instant::now();
+    for i in 0..200u32 {
+        let mut msg = format!("round trip {i:03} ").into_bytes();
+        msg.resize(64, b'.');
+        echo(&mut other, &msg).unwrap_or_else(|e| {
+            panic!(
+                "round trip {i} beside the stuck client: {e}; stderr: {}",
+                demo.stderr.text()
+            )
+        });
+    }
+    let rt_time = rt_start.elapsed();
+    // The slow reader is still held back: its next write blocks too.
+    match hog.write(&chunk) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the stuck client's next write did not block: {other:?}"),
+    }
+    let rss_after = rss_bytes(pid);
+    let growth = rss_stuck.max(rss_after).saturating_sub(rss_before);
+    eprintln!(
+        "slow reader: 200 round trips beside it took {rt_time:.2?}; server RSS now {:.1} MiB, \
+         growth {:.1} MiB",
+        rss_after as f64 / MIB as f64,
+        growth as f64 / MIB as f64
+    );
+    assert!(
+        growth < MAX_GROWTH,
+        "server RSS grew by {:.1} MiB (limit {} MiB) for a client that does not read",
+        growth as f64 / MIB as f64,
+        MAX_GROWTH / MIB
+    );
+    drop(hog);
+}
+
+#[test]
+fn many_connections_10000_echo_once_then_no_descriptor_leak() {
+    const CONNECTIONS: usize = 10_000;
+    const THREADS: usize = 8;
+    const CLOSE_DEADLINE: Duration = Duration::from_secs(45);
+    // The server holds one descriptor per connection; the test process holds
+    // the client ends. Each needs room for CONNECTIONS plus a margin, and the
+    // child inherits this process's limit.
+    ensure_fd_limit(CONNECTIONS as u64 + 200);
+    let mut demo = Demo::start_echo();
+    let pid = demo.pid();
+    let fds_start = fd_count(pid);
+    let rss_start = rss_bytes(pid);
+
+    let start = Instant::now();
+    let conns = open_and_echo(&demo, CONNECTIONS, THREADS, "hello from");
+    let open_time = start.elapsed();
+    demo.assert_alive();
+    let fds_open = fd_count(pid);
+    let rss_open = rss_bytes(pid);
+    let per_conn = rss_open.saturating_sub(rss_start) as f64 / CONNECTIONS as f64;
+    eprintln!(
+        "{CONNECTIONS} connections opened and echoed in {open_time:.2?}; server descriptors \
+         {fds_start} -> {fds_open}; RSS {:.1} MiB -> {:.1} MiB, {:.2} KiB per connection",
+        rss_start as f64 / MIB as f64,
+        rss_open as f64 / MIB as f64,
+        per_conn / KIB as f64
+    );
+    assert!(
+        fds_open >= fds_start + CONNECTIONS,
+        "the server holds {fds_open} descriptors with {CONNECTIONS} connections open \
+         (started with {fds_start})"
+    );
+    // A generous bound: an idle echoed connection must not cost more than
+    // 64 KiB of resident memory (this catches per-connection buffers that
+    // are never released or grow without bound).
+    assert!(
+        per_conn < 64.0 * KIB as f64,
+        "{:.1} KiB of server memory per idle connection",
+        per_conn / KIB as f64
+    );
+
+    // Close every client: the server must release every descriptor. The
+    // deadline is generous because closing is currently quadratic in the
+    // number of connections (see the ignored test below): about 21 s for
+    // 10,000 in a debug build on 2 cores.
+    let cpu_start = cpu_ticks(pid);
+    let close_start = Instant::now();
+    drop(conns);
+    let fds_end = wait_for_fd_count(pid, fds_start, CLOSE_DEADLINE);
+    let close_time = close_start.elapsed();
+    let close_cpu_ms = (cpu_ticks(pid) - cpu_start) * 1000 / ticks_per_second();
+    let rss_end = rss_bytes(pid);
+    eprintln!(
+        "closed all clients: server descriptors back to {fds_end} (start {fds_start}) in \
+         {close_time:.2?}, using {close_cpu_ms} ms of server CPU; RSS {:.1} MiB",
+        rss_end as f64 / MIB as f64
+    );
+    assert_eq!(
+        fds_end,
+        fds_start,
+        "the server's descriptor count did not return to its start value within \
+         {CLOSE_DEADLINE:?} \
+         (leak of {} descriptors?); stderr: {}",
+        fds_end as i64 - fds_start as i64,
+        demo.stderr.text()
+    );
+    // And it still serves.
+    demo.assert_alive();
+    echo(&mut demo.connect(), b"still serving").unwrap();
+}
+
+#[test]
+#[ignore = "server bug: closing a connection costs O(open connections) (Handle::unlink_component \
+            rebuilds the parent's whole link Vec, plus Vec::retain over children and over the \
+            sources of TcpServer's shared _feedbackFromCSA inbox), so closing 10,000 takes \
+            ~20 s of server CPU in a debug build (~4 s in release), and an open client's echo \
+            waits ~19 s meanwhile"]
+fn closing_10000_connections_is_prompt_and_does_not_stall_others() {
+    // Opening 10,000 echoed connections takes about 2.5 s (debug build, 2
+    // cores); closing them should cost no more than that, and a client that
+    // is not closing should not wait for the close storm to end.
+    const CONNECTIONS: usize = 10_000;
+    const CLOSE_WITHIN: Duration = Duration::from_secs(5);
+    const ECHO_WITHIN: Duration = Duration::from_secs(1);
+    ensure_fd_limit(CONNECTIONS as u64 + 200);
+    let mut demo = Demo::start_echo();
+    let pid = demo.pid();
+    // Connected and served before the storm, so its latency below is only
+    // the echo's.
+    let mut bystander = demo.connect();
+    echo(&mut bystander, b"before").unwrap();
+    let fds_start = fd_count(pid);
+    let conns = open_and_echo(&demo, CONNECTIONS, 8, "storm");
+
+    let cpu_start = cpu_ticks(pid);
+    let close_start = Instant::now();
+    drop(conns);
+    // A long read deadline, so the stall is measured rather than cut off.
+    bystander
+        .set_read_timeout(Some(Duration::from_secs(45)))
+        .unwrap();
+    let echo_start = Instant::now();
+    echo(&mut bystander, b"during the close storm")
+        .unwrap_or_else(|e| panic!("bystander during the close storm: {e}"));
+    let latency = echo_start.elapsed();
+    let fds_end = wait_for_fd_count(pid, fds_start, Duration::from_secs(45));
+    let close_time = close_start.elapsed();
+    let close_cpu_ms = (cpu_ticks(pid) - cpu_start) * 1000 / ticks_per_second();
+    demo.assert_alive();
+    eprintln!(
+        "closing {CONNECTIONS}: descriptors {fds_end} (start {fds_start}) after \
+         {close_time:.2?}, {close_cpu_ms} ms of server CPU; a bystander's echo took \
+         {latency:.2?}"
+    );
+    assert_eq!(fds_end, fds_start, "descriptors not released within 45 s");
+    assert!(
+        latency < ECHO_WITHIN,
+        "a bystander's echo took {latency:?} while {CONNECTIONS} other connections closed"
+    );
+    assert!(
+        close_time < CLOSE_WITHIN,
+        "closing {CONNECTIONS} connections took {close_time:?} ({close_cpu_ms} ms of server \
+         CPU); opening them took far less"
+    );
+}
+
+#[test]
+fn idle_1000_connections_use_almost_no_cpu() {
+    // Rule A6: an idle system, even with many open connections, uses no CPU
+    // (no timed polling loops).
+    const CONNECTIONS: usize = 1_000;
+    const WINDOW: Duration = Duration::from_secs(3);
+    ensure_fd_limit(CONNECTIONS as u64 + 200);
+    let mut demo = Demo::start_echo();
+    let pid = demo.pid();
+    let mut conns = open_and_echo(&demo, CONNECTIONS, 4, "idle");
+
+    let hz = ticks_per_second();
+    let ticks_before = cpu_ticks(pid);
+    let window = Instant::now();
+    thread::sleep(WINDOW); // the measurement window, not synchronisation
+    let ticks_after = cpu_ticks(pid);
+    let elapsed = window.elapsed();
+    demo.assert_alive();
+    let used_ms = (ticks_after - ticks_before) * 1000 / hz;
+    let budget_ms = elapsed.as_millis() as u64 / 100; // 1% of one core
+    eprintln!(
+        "{CONNECTIONS} idle connections: server used {used_ms} ms of CPU in {elapsed:.2?} \
+         ({} ticks at {hz} Hz; budget {budget_ms} ms)",
+        ticks_after - ticks_before
+    );
+    assert!(
+        used_ms < budget_ms,
+        "server used {used_ms} ms of CPU in {elapsed:?} with {CONNECTIONS} idle connections \
+         (more than 1% of a core)"
+    );
+
+    // Idle, not dead: every connection is still served.
+    for (i, s) in conns.iter_mut().enumerate() {
+        echo(s, format!("again {i:04}\n").as_bytes())
+            .unwrap_or_else(|e| panic!("connection {i} after the idle window: {e}"));
+    }
+}
