@@ -2,20 +2,23 @@
 //!
 //! Every box is a [`Node<T>`]: `T` is the one message type the box carries.
 //! An inbox owns a queue; an outbox owns none. A linkage sets a box's
-//! *target*; chains of targets (outbox → outbox → inbox → inbox) are resolved
-//! when links change, never per message: each box caches the final inbox its
-//! sends reach (`resolved`), so a send is one cache read and one queue push
-//! however long the chain (A3, "no copy per hop").
+//! *target*. A send follows the targets (outbox → outbox → inbox → inbox)
+//! to the final inbox and pushes the message there, once: nothing is copied
+//! per hop (A3). The usual linkage, outbox → inbox, costs the sender's
+//! target lock and the destination's queue lock; each passthrough hop adds
+//! one lock.
 //!
-//! Topology changes (link, unlink) are rare and serialised by one global
-//! lock; the per-message path takes only the sending box's cache lock and the
-//! destination queue's lock, both uncontended in the common case.
+//! Boxes know only where they lead, not who leads into them, so making or
+//! removing a linkage is O(1) whatever the fan-in (a TCPServer's
+//! `_feedbackFromCSA` is fed by every connection). Topology changes are
+//! serialised by one global lock that the per-message path never takes.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::error::LinkError;
 use crate::wake::{lock, WakeCell};
@@ -187,14 +190,6 @@ struct Queue<T> {
     waiting: Vec<Arc<WakeCell>>,
 }
 
-struct Links<T> {
-    /// Where sends go: the final inbox of the chain. `None` means "my own
-    /// queue" for an inbox and "nowhere" (discard, A4) for an outbox.
-    resolved: Option<Arc<Node<T>>>,
-    target: Option<Arc<Node<T>>>,
-    sources: Vec<Weak<Node<T>>>,
-}
-
 /// A box carrying messages of type `T`.
 pub(crate) struct Node<T> {
     name: Cow<'static, str>,
@@ -206,8 +201,11 @@ pub(crate) struct Node<T> {
     /// The messages waiting: inboxes only (an outbox stores nothing, so it
     /// pays for no queue).
     queue: Option<Box<Mutex<Queue<T>>>>,
-    /// The linkage, and the cached final destination sends use.
-    links: Mutex<Links<T>>,
+    /// The next box along the linkage (A3).
+    target: Mutex<Option<Arc<Node<T>>>>,
+    /// `target.is_some()`, readable without the lock: a send into an inbox
+    /// that passes through elsewhere must follow it.
+    has_target: AtomicBool,
 }
 
 /// Why a push into a queue did not happen.
@@ -230,25 +228,39 @@ impl<T: Send + 'static> Node<T> {
                     waiting: Vec::new(),
                 }))
             }),
-            links: Mutex::new(Links {
-                resolved: None,
-                target: None,
-                sources: Vec::new(),
-            }),
+            target: Mutex::new(None),
+            has_target: AtomicBool::new(false),
         }
     }
 
-    /// Sends `msg` from this box along its linkage. An unlinked outbox
+    /// Sends `msg` from this box along its linkage to the final inbox of
+    /// the chain (A3: the pointers are followed, nothing is copied per hop;
+    /// the common one-hop case takes the one lock). An unlinked outbox
     /// discards (A4). If the final inbox is full, `waiter` (the sender) is
     /// remembered and woken when space frees (A5, A6).
     pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
-        let links = lock(&self.links);
-        match (&links.resolved, self.direction) {
-            (Some(dest), _) => dest.push(msg, waiter),
-            (None, Direction::Inbox) => self.push(msg, waiter),
-            (None, Direction::Outbox) => {
+        let target = lock(&self.target);
+        match &*target {
+            None if self.direction == Direction::Inbox => {
+                drop(target);
+                self.push(msg, waiter)
+            }
+            None => {
                 log::trace!("discarding message sent to unlinked outbox {:?}", self.name);
                 Ok(())
+            }
+            Some(next) if !next.has_target.load(Ordering::Acquire) => {
+                if next.direction == Direction::Inbox {
+                    next.push(msg, waiter)
+                } else {
+                    log::trace!("discarding message sent to unlinked outbox {:?}", next.name);
+                    Ok(())
+                }
+            }
+            Some(next) => {
+                let next = next.clone();
+                drop(target);
+                next.send(msg, waiter)
             }
         }
     }
@@ -259,6 +271,11 @@ impl<T: Send + 'static> Node<T> {
             return Ok(()); // never: only inboxes are destinations
         };
         let mut q = lock(queue);
+        if self.has_target.load(Ordering::Acquire) {
+            // Linked onwards since the sender looked (A4): follow the link.
+            drop(q);
+            return self.send(msg, waiter);
+        }
         if q.items.len() >= q.limit {
             if let Some(w) = waiter {
                 if !q.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
@@ -289,36 +306,15 @@ impl<T: Send + 'static> Node<T> {
 
     /// The inbox sends from this box end in, if any.
     fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
-        match &lock(&self.links).resolved {
-            Some(dest) => Some(dest.clone()),
-            None if self.direction == Direction::Inbox => Some(self.clone()),
-            None => None,
-        }
-    }
-
-    /// Recomputes `resolved` for this box and, recursively, for every box
-    /// linked into it. Called with the topology lock held.
-    fn retarget(self: &Arc<Self>) {
-        let (target, sources) = {
-            let links = lock(&self.links);
-            let sources: Vec<_> = links.sources.iter().filter_map(Weak::upgrade).collect();
-            (links.target.clone(), sources)
-        };
-        let dest = target.as_ref().and_then(|t| t.final_inbox());
-        lock(&self.links).resolved = dest.clone();
-        for source in &sources {
-            source.retarget();
-        }
-        // A4: messages already waiting here move on to the new destination.
-        // Done after the sources are retargeted so that no send can land
-        // here behind the move.
-        if let (Some(dest), Some(queue)) = (dest, &self.queue) {
-            let moved: Vec<T> = lock(queue).items.drain(..).collect();
-            if let (false, Some(dest_queue)) = (moved.is_empty(), &dest.queue) {
-                lock(dest_queue).items.extend(moved);
-                dest.owner.wake();
+        let mut node = self.clone();
+        loop {
+            let next = lock(&node.target).clone();
+            match next {
+                Some(next) => node = next,
+                None => break,
             }
         }
+        (node.direction == Direction::Inbox).then_some(node)
     }
 }
 
@@ -395,7 +391,8 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn is_linked(&self) -> bool {
-        lock(&self.links).resolved.is_some()
+        let next = lock(&self.target).clone();
+        next.and_then(|n| n.final_inbox()).is_some()
     }
 
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {
@@ -418,13 +415,13 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                 sink: dst_name,
             });
         }
-        if let Some(existing) = &lock(&self.links).target {
+        if let Some(existing) = &*lock(&self.target) {
             return Err(LinkError::AlreadyLinked {
                 source: self.name.to_string(),
                 existing: existing.name.to_string(),
             });
         }
-        // Refuse cycles: following dst's chain must not come back here.
+        // Refuse loops: following dst's chain must not come back here.
         let mut cursor = Some(dst.clone());
         while let Some(node) = cursor {
             if Arc::ptr_eq(&node, &self) {
@@ -433,30 +430,31 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                     sink: dst_name,
                 });
             }
-            cursor = lock(&node.links).target.clone();
+            cursor = lock(&node.target).clone();
         }
-        lock(&dst.links).sources.push(Arc::downgrade(&self));
-        lock(&self.links).target = Some(dst);
-        self.retarget();
+        *lock(&self.target) = Some(dst);
+        self.has_target.store(true, Ordering::Release);
+        // A4: messages already waiting here move on. A push racing with
+        // this sees `has_target` under the queue lock and follows the link.
+        if let Some(queue) = &self.queue {
+            let moved: Vec<T> = lock(queue).items.drain(..).collect();
+            if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
+                if let Some(dest_queue) = &dest.queue {
+                    lock(dest_queue).items.extend(moved);
+                }
+                dest.owner.wake();
+            }
+        }
         Ok(())
     }
 
     fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) {
         let _topology = lock(&TOPOLOGY);
-        let target = {
-            let mut links = lock(&self.links);
-            match &links.target {
-                Some(t) if t.same(&**dst) => links.target.take(),
-                _ => return,
-            }
-        };
-        if let Some(target) = target {
-            let me = Arc::downgrade(&self);
-            lock(&target.links)
-                .sources
-                .retain(|s| !s.ptr_eq(&me) && s.strong_count() > 0);
+        let mut target = lock(&self.target);
+        if target.as_ref().is_some_and(|t| t.same(&**dst)) {
+            *target = None;
+            self.has_target.store(false, Ordering::Release);
         }
-        self.retarget();
     }
 
     fn same(&self, other: &dyn ErasedBox) -> bool {

@@ -1,6 +1,7 @@
 //! Components, their handles and the context their body runs in (A1–A3, A7).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,9 +61,9 @@ pub(crate) struct Core {
     pub(crate) wake: Arc<WakeCell>,
     pub(crate) body: Mutex<Option<Box<dyn Component>>>,
     parent: Mutex<Option<Arc<WakeCell>>>,
-    children: Mutex<Vec<Handle>>,
+    children: Mutex<HashMap<u64, Handle>>,
     /// Linkages this component made (Kamaelia: its postoffice).
-    links: Mutex<Vec<Link>>,
+    links: Mutex<LinkBook>,
     activated: std::sync::atomic::AtomicBool,
 }
 
@@ -99,12 +100,72 @@ impl Core {
     pub(crate) fn finish(&self) {
         self.wake.set_done();
         // Kamaelia's `_closeDownMicroprocess`: unlink everything it made.
-        for link in std::mem::take(&mut *lock(&self.links)) {
+        for link in std::mem::take(&mut *lock(&self.links)).all() {
             link.remove();
         }
         if let Some(parent) = lock(&self.parent).take() {
             parent.wake();
         }
+    }
+}
+
+/// The linkages a component made (Kamaelia: its postoffice), filed under
+/// each *other* component they touch, so that removing a child finds its
+/// linkages without scanning every linkage the parent ever made (a
+/// ServerCore makes four per connection).
+#[derive(Default)]
+struct LinkBook {
+    by_component: HashMap<u64, Vec<Link>>,
+}
+
+impl LinkBook {
+    /// The components a linkage is filed under: its ends other than `me`
+    /// (or `me`, for a linkage between two of its own boxes).
+    fn keys(link: &Link, me: u64) -> [Option<u64>; 2] {
+        let src = (link.src_owner != me).then_some(link.src_owner);
+        let dst =
+            (link.dst_owner != me && link.dst_owner != link.src_owner).then_some(link.dst_owner);
+        match (src, dst) {
+            (None, None) => [Some(me), None],
+            keys => [keys.0, keys.1],
+        }
+    }
+
+    fn add(&mut self, link: Link, me: u64) {
+        for key in Self::keys(&link, me).into_iter().flatten() {
+            self.by_component.entry(key).or_default().push(link.clone());
+        }
+    }
+
+    fn forget(&mut self, link: &Link, me: u64) {
+        for key in Self::keys(link, me).into_iter().flatten() {
+            if let Some(links) = self.by_component.get_mut(&key) {
+                links.retain(|l| l.id != link.id);
+                if links.is_empty() {
+                    self.by_component.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Removes and returns every linkage touching `component`.
+    fn take_component(&mut self, component: u64, me: u64) -> Vec<Link> {
+        let links = self.by_component.remove(&component).unwrap_or_default();
+        for link in &links {
+            self.forget(link, me);
+        }
+        links
+    }
+
+    /// Every linkage, once each.
+    fn all(&self) -> Vec<Link> {
+        let mut seen = std::collections::HashSet::new();
+        self.by_component
+            .values()
+            .flatten()
+            .filter(|l| seen.insert(l.id))
+            .cloned()
+            .collect()
     }
 }
 
@@ -152,8 +213,8 @@ impl Handle {
             wake,
             body: Mutex::new(body),
             parent: Mutex::new(None),
-            children: Mutex::new(Vec::new()),
-            links: Mutex::new(Vec::new()),
+            children: Mutex::new(HashMap::new()),
+            links: Mutex::new(LinkBook::default()),
             activated: std::sync::atomic::AtomicBool::new(false),
         }))
     }
@@ -227,26 +288,19 @@ impl Handle {
     /// the source already linked, inbox→outbox, or a loop.
     pub fn link(&self, src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
         let link = link(src, dst)?;
-        lock(&self.0.links).push(link.clone());
+        lock(&self.0.links).add(link.clone(), self.0.id);
         Ok(link)
     }
 
     /// Removes a linkage this component made; unknown links are ignored.
     pub fn unlink(&self, link: &Link) {
-        lock(&self.0.links).retain(|l| l.id != link.id);
+        lock(&self.0.links).forget(link, self.0.id);
         link.remove();
     }
 
     /// Removes every linkage this component made that touches `other`.
     pub fn unlink_component(&self, other: &Handle) {
-        let removed: Vec<Link> = {
-            let mut links = lock(&self.0.links);
-            let (gone, kept) = std::mem::take(&mut *links)
-                .into_iter()
-                .partition(|l| l.touches(other.0.id));
-            *links = kept;
-            gone
-        };
+        let removed = lock(&self.0.links).take_component(other.0.id, self.0.id);
         for link in removed {
             link.remove();
         }
@@ -254,7 +308,7 @@ impl Handle {
 
     /// The linkages this component made and still holds.
     pub fn links(&self) -> Vec<Link> {
-        lock(&self.0.links).clone()
+        lock(&self.0.links).all()
     }
 
     /// Takes the oldest message from one of this component's inboxes, from
@@ -362,10 +416,6 @@ impl fmt::Debug for Link {
 impl Link {
     fn remove(&self) {
         self.src.clone().unlink_from(&self.dst);
-    }
-
-    fn touches(&self, component: u64) -> bool {
-        self.src_owner == component || self.dst_owner == component
     }
 
     /// True if this linkage leaves `(component, box)`.
@@ -514,11 +564,7 @@ impl<'a> Cx<'a> {
     /// Adopts `child` (A7): this component is woken when it ends.
     pub fn add_child(&mut self, child: &Handle) {
         *lock(&child.0.parent) = Some(self.me.0.wake.clone());
-        let mut children = lock(&self.me.0.children);
-        if !children.contains(child) {
-            children.push(child.clone());
-        }
-        drop(children);
+        lock(&self.me.0.children).insert(child.id(), child.clone());
         // A child that ended before adoption still wakes its new parent.
         if child.is_done() {
             self.me.0.wake.wake();
@@ -528,7 +574,7 @@ impl<'a> Cx<'a> {
     /// Gives up `child` (A7) and removes every linkage this component made
     /// to or from it.
     pub fn remove_child(&mut self, child: &Handle) {
-        lock(&self.me.0.children).retain(|c| c != child);
+        lock(&self.me.0.children).remove(&child.id());
         let mut parent = lock(&child.0.parent);
         if parent
             .as_ref()
@@ -542,7 +588,7 @@ impl<'a> Cx<'a> {
 
     /// The current children.
     pub fn children(&self) -> Vec<Handle> {
-        lock(&self.me.0.children).clone()
+        lock(&self.me.0.children).values().cloned().collect()
     }
 
     /// Activates `component` on this component's scheduler.
