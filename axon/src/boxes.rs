@@ -176,8 +176,14 @@ impl Boxes {
         self.with(name, doc, direction, like.maker())
     }
 
-    pub(crate) fn build(&self, owner: &Arc<WakeCell>) -> Vec<Arc<dyn ErasedBox>> {
-        self.specs.iter().map(|s| (s.make)(s, owner)).collect()
+    pub(crate) fn build(
+        &self,
+        owner: &Arc<WakeCell>,
+    ) -> Vec<(Cow<'static, str>, Direction, Arc<dyn ErasedBox>)> {
+        self.specs
+            .iter()
+            .map(|s| (s.name.clone(), s.direction, (s.make)(s, owner)))
+            .collect()
     }
 }
 

@@ -57,7 +57,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Core {
     id: u64,
     name: Cow<'static, str>,
-    boxes: Vec<Arc<dyn ErasedBox>>,
+    /// Each box with its name and direction kept beside it, so that the
+    /// per-message lookup by name is a scan of plain data (no virtual call).
+    boxes: Vec<(Cow<'static, str>, Direction, Arc<dyn ErasedBox>)>,
     pub(crate) wake: Arc<WakeCell>,
     pub(crate) body: Mutex<Option<Box<dyn Component>>>,
     parent: Mutex<Option<Arc<WakeCell>>>,
@@ -67,15 +69,26 @@ pub(crate) struct Core {
     activated: std::sync::atomic::AtomicBool,
 }
 
+/// Box names are usually the same string literal at both ends (declared
+/// and asked for in one crate): compare the pointers before the bytes.
+#[inline]
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+}
+
 impl Core {
     fn find(&self, name: &str, direction: Direction) -> Option<&Arc<dyn ErasedBox>> {
         self.boxes
             .iter()
-            .find(|b| b.name() == name && b.direction() == direction)
+            .find(|(n, d, _)| *d == direction && same_name(n, name))
+            .map(|(_, _, b)| b)
     }
 
     fn find_any(&self, name: &str) -> Option<&Arc<dyn ErasedBox>> {
-        self.boxes.iter().find(|b| b.name() == name)
+        self.boxes
+            .iter()
+            .find(|(n, _, _)| same_name(n, name))
+            .map(|(_, _, b)| b)
     }
 
     pub(crate) fn typed<T: Send + 'static>(
@@ -231,7 +244,7 @@ impl Handle {
 
     /// Every box with its direction, description and message type (A1).
     pub fn boxes(&self) -> Vec<BoxInfo> {
-        self.0.boxes.iter().map(|b| b.info()).collect()
+        self.0.boxes.iter().map(|(_, _, b)| b.info()).collect()
     }
 
     /// True once the component has finished.
@@ -547,7 +560,7 @@ impl<'a> Cx<'a> {
             .0
             .boxes
             .iter()
-            .any(|b| b.direction() == Direction::Inbox && b.len() > 0)
+            .any(|(_, d, b)| *d == Direction::Inbox && b.len() > 0)
     }
 
     /// Links two boxes; the linkage belongs to this component

@@ -71,7 +71,7 @@ use std::net::Shutdown;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Step};
+use axon::{Boxes, Component, Control, Cx, Handle, Postbox, Step};
 use mio::net::TcpStream;
 use selector::{Ready, Request, Source};
 
@@ -147,6 +147,8 @@ pub struct Csa {
     options: CsaOptions,
     /// When closing, the end of the linger time (C7).
     linger_until: Option<Instant>,
+    /// Where the Selector's notices go: `ReadReady`, `SendReady`.
+    notices: Option<(Postbox<Ready>, Postbox<Ready>)>,
 }
 
 impl fmt::Debug for Csa {
@@ -190,24 +192,32 @@ impl Csa {
             held: None,
             options,
             linger_until: None,
+            notices: None,
         });
         // The CSA is the only declarer of this box: it exists.
         let _ = handle.set_inbox_size("inbox", Some(INBOX_LIMIT));
         handle
     }
 
+    /// `newReader((self, "ReadReady"), sock)` or `newWriter((self,
+    /// "SendReady"), sock)`. The two notice postboxes are made once, on the
+    /// first request, and cloned after.
     fn request(&mut self, cx: &mut Cx<'_>, kind: selector::Kind) {
-        let me = cx.me().clone();
-        let request = match kind {
-            selector::Kind::Reader => Request::new_reader((&me, "ReadReady"), &self.source),
-            _ => Request::new_writer((&me, "SendReady"), &self.source),
-        };
-        match request {
-            Ok(r) => {
-                let _ = cx.send(r, "_selectorSignal");
+        if self.notices.is_none() {
+            let me = cx.me();
+            match (me.postbox("ReadReady"), me.postbox("SendReady")) {
+                (Ok(r), Ok(w)) => self.notices = Some((r, w)),
+                _ => return log::error!("csa: its notice inboxes are missing"),
             }
-            Err(e) => log::error!("csa: {e}"),
         }
+        let Some((read, write)) = &self.notices else {
+            return;
+        };
+        let request = match kind {
+            selector::Kind::Reader => Request::NewReader(read.clone(), self.source.clone()),
+            _ => Request::NewWriter(write.clone(), self.source.clone()),
+        };
+        let _ = cx.send(request, "_selectorSignal");
     }
 
     /// C4: write what is queued, refilling from `inbox` under the high
