@@ -204,3 +204,59 @@ fn h7_a_refused_connection_is_reported_on_signal() {
     running.handle.stop();
     drop(running);
 }
+
+/// Answers only when its input ends: collects everything, then sends it
+/// back on `socketShutdown` and says producerFinished.
+struct Accumulator {
+    got: Vec<u8>,
+    seen: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Component for Accumulator {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<Vec<u8>, Vec<u8>>()
+    }
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        while let Some(b) = cx.recv::<Vec<u8>>("inbox") {
+            self.got.extend_from_slice(&b);
+            self.seen
+                .store(self.got.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        if cx.recv::<Control>("control").is_some() {
+            let _ = cx.send(std::mem::take(&mut self.got), "outbox");
+            let _ = cx.send(Control::ProducerFinished, "signal");
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn h4_graceful_stop_answers_everything_taken_then_closes() {
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s = seen.clone();
+    let (addr, core, running) = server_with(
+        move || {
+            Handle::new(Accumulator {
+                got: Vec::new(),
+                seen: s.clone(),
+            })
+        },
+        ServerOptions::default(),
+    );
+    let mut c = connect(addr);
+    let request = pattern(4, 200_000);
+    c.write_all(&request).unwrap();
+    wait_until("the server to take the whole request", || {
+        seen.load(std::sync::atomic::Ordering::SeqCst) == request.len()
+    });
+    // producerFinished: a graceful stop. The client has not half-closed,
+    // yet its handler is told its input is over, answers, and only then
+    // does the connection close.
+    core.postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ProducerFinished)
+        .unwrap();
+    assert!(read_to_eof(&mut c) == request, "the reply was cut short");
+    running.join();
+}

@@ -57,7 +57,7 @@
 //!
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
-//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: the same, but let each connection write what is queued first |
+//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: stop the server gracefully: each connection stops reading, its handler is told (`socketShutdown`, as on a client's half-close) and finishes, and everything it sent is written before the close |
 //! | `_socketactivity` | inbox | [`ServerEvent`] | `newCSA` / `shutdownCSA` from the TCPServer |
 //! | `_serversignal` | outbox | [`Control`] | `serverShutdown` to the TCPServer's `control` |
 //! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended |
@@ -223,8 +223,13 @@ impl ServerCore {
         }
         self.stopping = true;
         log::info!("servercore {}: stopping ({msg:?})", self.local_addr);
+        // Graceful: each CSA stops reading and tells its handler, exactly
+        // as when a client half-closes (C7); the handler finishes its
+        // reply and says producerFinished; the CSA writes it all and
+        // closes (within its linger time). So every byte taken from a
+        // client is answered. Otherwise: close now.
         let close = if msg.is_producer_finished() {
-            Control::ProducerFinished
+            Control::SocketShutdown
         } else {
             Control::ShutdownMicroprocess
         };

@@ -11,7 +11,7 @@
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
-//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: close now (C5) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: close now (C5); `socketShutdown`: stop reading, as if the peer had half-closed (C7; a graceful server stop) |
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
@@ -296,9 +296,8 @@ impl Csa {
             reads += 1;
             match read_chunk(&self.stream) {
                 Ok(chunk) if chunk.is_empty() => {
-                    self.read_closed = true;
                     log::trace!("csa {:?}: peer closed its write side", self.source);
-                    let _ = cx.send(Control::SocketShutdown, "readShutdown");
+                    self.end_input(cx);
                 }
                 Ok(chunk) => {
                     if let Err(full) = cx.send(chunk, "outbox") {
@@ -318,6 +317,15 @@ impl Csa {
             }
         }
         Ok(false)
+    }
+
+    /// No more input (C7): stop reading and tell the handler with
+    /// `socketShutdown` out of `readShutdown`.
+    fn end_input(&mut self, cx: &mut Cx<'_>) {
+        if !self.read_closed {
+            self.read_closed = true;
+            let _ = cx.send(Control::SocketShutdown, "readShutdown");
+        }
     }
 
     /// C6: everything that happens exactly once when the connection ends.
@@ -427,10 +435,12 @@ impl Component for Csa {
             self.write_requested = false;
         }
         while let Some(msg) = cx.recv::<Control>("control") {
-            if msg.is_producer_finished() {
-                self.finishing = true;
-            } else {
-                return self.die(cx, None); // shutdownMicroprocess: at once
+            match msg {
+                // Stop taking input, as if the peer had half-closed (C7):
+                // the handler hears of it and finishes in its own time.
+                Control::SocketShutdown => self.end_input(cx),
+                m if m.is_producer_finished() => self.finishing = true,
+                _ => return self.die(cx, None), // shutdownMicroprocess: at once
             }
         }
         if let Err(e) = self.flush(cx) {
