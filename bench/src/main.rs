@@ -6,9 +6,12 @@
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
 //!   `compare`).
+//! - `bench soak [--quick] [--seconds N] [--clients M]`: mixed clients
+//!   against `selector-demo`, every byte checked, no descriptor leaks.
 
 mod compare;
 mod loadgen;
+mod soak;
 
 use std::time::{Duration, Instant};
 
@@ -183,6 +186,7 @@ fn run_loadgen(args: &[String]) -> Result<(), String> {
 const USAGE: &str = "usage:
   bench compare [--quick] [--runs R]
   bench hop [--messages N] [--runs R]
+  bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S]";
 
 fn main() {
@@ -194,6 +198,7 @@ fn main() {
         }
         Some("compare") => compare::compare(&args[1..]),
         Some("loadgen") => run_loadgen(&args[1..]),
+        Some("soak") => soak::soak(&args[1..]),
         _ => Err(USAGE.to_string()),
     };
     if let Err(e) = result {
