@@ -1,5 +1,7 @@
 //! # ServerCore and SimpleServer
 //!
+//! New here? The [`guide`] walks through an echo server step by step.
+//!
 //! Kamaelia's `Kamaelia.Chassis.ConnectedServer` (rules H1–H6 of
 //! `PROTOCOL.md`): a [`TcpServer`] child plus, for every connection, a
 //! *protocol handler* component made by a factory and wired to the
@@ -69,6 +71,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+
+pub mod guide;
 
 use std::collections::HashMap;
 use std::fmt;
