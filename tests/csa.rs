@@ -211,36 +211,16 @@ fn c8_a_peer_reset_mid_stream_disturbs_no_one_else() {
 
 #[test]
 fn c7_linger_bounds_a_close_waiting_on_a_peer_that_never_reads() {
-    use axon::{link, Endpoint};
-    use tcpserver::{ServerEvent, TcpServer};
+    use tcpserver::ServerEvent;
     const LINGER: Duration = Duration::from_millis(300);
-    let scheduler = selector::scheduler().unwrap();
     let options = ServerOptions {
         linger: LINGER,
         ..ServerOptions::default()
     };
-    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let addr = server.local_addr();
-    let server = Handle::new(server);
-    let probe = Endpoint::new(
-        "probe",
-        Boxes::new().inbox::<ServerEvent>("events", "protocolHandlerSignal"),
-    );
-    link(
-        (&server, "protocolHandlerSignal"),
-        (probe.handle(), "events"),
-    )
-    .unwrap();
-    scheduler.activate(&server).unwrap();
-    let running = Running::start(scheduler);
+    let (addr, _server, probe, running) = tcp_server_with_probe(options);
 
     let _client = connect(addr); // never reads
-    let Some(ServerEvent::NewCsa(new)) = probe
-        .recv_timeout::<ServerEvent>("events", DEADLINE)
-        .unwrap()
-    else {
-        panic!("expected newCSA");
-    };
+    let new = expect_new_csa(&probe);
     running.handle.activate(&new.csa).unwrap();
     // 16 MiB queued (far more than the socket buffers hold), then
     // producerFinished: the close waits for output that cannot go.

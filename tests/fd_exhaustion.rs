@@ -35,16 +35,15 @@ fn t5_out_of_descriptors_the_server_neither_dies_nor_spins_and_resumes() {
     const ROOM: usize = 10; // descriptors left for the server to accept into
 
     let mut stat = std::fs::File::open("/proc/self/stat").unwrap();
-    let scheduler = selector::scheduler().unwrap();
-    let core = SimpleServer::new(
-        || Handle::new(examples::Echo::new()),
-        "127.0.0.1:0".parse().unwrap(),
-        ServerOptions::default(),
-    )
-    .unwrap();
-    let addr = core.local_addr();
-    let core = Handle::new(core);
-    scheduler.activate(&core).unwrap();
+    // Not running yet: the clients below queue in the backlog first.
+    let (addr, _core, scheduler) = activate_on_new_scheduler(
+        SimpleServer::new(
+            || Handle::new(examples::Echo::new()),
+            any_loopback_port(),
+            ServerOptions::default(),
+        )
+        .unwrap(),
+    );
 
     // Room for our clients plus ROOM accepted connections, no more.
     let limit = open_fds() + CLIENTS + ROOM;

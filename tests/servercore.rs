@@ -35,19 +35,17 @@ impl Component for Recorder {
 fn h1_h2_each_connection_gets_a_handler_made_with_its_addresses() {
     let seen: Arc<Mutex<Vec<ConnectionInfo>>> = Arc::default();
     let made = seen.clone();
-    let scheduler = selector::scheduler().unwrap();
-    let core = ServerCore::new(
-        move |info: &ConnectionInfo| {
-            made.lock().unwrap().push(*info);
-            Handle::new(examples::Echo::new())
-        },
-        "127.0.0.1:0".parse().unwrap(),
-        ServerOptions::default(),
-    )
-    .unwrap();
-    let addr = core.local_addr();
-    let core = Handle::new(core);
-    scheduler.activate(&core).unwrap();
+    let (addr, _core, scheduler) = activate_on_new_scheduler(
+        ServerCore::new(
+            move |info: &ConnectionInfo| {
+                made.lock().unwrap().push(*info);
+                Handle::new(examples::Echo::new())
+            },
+            any_loopback_port(),
+            ServerOptions::default(),
+        )
+        .unwrap(),
+    );
     let _running = Running::start(scheduler);
     let mut a = connect(addr);
     let mut b = connect(addr);

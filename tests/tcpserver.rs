@@ -6,21 +6,10 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use axon::{link, Boxes, Control, Endpoint, Handle};
+use axon::{link, Control, Handle};
 use chassis::ServerOptions;
 use tcpserver::{ServerEvent, TcpServer};
 use util::*;
-
-fn probe() -> Endpoint {
-    Endpoint::new(
-        "probe",
-        Boxes::new()
-            .inbox::<ServerEvent>("events", "protocolHandlerSignal")
-            .inbox::<Vec<u8>>("data", "a CSA's outbox")
-            .inbox::<csa::ShutdownCsa>("csaSignal", "a CSA's signal")
-            .inbox::<Control>("serverSignal", "the server's signal"),
-    )
-}
 
 #[test]
 fn t1_boxes_are_kamaelias() {
@@ -67,29 +56,12 @@ fn t2_bind_to_a_port_in_use_is_an_error_naming_the_address() {
 
 #[test]
 fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
-    let scheduler = selector::scheduler().unwrap();
-    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
-    let addr = server.local_addr();
-    let server = Handle::new(server);
-    let probe = probe();
-    link(
-        (&server, "protocolHandlerSignal"),
-        (probe.handle(), "events"),
-    )
-    .unwrap();
-    scheduler.activate(&server).unwrap();
-    let running = Running::start(scheduler);
+    let (addr, server, probe, running) = tcp_server_with_probe(ServerOptions::default());
 
     let mut client = connect(addr);
     // T4: newCSA(self, csa, sock), the CSA not yet activated, its
     // CreatorFeedback linked to the server's _feedbackFromCSA.
-    let event = probe
-        .recv_timeout::<ServerEvent>("events", DEADLINE)
-        .unwrap()
-        .expect("newCSA");
-    let ServerEvent::NewCsa(new) = event else {
-        panic!("expected newCSA first, got {event:?}");
-    };
+    let new = expect_new_csa(&probe);
     assert_eq!(new.server, server);
     assert_eq!(new.peer, client.local_addr().unwrap());
     assert_eq!(new.local, addr);
@@ -154,18 +126,7 @@ fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
 
 #[test]
 fn t3_start_links_to_the_selector_and_asks_for_connections() {
-    let scheduler = selector::scheduler().unwrap();
-    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
-    let addr = server.local_addr();
-    let server = Handle::new(server);
-    let probe = probe();
-    link(
-        (&server, "protocolHandlerSignal"),
-        (probe.handle(), "events"),
-    )
-    .unwrap();
-    scheduler.activate(&server).unwrap();
-    let running = Running::start(scheduler);
+    let (addr, server, probe, running) = tcp_server_with_probe(ServerOptions::default());
     wait_until("the server's first step", || server.links().len() == 2);
     let (selector, _) = running.handle.cat().retrieve_service("selector").unwrap();
     let links = format!("{:?}", server.links());
@@ -190,20 +151,11 @@ fn t3_start_links_to_the_selector_and_asks_for_connections() {
 
 #[test]
 fn t4_several_waiting_connections_are_all_accepted() {
-    let scheduler = selector::scheduler().unwrap();
-    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
-    let addr = server.local_addr();
-    let server = Handle::new(server);
-    let probe = probe();
-    link(
-        (&server, "protocolHandlerSignal"),
-        (probe.handle(), "events"),
-    )
-    .unwrap();
+    let (addr, _server, probe, scheduler) =
+        tcp_server_with_probe_unstarted(ServerOptions::default());
     // 200 clients wait in the backlog before the server even starts: more
     // than one accept round (64) must follow.
     let clients: Vec<_> = (0..200).map(|_| connect(addr)).collect();
-    scheduler.activate(&server).unwrap();
     let _running = Running::start(scheduler);
     for i in 0..clients.len() {
         match probe
@@ -218,27 +170,13 @@ fn t4_several_waiting_connections_are_all_accepted() {
 
 #[test]
 fn t7_server_shutdown_stops_listening_and_ends() {
-    let scheduler = selector::scheduler().unwrap();
-    let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
-    let addr = server.local_addr();
-    let server = Handle::new(server);
-    let probe = probe();
+    let (addr, server, probe, scheduler) =
+        tcp_server_with_probe_unstarted(ServerOptions::default());
     link((&server, "signal"), (probe.handle(), "serverSignal")).unwrap();
-    link(
-        (&server, "protocolHandlerSignal"),
-        (probe.handle(), "events"),
-    )
-    .unwrap();
-    scheduler.activate(&server).unwrap();
     let running = Running::start(scheduler);
     // It is serving: a connection is announced.
     let _c = connect(addr);
-    let Some(ServerEvent::NewCsa(new)) = probe
-        .recv_timeout::<ServerEvent>("events", DEADLINE)
-        .unwrap()
-    else {
-        panic!("expected newCSA");
-    };
+    let new = expect_new_csa(&probe);
     running.handle.activate(&new.csa).unwrap();
     // Its first step links it to the running Selector (C2).
     wait_until("the CSA to link to the Selector", || {

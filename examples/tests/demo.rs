@@ -12,172 +12,19 @@
 //!
 //! Nothing here sleeps to synchronise: every wait is a read or a channel
 //! receive with a deadline, every loop is bounded in count and time, and a
-//! guard kills the child process even when a test fails.
+//! guard kills the child process even when a test fails. The harness that
+//! spawns and guards the child is in `common/mod.rs`, shared with
+//! `robustness.rs` and `stress.rs`.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single wait (start-up, a reply, an exit) may take.
-const DEADLINE: Duration = Duration::from_secs(10);
-
-fn demo() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_selector-demo"));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Everything a child's pipe has produced so far, collected on a background
-/// thread so the child can never block on a full pipe.
-struct Drained {
-    buf: Arc<Mutex<Vec<u8>>>,
-    eof: mpsc::Receiver<()>,
-}
-
-impl Drained {
-    fn text(&self) -> String {
-        text(&self.buf)
-    }
-
-    /// Waits (at most `DEADLINE`) until the pipe has been read to its end,
-    /// then returns all of it.
-    fn finish(self) -> String {
-        let _ = self.eof.recv_timeout(DEADLINE);
-        self.text()
-    }
-}
-
-fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    let (tx, eof) = mpsc::channel();
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        let _ = tx.send(());
-    });
-    Drained { buf, eof }
-}
-
-fn text(buf: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&buf.lock().unwrap()).into_owned()
-}
-
-/// A running demo. Dropping it kills and reaps the child.
-struct Demo {
-    child: Child,
-    first_line: String,
-    addr: SocketAddr,
-    stderr: Drained,
-}
-
-impl Demo {
-    /// Starts `selector-demo --host 127.0.0.1 --port 0 <extra>` and waits
-    /// (with a deadline) for its `listening on` line.
-    fn start(extra: &[&str]) -> Demo {
-        let mut child = demo()
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(extra)
-            .spawn()
-            .expect("spawn selector-demo");
-        let stdout = child.stdout.take().expect("child stdout");
-        let stderr = drain(child.stderr.take().expect("child stderr"));
-        // Read the first line on a thread so a silent child cannot hang us;
-        // the thread then keeps draining stdout.
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let res = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(res);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        // Build the guard first so the child dies if anything below panics.
-        let mut demo = Demo {
-            child,
-            first_line: String::new(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-        };
-        let line = match rx.recv_timeout(DEADLINE) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading the demo's stdout: {e}"),
-            Err(_) => panic!(
-                "no first stdout line within {DEADLINE:?}; stderr: {}",
-                demo.stderr.text()
-            ),
-        };
-        assert!(
-            line.ends_with('\n'),
-            "first stdout line {line:?} is incomplete (child exited?); stderr: {}",
-            demo.stderr.text()
-        );
-        let line = line.trim_end_matches('\n').to_string();
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| {
-                panic!("first stdout line {line:?} is not `listening on HOST:PORT`")
-            });
-        demo.first_line = line;
-        demo.addr = addr;
-        demo
-    }
-
-    fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr)
-            .unwrap_or_else(|e| panic!("connect to {}: {e}", self.addr));
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s.set_write_timeout(Some(DEADLINE)).unwrap();
-        s
-    }
-
-    /// Waits for the child to exit, at most `DEADLINE`.
-    fn wait_exit(&mut self) -> ExitStatus {
-        wait_with_deadline(&mut self.child).unwrap_or_else(|| {
-            panic!(
-                "demo did not exit within {DEADLINE:?}; stderr: {}",
-                self.stderr.text()
-            )
-        })
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Polls `try_wait` in a bounded loop: there is no other event to wait on
-/// for a process exit with only std.
-fn wait_with_deadline(child: &mut Child) -> Option<ExitStatus> {
-    let start = Instant::now();
-    for _ in 0..2_000 {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if start.elapsed() > DEADLINE {
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-    None
-}
+use common::{byte_at, connect, demo_command, drain, wait_with_deadline, Demo, DEADLINE};
 
 /// The outcome of a run of the demo expected to exit by itself.
 struct Finished {
@@ -196,10 +43,15 @@ fn run_to_exit(args: &[&str]) -> Finished {
             let _ = self.0.wait();
         }
     }
-    let mut child = Kill(demo().args(args).spawn().expect("spawn selector-demo"));
+    let mut child = Kill(
+        demo_command()
+            .args(args)
+            .spawn()
+            .expect("spawn selector-demo"),
+    );
     let stdout = drain(child.0.stdout.take().unwrap());
     let stderr = drain(child.0.stderr.take().unwrap());
-    let status = wait_with_deadline(&mut child.0).unwrap_or_else(|| {
+    let status = wait_with_deadline(&mut child.0, DEADLINE).unwrap_or_else(|| {
         panic!(
             "selector-demo {args:?} did not exit within {DEADLINE:?}; stdout: {}; stderr: {}",
             stdout.text(),
@@ -317,9 +169,7 @@ fn demo_port_in_use_is_a_clear_error() {
 
 /// A per-client, per-offset byte pattern that differs between clients.
 fn pattern(client: usize, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| ((i * 31 + client * 7 + (i >> 8)) % 251) as u8)
-        .collect()
+    (0..len).map(|i| byte_at(client, i)).collect()
 }
 
 #[test]
@@ -331,9 +181,7 @@ fn demo_echo_serves_many_concurrent_clients_byte_exact() {
     let workers: Vec<_> = (0..CLIENTS)
         .map(|client| {
             thread::spawn(move || -> Result<(), String> {
-                let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
-                s.set_read_timeout(Some(DEADLINE)).unwrap();
-                s.set_write_timeout(Some(DEADLINE)).unwrap();
+                let mut s = connect(addr).map_err(|e| format!("connect: {e}"))?;
                 let data = pattern(client, BYTES);
                 let start = Instant::now();
                 let mut sent = 0;
@@ -614,14 +462,14 @@ fn demo_sigterm_exits_zero() {
     client.read_exact(&mut back).unwrap();
     assert_eq!(&back, b"ping");
 
-    let pid = demo.child.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed: {kill:?}");
+    demo.sigterm();
 
-    let status = demo.wait_exit();
+    let status = demo.wait_exit(DEADLINE).unwrap_or_else(|| {
+        panic!(
+            "demo did not exit within {DEADLINE:?}; stderr: {}",
+            demo.stderr.text()
+        )
+    });
     assert_eq!(
         status.code(),
         Some(0),

@@ -25,147 +25,33 @@
 //! measurement window itself and short pauses in bounded polls of
 //! `/proc/<pid>/fd`, where there is no event to wait on. Every loop is
 //! bounded in count and time, and a guard kills the child even when a test
-//! fails.
+//! fails. The harness that spawns and guards the child is in
+//! `common/mod.rs`, shared with `demo.rs` and `stress.rs`.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single wait (start-up, a reply) may take.
-const DEADLINE: Duration = Duration::from_secs(10);
+use common::{connect, ensure_fd_limit, Demo, DEADLINE};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 // ------------------------------------------------------------------ the child
 
-/// Everything a child's pipe has produced so far, collected on a background
-/// thread so the child can never block on a full pipe.
-struct Drained {
-    buf: Arc<Mutex<Vec<u8>>>,
-}
-
-impl Drained {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
-}
-
-fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-    });
-    Drained { buf }
-}
-
-/// A running echo demo. Dropping it kills and reaps the child.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Drained,
-}
-
-impl Demo {
-    /// Starts `selector-demo --host 127.0.0.1 --port 0 --protocol echo` and
-    /// waits (with a deadline) for its `listening on` line.
-    fn start_echo() -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_selector-demo"))
-            .args(["--host", "127.0.0.1", "--port", "0", "--protocol", "echo"])
-            // Per-connection logs are at debug level; keep them off so the
-            // measurements do not depend on the caller's RUST_LOG.
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn selector-demo");
-        let stdout = child.stdout.take().expect("child stdout");
-        let stderr = drain(child.stderr.take().expect("child stderr"));
-        // Read the first line on a thread so a silent child cannot hang us;
-        // the thread then keeps draining stdout.
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let res = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(res);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        // Build the guard first so the child dies if anything below panics.
-        let mut demo = Demo {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-        };
-        let line = match rx.recv_timeout(DEADLINE) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading the demo's stdout: {e}"),
-            Err(_) => panic!(
-                "no first stdout line within {DEADLINE:?}; stderr: {}",
-                demo.stderr.text()
-            ),
-        };
-        assert!(
-            line.ends_with('\n'),
-            "first stdout line {line:?} is incomplete (child exited?); stderr: {}",
-            demo.stderr.text()
-        );
-        let line = line.trim_end_matches('\n');
-        demo.addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| {
-                panic!("first stdout line {line:?} is not `listening on HOST:PORT`")
-            });
-        demo
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn connect(&self) -> TcpStream {
-        connect(self.addr).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Panics, with the child's stderr, if the child has exited.
-    fn assert_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!(
-                "selector-demo exited: {status:?}; stderr: {}",
-                self.stderr.text()
-            );
-        }
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
-    let s = TcpStream::connect_timeout(&addr, DEADLINE)
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
-    s.set_read_timeout(Some(DEADLINE)).unwrap();
-    s.set_write_timeout(Some(DEADLINE)).unwrap();
-    Ok(s)
+/// Starts `selector-demo --host 127.0.0.1 --port 0 --protocol echo` and
+/// waits (with a deadline) for its `listening on` line.
+fn start_echo() -> Demo {
+    Demo::start_with_env(
+        &["--protocol", "echo"],
+        // Per-connection logs are at debug level; keep them off so the
+        // measurements do not depend on the caller's RUST_LOG.
+        &[("RUST_LOG", "info")],
+    )
 }
 
 /// Writes `msg` and reads exactly as many bytes back (each read bounded by
@@ -237,38 +123,6 @@ fn ticks_per_second() -> u64 {
         .unwrap_or(100)
 }
 
-/// Makes sure this process (and so the children it spawns afterwards, which
-/// inherit the limit) may open at least `needed` descriptors, raising the
-/// soft limit to the hard one with util-linux `prlimit` if it is lower.
-fn ensure_fd_limit(needed: u64) {
-    let limits = std::fs::read_to_string("/proc/self/limits").expect("read /proc/self/limits");
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .expect("`Max open files` in /proc/self/limits");
-    let nums: Vec<u64> = line
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (soft, hard) = (nums[0], nums[1]);
-    if soft >= needed {
-        return;
-    }
-    assert!(
-        hard >= needed,
-        "this test needs {needed} descriptors but the hard limit is {hard} (ulimit -Hn)"
-    );
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &std::process::id().to_string(),
-            &format!("--nofile={hard}:{hard}"),
-        ])
-        .status()
-        .expect("prlimit (util-linux) is needed to raise the descriptor limit");
-    assert!(status.success(), "prlimit --nofile={hard}:{hard} failed");
-}
-
 /// Waits, polling at most every 20 ms and for at most `limit`, until the
 /// server's descriptor count is `target`; returns the last count seen.
 /// A poll is the only way: there is no event for "descriptor closed".
@@ -306,7 +160,8 @@ fn open_and_echo(demo: &Demo, total: usize, threads: usize, tag: &str) -> Vec<Tc
                             start.elapsed()
                         ));
                     }
-                    let mut s = connect(addr).map_err(|e| format!("connection {i}: {e}"))?;
+                    let mut s = connect(addr)
+                        .map_err(|e| format!("connection {i}: connect to {addr}: {e}"))?;
                     echo(&mut s, format!("{tag} {i:05}\n").as_bytes())
                         .map_err(|e| format!("connection {i}: {e}"))?;
                     conns.push(s);
@@ -343,7 +198,7 @@ fn c3_slow_reader_cannot_grow_server_memory() {
     const LIMIT: u64 = 512 * MIB;
     const CHUNK: usize = 64 * 1024;
     const MAX_GROWTH: u64 = 64 * MIB;
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let pid = demo.pid();
     // One round trip first, so the server is fully started.
     echo(&mut demo.connect(), b"warm-up").unwrap();
@@ -433,7 +288,7 @@ fn many_connections_10000_echo_once_then_no_descriptor_leak() {
     // the client ends. Each needs room for CONNECTIONS plus a margin, and the
     // child inherits this process's limit.
     ensure_fd_limit(CONNECTIONS as u64 + 200);
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let pid = demo.pid();
     let fds_start = fd_count(pid);
     let rss_start = rss_bytes(pid);
@@ -502,7 +357,7 @@ fn closing_10000_connections_is_prompt_and_does_not_stall_others() {
     const CLOSE_WITHIN: Duration = Duration::from_secs(5);
     const ECHO_WITHIN: Duration = Duration::from_secs(1);
     ensure_fd_limit(CONNECTIONS as u64 + 200);
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let pid = demo.pid();
     // Connected and served before the storm, so its latency below is only
     // the echo's.
@@ -550,7 +405,7 @@ fn idle_1000_connections_use_almost_no_cpu() {
     const CONNECTIONS: usize = 1_000;
     const WINDOW: Duration = Duration::from_secs(3);
     ensure_fd_limit(CONNECTIONS as u64 + 200);
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let pid = demo.pid();
     let mut conns = open_and_echo(&demo, CONNECTIONS, 4, "idle");
 

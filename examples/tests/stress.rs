@@ -30,170 +30,52 @@
 //! loop is bounded in count and time, and a guard kills the child process
 //! even when a test fails. The accept storm needs about 2,200 descriptors in
 //! each process; if the soft limit is lower it is raised to the hard limit
-//! with util-linux `prlimit` (as `robustness.rs` does).
+//! with util-linux `prlimit` (as `robustness.rs` does). The harness that
+//! spawns and guards the child is in `common/mod.rs`, shared with `demo.rs`
+//! and `robustness.rs`.
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod common;
+
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single wait (start-up, a reply, an exit) may take.
-const DEADLINE: Duration = Duration::from_secs(10);
+use common::{byte_at, connect, ensure_fd_limit, Demo, DEADLINE};
 
 // ------------------------------------------------------------------ harness
 
-/// Everything a child's pipe has produced so far, collected on a background
-/// thread so the child can never block on a full pipe.
-struct Drained {
-    buf: Arc<Mutex<Vec<u8>>>,
+/// Starts `selector-demo --host 127.0.0.1 --port 0 --protocol echo`, with
+/// only warnings logged, and waits (with a deadline) for its `listening on`
+/// line.
+fn start_echo() -> Demo {
+    Demo::start_with_env(&["--protocol", "echo"], &[("RUST_LOG", "warn")])
 }
 
-impl Drained {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
-    }
+/// Panics if the server has exited or has logged a panic.
+fn assert_healthy(demo: &mut Demo) {
+    demo.assert_alive();
+    let log = demo.stderr.text();
+    assert!(!log.contains("panicked"), "the server panicked: {log}");
 }
 
-fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    thread::spawn(move || {
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
+/// One fresh client gets a message echoed: the server still serves.
+fn assert_serves_new_client(demo: &mut Demo) {
+    let mut s = connect(demo.addr).expect("connect a fresh client");
+    let msg = b"still serving?";
+    s.write_all(msg).expect("fresh client: write");
+    let mut back = [0u8; 14];
+    s.read_exact(&mut back).unwrap_or_else(|e| {
+        panic!(
+            "fresh client: no echo ({e}); stderr: {}",
+            demo.stderr.text()
+        )
     });
-    Drained { buf }
-}
-
-/// A running echo demo. Dropping it kills and reaps the child.
-struct Demo {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Drained,
-}
-
-impl Demo {
-    /// Starts `selector-demo --host 127.0.0.1 --port 0 --protocol echo` and
-    /// waits (with a deadline) for its `listening on` line.
-    fn start_echo() -> Demo {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_selector-demo"))
-            .args(["--host", "127.0.0.1", "--port", "0", "--protocol", "echo"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn selector-demo");
-        let stdout = child.stdout.take().expect("child stdout");
-        let stderr = drain(child.stderr.take().expect("child stderr"));
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let res = reader.read_line(&mut line).map(|_| line);
-            let _ = tx.send(res);
-            let _ = io::copy(&mut reader, &mut io::sink());
-        });
-        // The guard exists before anything below can panic.
-        let mut demo = Demo {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            stderr,
-        };
-        let line = match rx.recv_timeout(DEADLINE) {
-            Ok(Ok(line)) => line,
-            Ok(Err(e)) => panic!("reading the demo's stdout: {e}"),
-            Err(_) => panic!(
-                "no first stdout line within {DEADLINE:?}; stderr: {}",
-                demo.stderr.text()
-            ),
-        };
-        let line = line.trim_end_matches('\n');
-        demo.addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-            .unwrap_or_else(|| {
-                panic!(
-                    "first stdout line {line:?} is not `listening on HOST:PORT`; stderr: {}",
-                    demo.stderr.text()
-                )
-            });
-        demo
-    }
-
-    /// Panics if the server has exited or has logged a panic.
-    fn assert_healthy(&mut self) {
-        let status = self.child.try_wait().expect("try_wait");
-        assert!(
-            status.is_none(),
-            "the server exited ({status:?}); stderr: {}",
-            self.stderr.text()
-        );
-        let log = self.stderr.text();
-        assert!(!log.contains("panicked"), "the server panicked: {log}");
-    }
-
-    /// One fresh client gets a message echoed: the server still serves.
-    fn assert_serves_new_client(&mut self) {
-        let mut s = connect(self.addr).expect("connect a fresh client");
-        let msg = b"still serving?";
-        s.write_all(msg).expect("fresh client: write");
-        let mut back = [0u8; 14];
-        s.read_exact(&mut back).unwrap_or_else(|e| {
-            panic!(
-                "fresh client: no echo ({e}); stderr: {}",
-                self.stderr.text()
-            )
-        });
-        assert_eq!(&back, msg, "fresh client: wrong echo");
-        self.assert_healthy();
-    }
-
-    /// Waits for the child to exit, at most `limit`.
-    fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        // There is no exit event to wait on with only std: poll, bounded.
-        for _ in 0..10_000 {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if start.elapsed() > limit {
-                break;
-            }
-            thread::sleep(Duration::from_millis(5));
-        }
-        None
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A blocking client socket with read and write deadlines.
-fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, DEADLINE)?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    s.set_write_timeout(Some(DEADLINE))?;
-    Ok(s)
-}
-
-/// Byte `i` of client `client`'s endless stream; differs between clients.
-fn byte_at(client: usize, i: usize) -> u8 {
-    ((i * 31 + client * 7 + (i >> 8)) % 251) as u8
+    assert_eq!(&back, msg, "fresh client: wrong echo");
+    assert_healthy(demo);
 }
 
 /// Fills `buf` with client `client`'s stream from offset `from`.
@@ -410,7 +292,7 @@ fn well_behaved(client: usize, s: TcpStream) -> Result<(), String> {
 fn c7_c8_resets_and_half_closes_at_scale_lose_no_well_behaved_byte() {
     const PER_KIND: usize = 100;
     let started = Instant::now();
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let addr = demo.addr;
     let kinds: Vec<Kind> = (0..3 * PER_KIND)
         .map(|i| match i % 6 {
@@ -474,47 +356,10 @@ fn c7_c8_resets_and_half_closes_at_scale_lose_no_well_behaved_byte() {
         demo.stderr.text()
     );
     // The resets hurt nobody: the server is alive and serves newcomers.
-    demo.assert_serves_new_client();
+    assert_serves_new_client(&mut demo);
 }
 
 // ------------------------------------------------------------ T4: accept storm
-
-/// Makes sure this process (and so the server it spawns afterwards, which
-/// inherits the limit) may open at least `needed` descriptors, raising the
-/// soft limit to the hard one with util-linux `prlimit` if it is lower.
-fn ensure_fd_limit(needed: u64) {
-    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
-        return; // not Linux: nothing to check
-    };
-    let Some(nums) = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect::<Vec<u64>>()
-        })
-    else {
-        return;
-    };
-    let (soft, hard) = (nums[0], *nums.get(1).unwrap_or(&u64::MAX));
-    if soft >= needed {
-        return;
-    }
-    assert!(
-        hard >= needed,
-        "this test holds {needed} descriptors open but the hard limit is {hard} (ulimit -Hn)"
-    );
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &std::process::id().to_string(),
-            &format!("--nofile={hard}:{hard}"),
-        ])
-        .status()
-        .expect("prlimit (util-linux) is needed to raise the descriptor limit");
-    assert!(status.success(), "prlimit --nofile={hard}:{hard} failed");
-}
 
 #[test]
 fn t4_accept_storm_2000_clients_all_served_while_latency_stays_bounded() {
@@ -525,7 +370,7 @@ fn t4_accept_storm_2000_clients_all_served_while_latency_stays_bounded() {
     const MAX_LATENCY: Duration = Duration::from_secs(2);
     // Both this process and the server hold all 2,000 connections at once.
     ensure_fd_limit(STORM as u64 + 200);
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let addr = demo.addr;
 
     // The established client: ping-pong round trips until told to stop,
@@ -672,7 +517,7 @@ fn t4_accept_storm_2000_clients_all_served_while_latency_stays_bounded() {
         "the established client waited {max:?} for an echo during the accept storm \
          (p99 {p99:?}): starved"
     );
-    demo.assert_serves_new_client();
+    assert_serves_new_client(&mut demo);
 }
 
 // --------------------------------------------------- graceful SIGTERM under load
@@ -740,7 +585,7 @@ fn graceful_sigterm_under_load_echoes_every_accepted_byte_then_exits_zero() {
     const MAX_TIME: Duration = Duration::from_secs(40);
     /// Exit bound: the demo's 5 s linger plus generous slack.
     const EXIT_WITHIN: Duration = Duration::from_secs(10);
-    let mut demo = Demo::start_echo();
+    let mut demo = start_echo();
     let addr = demo.addr;
 
     let (under_way_tx, under_way_rx) = mpsc::channel::<usize>();
@@ -846,13 +691,8 @@ fn graceful_sigterm_under_load_echoes_every_accepted_byte_then_exits_zero() {
         .map(|(f, _, _)| f.written.load(Ordering::SeqCst))
         .sum();
 
-    let pid = demo.child.id().to_string();
     let signalled = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(kill.success(), "kill -TERM {pid} failed: {kill:?}");
+    demo.sigterm();
     let status = demo.wait_exit(EXIT_WITHIN).unwrap_or_else(|| {
         panic!(
             "the server did not exit within {EXIT_WITHIN:?} of SIGTERM under load; stderr: {}",

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: a server on its own scheduler
-//! thread, blocking loopback clients with deadlines, and an endpoint that
-//! records what a component sends.
+//! thread, a bare TCPServer with a probe on its protocolHandlerSignal,
+//! blocking loopback clients with deadlines, and an endpoint that records
+//! what a component sends.
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -9,8 +10,9 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use axon::{Handle, Scheduler, SchedulerHandle};
-use chassis::{ServerOptions, SimpleServer};
+use axon::{link, Boxes, Control, Endpoint, Handle, Scheduler, SchedulerHandle};
+use chassis::{ServerCore, ServerOptions, SimpleServer};
+use tcpserver::{NewCsa, ServerEvent, TcpServer};
 
 /// How long any test waits for one event before it fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -71,12 +73,79 @@ pub fn server_with<F>(protocol: F, options: ServerOptions) -> (SocketAddr, Handl
 where
     F: FnMut() -> Handle + Send + 'static,
 {
+    let (addr, core, scheduler) = activate_on_new_scheduler(
+        SimpleServer::new(protocol, any_loopback_port(), options).unwrap(),
+    );
+    (addr, core, Running::start(scheduler))
+}
+
+/// 127.0.0.1, port 0: the kernel picks a free port.
+pub fn any_loopback_port() -> SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
+}
+
+/// Activates `core` on a new Selector scheduler that is not running yet:
+/// the caller starts it (`Running::start`) when the test is ready, e.g.
+/// once clients wait in the backlog.
+pub fn activate_on_new_scheduler(core: ServerCore) -> (SocketAddr, Handle, Scheduler) {
     let scheduler = selector::scheduler().unwrap();
-    let core = SimpleServer::new(protocol, "127.0.0.1:0".parse().unwrap(), options).unwrap();
     let addr = core.local_addr();
     let core = Handle::new(core);
     scheduler.activate(&core).unwrap();
-    (addr, core, Running::start(scheduler))
+    (addr, core, scheduler)
+}
+
+/// An endpoint with an inbox for each thing a TCPServer and its CSAs send:
+/// `events` (protocolHandlerSignal), `data` (a CSA's outbox), `csaSignal`
+/// (a CSA's signal) and `serverSignal` (the server's signal).
+pub fn server_probe() -> Endpoint {
+    Endpoint::new(
+        "probe",
+        Boxes::new()
+            .inbox::<ServerEvent>("events", "protocolHandlerSignal")
+            .inbox::<Vec<u8>>("data", "a CSA's outbox")
+            .inbox::<csa::ShutdownCsa>("csaSignal", "a CSA's signal")
+            .inbox::<Control>("serverSignal", "the server's signal"),
+    )
+}
+
+/// A bare TCPServer (no ServerCore) on 127.0.0.1, port 0, its
+/// protocolHandlerSignal linked to a [`server_probe`]'s `events`, activated
+/// on a new Selector scheduler that is not running yet: link more or queue
+/// clients in the backlog first, then `Running::start` it.
+pub fn tcp_server_with_probe_unstarted(
+    options: ServerOptions,
+) -> (SocketAddr, Handle, Endpoint, Scheduler) {
+    let scheduler = selector::scheduler().unwrap();
+    let server = TcpServer::bind(any_loopback_port(), options).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe = server_probe();
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
+    scheduler.activate(&server).unwrap();
+    (addr, server, probe, scheduler)
+}
+
+/// Waits (with the deadline) for the next event on a [`server_probe`]'s
+/// `events` and checks it is newCSA.
+pub fn expect_new_csa(probe: &Endpoint) -> NewCsa {
+    match probe
+        .recv_timeout::<ServerEvent>("events", DEADLINE)
+        .unwrap()
+    {
+        Some(ServerEvent::NewCsa(new)) => new,
+        other => panic!("expected newCSA, got {other:?}"),
+    }
+}
+
+/// [`tcp_server_with_probe_unstarted`], with its scheduler running.
+pub fn tcp_server_with_probe(options: ServerOptions) -> (SocketAddr, Handle, Endpoint, Running) {
+    let (addr, server, probe, scheduler) = tcp_server_with_probe_unstarted(options);
+    (addr, server, probe, Running::start(scheduler))
 }
 
 /// A blocking client whose reads fail after the deadline.
