@@ -72,6 +72,64 @@ pub fn rss_kib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A scenario's timing: a warm-up, then the window in which operations
+/// count and over which the server's CPU time is read.
+struct Window {
+    pid: u32,
+    measure_from: Instant,
+    end: Instant,
+    length: Duration,
+    cpu0: Option<f64>,
+}
+
+/// Where a scenario's loop is in its [`Window`].
+#[derive(PartialEq)]
+enum Phase {
+    WarmUp,
+    /// The first turn of the measured window.
+    Started,
+    Measuring,
+    Over,
+}
+
+impl Window {
+    fn new(pid: u32, warmup: Duration, window: Duration) -> Window {
+        let measure_from = Instant::now() + warmup;
+        Window {
+            pid,
+            measure_from,
+            end: measure_from + window,
+            length: window,
+            cpu0: None,
+        }
+    }
+
+    /// Called at the top of each turn of the event loop.
+    fn phase(&mut self) -> Phase {
+        let now = Instant::now();
+        if now >= self.end {
+            Phase::Over
+        } else if self.cpu0.is_some() {
+            Phase::Measuring
+        } else if now >= self.measure_from {
+            self.cpu0 = Some(cpu_secs(self.pid));
+            Phase::Started
+        } else {
+            Phase::WarmUp
+        }
+    }
+
+    fn measuring(&self) -> bool {
+        self.cpu0.is_some()
+    }
+
+    fn finish(&self, out: &mut Outcome) {
+        out.secs = self.length.as_secs_f64();
+        let now = cpu_secs(self.pid);
+        out.server_cpu_secs = now - self.cpu0.unwrap_or(now);
+    }
+}
+
 fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
@@ -114,15 +172,9 @@ pub fn pingpong(
     }
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + window;
+    let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
-    let mut cpu0 = None;
-    while Instant::now() < end {
-        if cpu0.is_none() && Instant::now() >= measure_from {
-            cpu0 = Some(cpu_secs(pid));
-        }
+    while w.phase() != Phase::Over {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
             let i = ev.token().0;
@@ -139,7 +191,7 @@ pub fn pingpong(
                         got[i] += n;
                         if got[i] == size {
                             let now = Instant::now();
-                            if now >= measure_from && cpu0.is_some() {
+                            if w.measuring() {
                                 out.ops += 1;
                                 out.latencies_ns.push((now - sent_at[i]).as_nanos() as u64);
                             }
@@ -155,8 +207,7 @@ pub fn pingpong(
             }
         }
     }
-    out.secs = window.as_secs_f64();
-    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
+    w.finish(&mut out);
     Ok(out)
 }
 
@@ -182,16 +233,14 @@ pub fn bulk(
     let block: Vec<u8> = (0..251 * 256).map(|k| (k % 251) as u8).collect();
     let mut buf = vec![0u8; 256 * 1024];
     let mut events = Events::with_capacity(1024);
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + window;
+    let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
-    let mut cpu0 = None;
     let mut base = 0u64;
-    while Instant::now() < end {
-        if cpu0.is_none() && Instant::now() >= measure_from {
-            cpu0 = Some(cpu_secs(pid));
-            base = recvd.iter().sum();
+    loop {
+        match w.phase() {
+            Phase::Over => break,
+            Phase::Started => base = recvd.iter().sum(),
+            _ => {}
         }
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
@@ -230,11 +279,10 @@ pub fn bulk(
             }
         }
     }
-    out.secs = window.as_secs_f64();
+    w.finish(&mut out);
     out.bytes = recvd.iter().sum::<u64>() - base;
     // One "op" is one MB echoed, so CPU per op reads as µs per MB.
     out.ops = out.bytes / 1_000_000;
-    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
     Ok(out)
 }
 
@@ -277,15 +325,9 @@ pub fn churn(
     let msg = [7u8; 64];
     let mut buf = [0u8; 64];
     let mut events = Events::with_capacity(1024);
-    let start = Instant::now();
-    let measure_from = start + warmup;
-    let end = measure_from + window;
+    let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
-    let mut cpu0 = None;
-    while Instant::now() < end {
-        if cpu0.is_none() && Instant::now() >= measure_from {
-            cpu0 = Some(cpu_secs(pid));
-        }
+    while w.phase() != Phase::Over {
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
             let i = ev.token().0;
@@ -322,7 +364,7 @@ pub fn churn(
                 }
             }
             if finished {
-                if cpu0.is_some() {
+                if w.measuring() {
                     out.ops += 1;
                 }
                 if let Some((mut s, _)) = slots[i].take() {
@@ -332,8 +374,7 @@ pub fn churn(
             }
         }
     }
-    out.secs = window.as_secs_f64();
-    out.server_cpu_secs = cpu_secs(pid) - cpu0.unwrap_or_else(|| cpu_secs(pid));
+    w.finish(&mut out);
     Ok(out)
 }
 
