@@ -146,7 +146,11 @@ impl LinkBook {
 
     fn add(&mut self, link: Link, me: u64) {
         for key in Self::keys(&link, me).into_iter().flatten() {
-            self.by_component.entry(key).or_default().push(link.clone());
+            let links = self.by_component.entry(key).or_default();
+            // Buckets hold a handful of linkages: grow them one at a time
+            // rather than to Vec's minimum of four (memory per connection).
+            links.reserve_exact(1);
+            links.push(link.clone());
         }
     }
 
