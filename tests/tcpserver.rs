@@ -69,21 +69,18 @@ fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
         !new.csa.is_activated(),
         "the receiver of newCSA activates it"
     );
-    assert!(server
-        .links()
-        .iter()
-        .any(|l| l.is_from(&new.csa, "CreatorFeedback")));
+    assert!(new
+        .csa
+        .leads_to("CreatorFeedback", (&server, "_feedbackFromCSA")));
 
     // Wire it as ServerCore would, minus the handler.
     link((&new.csa, "outbox"), (probe.handle(), "data")).unwrap();
     link((&new.csa, "signal"), (probe.handle(), "csaSignal")).unwrap();
     running.handle.activate(&new.csa).unwrap();
     // C2: on start it links its _selectorSignal to the Selector.
+    let (selector, _) = running.handle.cat().retrieve_service("selector").unwrap();
     wait_until("the CSA to link to the Selector", || {
-        new.csa
-            .links()
-            .iter()
-            .any(|l| l.is_from(&new.csa, "_selectorSignal"))
+        new.csa.leads_to("_selectorSignal", (&selector, "notify"))
     });
     client.write_all(b"hello").unwrap();
     assert_eq!(
@@ -127,13 +124,13 @@ fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
 #[test]
 fn t3_start_links_to_the_selector_and_asks_for_connections() {
     let (addr, server, probe, running) = tcp_server_with_probe(ServerOptions::default());
-    wait_until("the server's first step", || server.links().len() == 2);
+    wait_until("the server's first step", || {
+        running.handle.cat().retrieve_service("selector").is_ok() && server.links().len() == 1
+    });
     let (selector, _) = running.handle.cat().retrieve_service("selector").unwrap();
+    assert!(server.leads_to("_selectorSignal", (&selector, "notify")));
+    assert!(server.leads_to("_selectorShutdownSignal", (&selector, "control")));
     let links = format!("{:?}", server.links());
-    assert!(
-        links.contains("TCPServer._selectorSignal -> Selector.notify"),
-        "{links}"
-    );
     assert!(
         links.contains("TCPServer._selectorShutdownSignal -> Selector.control"),
         "{links}"
@@ -179,8 +176,9 @@ fn t7_server_shutdown_stops_listening_and_ends() {
     let new = expect_new_csa(&probe);
     running.handle.activate(&new.csa).unwrap();
     // Its first step links it to the running Selector (C2).
+    let (selector, _) = running.handle.cat().retrieve_service("selector").unwrap();
     wait_until("the CSA to link to the Selector", || {
-        !new.csa.links().is_empty()
+        new.csa.leads_to("_selectorSignal", (&selector, "notify"))
     });
 
     server

@@ -338,6 +338,8 @@ pub(crate) trait ErasedBox: Send + Sync + 'static {
     fn set_limit(&self, limit: Option<usize>);
     /// True if sends from this box reach an inbox.
     fn is_linked(&self) -> bool;
+    /// The inbox sends from this box end in, if any.
+    fn destination(self: Arc<Self>) -> Option<Arc<dyn ErasedBox>>;
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError>;
     /// Removes the linkage out of this box if it leads to `dst`.
     fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>);
@@ -394,6 +396,10 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         for w in waiting {
             w.wake();
         }
+    }
+
+    fn destination(self: Arc<Self>) -> Option<Arc<dyn ErasedBox>> {
+        self.final_inbox().map(|n| n as Arc<dyn ErasedBox>)
     }
 
     fn is_linked(&self) -> bool {

@@ -323,6 +323,19 @@ impl Handle {
         }
     }
 
+    /// True if what is sent out of this component's `outbox` arrives in
+    /// `dst`'s inbox (directly or through passthroughs): for checking
+    /// wiring, whoever made the linkage.
+    pub fn leads_to(&self, outbox: &str, dst: (&Handle, &str)) -> bool {
+        let (Some(src), Some(inbox)) = (
+            self.0.find(outbox, Direction::Outbox),
+            dst.0 .0.find(dst.1, Direction::Inbox),
+        ) else {
+            return false;
+        };
+        src.clone().destination().is_some_and(|d| d.same(&**inbox))
+    }
+
     /// The linkages this component made and still holds.
     pub fn links(&self) -> Vec<Link> {
         lock(&self.0.links).all()

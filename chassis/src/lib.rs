@@ -100,6 +100,7 @@ pub type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
 struct Connection {
     handler: Handle,
     csa: Handle,
+    links: Vec<axon::Link>,
     to_handler: Option<Postbox<Control>>,
     to_csa: Option<Postbox<Control>>,
 }
@@ -164,19 +165,28 @@ impl ServerCore {
         let _ = handler.set_inbox_size("inbox", Some(HANDLER_INBOX_LIMIT));
         let me = cx.me().clone();
         let csa = n.csa;
-        let mut wired = [
+        // H2's linkages. They are kept in the connection's entry (exactly
+        // what is needed, unlinked in H3) rather than in the component's
+        // general linkage book: per-connection memory matters here.
+        let mut pairs = vec![
             ((&csa, "outbox"), (&handler, "inbox")),
             ((&handler, "outbox"), (&csa, "inbox")),
             ((&handler, "signal"), (&csa, "control")),
             ((&csa, "readShutdown"), (&handler, "control")),
-        ]
-        .into_iter()
-        .map(|(src, dst)| cx.link(src, dst))
-        .collect::<Result<Vec<_>, _>>();
-        if wired.is_ok() && handler.boxes().iter().any(|b| b.name == "serversignal") {
-            wired = cx
-                .link((&handler, "serversignal"), (&me, "control"))
-                .map(|l| vec![l]);
+        ];
+        if handler.boxes().iter().any(|b| b.name == "serversignal") {
+            pairs.push(((&handler, "serversignal"), (&me, "control")));
+        }
+        let mut links = Vec::with_capacity(pairs.len());
+        let mut wired = Ok(());
+        for (src, dst) in pairs {
+            match axon::link(src, dst) {
+                Ok(l) => links.push(l),
+                Err(e) => {
+                    wired = Err(e);
+                    break;
+                }
+            }
         }
         cx.add_child(&handler);
         cx.add_child(&csa);
@@ -185,6 +195,7 @@ impl ServerCore {
             to_csa: csa.postbox("control").ok(),
             handler: handler.clone(),
             csa: csa.clone(),
+            links,
         };
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
@@ -214,6 +225,9 @@ impl ServerCore {
         }
         if let Some(p) = &conn.to_csa {
             let _ = p.send(Control::ShutdownMicroprocess);
+        }
+        for link in &conn.links {
+            axon::unlink(link);
         }
         cx.remove_child(&conn.handler);
         cx.remove_child(&csa);

@@ -126,7 +126,8 @@ pub fn link_to_selector(cx: &mut Cx<'_>, outbox: &str) -> Result<Handle, Selecto
         cx.activate(&new).map_err(SelectorError::Activate)?;
     }
     let me = cx.me().clone();
-    cx.link((&me, outbox), (&selector, "notify"))
-        .map_err(SelectorError::Link)?;
+    // The linkage leaves one of the caller's own outboxes, so it ends with
+    // the caller; it is not kept in its linkage book (memory per CSA).
+    axon::link((&me, outbox), (&selector, "notify")).map_err(SelectorError::Link)?;
     Ok(selector)
 }

@@ -307,7 +307,9 @@ impl TcpServer {
         );
         let me = cx.me().clone();
         cx.add_child(&csa);
-        if let Err(e) = cx.link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
+        // Not kept in our linkage book: it leaves the CSA, and goes when the
+        // CSA does (one record fewer per connection).
+        if let Err(e) = axon::link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
             log::error!("tcpserver: {e}");
         }
         self.open += 1;
