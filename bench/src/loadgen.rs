@@ -130,6 +130,22 @@ impl Window {
     }
 }
 
+/// `conns` connections, registered with `poll` as tokens 0..conns.
+fn connect_all(
+    poll: &Poll,
+    addr: SocketAddr,
+    conns: usize,
+    interest: Interest,
+) -> io::Result<Vec<TcpStream>> {
+    (0..conns)
+        .map(|i| {
+            let mut s = connect_blocking(addr)?;
+            poll.registry().register(&mut s, Token(i), interest)?;
+            Ok(s)
+        })
+        .collect()
+}
+
 fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
@@ -151,13 +167,7 @@ pub fn pingpong(
     window: Duration,
 ) -> io::Result<Outcome> {
     let mut poll = Poll::new()?;
-    let mut streams = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let mut s = connect_blocking(addr)?;
-        poll.registry()
-            .register(&mut s, Token(i), Interest::READABLE)?;
-        streams.push(s);
-    }
+    let mut streams = connect_all(&poll, addr, conns, Interest::READABLE)?;
     let mut sent_at = vec![Instant::now(); conns];
     let mut got = vec![0usize; conns];
     let mut seq = vec![0u64; conns];
@@ -221,13 +231,7 @@ pub fn bulk(
 ) -> io::Result<Outcome> {
     const IN_FLIGHT: u64 = 4 << 20;
     let mut poll = Poll::new()?;
-    let mut streams = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let mut s = connect_blocking(addr)?;
-        poll.registry()
-            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
-        streams.push(s);
-    }
+    let mut streams = connect_all(&poll, addr, conns, Interest::READABLE | Interest::WRITABLE)?;
     let mut sent = vec![0u64; conns];
     let mut recvd = vec![0u64; conns];
     let block: Vec<u8> = (0..251 * 256).map(|k| (k % 251) as u8).collect();
