@@ -133,6 +133,34 @@ fn c7_half_close_gets_the_full_reply_then_eof() {
     assert!(reply == request);
 }
 
+/// C3 + C7: after a short read the CSA skips the `WouldBlock` read (the
+/// socket is drained; a new edge will come), except when the FIN came
+/// together with the data: then no new edge comes and the CSA must read on
+/// to 0. Many connections send their last request and FIN back to back
+/// while the server is busy, so the two land in one readiness event; each
+/// must still get its reply and then EOF (a missed FIN hangs until the
+/// read deadline).
+#[test]
+fn c3_c7_a_fin_arriving_with_the_last_data_is_not_missed() {
+    let (addr, _core, _running) = echo_server();
+    for round in 0..4u64 {
+        let mut clients: Vec<_> = (0..64).map(|_| connect(addr)).collect();
+        for c in &mut clients {
+            round_trip(c, b"armed"); // the CSA is now waiting for an edge
+        }
+        let requests: Vec<Vec<u8>> = (0..clients.len() as u64)
+            .map(|i| pattern(round * 100 + i, 100))
+            .collect();
+        for (c, request) in clients.iter_mut().zip(&requests) {
+            c.write_all(request).unwrap();
+            c.shutdown(Shutdown::Write).unwrap();
+        }
+        for (c, request) in clients.iter_mut().zip(&requests) {
+            assert!(read_to_eof(c) == *request, "reply then EOF");
+        }
+    }
+}
+
 /// A handler that never reads its inbox.
 struct Deaf;
 impl Component for Deaf {

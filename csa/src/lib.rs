@@ -25,7 +25,12 @@
 //! - **Start (C2).** Finds the Selector through the CAT, links
 //!   `_selectorSignal` to it, and assumes the socket readable and writable.
 //! - **Reading (C3).** Reads until `WouldBlock`, sending each chunk out of
-//!   `outbox`, then sends `newReader`. If `outbox` leads to a full inbox it
+//!   `outbox`, then sends `newReader`. A read shorter than the buffer has
+//!   drained the socket (edge-triggered: later data raises a new edge), so
+//!   it sends `newReader` at once instead of making the `WouldBlock` read,
+//!   except once the Selector has seen the read side closed
+//!   ([`Source::read_closed_seen`]): then it reads on to 0 or `WouldBlock`
+//!   so a FIN that came with the data is not missed. If `outbox` leads to a full inbox it
 //!   keeps the chunk and stops reading until woken by space freeing, so a
 //!   fast peer can never grow memory without bound. At most 16 chunks are
 //!   read per step so one busy connection cannot starve the others.
@@ -300,23 +305,37 @@ impl Csa {
                     self.end_input(cx);
                 }
                 Ok(chunk) => {
+                    // A short read drained the socket: later data (or FIN)
+                    // raises a new edge, so skip the WouldBlock read that
+                    // would only confirm it, unless a FIN may already sit
+                    // behind this data (see `Source::read_closed_seen`).
+                    let drained = chunk.len() < CHUNK && !self.source.read_closed_seen();
                     if let Err(full) = cx.send(chunk, "outbox") {
                         self.held = Some(full.into_inner());
+                        if drained {
+                            self.wait_readable(cx);
+                        }
                         return Ok(false);
                     }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    if !self.read_requested {
-                        self.read_requested = true;
-                        self.request(cx, selector::Kind::Reader);
+                    if drained {
+                        self.wait_readable(cx);
                     }
                 }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(cx),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         Ok(false)
+    }
+
+    /// C3: the socket is drained; ask the Selector for the next edge.
+    fn wait_readable(&mut self, cx: &mut Cx<'_>) {
+        self.readable = false;
+        if !self.read_requested {
+            self.read_requested = true;
+            self.request(cx, selector::Kind::Reader);
+        }
     }
 
     /// No more input (C7): stop reading and tell the handler with

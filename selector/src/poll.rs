@@ -8,6 +8,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ pub struct SelectorReactor {
     events: Events,
     shared: Shared,
     waker: Arc<Waker>,
+    /// True while `park` hands out the events of a poll that has already
+    /// returned: a wake-up then needs no eventfd write (see
+    /// [`WakerUnpark`]).
+    dispatching: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for SelectorReactor {
@@ -73,17 +78,36 @@ impl SelectorReactor {
                 events: Events::with_capacity(1024),
                 shared: shared.clone(),
                 waker,
+                dispatching: Arc::new(AtomicBool::new(false)),
             },
             shared,
         ))
     }
 }
 
-struct WakerUnpark(Arc<Waker>);
+/// Ends a blocking poll by writing the waker's eventfd, unless the poll has
+/// already returned and its events are being handed out (`dispatching`).
+///
+/// The scheduler marks itself sleeping before it parks and clears the mark
+/// only in its next round, so every wake-up made while the reactor hands out
+/// a poll's events (the Selector's notices, on the scheduler's own thread)
+/// would otherwise write the eventfd and make the next poll return at once
+/// for nothing: one wasted system call, and one wasted poll, per blocking
+/// wait. Skipping it is safe: `dispatching` is cleared before `park`
+/// returns, and the scheduler's next round takes the run queue's lock after
+/// that, so it sees every component queued by a wake-up that saw
+/// `dispatching` set.
+struct WakerUnpark {
+    waker: Arc<Waker>,
+    dispatching: Arc<AtomicBool>,
+}
 
 impl Unpark for WakerUnpark {
     fn unpark(&self) {
-        if let Err(e) = self.0.wake() {
+        if self.dispatching.load(Ordering::SeqCst) {
+            return;
+        }
+        if let Err(e) = self.waker.wake() {
             log::error!("selector: cannot wake the poller: {e}");
         }
     }
@@ -91,7 +115,10 @@ impl Unpark for WakerUnpark {
 
 impl Reactor for SelectorReactor {
     fn unparker(&mut self) -> Arc<dyn Unpark> {
-        Arc::new(WakerUnpark(self.waker.clone()))
+        Arc::new(WakerUnpark {
+            waker: self.waker.clone(),
+            dispatching: self.dispatching.clone(),
+        })
     }
 
     fn park(&mut self, timeout: Option<Duration>) {
@@ -104,6 +131,25 @@ impl Reactor for SelectorReactor {
         if self.events.is_empty() {
             return;
         }
+        let flag = self.dispatching.clone();
+        flag.store(true, Ordering::SeqCst);
+        let _clear = ClearOnDrop(&flag); // even if a notice's send panics
+        self.dispatch();
+    }
+}
+
+/// Clears the `dispatching` flag when `park` returns, however it returns.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+impl SelectorReactor {
+    /// Turns the events of the last poll into the Selector's notices.
+    fn dispatch(&mut self) {
         let mut state = lock(&self.shared);
         for event in self.events.iter() {
             if event.token() == WAKER {
@@ -116,6 +162,7 @@ impl Reactor for SelectorReactor {
                     readable: event.is_readable() || event.is_read_closed() || error,
                     writable: event.is_writable() || event.is_write_closed() || error,
                     exceptional: error || event.is_priority(),
+                    read_closed: error || event.is_read_closed(),
                 },
             );
         }

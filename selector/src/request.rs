@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axon::{BoxError, Handle, Postbox};
@@ -13,6 +13,8 @@ struct SourceInner {
     io: Arc<dyn AsRawFd + Send + Sync>,
     /// The Selector's slot for this source while registered.
     slot: AtomicUsize,
+    /// The poller has reported the read side closed.
+    read_closed: AtomicBool,
 }
 
 /// Something the Selector can watch: a socket (or any descriptor), shared
@@ -32,6 +34,7 @@ impl Source {
         Source(Arc::new(SourceInner {
             io,
             slot: AtomicUsize::new(UNREGISTERED),
+            read_closed: AtomicBool::new(false),
         }))
     }
 
@@ -43,6 +46,24 @@ impl Source {
     /// True if both name the same source.
     pub fn same(&self, other: &Source) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// True once the poller has reported this source's read side closed
+    /// (peer half-close or hang-up, or an error); it stays true.
+    ///
+    /// Edge-triggered readers use it to stop early: a read that returns
+    /// less than the buffer has drained the socket, and any later data or
+    /// FIN raises a new edge, so the `WouldBlock` read that would confirm
+    /// it can be skipped (one system call per event), *unless* the read
+    /// side is already closed: a FIN that arrived together with the data
+    /// raised its edge already, so the reader must go on to 0 or
+    /// `WouldBlock`.
+    pub fn read_closed_seen(&self) -> bool {
+        self.0.read_closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_read_closed(&self) {
+        self.0.read_closed.store(true, Ordering::Release);
     }
 
     pub(crate) fn slot(&self) -> usize {

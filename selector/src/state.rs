@@ -44,6 +44,11 @@ pub struct Readiness {
     pub writable: bool,
     /// Error or priority data.
     pub exceptional: bool,
+    /// The read side is closed (the peer shut down its write side, hung up,
+    /// or the socket failed): recorded on the [`Source`] (see
+    /// [`Source::read_closed_seen`]), because no later edge will announce
+    /// the end of a stream whose FIN arrived together with data.
+    pub read_closed: bool,
 }
 
 #[derive(Default)]
@@ -213,6 +218,9 @@ impl<P: Poller> State<P> {
         if entry.generation != generation {
             return; // S7: the slot now belongs to another source
         }
+        if readiness.read_closed {
+            entry.source.mark_read_closed();
+        }
         for (kind, ready) in [
             (Kind::Reader, readiness.readable),
             (Kind::Writer, readiness.writable),
@@ -303,7 +311,29 @@ mod tests {
         readable: true,
         writable: false,
         exceptional: false,
+        read_closed: false,
     };
+
+    #[test]
+    fn read_closed_readiness_marks_the_source() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        let t = token(&s, 7);
+        s.event(t, READ);
+        assert!(!src.read_closed_seen());
+        s.event(
+            t,
+            Readiness {
+                read_closed: true,
+                ..READ
+            },
+        );
+        assert!(src.read_closed_seen(), "a FIN may sit behind the data");
+        s.event(t, READ);
+        assert!(src.read_closed_seen(), "it stays set");
+    }
 
     #[test]
     fn s3_notice_is_one_shot() {
@@ -508,6 +538,7 @@ mod tests {
                                 readable: next(2) == 0,
                                 writable: next(2) == 0,
                                 exceptional: false,
+                                read_closed: false,
                             };
                             state.event(token(&state, s.fd), r);
                             for (k, ready) in [r.readable, r.writable].into_iter().enumerate() {
@@ -529,6 +560,7 @@ mod tests {
                                     readable: true,
                                     writable: true,
                                     exceptional: true,
+                                    read_closed: true,
                                 },
                             );
                         }
