@@ -12,12 +12,21 @@
 //! removing a linkage is O(1) whatever the fan-in (a TCPServer's
 //! `_feedbackFromCSA` is fed by every connection). Topology changes are
 //! serialised by one global lock that the per-message path never takes.
+//!
+//! ## Memory
+//!
+//! A server holds two components and thirteen boxes per connection, so a
+//! box is kept small (40 bytes): its name, description and type live once
+//! per component *type* in the shared [`Boxes`] declaration (reached through
+//! the owner's wake cell), its target and its queue share one lock, and the
+//! queue itself is allocated only when the first message arrives. A queue
+//! that grew during a burst gives its buffer back once it is empty again.
 
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::LinkError;
@@ -59,7 +68,7 @@ pub struct BoxInfo {
     pub message_type: &'static str,
 }
 
-type Maker = fn(&BoxSpec, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
+type Maker = fn(&BoxSpec, u16, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
 
 /// One declared box, before its component exists.
 #[derive(Clone)]
@@ -70,8 +79,12 @@ pub(crate) struct BoxSpec {
     make: Maker,
 }
 
-fn make_node<T: Send + 'static>(spec: &BoxSpec, owner: &Arc<WakeCell>) -> Arc<dyn ErasedBox> {
-    Arc::new(Node::<T>::new(spec, owner.clone()))
+fn make_node<T: Send + 'static>(
+    spec: &BoxSpec,
+    index: u16,
+    owner: &Arc<WakeCell>,
+) -> Arc<dyn ErasedBox> {
+    Arc::new(Node::<T>::new(spec.direction, index, owner.clone()))
 }
 
 /// The declaration of a component's boxes (A1): each with a name, a one-line
@@ -86,9 +99,32 @@ fn make_node<T: Send + 'static>(spec: &BoxSpec, owner: &Arc<WakeCell>) -> Arc<dy
 ///     .outbox::<Control>("signal", "producerFinished when done");
 /// assert_eq!(boxes.len(), 4);
 /// ```
+///
+/// A `Boxes` is shared, not copied: cloning it is one reference count, and
+/// every component made from clones of one declaration shares its names,
+/// descriptions and types. A component made once per connection should
+/// build its declaration once and hand out clones, so that each instance
+/// pays only for its boxes' state:
+///
+/// ```
+/// use std::sync::OnceLock;
+/// use axon::{Boxes, Component, Cx, Step};
+///
+/// struct PerConnection;
+///
+/// impl Component for PerConnection {
+///     fn boxes(&self) -> Boxes {
+///         static BOXES: OnceLock<Boxes> = OnceLock::new();
+///         BOXES.get_or_init(Boxes::standard::<Vec<u8>, Vec<u8>>).clone()
+///     }
+///     fn main(&mut self, _cx: &mut Cx<'_>) -> Step {
+///         Step::Done
+///     }
+/// }
+/// ```
 #[derive(Clone, Default)]
 pub struct Boxes {
-    pub(crate) specs: Vec<BoxSpec>,
+    pub(crate) specs: Arc<Vec<BoxSpec>>,
 }
 
 impl fmt::Debug for Boxes {
@@ -108,12 +144,24 @@ impl Boxes {
     /// Kamaelia's defaults (A1): inboxes `inbox` (carrying `I`) and `control`
     /// (carrying [`Control`](crate::Control)), outboxes `outbox` (carrying
     /// `O`) and `signal` (carrying `Control`).
+    ///
+    /// Made once per `(I, O)` in a process and shared after (see the type's
+    /// docs); adding boxes to the result copies it first.
     pub fn standard<I: Send + 'static, O: Send + 'static>() -> Self {
-        Boxes::new()
+        /// One declaration per message-type pair used in the program.
+        static MADE: Mutex<Vec<((TypeId, TypeId), Boxes)>> = Mutex::new(Vec::new());
+        let key = (TypeId::of::<I>(), TypeId::of::<O>());
+        let mut made = lock(&MADE);
+        if let Some((_, boxes)) = made.iter().find(|(k, _)| *k == key) {
+            return boxes.clone();
+        }
+        let boxes = Boxes::new()
             .inbox::<I>("inbox", "data to process")
             .inbox::<crate::Control>("control", "shutdown signalling")
             .outbox::<O>("outbox", "data produced")
-            .outbox::<crate::Control>("signal", "shutdown signalling")
+            .outbox::<crate::Control>("signal", "shutdown signalling");
+        made.push((key, boxes.clone()));
+        boxes
     }
 
     /// Declares an inbox carrying messages of type `T`. A later declaration
@@ -155,8 +203,9 @@ impl Boxes {
         make: Maker,
     ) -> Self {
         let name = name.into();
-        self.specs.retain(|s| s.name != name);
-        self.specs.push(BoxSpec {
+        let specs = Arc::make_mut(&mut self.specs);
+        specs.retain(|s| s.name != name);
+        specs.push(BoxSpec {
             name,
             doc: doc.into(),
             direction,
@@ -176,39 +225,125 @@ impl Boxes {
         self.with(name, doc, direction, like.maker())
     }
 
-    pub(crate) fn build(
-        &self,
-        owner: &Arc<WakeCell>,
-    ) -> Vec<(Cow<'static, str>, Direction, Arc<dyn ErasedBox>)> {
+    /// The index of the box called `name` going `direction`. Names are
+    /// usually the same string literal where declared and where asked for
+    /// (one crate), so the pointers are compared over every box before any
+    /// bytes are: a lookup of `SendReady` never compares the bytes of
+    /// `ReadReady`.
+    #[inline]
+    pub(crate) fn find(&self, name: &str, direction: Direction) -> Option<usize> {
+        let same_ptr = |s: &BoxSpec| {
+            s.direction == direction
+                && s.name.len() == name.len()
+                && std::ptr::eq(s.name.as_ptr(), name.as_ptr())
+        };
+        if let Some(i) = self.specs.iter().position(same_ptr) {
+            return Some(i);
+        }
         self.specs
             .iter()
-            .map(|s| (s.name.clone(), s.direction, (s.make)(s, owner)))
+            .position(|s| s.direction == direction && s.name == name)
+    }
+
+    /// The index of the box called `name`, either direction.
+    pub(crate) fn find_any(&self, name: &str) -> Option<usize> {
+        self.specs.iter().position(|s| s.name == name)
+    }
+
+    pub(crate) fn spec(&self, index: usize) -> &BoxSpec {
+        &self.specs[index]
+    }
+
+    /// Makes the boxes of one component, in declaration order.
+    ///
+    /// # Panics
+    ///
+    /// With more than 65,535 boxes (the index is 16 bits).
+    pub(crate) fn build(&self, owner: &Arc<WakeCell>) -> Box<[Arc<dyn ErasedBox>]> {
+        self.specs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let index = u16::try_from(i).expect("at most 65,535 boxes per component");
+                (s.make)(s, index, owner)
+            })
             .collect()
     }
 }
 
-/// The queue behind an inbox.
+/// An inbox's messages, in one allocation made when a message arrives and
+/// freed when the last is taken: an idle box holds no queue. The oldest
+/// message is kept inline, so the usual one-at-a-time traffic needs no
+/// ring buffer.
 struct Queue<T> {
-    items: VecDeque<T>,
-    /// A5: `usize::MAX` is unbounded.
-    limit: usize,
+    /// The oldest message; `None` only when the queue is empty.
+    front: Option<T>,
+    /// The messages after `front`.
+    rest: VecDeque<T>,
     /// Producers that met a full box and wait for space (A6).
     waiting: Vec<Arc<WakeCell>>,
 }
 
-/// A box carrying messages of type `T`.
-pub(crate) struct Node<T> {
-    name: Cow<'static, str>,
-    doc: Cow<'static, str>,
-    direction: Direction,
-    /// Woken when a message arrives (inboxes only, but every box knows its
-    /// owner so that a full send can register the sender).
-    owner: Arc<WakeCell>,
-    /// The messages waiting: inboxes only (an outbox stores nothing, so it
-    /// pays for no queue).
-    queue: Option<Box<Mutex<Queue<T>>>>,
+impl<T> Queue<T> {
+    fn new() -> Box<Self> {
+        Box::new(Queue {
+            front: None,
+            rest: VecDeque::new(),
+            waiting: Vec::new(),
+        })
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.front.is_some()) + self.rest.len()
+    }
+
+    fn push(&mut self, msg: T) {
+        if self.front.is_none() {
+            self.front = Some(msg);
+        } else {
+            self.rest.push_back(msg);
+        }
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let msg = self.front.take();
+        self.front = self.rest.pop_front();
+        msg
+    }
+
+    /// Takes every message, oldest first.
+    fn drain(&mut self) -> Vec<T> {
+        let mut all = Vec::with_capacity(self.len());
+        all.extend(self.front.take());
+        all.extend(self.rest.drain(..));
+        all
+    }
+}
+
+/// What a box's lock guards.
+struct Inner<T> {
     /// The next box along the linkage (A3).
-    target: Mutex<Option<Arc<Node<T>>>>,
+    target: Option<Arc<Node<T>>>,
+    /// The messages waiting: inboxes only, made when one arrives and freed
+    /// when the last is taken.
+    queue: Option<Box<Queue<T>>>,
+}
+
+/// `limit` value for an unbounded inbox.
+const UNBOUNDED: u32 = u32::MAX;
+
+/// A box carrying messages of type `T` (40 bytes; see the module docs).
+pub(crate) struct Node<T> {
+    /// Woken when a message arrives (inboxes only, but every box knows its
+    /// owner so that a full send can register the sender). It also holds
+    /// the owner's [`Boxes`], where this box's name is.
+    owner: Arc<WakeCell>,
+    inner: Mutex<Inner<T>>,
+    /// A5: the most messages the queue may hold; [`UNBOUNDED`] for none.
+    limit: AtomicU32,
+    /// This box's place in its owner's declaration.
+    index: u16,
+    direction: Direction,
     /// `target.is_some()`, readable without the lock: a send into an inbox
     /// that passes through elsewhere must follow it.
     has_target: AtomicBool,
@@ -221,91 +356,127 @@ pub(crate) enum PushError<T> {
 }
 
 impl<T: Send + 'static> Node<T> {
-    fn new(spec: &BoxSpec, owner: Arc<WakeCell>) -> Self {
+    fn new(direction: Direction, index: u16, owner: Arc<WakeCell>) -> Self {
         Node {
-            name: spec.name.clone(),
-            doc: spec.doc.clone(),
-            direction: spec.direction,
             owner,
-            queue: (spec.direction == Direction::Inbox).then(|| {
-                Box::new(Mutex::new(Queue {
-                    items: VecDeque::new(),
-                    limit: usize::MAX,
-                    waiting: Vec::new(),
-                }))
+            inner: Mutex::new(Inner {
+                target: None,
+                queue: None,
             }),
-            target: Mutex::new(None),
+            limit: AtomicU32::new(UNBOUNDED),
+            index,
+            direction,
             has_target: AtomicBool::new(false),
         }
     }
 
+    /// The wake cell of the component this box belongs to.
+    pub(crate) fn owner(&self) -> &Arc<WakeCell> {
+        &self.owner
+    }
+
+    fn box_name(&self) -> &str {
+        &self.owner.boxes().spec(self.index as usize).name
+    }
+
     /// Sends `msg` from this box along its linkage to the final inbox of
     /// the chain (A3: the pointers are followed, nothing is copied per hop;
-    /// the common one-hop case takes the one lock). An unlinked outbox
-    /// discards (A4). If the final inbox is full, `waiter` (the sender) is
-    /// remembered and woken when space frees (A5, A6).
+    /// the common one-hop case takes the sender's lock and the
+    /// destination's). An unlinked outbox discards (A4). If the final inbox
+    /// is full, `waiter` (the sender) is remembered and woken when space
+    /// frees (A5, A6).
     pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
-        let target = lock(&self.target);
-        match &*target {
+        let mut inner = lock(&self.inner);
+        match &inner.target {
             None if self.direction == Direction::Inbox => {
-                drop(target);
-                self.push(msg, waiter)
+                let pushed = self.push_locked(&mut inner, msg, waiter);
+                drop(inner);
+                if pushed.is_ok() {
+                    self.owner.wake();
+                }
+                pushed
             }
             None => {
-                log::trace!("discarding message sent to unlinked outbox {:?}", self.name);
+                log::trace!(
+                    "discarding message sent to unlinked outbox {:?}",
+                    self.box_name()
+                );
                 Ok(())
             }
             Some(next) if !next.has_target.load(Ordering::Acquire) => {
                 if next.direction == Direction::Inbox {
                     next.push(msg, waiter)
                 } else {
-                    log::trace!("discarding message sent to unlinked outbox {:?}", next.name);
+                    log::trace!(
+                        "discarding message sent to unlinked outbox {:?}",
+                        next.box_name()
+                    );
                     Ok(())
                 }
             }
             Some(next) => {
                 let next = next.clone();
-                drop(target);
+                drop(inner);
                 next.send(msg, waiter)
             }
         }
     }
 
-    /// Appends to this box's own queue and wakes its owner.
+    /// Appends to this box's own queue (following a linkage made since the
+    /// sender looked) and wakes its owner.
     fn push(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), PushError<T>> {
-        let Some(queue) = &self.queue else {
-            return Ok(()); // never: only inboxes are destinations
-        };
-        let mut q = lock(queue);
-        if self.has_target.load(Ordering::Acquire) {
+        let mut inner = lock(&self.inner);
+        if let Some(next) = &inner.target {
             // Linked onwards since the sender looked (A4): follow the link.
-            drop(q);
-            return self.send(msg, waiter);
+            let next = next.clone();
+            drop(inner);
+            return next.send(msg, waiter);
         }
-        if q.items.len() >= q.limit {
+        let pushed = self.push_locked(&mut inner, msg, waiter);
+        drop(inner);
+        if pushed.is_ok() {
+            self.owner.wake();
+        }
+        pushed
+    }
+
+    /// The queue part of a push, under the lock; the caller wakes the owner
+    /// after unlocking.
+    fn push_locked(
+        &self,
+        inner: &mut Inner<T>,
+        msg: T,
+        waiter: Option<&Arc<WakeCell>>,
+    ) -> Result<(), PushError<T>> {
+        let queue = inner.queue.get_or_insert_with(Queue::new);
+        if queue.len() >= self.limit.load(Ordering::Relaxed) as usize {
             if let Some(w) = waiter {
-                if !q.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
-                    q.waiting.push(w.clone());
+                if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
+                    queue.waiting.push(w.clone());
                 }
             }
             return Err(PushError::Full(msg));
         }
-        q.items.push_back(msg);
-        drop(q);
-        self.owner.wake();
+        queue.push(msg);
         Ok(())
     }
 
     /// Takes the oldest message (A2); wakes producers waiting for space.
     pub(crate) fn pop(&self) -> Option<T> {
-        let mut q = lock(self.queue.as_ref()?);
-        let msg = q.items.pop_front();
-        if msg.is_some() && !q.waiting.is_empty() {
-            let waiting = std::mem::take(&mut q.waiting);
-            drop(q);
-            for w in waiting {
-                w.wake();
-            }
+        let mut inner = lock(&self.inner);
+        let queue = inner.queue.as_mut()?;
+        let msg = queue.pop();
+        let waiting = if msg.is_some() {
+            std::mem::take(&mut queue.waiting)
+        } else {
+            Vec::new()
+        };
+        if queue.front.is_none() && queue.waiting.is_empty() {
+            inner.queue = None; // empty: an idle box holds nothing
+        }
+        drop(inner);
+        for w in waiting {
+            w.wake();
         }
         msg
     }
@@ -314,7 +485,7 @@ impl<T: Send + 'static> Node<T> {
     fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
         let mut node = self.clone();
         loop {
-            let next = lock(&node.target).clone();
+            let next = lock(&node.inner).target.clone();
             match next {
                 Some(next) => node = next,
                 None => break,
@@ -341,21 +512,23 @@ pub(crate) trait ErasedBox: Send + Sync + 'static {
     /// The inbox sends from this box end in, if any.
     fn destination(self: Arc<Self>) -> Option<Arc<dyn ErasedBox>>;
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError>;
-    /// Removes the linkage out of this box if it leads to `dst`.
-    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>);
+    /// Removes the linkage out of this box if it leads to `dst`; true if it
+    /// did.
+    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool;
     fn same(&self, other: &dyn ErasedBox) -> bool;
 }
 
 impl<T: Send + 'static> ErasedBox for Node<T> {
     fn name(&self) -> &str {
-        &self.name
+        self.box_name()
     }
 
     fn info(&self) -> BoxInfo {
+        let spec = self.owner.boxes().spec(self.index as usize);
         BoxInfo {
-            name: self.name.to_string(),
+            name: spec.name.to_string(),
             direction: self.direction,
-            doc: self.doc.to_string(),
+            doc: spec.doc.to_string(),
             message_type: std::any::type_name::<T>(),
         }
     }
@@ -381,17 +554,22 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| lock(q).items.len())
+        lock(&self.inner).queue.as_ref().map_or(0, |q| q.len())
     }
 
     fn set_limit(&self, limit: Option<usize>) {
-        let Some(queue) = &self.queue else {
+        if self.direction != Direction::Inbox {
             return;
-        };
-        let mut q = lock(queue);
-        q.limit = limit.unwrap_or(usize::MAX);
-        let waiting = std::mem::take(&mut q.waiting);
-        drop(q);
+        }
+        let limit = limit.map_or(UNBOUNDED, |n| n.min(UNBOUNDED as usize - 1) as u32);
+        let mut inner = lock(&self.inner);
+        self.limit.store(limit, Ordering::Relaxed);
+        let waiting = inner
+            .queue
+            .as_mut()
+            .map(|q| std::mem::take(&mut q.waiting))
+            .unwrap_or_default();
+        drop(inner);
         // A larger (or no) limit may have made room: let producers retry.
         for w in waiting {
             w.wake();
@@ -403,7 +581,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn is_linked(&self) -> bool {
-        let next = lock(&self.target).clone();
+        let next = lock(&self.inner).target.clone();
         next.and_then(|n| n.final_inbox()).is_some()
     }
 
@@ -415,7 +593,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             // Type mismatch is checked (with full names) by the caller; this
             // is a second line of defence.
             return Err(LinkError::TypeMismatch {
-                source: self.name.to_string(),
+                source: self.box_name().to_string(),
                 source_type: std::any::type_name::<T>(),
                 sink: dst_name,
                 sink_type: "another type",
@@ -423,14 +601,14 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         };
         if self.direction == Direction::Inbox && dst_direction == Direction::Outbox {
             return Err(LinkError::InboxToOutbox {
-                source: self.name.to_string(),
+                source: self.box_name().to_string(),
                 sink: dst_name,
             });
         }
-        if let Some(existing) = &*lock(&self.target) {
+        if let Some(existing) = &lock(&self.inner).target {
             return Err(LinkError::AlreadyLinked {
-                source: self.name.to_string(),
-                existing: existing.name.to_string(),
+                source: self.box_name().to_string(),
+                existing: existing.box_name().to_string(),
             });
         }
         // Refuse loops: following dst's chain must not come back here.
@@ -438,35 +616,50 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         while let Some(node) = cursor {
             if Arc::ptr_eq(&node, &self) {
                 return Err(LinkError::Cycle {
-                    source: self.name.to_string(),
+                    source: self.box_name().to_string(),
                     sink: dst_name,
                 });
             }
-            cursor = lock(&node.target).clone();
+            cursor = lock(&node.inner).target.clone();
         }
-        *lock(&self.target) = Some(dst);
-        self.has_target.store(true, Ordering::Release);
         // A4: messages already waiting here move on. A push racing with
-        // this sees `has_target` under the queue lock and follows the link.
-        if let Some(queue) = &self.queue {
-            let moved: Vec<T> = lock(queue).items.drain(..).collect();
-            if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
-                if let Some(dest_queue) = &dest.queue {
-                    lock(dest_queue).items.extend(moved);
+        // this takes the same lock, so it either queued before (and moves
+        // now) or sees the target and follows it.
+        let moved = {
+            let mut inner = lock(&self.inner);
+            inner.target = Some(dst);
+            self.has_target.store(true, Ordering::Release);
+            let queue = inner.queue.take();
+            drop(inner);
+            queue.map_or_else(Vec::new, |mut q| {
+                // Producers waiting for space here retry along the link.
+                for w in std::mem::take(&mut q.waiting) {
+                    w.wake();
                 }
-                dest.owner.wake();
+                q.drain()
+            })
+        };
+        if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
+            let mut dest_inner = lock(&dest.inner);
+            let queue = dest_inner.queue.get_or_insert_with(Queue::new);
+            for msg in moved {
+                queue.push(msg);
             }
+            drop(dest_inner);
+            dest.owner.wake();
         }
         Ok(())
     }
 
-    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) {
+    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool {
         let _topology = lock(&TOPOLOGY);
-        let mut target = lock(&self.target);
-        if target.as_ref().is_some_and(|t| t.same(&**dst)) {
-            *target = None;
+        let mut inner = lock(&self.inner);
+        if inner.target.as_ref().is_some_and(|t| t.same(&**dst)) {
+            inner.target = None;
             self.has_target.store(false, Ordering::Release);
+            return true;
         }
+        false
     }
 
     fn same(&self, other: &dyn ErasedBox) -> bool {
@@ -480,4 +673,16 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
 /// Downcasts an erased box to its typed node, or says why not.
 pub(crate) fn typed<T: Send + 'static>(b: &dyn ErasedBox) -> Option<&Node<T>> {
     b.as_any().downcast_ref::<Node<T>>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_box_is_40_bytes() {
+        // Thirteen boxes per connection: this is what idle memory is made of.
+        assert_eq!(std::mem::size_of::<Node<Vec<u8>>>(), 40);
+        assert_eq!(std::mem::size_of::<Node<crate::Control>>(), 40);
+    }
 }

@@ -1,7 +1,7 @@
 //! Components, their handles and the context their body runs in (A1–A3, A7).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,38 +57,57 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Core {
     id: u64,
     name: Cow<'static, str>,
-    /// Each box with its name and direction kept beside it, so that the
-    /// per-message lookup by name is a scan of plain data (no virtual call).
-    boxes: Vec<(Cow<'static, str>, Direction, Arc<dyn ErasedBox>)>,
+    /// The boxes, in the order of the declaration kept in `wake` (names are
+    /// looked up there, the box is found here by index).
+    nodes: Box<[Arc<dyn ErasedBox>]>,
     pub(crate) wake: Arc<WakeCell>,
-    pub(crate) body: Mutex<Option<Box<dyn Component>>>,
-    parent: Mutex<Option<Arc<WakeCell>>>,
-    children: Mutex<HashMap<u64, Handle>>,
-    /// Linkages this component made (Kamaelia: its postoffice).
-    links: Mutex<LinkBook>,
-    activated: std::sync::atomic::AtomicBool,
+    /// Until activation (then it is its runner's; `wake` says it was
+    /// activated). An [`Endpoint`](crate::Endpoint)'s handle has none.
+    body: Mutex<Option<Box<dyn Component>>>,
+    family: Mutex<Family>,
 }
 
-/// Box names are usually the same string literal at both ends (declared
-/// and asked for in one crate): compare the pointers before the bytes.
-#[inline]
-fn same_name(a: &str, b: &str) -> bool {
-    a.len() == b.len() && (std::ptr::eq(a.as_ptr(), b.as_ptr()) || a == b)
+/// A component's parent, and its children and linkages if it has any.
+struct Family {
+    /// Woken when this component ends (A7).
+    parent: Option<Arc<WakeCell>>,
+    /// Made on first use: most components (one CSA and one handler per
+    /// connection) never have children or make linkages.
+    kin: Option<Box<Kin>>,
+}
+
+/// A component's children (A7) and the linkages it made (Kamaelia: its
+/// postoffice).
+#[derive(Default)]
+struct Kin {
+    /// Keyed by the handle itself (hashed by id): one word per child.
+    children: HashSet<Handle>,
+    links: LinkBook,
 }
 
 impl Core {
     fn find(&self, name: &str, direction: Direction) -> Option<&Arc<dyn ErasedBox>> {
-        self.boxes
-            .iter()
-            .find(|(n, d, _)| *d == direction && same_name(n, name))
-            .map(|(_, _, b)| b)
+        let i = self.wake.boxes().find(name, direction)?;
+        self.nodes.get(i)
     }
 
     fn find_any(&self, name: &str) -> Option<&Arc<dyn ErasedBox>> {
-        self.boxes
-            .iter()
-            .find(|(n, _, _)| same_name(n, name))
-            .map(|(_, _, b)| b)
+        let i = self.wake.boxes().find_any(name)?;
+        self.nodes.get(i)
+    }
+
+    /// Runs `f` on this component's kin, making it if need be.
+    fn kin<R>(&self, f: impl FnOnce(&mut Kin) -> R) -> R {
+        f(lock(&self.family).kin.get_or_insert_with(Box::default))
+    }
+
+    /// Runs `f` on this component's kin if it has any.
+    fn kin_if_any<R: Default>(&self, f: impl FnOnce(&mut Kin) -> R) -> R {
+        lock(&self.family)
+            .kin
+            .as_deref_mut()
+            .map(f)
+            .unwrap_or_default()
     }
 
     pub(crate) fn typed<T: Send + 'static>(
@@ -113,10 +132,12 @@ impl Core {
     pub(crate) fn finish(&self) {
         self.wake.set_done();
         // Kamaelia's `_closeDownMicroprocess`: unlink everything it made.
-        for link in std::mem::take(&mut *lock(&self.links)).all() {
+        let links = self.kin_if_any(|k| std::mem::take(&mut k.links).all());
+        for link in links {
             link.remove();
         }
-        if let Some(parent) = lock(&self.parent).take() {
+        let parent = lock(&self.family).parent.take();
+        if let Some(parent) = parent {
             parent.wake();
         }
     }
@@ -208,6 +229,12 @@ impl PartialEq for Handle {
 
 impl Eq for Handle {}
 
+impl std::hash::Hash for Handle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
 impl Handle {
     /// Creates a component from its body; its boxes are created now, so it
     /// can be linked before it is activated.
@@ -222,17 +249,17 @@ impl Handle {
         boxes: &Boxes,
         body: Option<Box<dyn Component>>,
     ) -> Handle {
-        let wake = Arc::new(WakeCell::new());
+        let wake = Arc::new(WakeCell::new(boxes.clone()));
         Handle(Arc::new(Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
-            boxes: boxes.build(&wake),
+            nodes: boxes.build(&wake),
             wake,
             body: Mutex::new(body),
-            parent: Mutex::new(None),
-            children: Mutex::new(HashMap::new()),
-            links: Mutex::new(LinkBook::default()),
-            activated: std::sync::atomic::AtomicBool::new(false),
+            family: Mutex::new(Family {
+                parent: None,
+                kin: None,
+            }),
         }))
     }
 
@@ -248,7 +275,12 @@ impl Handle {
 
     /// Every box with its direction, description and message type (A1).
     pub fn boxes(&self) -> Vec<BoxInfo> {
-        self.0.boxes.iter().map(|(_, _, b)| b.info()).collect()
+        self.0.nodes.iter().map(|b| b.info()).collect()
+    }
+
+    /// True if the component has a box called `name` (either direction).
+    pub fn has_box(&self, name: &str) -> bool {
+        self.0.find_any(name).is_some()
     }
 
     /// True once the component has finished.
@@ -258,7 +290,7 @@ impl Handle {
 
     /// True once the component has been activated.
     pub fn is_activated(&self) -> bool {
-        self.0.activated.load(Ordering::Acquire)
+        self.0.wake.is_activated()
     }
 
     /// Sets (or, with `None`, removes) the size limit of an inbox (A5).
@@ -285,15 +317,42 @@ impl Handle {
     /// answers requests naming `(component, inbox)`). Sends follow any
     /// passthrough linkage of the inbox.
     pub fn postbox<T: Send + 'static>(&self, inbox: &str) -> Result<Postbox<T>, BoxError> {
-        self.0.typed::<T>(inbox, Direction::Inbox)?;
-        let b = self.0.find(inbox, Direction::Inbox).cloned();
-        let node = b
+        Ok(Postbox {
+            node: self.typed_node::<T>(inbox, Direction::Inbox)?,
+        })
+    }
+
+    /// One of this component's inboxes, for receiving without a lookup by
+    /// name each time (see [`Inbox`]). Errors: no such inbox, or it carries
+    /// another type.
+    pub fn inbox<T: Send + 'static>(&self, name: &str) -> Result<Inbox<T>, BoxError> {
+        Ok(Inbox {
+            node: self.typed_node::<T>(name, Direction::Inbox)?,
+        })
+    }
+
+    /// One of this component's outboxes, for sending without a lookup by
+    /// name each time (see [`Outbox`]).
+    pub fn outbox<T: Send + 'static>(&self, name: &str) -> Result<Outbox<T>, BoxError> {
+        Ok(Outbox {
+            node: self.typed_node::<T>(name, Direction::Outbox)?,
+        })
+    }
+
+    fn typed_node<T: Send + 'static>(
+        &self,
+        name: &str,
+        direction: Direction,
+    ) -> Result<Arc<crate::boxes::Node<T>>, BoxError> {
+        self.0.typed::<T>(name, direction)?;
+        self.0
+            .find(name, direction)
+            .cloned()
             .and_then(|b| b.into_any().downcast::<crate::boxes::Node<T>>().ok())
             .ok_or_else(|| BoxError::NoSuchBox {
                 component: self.0.name.to_string(),
-                name: inbox.to_owned(),
-            })?;
-        Ok(Postbox { node })
+                name: name.to_owned(),
+            })
     }
 
     /// Links `src` to `dst` as a linkage owned by this component (A3): it is
@@ -305,19 +364,24 @@ impl Handle {
     /// the source already linked, inbox→outbox, or a loop.
     pub fn link(&self, src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
         let link = link(src, dst)?;
-        lock(&self.0.links).add(link.clone(), self.0.id);
+        let me = self.0.id;
+        self.0.kin(|k| k.links.add(link.clone(), me));
         Ok(link)
     }
 
     /// Removes a linkage this component made; unknown links are ignored.
     pub fn unlink(&self, link: &Link) {
-        lock(&self.0.links).forget(link, self.0.id);
+        let me = self.0.id;
+        self.0.kin_if_any(|k| k.links.forget(link, me));
         link.remove();
     }
 
     /// Removes every linkage this component made that touches `other`.
     pub fn unlink_component(&self, other: &Handle) {
-        let removed = lock(&self.0.links).take_component(other.0.id, self.0.id);
+        let me = self.0.id;
+        let removed = self
+            .0
+            .kin_if_any(|k| k.links.take_component(other.0.id, me));
         for link in removed {
             link.remove();
         }
@@ -338,7 +402,7 @@ impl Handle {
 
     /// The linkages this component made and still holds.
     pub fn links(&self) -> Vec<Link> {
-        lock(&self.0.links).all()
+        self.0.kin_if_any(|k| k.links.all())
     }
 
     /// Takes the oldest message from one of this component's inboxes, from
@@ -349,16 +413,16 @@ impl Handle {
 
     pub(crate) fn take_body(&self) -> Result<Box<dyn Component>, ActivateError> {
         let body = lock(&self.0.body).take();
-        if body.is_some() {
-            self.0.activated.store(true, Ordering::Release);
-        }
-        body.ok_or_else(|| {
-            if self.is_activated() {
-                ActivateError::AlreadyActivated(self.0.name.to_string())
-            } else {
-                ActivateError::NoBody(self.0.name.to_string())
+        match body {
+            Some(b) => {
+                self.0.wake.set_activated();
+                Ok(b)
             }
-        })
+            None if self.is_activated() => {
+                Err(ActivateError::AlreadyActivated(self.0.name.to_string()))
+            }
+            None => Err(ActivateError::NoBody(self.0.name.to_string())),
+        }
     }
 
     fn box_named(&self, name: &str) -> Result<Arc<dyn ErasedBox>, LinkError> {
@@ -406,6 +470,103 @@ impl<T: Send + 'static> Postbox<T> {
         self.node
             .send(msg, None)
             .map_err(|PushError::Full(m)| NoSpace(m))
+    }
+}
+
+/// One of a component's inboxes, found once by name and then used without
+/// a lookup: the fast way for a component's body to receive.
+/// [`Cx::recv`] finds the box by name on every call (Kamaelia's
+/// `self.recv("inbox")`); a component on a hot path (the CSA, a protocol
+/// handler) takes an `Inbox` in its first step and keeps it.
+///
+/// ```
+/// use axon::{Boxes, Component, Cx, Handle, Inbox, Step};
+///
+/// struct Count {
+///     inbox: Option<Inbox<u32>>,
+///     total: u32,
+/// }
+///
+/// impl Component for Count {
+///     fn boxes(&self) -> Boxes {
+///         Boxes::new().inbox::<u32>("inbox", "numbers to add")
+///     }
+///     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+///         let me = cx.me().clone();
+///         let inbox = self
+///             .inbox
+///             .get_or_insert_with(|| me.inbox("inbox").expect("declared above"));
+///         while let Some(n) = inbox.recv() {
+///             self.total += n;
+///         }
+///         Step::Pause
+///     }
+/// }
+/// # let h = Handle::new(Count { inbox: None, total: 0 });
+/// # assert!(h.inbox::<u32>("inbox").is_ok());
+/// # assert!(h.inbox::<String>("inbox").is_err());
+/// ```
+pub struct Inbox<T> {
+    node: Arc<crate::boxes::Node<T>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Inbox({})", ErasedBox::name(&*self.node))
+    }
+}
+
+impl<T: Send + 'static> Inbox<T> {
+    /// Takes the oldest message (A2); [`Cx::recv`] without the lookup.
+    #[inline]
+    pub fn recv(&self) -> Option<T> {
+        self.node.pop()
+    }
+
+    /// The number of messages waiting.
+    pub fn len(&self) -> usize {
+        ErasedBox::len(&*self.node)
+    }
+
+    /// True if no message is waiting ([`Cx::data_ready`] negated).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A sender into this inbox, for someone else (a Selector request).
+    pub fn postbox(&self) -> Postbox<T> {
+        Postbox {
+            node: self.node.clone(),
+        }
+    }
+}
+
+/// One of a component's outboxes, found once by name and then used without
+/// a lookup: [`Cx::send`]'s fast form (see [`Inbox`]). A send that meets a
+/// full inbox registers the outbox's owner to be woken when space frees
+/// (A6), exactly as `Cx::send` does.
+pub struct Outbox<T> {
+    node: Arc<crate::boxes::Node<T>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for Outbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Outbox({})", ErasedBox::name(&*self.node))
+    }
+}
+
+impl<T: Send + 'static> Outbox<T> {
+    /// Sends `msg` (A2–A6); [`Cx::send`] without the lookup.
+    #[inline]
+    pub fn send(&self, msg: T) -> Result<(), NoSpace<T>> {
+        self.node
+            .send(msg, Some(self.node.owner()))
+            .map_err(|PushError::Full(m)| NoSpace(m))
+    }
+
+    /// True if sends currently reach an inbox ([`Cx::is_linked`]).
+    pub fn is_linked(&self) -> bool {
+        ErasedBox::is_linked(&*self.node)
     }
 }
 
@@ -496,6 +657,18 @@ pub fn unlink(link: &Link) {
     link.remove();
 }
 
+/// Removes the linkage from `(component, box)` to `(component, box)` if
+/// there is one, without its [`Link`]: for code that made many linkages
+/// and would rather not keep a record of each (ServerCore makes four per
+/// connection). Returns true if a linkage was removed; unknown boxes or no
+/// such linkage: false.
+pub fn unlink_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> bool {
+    match (src.0 .0.find_any(src.1), dst.0 .0.find_any(dst.1)) {
+        (Some(s), Some(d)) => s.clone().unlink_from(d),
+        _ => false,
+    }
+}
+
 /// What a component's body can do while it runs: Kamaelia's `self.send`,
 /// `self.recv`, `self.link`, `self.addChildren`, ….
 ///
@@ -575,9 +748,9 @@ impl<'a> Cx<'a> {
     pub fn any_ready(&self) -> bool {
         self.me
             .0
-            .boxes
+            .nodes
             .iter()
-            .any(|(_, d, b)| *d == Direction::Inbox && b.len() > 0)
+            .any(|b| b.direction() == Direction::Inbox && b.len() > 0)
     }
 
     /// Links two boxes; the linkage belongs to this component
@@ -593,8 +766,8 @@ impl<'a> Cx<'a> {
 
     /// Adopts `child` (A7): this component is woken when it ends.
     pub fn add_child(&mut self, child: &Handle) {
-        *lock(&child.0.parent) = Some(self.me.0.wake.clone());
-        lock(&self.me.0.children).insert(child.id(), child.clone());
+        lock(&child.0.family).parent = Some(self.me.0.wake.clone());
+        self.me.0.kin(|k| k.children.insert(child.clone()));
         // A child that ended before adoption still wakes its new parent.
         if child.is_done() {
             self.me.0.wake.wake();
@@ -604,21 +777,24 @@ impl<'a> Cx<'a> {
     /// Gives up `child` (A7) and removes every linkage this component made
     /// to or from it.
     pub fn remove_child(&mut self, child: &Handle) {
-        lock(&self.me.0.children).remove(&child.id());
-        let mut parent = lock(&child.0.parent);
-        if parent
+        self.me.0.kin_if_any(|k| k.children.remove(child));
+        let mut family = lock(&child.0.family);
+        if family
+            .parent
             .as_ref()
             .is_some_and(|p| Arc::ptr_eq(p, &self.me.0.wake))
         {
-            *parent = None;
+            family.parent = None;
         }
-        drop(parent);
+        drop(family);
         self.me.unlink_component(child);
     }
 
     /// The current children.
     pub fn children(&self) -> Vec<Handle> {
-        lock(&self.me.0.children).values().cloned().collect()
+        self.me
+            .0
+            .kin_if_any(|k| k.children.iter().cloned().collect())
     }
 
     /// Activates `component` on this component's scheduler.
@@ -651,5 +827,17 @@ impl<'a> Cx<'a> {
         SchedulerHandle {
             shared: self.shared.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_component_records_stay_small() {
+        // Two components per connection: their records are idle memory.
+        assert_eq!(std::mem::size_of::<Core>(), 104);
+        assert_eq!(std::mem::size_of::<WakeCell>(), 40);
     }
 }

@@ -115,8 +115,9 @@
 //! | `self.send(msg, "outbox")`             | [`Cx::send`]`(msg, "outbox")`          |
 //! | `self.recv("inbox")`                   | [`Cx::recv`]`::<T>("inbox")`           |
 //! | `self.dataReady("inbox")`, `anyReady()`| [`Cx::data_ready`], [`Cx::any_ready`]  |
+//! | `self.inboxes["inbox"]`, `self.outboxes["outbox"]` | [`Inbox`], [`Outbox`] (from [`Handle::inbox`], [`Handle::outbox`]): the same, found once and kept, for hot paths |
 //! | `self.link(src, dst, passthrough=…)`   | [`Cx::link`] / [`Handle::link`] / [`link`] |
-//! | `self.unlink(...)`                     | [`Cx::unlink`], [`unlink`]             |
+//! | `self.unlink(...)`                     | [`Cx::unlink`], [`unlink`], [`unlink_boxes`] |
 //! | `inboxes[n].setSize(k)`                | [`Handle::set_inbox_size`]             |
 //! | `noSpaceInBox`                         | [`NoSpace`]                            |
 //! | `addChildren`, `removeChild`           | [`Cx::add_child`], [`Cx::remove_child`]|
@@ -151,7 +152,9 @@ mod wake;
 
 pub use boxes::{BoxInfo, Boxes, Direction};
 pub use cat::Cat;
-pub use component::{link, unlink, Component, Cx, Handle, Link, Postbox, Step};
+pub use component::{
+    link, unlink, unlink_boxes, Component, Cx, Handle, Inbox, Link, Outbox, Postbox, Step,
+};
 pub use compose::{Graphline, Linkage, Pipeline};
 pub use endpoint::{Endpoint, SendError};
 pub use error::{ActivateError, BoxError, CatError, LinkError, NoSpace};

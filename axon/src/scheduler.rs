@@ -432,8 +432,15 @@ impl Scheduler {
                 handle: handle.clone(),
                 body,
             });
+            let Ok(key32) = u32::try_from(key) else {
+                // Four billion live components: memory ran out long before.
+                log::error!("scheduler: too many components; {handle:?} not run");
+                self.table.remove(key);
+                handle.0.finish();
+                continue;
+            };
             handle.0.wake.bind(Target::Scheduler {
-                key,
+                key: key32,
                 shared: self.shared.clone(),
             });
             handle.0.wake.set_scheduled();

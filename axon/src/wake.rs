@@ -18,10 +18,11 @@
 //! woken while it ran (`NOTIFIED`) and is run again, so a wake-up can never be
 //! lost between "my inbox is empty" and "pause".
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::Thread;
 
+use crate::boxes::Boxes;
 use crate::scheduler::Shared;
 
 pub(crate) const INACTIVE: u8 = 0;
@@ -33,8 +34,9 @@ pub(crate) const DONE: u8 = 5;
 
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
-    /// A component on a cooperative scheduler, at `key` in its table.
-    Scheduler { key: usize, shared: Arc<Shared> },
+    /// A component on a cooperative scheduler, at `key` in its table (32
+    /// bits: this cell is made for every component, so it is kept small).
+    Scheduler { key: u32, shared: Arc<Shared> },
     /// A threaded component (A8): unpark its OS thread.
     Thread(Thread),
     /// An [`Endpoint`](crate::Endpoint) waited on by code outside any
@@ -82,17 +84,40 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The wake state of one component (see the module docs).
+///
+/// Every box of the component points here (to wake its owner), so the cell
+/// also keeps the component's box declaration: that is where a box finds
+/// its own name without storing it.
 pub(crate) struct WakeCell {
     state: AtomicU8,
     target: OnceLock<Target>,
+    /// The component's body has been taken by a runner (it fits in the
+    /// padding beside `state`).
+    activated: AtomicBool,
+    boxes: Boxes,
 }
 
 impl WakeCell {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(boxes: Boxes) -> Self {
         WakeCell {
             state: AtomicU8::new(INACTIVE),
             target: OnceLock::new(),
+            activated: AtomicBool::new(false),
+            boxes,
         }
+    }
+
+    pub(crate) fn is_activated(&self) -> bool {
+        self.activated.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_activated(&self) {
+        self.activated.store(true, Ordering::Release);
+    }
+
+    /// The owner's box declaration.
+    pub(crate) fn boxes(&self) -> &Boxes {
+        &self.boxes
     }
 
     pub(crate) fn state(&self) -> u8 {
@@ -127,7 +152,7 @@ impl WakeCell {
 
     fn dispatch(&self) {
         match self.target.get() {
-            Some(Target::Scheduler { key, shared }) => shared.push_ready(*key),
+            Some(Target::Scheduler { key, shared }) => shared.push_ready(*key as usize),
             Some(Target::Thread(thread)) => thread.unpark(),
             Some(Target::External(signal)) => signal.raise(),
             None => {}

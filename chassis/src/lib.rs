@@ -78,7 +78,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 
-use axon::{Boxes, Component, Control, Cx, Handle, Postbox, Step};
+use axon::{Boxes, Component, Control, Cx, Handle, Step};
 pub use tcpserver::{BindError, ServerEvent, ServerOptions, TcpServer};
 
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
@@ -100,9 +100,39 @@ pub type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
 struct Connection {
     handler: Handle,
     csa: Handle,
-    links: Vec<axon::Link>,
-    to_handler: Option<Postbox<Control>>,
-    to_csa: Option<Postbox<Control>>,
+}
+
+/// Sends `msg` to a component's `control` inbox. Kamaelia's ServerCore adds
+/// an outbox per destination; a postbox made when needed does the same
+/// without keeping one per connection. A full or missing `control` (a
+/// handler that declared none) loses the message, as an unlinked outbox
+/// would.
+fn tell(component: &Handle, msg: Control) {
+    match component.postbox::<Control>("control") {
+        Ok(p) => {
+            if p.send(msg).is_err() {
+                log::debug!("servercore: {component:?}'s control inbox is full");
+            }
+        }
+        Err(e) => log::debug!("servercore: {e}"),
+    }
+}
+
+/// H2's linkages between a connection's CSA and handler (and, if the handler
+/// has a `serversignal` outbox, from it to the ServerCore `me`).
+type Ends<'a> = (&'a Handle, &'static str);
+
+fn wiring<'a>(csa: &'a Handle, handler: &'a Handle, me: &'a Handle) -> Vec<(Ends<'a>, Ends<'a>)> {
+    let mut pairs = vec![
+        ((csa, "outbox"), (handler, "inbox")),
+        ((handler, "outbox"), (csa, "inbox")),
+        ((handler, "signal"), (csa, "control")),
+        ((csa, "readShutdown"), (handler, "control")),
+    ];
+    if handler.has_box("serversignal") {
+        pairs.push(((handler, "serversignal"), (me, "control")));
+    }
+    pairs
 }
 
 /// Kamaelia's `ServerCore(protocol, port, socketOptions)` (H1–H4).
@@ -165,47 +195,26 @@ impl ServerCore {
         let _ = handler.set_inbox_size("inbox", Some(HANDLER_INBOX_LIMIT));
         let me = cx.me().clone();
         let csa = n.csa;
-        // H2's linkages. They are kept in the connection's entry (exactly
-        // what is needed, unlinked in H3) rather than in the component's
-        // general linkage book: per-connection memory matters here.
-        let mut pairs = vec![
-            ((&csa, "outbox"), (&handler, "inbox")),
-            ((&handler, "outbox"), (&csa, "inbox")),
-            ((&handler, "signal"), (&csa, "control")),
-            ((&csa, "readShutdown"), (&handler, "control")),
-        ];
-        if handler.boxes().iter().any(|b| b.name == "serversignal") {
-            pairs.push(((&handler, "serversignal"), (&me, "control")));
-        }
-        let mut links = Vec::with_capacity(pairs.len());
+        // H2's linkages. None is recorded: H3 removes them by their ends
+        // (`axon::unlink_boxes`), so a connection costs no linkage records.
         let mut wired = Ok(());
-        for (src, dst) in pairs {
-            match axon::link(src, dst) {
-                Ok(l) => links.push(l),
-                Err(e) => {
-                    wired = Err(e);
-                    break;
-                }
+        for (src, dst) in wiring(&csa, &handler, &me) {
+            if let Err(e) = axon::link(src, dst) {
+                wired = Err(e);
+                break;
             }
         }
         cx.add_child(&handler);
         cx.add_child(&csa);
         let conn = Connection {
-            to_handler: handler.postbox("control").ok(),
-            to_csa: csa.postbox("control").ok(),
             handler: handler.clone(),
             csa: csa.clone(),
-            links,
         };
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
-            if let Some(to_csa) = &conn.to_csa {
-                let _ = to_csa.send(Control::ShutdownMicroprocess);
-            }
+            tell(&conn.csa, Control::ShutdownMicroprocess);
         } else if self.stopping {
-            if let Some(to_csa) = &conn.to_csa {
-                let _ = to_csa.send(Control::ShutdownMicroprocess);
-            }
+            tell(&conn.csa, Control::ShutdownMicroprocess);
         }
         self.connections.insert(csa.id(), conn);
         for c in [&handler, &csa] {
@@ -220,14 +229,11 @@ impl ServerCore {
         let Some(conn) = self.connections.remove(&csa.id()) else {
             return;
         };
-        if let Some(p) = &conn.to_handler {
-            let _ = p.send(Control::SocketShutdown);
-        }
-        if let Some(p) = &conn.to_csa {
-            let _ = p.send(Control::ShutdownMicroprocess);
-        }
-        for link in &conn.links {
-            axon::unlink(link);
+        tell(&conn.handler, Control::SocketShutdown);
+        tell(&csa, Control::ShutdownMicroprocess);
+        let me = cx.me().clone();
+        for (src, dst) in wiring(&csa, &conn.handler, &me) {
+            axon::unlink_boxes(src, dst);
         }
         cx.remove_child(&conn.handler);
         cx.remove_child(&csa);
@@ -252,9 +258,7 @@ impl ServerCore {
             Control::ShutdownMicroprocess
         };
         for conn in self.connections.values() {
-            if let Some(p) = &conn.to_csa {
-                let _ = p.send(close.clone());
-            }
+            tell(&conn.csa, close.clone());
         }
         let _ = cx.send(Control::ServerShutdown, "_serversignal");
     }

@@ -7,23 +7,64 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Postbox, Step};
+use axon::{Boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
 
 /// Sends every byte it receives straight back (the chunk itself: no copy).
 ///
 /// Boxes: the standard four, `Vec<u8>` in `inbox` and `outbox`. On
 /// `socketShutdown` (the client finished sending, C7) it writes what it
 /// still holds, sends `producerFinished` out of `signal` and ends.
+///
+/// It runs once per message on every connection, so it finds its three
+/// busy boxes by name once ([`axon::Inbox`], [`axon::Outbox`]) rather than
+/// on every `recv` and `send`.
 #[derive(Debug, Default)]
 pub struct Echo {
     held: Option<Vec<u8>>,
     closing: bool,
+    boxes: Option<EchoBoxes>,
+}
+
+#[derive(Debug)]
+struct EchoBoxes {
+    inbox: Inbox<Vec<u8>>,
+    control: Inbox<Control>,
+    outbox: Outbox<Vec<u8>>,
 }
 
 impl Echo {
     /// A new echo handler.
     pub fn new() -> Self {
         Echo::default()
+    }
+
+    fn step(&mut self, cx: &mut Cx<'_>, b: &EchoBoxes) -> Step {
+        loop {
+            let chunk = match self.held.take() {
+                Some(chunk) => chunk,
+                None => match b.inbox.recv() {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
+            };
+            if let Err(full) = b.outbox.send(chunk) {
+                // A5: keep it; woken when the CSA takes from its inbox.
+                self.held = Some(full.into_inner());
+                return Step::Pause;
+            }
+        }
+        while let Some(msg) = b.control.recv() {
+            if msg.is_producer_finished() {
+                self.closing = true;
+            } else {
+                return Step::Done;
+            }
+        }
+        if self.closing && b.inbox.is_empty() {
+            let _ = cx.send(Control::ProducerFinished, "signal");
+            return Step::Done;
+        }
+        Step::Pause
     }
 }
 
@@ -33,32 +74,26 @@ impl Component for Echo {
     }
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        loop {
-            let chunk = match self.held.take() {
-                Some(chunk) => chunk,
-                None => match cx.recv::<Vec<u8>>("inbox") {
-                    Some(chunk) => chunk,
-                    None => break,
-                },
-            };
-            if let Err(full) = cx.send(chunk, "outbox") {
-                // A5: keep it; woken when the CSA takes from its inbox.
-                self.held = Some(full.into_inner());
-                return Step::Pause;
+        let b = match self.boxes.take() {
+            Some(b) => b,
+            None => {
+                let me = cx.me();
+                match (me.inbox("inbox"), me.inbox("control"), me.outbox("outbox")) {
+                    (Ok(inbox), Ok(control), Ok(outbox)) => EchoBoxes {
+                        inbox,
+                        control,
+                        outbox,
+                    },
+                    _ => {
+                        log::error!("echo: its standard boxes are missing");
+                        return Step::Done;
+                    }
+                }
             }
-        }
-        while let Some(msg) = cx.recv::<Control>("control") {
-            if msg.is_producer_finished() {
-                self.closing = true;
-            } else {
-                return Step::Done;
-            }
-        }
-        if self.closing && !cx.data_ready("inbox") {
-            let _ = cx.send(Control::ProducerFinished, "signal");
-            return Step::Done;
-        }
-        Step::Pause
+        };
+        let step = self.step(cx, &b);
+        self.boxes = Some(b);
+        step
     }
 }
 

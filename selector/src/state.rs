@@ -51,16 +51,28 @@ pub struct Readiness {
     pub read_closed: bool,
 }
 
-#[derive(Default)]
-struct Direction {
-    armed: Option<Notice>,
-    seen: bool,
-}
-
+/// One registered source: per direction (reader, writer, exceptional) the
+/// notice armed for the next readiness, and whether readiness was seen while
+/// none was armed (a bit each in `seen`). 40 bytes: one per connection.
 struct Entry {
     source: Source,
     generation: u32,
-    dirs: [Direction; 3],
+    seen: u8,
+    armed: [Option<Notice>; 3],
+}
+
+impl Entry {
+    fn seen(&self, i: usize) -> bool {
+        self.seen & (1 << i) != 0
+    }
+
+    fn set_seen(&mut self, i: usize, seen: bool) {
+        if seen {
+            self.seen |= 1 << i;
+        } else {
+            self.seen &= !(1 << i);
+        }
+    }
 }
 
 fn index(kind: Kind) -> usize {
@@ -168,20 +180,21 @@ impl<P: Poller> State<P> {
                 entry.insert(Entry {
                     source: source.clone(),
                     generation,
-                    dirs: Default::default(),
+                    seen: 0,
+                    armed: Default::default(),
                 });
                 slot
             }
         };
-        let dir = &mut self.entries[slot].dirs[index(kind)];
-        if dir.armed.is_some() {
+        let (entry, i) = (&mut self.entries[slot], index(kind));
+        if entry.armed[i].is_some() {
             return; // S4: first wins
         }
-        if dir.seen {
-            dir.seen = false;
+        if entry.seen(i) {
+            entry.set_seen(i, false);
             fire(&notice, &source);
         } else {
-            dir.armed = Some(notice);
+            entry.armed[i] = Some(notice);
         }
     }
 
@@ -192,8 +205,8 @@ impl<P: Poller> State<P> {
         let entry = &mut self.entries[slot];
         // `seen` is kept: a later request must still hear of readiness that
         // came before it (S6).
-        entry.dirs[index(kind)].armed = None;
-        if entry.dirs.iter().all(|d| d.armed.is_none()) {
+        entry.armed[index(kind)] = None;
+        if entry.armed.iter().all(Option::is_none) {
             let entry = self.entries.remove(slot);
             entry.source.set_slot(UNREGISTERED);
             if let Err(e) = self.poller.deregister(entry.source.fd()) {
@@ -229,10 +242,10 @@ impl<P: Poller> State<P> {
             if !ready {
                 continue;
             }
-            let dir = &mut entry.dirs[index(kind)];
-            match dir.armed.take() {
+            let i = index(kind);
+            match entry.armed[i].take() {
                 Some(notice) => fire(&notice, &entry.source),
-                None => dir.seen = true,
+                None => entry.set_seen(i, true),
             }
         }
     }
