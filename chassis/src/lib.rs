@@ -65,9 +65,10 @@
 //! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended |
 //!
 //! Kamaelia gives ServerCore two new outboxes per connection, linked to the
-//! handler's and the CSA's `control`. Here they are two [`Postbox`]es held
-//! in the connection table: the same typed, direct delivery without adding
-//! boxes at run time.
+//! handler's and the CSA's `control`. Here a [`Postbox`](axon::Postbox) to
+//! the component's `control` is made when there is something to say (H3,
+//! H4): the same typed, direct delivery without adding boxes at run time or
+//! keeping anything per connection.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
