@@ -25,7 +25,7 @@
 //! - **Start (C2).** Finds the Selector through the CAT, links
 //!   `_selectorSignal` to it, and assumes the socket readable and writable.
 //! - **Reading (C3).** Reads until `WouldBlock`, sending each chunk out of
-//!   `outbox`, then sends `newReader`. A read shorter than the buffer has
+//!   `outbox`, then sends `newReader`. A short read (under 8 KiB) has
 //!   drained the socket (edge-triggered: later data raises a new edge), so
 //!   it sends `newReader` at once instead of making the `WouldBlock` read,
 //!   except once the Selector has seen the read side closed
@@ -86,6 +86,11 @@ pub const CHUNK: usize = 32 * 1024;
 pub const HIGH_WATER: usize = 64 * 1024;
 /// The size limit of a CSA's `inbox`, in messages.
 pub const INBOX_LIMIT: usize = 16;
+/// A read shorter than this is taken to have drained the socket (C3): no
+/// `WouldBlock` read follows it. Longer reads come from a peer that is
+/// streaming, whose next bytes are usually already arriving: reading again
+/// at once is cheaper than going back through the Selector for them.
+const DRAINED_BELOW: usize = CHUNK / 4;
 /// Reads per step before yielding to other components.
 const READS_PER_STEP: usize = 16;
 /// Most chunks handed to one vectored write.
@@ -411,8 +416,9 @@ impl Csa {
                     // A short read drained the socket: later data (or FIN)
                     // raises a new edge, so skip the WouldBlock read that
                     // would only confirm it, unless a FIN may already sit
-                    // behind this data (see `Source::read_closed_seen`).
-                    let drained = chunk.len() < CHUNK && !self.source.read_closed_seen();
+                    // behind this data (see `Source::read_closed_seen`) or
+                    // the peer is streaming (see `DRAINED_BELOW`).
+                    let drained = chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen();
                     if let Err(full) = b.outbox.send(chunk) {
                         self.held = Some(Box::new(full.into_inner()));
                         if drained {
