@@ -15,13 +15,17 @@ mod soak;
 
 use std::time::{Duration, Instant};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Pipeline, Scheduler, Step};
+use axon::{Boxes, Component, Control, Cx, Handle, Inbox, Outbox, Pipeline, Scheduler, Step};
 
 /// Sends `0..n` out of `outbox`, pausing whenever the consumer's inbox is
 /// full (A5) until space frees (A6).
+/// With `typed`, it sends through an [`Outbox`] found once instead of by
+/// name on every send.
 struct Producer {
     next: u64,
     end: u64,
+    typed: bool,
+    outbox: Option<Outbox<u64>>,
 }
 
 impl Component for Producer {
@@ -30,6 +34,18 @@ impl Component for Producer {
     }
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if self.typed {
+            let me = cx.me().clone();
+            let outbox = self
+                .outbox
+                .get_or_insert_with(|| me.outbox("outbox").expect("declared"));
+            while self.next < self.end {
+                if outbox.send(self.next).is_err() {
+                    return Step::Pause;
+                }
+                self.next += 1;
+            }
+        }
         while self.next < self.end {
             if cx.send(self.next, "outbox").is_err() {
                 return Step::Pause;
@@ -44,6 +60,8 @@ impl Component for Producer {
 /// Takes everything and checks it arrives in order.
 struct Consumer {
     expect: u64,
+    typed: bool,
+    inbox: Option<Inbox<u64>>,
 }
 
 impl Component for Consumer {
@@ -52,6 +70,16 @@ impl Component for Consumer {
     }
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if self.typed {
+            let me = cx.me().clone();
+            let inbox = self
+                .inbox
+                .get_or_insert_with(|| me.inbox("inbox").expect("declared"));
+            while let Some(n) = inbox.recv() {
+                assert_eq!(n, self.expect, "message out of order");
+                self.expect += 1;
+            }
+        }
         while let Some(n) = cx.recv::<u64>("inbox") {
             assert_eq!(n, self.expect, "message out of order");
             self.expect += 1;
@@ -65,12 +93,22 @@ impl Component for Consumer {
 
 const BOX_SIZE: usize = 1024;
 
-/// Messages through Pipeline(Producer, Consumer) on one scheduler thread.
-fn axon_hop(n: u64) -> Duration {
-    let consumer = Handle::new(Consumer { expect: 0 });
+/// Messages through Pipeline(Producer, Consumer) on one scheduler thread;
+/// `typed`: through `Outbox`/`Inbox` handles rather than names.
+fn axon_hop(n: u64, typed: bool) -> Duration {
+    let consumer = Handle::new(Consumer {
+        expect: 0,
+        typed,
+        inbox: None,
+    });
     consumer.set_inbox_size("inbox", Some(BOX_SIZE)).unwrap();
-    let pipeline =
-        Pipeline::new(vec![Handle::new(Producer { next: 0, end: n }), consumer]).unwrap();
+    let producer = Handle::new(Producer {
+        next: 0,
+        end: n,
+        typed,
+        outbox: None,
+    });
+    let pipeline = Pipeline::new(vec![producer, consumer]).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&pipeline).unwrap();
     let start = Instant::now();
@@ -131,27 +169,42 @@ fn hop(args: &[String]) {
     let n: u64 = arg(args, "--messages", 5_000_000);
     let runs: usize = arg(args, "--runs", 5);
     let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let (mut a, mut b, mut u) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut t, mut b, mut u) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
-        // In turn within each run, so drift hits all three alike.
-        a.push(ns(axon_hop(n)));
+        // In turn within each run, so drift hits all alike.
+        a.push(ns(axon_hop(n, false)));
+        t.push(ns(axon_hop(n, true)));
         b.push(ns(crossbeam_bounded(n)));
         u.push(ns(crossbeam_unbounded(n)));
     }
-    let ratio_b: Vec<f64> = a.iter().zip(&b).map(|(x, y)| x / y).collect();
-    let ratio_u: Vec<f64> = a.iter().zip(&u).map(|(x, y)| x / y).collect();
+    let ratio = |x: &[f64], y: &[f64]| median(x.iter().zip(y).map(|(x, y)| x / y).collect());
     println!("Axon hop vs bare crossbeam-channel, {n} messages x {runs} runs (medians)");
-    println!("{:<46} {:>10} {:>12}", "shape", "ns/msg", "Mmsg/s");
+    println!("{:<56} {:>10} {:>12}", "shape", "ns/msg", "Mmsg/s");
     for (name, v) in [
-        ("axon Pipeline(Producer, Consumer), box 1024", &a),
+        ("axon Pipeline(Producer, Consumer), box 1024, by name", &a),
+        ("axon the same, through Outbox/Inbox handles", &t),
         ("crossbeam bounded(1024) send+recv", &b),
         ("crossbeam unbounded send+recv", &u),
     ] {
         let m = median(v.clone());
-        println!("{name:<46} {m:>10.1} {:>12.2}", 1e3 / m);
+        println!("{name:<56} {m:>10.1} {:>12.2}", 1e3 / m);
     }
-    println!("ratio axon / crossbeam bounded:   {:.2}x", median(ratio_b));
-    println!("ratio axon / crossbeam unbounded: {:.2}x", median(ratio_u));
+    println!(
+        "ratio axon by name / crossbeam bounded:   {:.2}x",
+        ratio(&a, &b)
+    );
+    println!(
+        "ratio axon by name / crossbeam unbounded: {:.2}x",
+        ratio(&a, &u)
+    );
+    println!(
+        "ratio axon handles / crossbeam bounded:   {:.2}x",
+        ratio(&t, &b)
+    );
+    println!(
+        "ratio axon handles / crossbeam unbounded: {:.2}x",
+        ratio(&t, &u)
+    );
 }
 
 fn secs(args: &[String], name: &str, default: f64) -> Duration {
