@@ -26,7 +26,7 @@ use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::LinkError;
@@ -329,6 +329,14 @@ struct Inner<T> {
     queue: Option<Box<Queue<T>>>,
 }
 
+/// `flags`: the box is linked onwards (`target.is_some()`).
+const HAS_TARGET: u8 = 1;
+/// `flags`: the box holds a queue (messages, or producers waiting). Set and
+/// cleared under the lock; read without it by `pop`, where a stale "no"
+/// only means a message pushed at this instant is taken at the next step,
+/// which that push's wake-up (after it unlocks) guarantees (A6).
+const HAS_QUEUE: u8 = 2;
+
 /// `limit` value for an unbounded inbox.
 const UNBOUNDED: u32 = u32::MAX;
 
@@ -344,9 +352,11 @@ pub(crate) struct Node<T> {
     /// This box's place in its owner's declaration.
     index: u16,
     direction: Direction,
-    /// `target.is_some()`, readable without the lock: a send into an inbox
-    /// that passes through elsewhere must follow it.
-    has_target: AtomicBool,
+    /// [`HAS_TARGET`] and [`HAS_QUEUE`], readable without the lock: a send
+    /// into an inbox that passes through elsewhere must follow it, and a
+    /// `recv` on an empty inbox (the end of every receive loop) needs no
+    /// lock.
+    flags: AtomicU8,
 }
 
 /// Why a push into a queue did not happen.
@@ -366,7 +376,7 @@ impl<T: Send + 'static> Node<T> {
             limit: AtomicU32::new(UNBOUNDED),
             index,
             direction,
-            has_target: AtomicBool::new(false),
+            flags: AtomicU8::new(0),
         }
     }
 
@@ -403,7 +413,7 @@ impl<T: Send + 'static> Node<T> {
                 );
                 Ok(())
             }
-            Some(next) if !next.has_target.load(Ordering::Acquire) => {
+            Some(next) if next.flags.load(Ordering::Acquire) & HAS_TARGET == 0 => {
                 if next.direction == Direction::Inbox {
                     next.push(msg, waiter)
                 } else {
@@ -448,6 +458,9 @@ impl<T: Send + 'static> Node<T> {
         msg: T,
         waiter: Option<&Arc<WakeCell>>,
     ) -> Result<(), PushError<T>> {
+        if inner.queue.is_none() {
+            self.flags.fetch_or(HAS_QUEUE, Ordering::Release);
+        }
         let queue = inner.queue.get_or_insert_with(Queue::new);
         if queue.len() >= self.limit.load(Ordering::Relaxed) as usize {
             if let Some(w) = waiter {
@@ -463,6 +476,9 @@ impl<T: Send + 'static> Node<T> {
 
     /// Takes the oldest message (A2); wakes producers waiting for space.
     pub(crate) fn pop(&self) -> Option<T> {
+        if self.flags.load(Ordering::Acquire) & HAS_QUEUE == 0 {
+            return None;
+        }
         let mut inner = lock(&self.inner);
         let queue = inner.queue.as_mut()?;
         let msg = queue.pop();
@@ -473,10 +489,13 @@ impl<T: Send + 'static> Node<T> {
         };
         if queue.front.is_none() && queue.waiting.is_empty() {
             inner.queue = None; // empty: an idle box holds nothing
+            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
         }
         drop(inner);
-        for w in waiting {
-            w.wake();
+        if !waiting.is_empty() {
+            for w in waiting {
+                w.wake();
+            }
         }
         msg
     }
@@ -628,8 +647,9 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let moved = {
             let mut inner = lock(&self.inner);
             inner.target = Some(dst);
-            self.has_target.store(true, Ordering::Release);
+            self.flags.fetch_or(HAS_TARGET, Ordering::Release);
             let queue = inner.queue.take();
+            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
             drop(inner);
             queue.map_or_else(Vec::new, |mut q| {
                 // Producers waiting for space here retry along the link.
@@ -641,6 +661,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         };
         if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
             let mut dest_inner = lock(&dest.inner);
+            dest.flags.fetch_or(HAS_QUEUE, Ordering::Release);
             let queue = dest_inner.queue.get_or_insert_with(Queue::new);
             for msg in moved {
                 queue.push(msg);
@@ -656,7 +677,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let mut inner = lock(&self.inner);
         if inner.target.as_ref().is_some_and(|t| t.same(&**dst)) {
             inner.target = None;
-            self.has_target.store(false, Ordering::Release);
+            self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
             return true;
         }
         false

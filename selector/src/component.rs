@@ -1,6 +1,6 @@
 //! The Selector component and how it is found (S1, S2, S8).
 
-use axon::{Boxes, CatError, Component, Control, Cx, Handle, Step};
+use axon::{Boxes, CatError, Component, Control, Cx, Handle, Inbox, Step};
 
 use crate::poll::{lock, Shared};
 use crate::request::Request;
@@ -28,6 +28,8 @@ pub(crate) const STATE_VALUE: &str = "selector.state";
 pub struct Selector {
     shared: Shared,
     shutting_down: bool,
+    /// `notify` and `control`, found once: every request passes here.
+    inboxes: Option<(Inbox<Request>, Inbox<Control>)>,
 }
 
 impl std::fmt::Debug for Selector {
@@ -55,13 +57,35 @@ impl Component for Selector {
     }
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if cx.data_ready("notify") {
+        if self.inboxes.is_none() {
+            let me = cx.me();
+            match (me.inbox("notify"), me.inbox("control")) {
+                (Ok(n), Ok(c)) => self.inboxes = Some((n, c)),
+                _ => {
+                    log::error!("selector: its inboxes are missing");
+                    return Step::Done;
+                }
+            }
+        }
+        let Some((notify, control)) = self.inboxes.take() else {
+            return Step::Done;
+        };
+        let step = self.step(cx, &notify, &control);
+        self.inboxes = Some((notify, control));
+        step
+    }
+}
+
+impl Selector {
+    fn step(&mut self, cx: &mut Cx<'_>, notify: &Inbox<Request>, control: &Inbox<Control>) -> Step {
+        if let Some(first) = notify.recv() {
             let mut state = lock(&self.shared);
-            while let Some(request) = cx.recv::<Request>("notify") {
+            state.request(first);
+            while let Some(request) = notify.recv() {
                 state.request(request);
             }
         }
-        while let Some(msg) = cx.recv::<Control>("control") {
+        while let Some(msg) = control.recv() {
             log::debug!("selector: {msg:?} received, shutting down");
             if !self.shutting_down {
                 self.shutting_down = true;
@@ -109,6 +133,7 @@ pub fn get_selector_services(cat: &axon::Cat) -> Result<(Handle, Option<Handle>)
     let h = Handle::new(Selector {
         shared,
         shutting_down: false,
+        inboxes: None,
     });
     cat.register_service("selector", &h, "notify")
         .map_err(SelectorError::Cat)?;
