@@ -12,6 +12,7 @@
 //! `poll` the scheduler's way of sleeping, so that socket readiness and
 //! component wake-ups are served by the same thread with no thread hop.
 
+use std::cell::{Cell, RefCell};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
@@ -26,6 +27,50 @@ use crate::cat::Cat;
 use crate::component::{Component, Cx, Handle, Step};
 use crate::error::ActivateError;
 use crate::wake::{lock, Target, WakeCell, SCHEDULED};
+
+/// What the scheduler running on a thread shares with that thread alone.
+struct ThisThread {
+    /// The running scheduler's [`Shared`] (compared, never dereferenced);
+    /// null when none runs here.
+    running: Cell<*const Shared>,
+    /// Components woken on this thread since its scheduler last looked.
+    ready: RefCell<Vec<usize>>,
+}
+
+thread_local! {
+    static ON_THIS_THREAD: ThisThread = const {
+        ThisThread {
+            running: Cell::new(std::ptr::null()),
+            ready: RefCell::new(Vec::new()),
+        }
+    };
+}
+
+/// Marks `shared`'s scheduler as running on this thread until dropped
+/// (restoring what was there, for a scheduler run inside another's
+/// component).
+struct RunningHere {
+    previous: *const Shared,
+    previous_ready: Vec<usize>,
+}
+
+impl RunningHere {
+    fn enter(shared: &Arc<Shared>) -> RunningHere {
+        ON_THIS_THREAD.with(|t| RunningHere {
+            previous: t.running.replace(Arc::as_ptr(shared)),
+            previous_ready: std::mem::take(&mut *t.ready.borrow_mut()),
+        })
+    }
+}
+
+impl Drop for RunningHere {
+    fn drop(&mut self) {
+        ON_THIS_THREAD.with(|t| {
+            t.running.set(self.previous);
+            *t.ready.borrow_mut() = std::mem::take(&mut self.previous_ready);
+        });
+    }
+}
 
 /// Ends a blocking [`Reactor::park`] from any thread.
 pub trait Unpark: Send + Sync + 'static {
@@ -44,6 +89,11 @@ pub trait Reactor: Send + 'static {
     /// before the call counts) or the reactor has events of its own.
     /// `Some(d)`: wait at most `d` (the scheduler passes zero every few rounds
     /// so that I/O is never starved by busy components).
+    ///
+    /// Components woken inside `park` on the scheduler's thread (by the
+    /// reactor handing out its events) are run after `park` returns, so it
+    /// must return once it has handed out a batch of events rather than
+    /// block again.
     fn park(&mut self, timeout: Option<Duration>);
 }
 
@@ -159,9 +209,23 @@ impl Shared {
         next
     }
 
-    /// A6: queue a woken component. Unparks the scheduler only if it sleeps,
-    /// so wake-ups made by the scheduler's own thread cost no system call.
+    /// A6: queue a woken component. A wake-up made on the scheduler's own
+    /// thread (a component sending to another, a Selector notice, a timer:
+    /// nearly all of them) goes on that thread's own list, with no lock and
+    /// no system call; one from another thread takes the run queue's lock
+    /// and unparks the scheduler only if it sleeps.
     pub(crate) fn push_ready(&self, key: usize) {
+        let here = ON_THIS_THREAD.with(|t| {
+            if std::ptr::eq(t.running.get(), self) {
+                t.ready.borrow_mut().push(key);
+                true
+            } else {
+                false
+            }
+        });
+        if here {
+            return;
+        }
         let mut q = lock(&self.run);
         q.ready.push_back(key);
         self.kick(q);
@@ -395,6 +459,7 @@ impl Scheduler {
         let unpark = self.reactor.unparker();
         let _ = self.shared.unpark.set(unpark);
         log::debug!("scheduler running");
+        let _here = RunningHere::enter(&self.shared);
         while self.round() {}
         log::debug!(
             "scheduler stopped with {} component(s) left",
@@ -405,6 +470,9 @@ impl Scheduler {
     /// One round; false when the scheduler should return.
     fn round(&mut self) -> bool {
         let next_timer = self.shared.fire_timers(Instant::now(), &mut self.due);
+        // Wake-ups made on this thread (by the last round's components, by
+        // the reactor's events, by the timers just fired).
+        ON_THIS_THREAD.with(|t| self.local.extend(t.ready.borrow_mut().drain(..)));
         {
             let mut q = lock(&self.shared.run);
             q.sleeping = false;

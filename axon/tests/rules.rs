@@ -271,6 +271,73 @@ fn a6_paused_component_wakes_when_a_message_arrives() {
     t.join();
 }
 
+/// On a message in `inbox`: sends `7` out of `outbox` (waking a paused
+/// component on this thread), then runs a whole scheduler of its own inside
+/// its step (a pipeline of forwarders), then pauses.
+struct Nester;
+
+impl Component for Nester {
+    fn boxes(&self) -> Boxes {
+        Boxes::standard::<u64, u64>()
+    }
+    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        if cx.recv::<u64>("inbox").is_none() {
+            return Step::Pause;
+        }
+        let _ = cx.send(7u64, "outbox");
+        let inner = Scheduler::new();
+        let a = Handle::new(Forwarder::new());
+        let b = Handle::new(Forwarder::new());
+        link((&a, "outbox"), (&b, "inbox")).unwrap();
+        link((&a, "signal"), (&b, "control")).unwrap();
+        let feed = numbers("feed");
+        link((feed.handle(), "outbox"), (&a, "inbox")).unwrap();
+        link((feed.handle(), "signal"), (&a, "control")).unwrap();
+        for i in 0..3u64 {
+            feed.send(i, "outbox").unwrap();
+        }
+        feed.send(Control::ProducerFinished, "signal").unwrap();
+        inner.activate(&a).unwrap();
+        inner.activate(&b).unwrap();
+        inner.run();
+        Step::Pause
+    }
+}
+
+/// A wake-up made on a scheduler's thread is kept on that thread's own list
+/// (no lock); a scheduler run inside a component must neither take the
+/// outer scheduler's pending wake-ups nor lose them.
+#[test]
+fn a6_a_scheduler_run_inside_a_component_loses_no_outer_wake_up() {
+    let nester = Handle::new(Nester);
+    let forwarder = Forwarder::new();
+    let steps = forwarder.steps.clone();
+    let f = Handle::new(forwarder);
+    let ends = numbers("ends");
+    link((ends.handle(), "outbox"), (&nester, "inbox")).unwrap();
+    link((&nester, "outbox"), (&f, "inbox")).unwrap();
+    link((&f, "outbox"), (ends.handle(), "inbox")).unwrap();
+    let scheduler = Scheduler::new();
+    scheduler.activate(&nester).unwrap();
+    scheduler.activate(&f).unwrap();
+    let (s, t) = spawn(scheduler);
+    // Once the forwarder has had its first step it is paused, so the
+    // nester's send wakes it through the scheduler thread's own list.
+    let deadline = Instant::now() + DEADLINE;
+    while steps.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the forwarder never ran");
+        std::thread::yield_now();
+    }
+    ends.send(1u64, "outbox").unwrap();
+    assert_eq!(
+        ends.recv_timeout::<u64>("inbox", DEADLINE).unwrap(),
+        Some(7),
+        "the outer forwarder was woken before the inner scheduler ran"
+    );
+    s.stop();
+    t.join();
+}
+
 #[test]
 fn a6_paused_component_wakes_when_space_frees() {
     // Producer -> consumer inbox of size 1; the consumer is slow (an

@@ -1,6 +1,9 @@
 //! `bench compare`: every contender through every scenario, in turn within
-//! each run, server pinned to core 0 and load generator to core 1 (when
-//! `taskset` exists), medians of the runs, ratios to raw mio.
+//! each run (each run starting with the next contender), server pinned to
+//! core 0 and load generator to core 1 (when `taskset` exists), medians of
+//! the runs (5 by default); each ratio to raw mio is the median over the
+//! runs of the ratio measured within one run, so a slow spell of the
+//! machine cancels out instead of landing on one contender.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -158,7 +161,7 @@ fn bin_dir() -> PathBuf {
 /// Runs the comparison. Returns an error message on any failure.
 pub fn compare(args: &[String]) -> Result<(), String> {
     let quick = args.iter().any(|a| a == "--quick");
-    let runs: usize = crate::arg(args, "--runs", if quick { 1 } else { 3 });
+    let runs: usize = crate::arg(args, "--runs", if quick { 1 } else { 5 });
     let dir = bin_dir();
     let demo = dir.join("selector-demo");
     if !demo.exists() {
@@ -187,7 +190,10 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     let mut raw = Vec::new();
     for scenario in scenarios(quick) {
         for run in 0..runs {
-            for c in CONTENDERS {
+            // Each run starts with the next contender, so a slow spell of
+            // the machine does not always land on the same one.
+            let order = (0..CONTENDERS.len()).map(|i| &CONTENDERS[(i + run) % CONTENDERS.len()]);
+            for c in order {
                 let (server, addr) = start_server(&dir.join(c.bin), c.args, taskset)?;
                 let pid = server.0.id();
                 let out = pinned(1, &me, taskset)
@@ -236,7 +242,8 @@ pub fn compare(args: &[String]) -> Result<(), String> {
 
 fn print_table(results: &Results, runs: usize, taskset: bool) {
     println!(
-        "\nEcho servers, medians of {runs} run(s){}; ratio = contender / mio",
+        "\nEcho servers, medians of {runs} run(s){}; ratio = median over the runs of \
+         contender / mio in the same run",
         if taskset {
             ", server on core 0, load on core 1"
         } else {
@@ -285,20 +292,29 @@ fn print_table(results: &Results, runs: usize, taskset: bool) {
             print!(" {label:>14} {:>7}", "ratio");
         }
         println!();
-        let med = |c: &str, key: &str| -> f64 {
-            median(by.get(c).map_or(Vec::new(), |rs| {
-                rs.iter().filter_map(|r| r.get(key).copied()).collect()
-            }))
+        let values = |c: &str, key: &str| -> Vec<f64> {
+            by.get(c).map_or(Vec::new(), |rs| {
+                rs.iter()
+                    .map(|r| r.get(key).copied().unwrap_or(f64::NAN))
+                    .collect()
+            })
         };
         for c in CONTENDERS {
             print!("  {:<8}", c.name);
             for (key, _) in cols {
-                let v = med(c.name, key);
-                let base = med("mio", key);
-                let ratio = if base.abs() > 1e-12 {
-                    v / base
-                } else {
+                let mine = values(c.name, key);
+                let base = values("mio", key);
+                let v = median(mine.clone());
+                let ratios: Vec<f64> = mine
+                    .iter()
+                    .zip(&base)
+                    .filter(|(_, b)| b.abs() > 1e-12)
+                    .map(|(m, b)| m / b)
+                    .collect();
+                let ratio = if ratios.is_empty() {
                     f64::NAN
+                } else {
+                    median(ratios)
                 };
                 print!(" {v:>14.3} {ratio:>6.2}x");
             }
