@@ -149,6 +149,54 @@
 //! # drop(core);
 //! ```
 //!
+//! ## 6. When every microsecond counts: box handles
+//!
+//! `cx.recv("inbox")` and `cx.send(msg, "outbox")` find the box by name on
+//! every call, as Kamaelia's `self.recv` does. A handler that runs once per
+//! message on every connection can find its busy boxes once, as
+//! [`Inbox`](axon::Inbox) and [`Outbox`](axon::Outbox), and keep them
+//! (`examples::Echo`, the demo's handler, does): the message hop then costs
+//! about what a bounded channel's does. Its declaration is shared by every
+//! instance when it comes from `Boxes::standard` (or a `static`), so a
+//! handler made per connection pays only for its boxes' state.
+//!
+//! ```
+//! use axon::{Boxes, Component, Control, Cx, Inbox, Outbox, Step};
+//!
+//! #[derive(Default)]
+//! struct FastEcho {
+//!     boxes: Option<(Inbox<Vec<u8>>, Outbox<Vec<u8>>)>,
+//!     held: Option<Vec<u8>>,
+//! }
+//!
+//! impl Component for FastEcho {
+//!     fn boxes(&self) -> Boxes {
+//!         Boxes::standard::<Vec<u8>, Vec<u8>>()
+//!     }
+//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+//!         if self.boxes.is_none() {
+//!             let me = cx.me();
+//!             match (me.inbox("inbox"), me.outbox("outbox")) {
+//!                 (Ok(i), Ok(o)) => self.boxes = Some((i, o)),
+//!                 _ => return Step::Done, // not our declaration: cannot happen
+//!             }
+//!         }
+//!         let Some((inbox, outbox)) = &self.boxes else { return Step::Done };
+//!         while let Some(chunk) = self.held.take().or_else(|| inbox.recv()) {
+//!             if let Err(full) = outbox.send(chunk) {
+//!                 self.held = Some(full.into_inner());
+//!                 return Step::Pause;
+//!             }
+//!         }
+//!         if cx.recv::<Control>("control").is_some() {
+//!             let _ = cx.send(Control::ProducerFinished, "signal");
+//!             return Step::Done;
+//!         }
+//!         Step::Pause
+//!     }
+//! }
+//! ```
+//!
 //! ## Where next
 //!
 //! - Backpressure, half-close and linger: the `csa` crate docs (C3–C7).
