@@ -4,6 +4,7 @@ mod util;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axon::{link, Boxes, Component, Control, Cx, Endpoint, Handle, Step};
 use chassis::{ConnectionInfo, ServerCore, ServerOptions};
@@ -182,6 +183,64 @@ fn h7_tcpclient_talks_to_our_tcpserver() {
     // The Selector service lives on (as in Kamaelia) until told to stop.
     drop(running);
     drop(server);
+}
+
+#[test]
+fn h7_tcpclient_with_a_delay_connects_after_it_and_sends_what_waited() {
+    let delay = Duration::from_millis(300);
+    let (addr, _core, server) = echo_server();
+    let scheduler = selector::scheduler().unwrap();
+    let client = Handle::new(TcpClient::with_delay(addr, delay));
+    let me = client_probe();
+    link((me.handle(), "outbox"), (&client, "inbox")).unwrap();
+    link((&client, "outbox"), (me.handle(), "inbox")).unwrap();
+    let started = Instant::now();
+    scheduler.activate(&client).unwrap();
+    let running = Running::start(scheduler);
+    me.send(b"sent during the delay".to_vec(), "outbox")
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 21 {
+        got.extend(
+            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
+                .unwrap()
+                .expect("echo"),
+        );
+    }
+    assert_eq!(got, b"sent during the delay");
+    // The echo needs the connection, which waited for the delay.
+    assert!(
+        started.elapsed() >= delay,
+        "echoed after {:?}, before the {delay:?} delay was over",
+        started.elapsed()
+    );
+    running.handle.stop();
+    drop(running);
+    drop(server);
+}
+
+#[test]
+fn h7_tcpclient_stopped_during_its_delay_never_connects() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let scheduler = selector::scheduler().unwrap();
+    let client = Handle::new(TcpClient::with_delay(addr, Duration::from_secs(3600)));
+    let me = client_probe();
+    link((me.handle(), "signal"), (&client, "control")).unwrap();
+    link((&client, "signal"), (me.handle(), "control")).unwrap();
+    scheduler.activate(&client).unwrap();
+    let running = Running::start(scheduler);
+    me.send(Control::ShutdownMicroprocess, "signal").unwrap();
+    assert_eq!(
+        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        Some(Control::ShutdownMicroprocess),
+        "a client stopped before connecting reports it on signal"
+    );
+    wait_until("the client to end", || client.is_done());
+    assert!(listener.accept().is_err(), "it never connected");
+    running.handle.stop();
+    drop(running);
 }
 
 #[test]

@@ -20,8 +20,10 @@
 //!
 //! A refused or failed connection is logged at `warn` and reported as
 //! `shutdownMicroprocess` out of `signal` (as Kamaelia does). Kamaelia's
-//! `delay` argument (seconds before connecting) is not supported: the
-//! client connects when it is activated.
+//! `delay` (seconds to wait before connecting) is
+//! [`TcpClient::with_delay`]; the wait is a timer ([`Cx::wake_at`]), so a
+//! waiting client costs no CPU, and `producerFinished` or
+//! `shutdownMicroprocess` in `control` ends it before it connects.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -30,6 +32,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axon::{Boxes, Component, Control, Cx, Handle, Postbox, Step};
 pub use csa::{Csa, SocketShutdown};
@@ -37,6 +40,10 @@ use mio::net::TcpStream;
 use selector::{Ready, Request, Source};
 
 enum Phase {
+    /// Kamaelia's `delay`, counted from the first step.
+    Delay(Duration),
+    /// Connect at this instant.
+    Waiting(Instant),
     Start,
     Connecting(Arc<TcpStream>, Source),
     Connected {
@@ -59,11 +66,21 @@ impl fmt::Debug for TcpClient {
 }
 
 impl TcpClient {
-    /// Kamaelia `TCPClient(host, port)`.
+    /// Kamaelia `TCPClient(host, port)`: connects when activated.
     pub fn new(addr: SocketAddr) -> TcpClient {
         TcpClient {
             addr,
             phase: Phase::Start,
+        }
+    }
+
+    /// Kamaelia `TCPClient(host, port, delay)`: waits `delay` after
+    /// activation, then connects. Bytes that arrive in `inbox` meanwhile
+    /// wait there and are sent once connected.
+    pub fn with_delay(addr: SocketAddr, delay: Duration) -> TcpClient {
+        TcpClient {
+            addr,
+            phase: Phase::Delay(delay),
         }
     }
 
@@ -122,6 +139,22 @@ impl Component for TcpClient {
 
     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
         match std::mem::replace(&mut self.phase, Phase::Done) {
+            Phase::Delay(delay) => {
+                self.phase = Phase::Waiting(Instant::now() + delay);
+                Step::Continue
+            }
+            Phase::Waiting(at) => {
+                if cx.recv::<Control>("control").is_some() {
+                    return self.fail(cx, &"stopped before connecting");
+                }
+                if Instant::now() < at {
+                    cx.wake_at(at);
+                    self.phase = Phase::Waiting(at);
+                    return Step::Pause;
+                }
+                self.phase = Phase::Start;
+                Step::Continue
+            }
             Phase::Start => {
                 if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
                     return self.fail(cx, &e);
