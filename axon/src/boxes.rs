@@ -68,6 +68,10 @@ pub struct BoxInfo {
     pub message_type: &'static str,
 }
 
+/// The highest box index: a component has at most 65,536 boxes (a box's
+/// index is 16 bits). Small under test, so the limit is quick to reach.
+const MAX_BOXES: usize = if cfg!(test) { 7 } else { u16::MAX as usize };
+
 type Maker = fn(&BoxSpec, u16, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
 
 /// One declared box, before its component exists.
@@ -205,6 +209,12 @@ impl Boxes {
         let name = name.into();
         let specs = Arc::make_mut(&mut self.specs);
         specs.retain(|s| s.name != name);
+        if specs.len() > MAX_BOXES {
+            // A box's index is 16 bits (boxes are kept small); asking for
+            // the box later is a clear `NoSuchBox` error.
+            log::error!("box {name:?} not declared: a component has at most 65,536 boxes");
+            return self;
+        }
         specs.push(BoxSpec {
             name,
             doc: doc.into(),
@@ -254,19 +264,13 @@ impl Boxes {
         &self.specs[index]
     }
 
-    /// Makes the boxes of one component, in declaration order.
-    ///
-    /// # Panics
-    ///
-    /// With more than 65,535 boxes (the index is 16 bits).
+    /// Makes the boxes of one component, in declaration order (at most
+    /// [`MAX_BOXES`] + 1 of them, so each index fits in 16 bits).
     pub(crate) fn build(&self, owner: &Arc<WakeCell>) -> Box<[Arc<dyn ErasedBox>]> {
         self.specs
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let index = u16::try_from(i).expect("at most 65,535 boxes per component");
-                (s.make)(s, index, owner)
-            })
+            .zip(0..=u16::MAX)
+            .map(|(s, index)| (s.make)(s, index, owner))
             .collect()
     }
 }
@@ -699,6 +703,18 @@ pub(crate) fn typed<T: Send + 'static>(b: &dyn ErasedBox) -> Option<&Node<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_component_past_its_box_limit_is_refused_the_rest_not_a_panic() {
+        let mut boxes = Boxes::new();
+        for i in 0..=MAX_BOXES + 1 {
+            boxes = boxes.inbox::<u8>(format!("in{i}"), "");
+        }
+        assert_eq!(boxes.len(), MAX_BOXES + 1);
+        let h = crate::Handle::build("big".into(), &boxes, None);
+        assert!(h.inbox::<u8>(&format!("in{MAX_BOXES}")).is_ok());
+        assert!(h.inbox::<u8>(&format!("in{}", MAX_BOXES + 1)).is_err());
+    }
 
     #[test]
     fn a_box_is_40_bytes() {

@@ -332,7 +332,9 @@ impl Handle {
     }
 
     /// One of this component's outboxes, for sending without a lookup by
-    /// name each time (see [`Outbox`]).
+    /// name each time (see [`Outbox`]). It is meant for the component's own
+    /// body: whoever holds it sends as this component (and this component
+    /// is the one woken when a full destination frees space).
     pub fn outbox<T: Send + 'static>(&self, name: &str) -> Result<Outbox<T>, BoxError> {
         Ok(Outbox {
             node: self.typed_node::<T>(name, Direction::Outbox)?,
