@@ -1,12 +1,13 @@
 //! Inboxes, outboxes and the linkages between them (rules A1–A5).
 //!
 //! Every box is a [`Node<T>`]: `T` is the one message type the box carries.
-//! An inbox owns a queue; an outbox owns none. A linkage sets a box's
-//! *target*. A send follows the targets (outbox → outbox → inbox → inbox)
-//! to the final inbox and pushes the message there, once: nothing is copied
-//! per hop (A3). The usual linkage, outbox → inbox, costs the sender's
-//! target lock and the destination's queue lock; each passthrough hop adds
-//! one lock.
+//! An inbox holds a queue while messages wait in it; an outbox never does. A
+//! linkage sets a box's *target*. A send follows the targets (outbox →
+//! outbox → inbox → inbox) to the final inbox and pushes the message there,
+//! once: nothing is copied per hop (A3). The usual linkage, outbox → inbox,
+//! costs the sender's lock (to read its target) and the destination's;
+//! each passthrough hop adds one lock. Taking from an empty inbox costs one
+//! atomic load.
 //!
 //! Boxes know only where they lead, not who leads into them, so making or
 //! removing a linkage is O(1) whatever the fan-in (a TCPServer's
