@@ -316,7 +316,11 @@ fn print_table(results: &Results, runs: usize, taskset: bool) {
                 } else {
                     median(ratios)
                 };
-                print!(" {v:>14.3} {ratio:>6.2}x");
+                if ratio.is_nan() {
+                    print!(" {v:>14.3} {:>7}", "-"); // nothing to compare against (0)
+                } else {
+                    print!(" {v:>14.3} {ratio:>6.2}x");
+                }
             }
             println!();
         }
