@@ -149,6 +149,19 @@ fn client_probe() -> Endpoint {
     Endpoint::new("probe", Boxes::standard::<Vec<u8>, Vec<u8>>())
 }
 
+/// The first `n` bytes arriving in the probe's inbox, however chunked.
+fn echoed(me: &Endpoint, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        got.extend(
+            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
+                .unwrap()
+                .expect("echo"),
+        );
+    }
+    got
+}
+
 #[test]
 fn h7_tcpclient_talks_to_our_tcpserver() {
     let (addr, _core, server) = echo_server();
@@ -165,15 +178,7 @@ fn h7_tcpclient_talks_to_our_tcpserver() {
     // moves on when it connects (A4).
     me.send(b"hello ".to_vec(), "outbox").unwrap();
     me.send(b"server".to_vec(), "outbox").unwrap();
-    let mut got = Vec::new();
-    while got.len() < 12 {
-        got.extend(
-            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
-                .unwrap()
-                .expect("echo"),
-        );
-    }
-    assert_eq!(got, b"hello server");
+    assert_eq!(echoed(&me, 12), b"hello server");
     me.send(Control::ProducerFinished, "signal").unwrap();
     assert_eq!(
         me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
@@ -199,15 +204,7 @@ fn h7_tcpclient_with_a_delay_connects_after_it_and_sends_what_waited() {
     let running = Running::start(scheduler);
     me.send(b"sent during the delay".to_vec(), "outbox")
         .unwrap();
-    let mut got = Vec::new();
-    while got.len() < 21 {
-        got.extend(
-            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
-                .unwrap()
-                .expect("echo"),
-        );
-    }
-    assert_eq!(got, b"sent during the delay");
+    assert_eq!(echoed(&me, 21), b"sent during the delay");
     // The echo needs the connection, which waited for the delay.
     assert!(
         started.elapsed() >= delay,
