@@ -578,6 +578,9 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn len(&self) -> usize {
+        if self.flags.load(Ordering::Acquire) & HAS_QUEUE == 0 {
+            return 0; // as `pop`: an empty inbox is looked at without its lock
+        }
         lock(&self.inner).queue.as_ref().map_or(0, |q| q.len())
     }
 

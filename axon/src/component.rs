@@ -346,14 +346,21 @@ impl Handle {
         name: &str,
         direction: Direction,
     ) -> Result<Arc<crate::boxes::Node<T>>, BoxError> {
-        self.0.typed::<T>(name, direction)?;
-        self.0
+        let b = self
+            .0
             .find(name, direction)
-            .cloned()
-            .and_then(|b| b.into_any().downcast::<crate::boxes::Node<T>>().ok())
             .ok_or_else(|| BoxError::NoSuchBox {
                 component: self.0.name.to_string(),
                 name: name.to_owned(),
+            })?;
+        let carries = b.message_type().1;
+        b.clone()
+            .into_any()
+            .downcast::<crate::boxes::Node<T>>()
+            .map_err(|_| BoxError::WrongType {
+                name: name.to_owned(),
+                carries,
+                asked: std::any::type_name::<T>(),
             })
     }
 

@@ -30,9 +30,9 @@
 //!   it sends `newReader` at once instead of making the `WouldBlock` read,
 //!   except once the Selector has seen the read side closed
 //!   ([`Source::read_closed_seen`]): then it reads on to 0 or `WouldBlock`
-//!   so a FIN that came with the data is not missed. If `outbox` leads to a full inbox it
-//!   keeps the chunk and stops reading until woken by space freeing, so a
-//!   fast peer can never grow memory without bound. At most 16 chunks are
+//!   so a FIN that came with the data is not missed. If `outbox` leads to a
+//!   full inbox it keeps the chunk and stops reading until woken by space
+//!   freeing, so a fast peer can never grow memory without bound. At most 16 chunks are
 //!   read per step so one busy connection cannot starve the others.
 //! - **Writing (C4).** Chunks from `inbox` are written in order (vectored
 //!   when several are queued); a partial write keeps the rest; on
@@ -419,15 +419,13 @@ impl Csa {
                     // behind this data (see `Source::read_closed_seen`) or
                     // the peer is streaming (see `DRAINED_BELOW`).
                     let drained = chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen();
-                    if let Err(full) = b.outbox.send(chunk) {
-                        self.held = Some(Box::new(full.into_inner()));
-                        if drained {
-                            self.wait_readable(b);
-                        }
-                        return Ok(false);
-                    }
+                    let sent = b.outbox.send(chunk);
                     if drained {
                         self.wait_readable(b);
+                    }
+                    if let Err(full) = sent {
+                        self.held = Some(Box::new(full.into_inner()));
+                        return Ok(false);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),

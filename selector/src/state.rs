@@ -311,6 +311,15 @@ mod tests {
         n
     }
 
+    /// A state with one client waiting to hear that fd 7 is readable.
+    fn reading_fd_7() -> (State<FakePoller>, Endpoint, Source) {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let src = Source::new(Arc::new(Fd(7)));
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        (s, c, src)
+    }
+
     fn token(s: &State<FakePoller>, fd: RawFd) -> usize {
         s.poller
             .registered
@@ -329,10 +338,7 @@ mod tests {
 
     #[test]
     fn read_closed_readiness_marks_the_source() {
-        let mut s = State::new(FakePoller::default());
-        let c = client();
-        let src = Source::new(Arc::new(Fd(7)));
-        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        let (mut s, _c, src) = reading_fd_7();
         let t = token(&s, 7);
         s.event(t, READ);
         assert!(!src.read_closed_seen());
@@ -350,10 +356,7 @@ mod tests {
 
     #[test]
     fn s3_notice_is_one_shot() {
-        let mut s = State::new(FakePoller::default());
-        let c = client();
-        let src = Source::new(Arc::new(Fd(7)));
-        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        let (mut s, c, src) = reading_fd_7();
         let t = token(&s, 7);
         s.event(t, READ);
         s.event(t, READ);
