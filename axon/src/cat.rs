@@ -12,18 +12,25 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use crate::boxes::Direction;
-use crate::component::Handle;
+use crate::declare::Direction;
 use crate::error::CatError;
-use crate::wake::lock;
+use crate::handle::Handle;
+use crate::sync::lock;
 
 /// A registry of services (`name → (component, inbox)`) and of named values.
 ///
 /// ```
-/// use axon::{Boxes, Cat, CatError, Control, Endpoint};
+/// use axon::{boxes, Cat, CatError, Endpoint, Inbox};
+///
+/// boxes! {
+///     struct EchoService {
+///         /// lines to echo
+///         requests: Inbox<String>,
+///     }
+/// }
 ///
 /// let cat = Cat::new();
-/// let service = Endpoint::new("echo", Boxes::new().inbox::<String>("requests", "to echo"));
+/// let service = Endpoint::<EchoService>::new("echo");
 /// cat.register_service("echo", service.handle(), "requests").unwrap();
 /// let (component, inbox) = cat.retrieve_service("echo").unwrap();
 /// assert_eq!((component.name(), inbox.as_str()), ("echo", "requests"));
@@ -63,7 +70,7 @@ impl Cat {
         component: &Handle,
         inbox: &str,
     ) -> Result<(), CatError> {
-        if component.erased_box(inbox, Direction::Inbox).is_none() {
+        if component.0.find(inbox, Direction::Inbox).is_none() {
             return Err(CatError::NoSuchInbox {
                 service: name.to_owned(),
                 inbox: inbox.to_owned(),
@@ -137,5 +144,13 @@ impl Cat {
             .remove(name)
             .map(drop)
             .ok_or_else(|| CatError::NotFound(name.to_owned()))
+    }
+
+    /// Forgets every service and value: what a stopped scheduler does, so
+    /// that nothing it registered (a Selector and its sockets) outlives it.
+    pub(crate) fn clear(&self) {
+        let services = std::mem::take(&mut *lock(&self.services));
+        let values = std::mem::take(&mut *lock(&self.values));
+        drop((services, values));
     }
 }

@@ -1,33 +1,77 @@
 //! Composition: `Pipeline` and `Graphline` (A11).
+//!
+//! Both are components whose boxes are their children's, passed through:
+//! their box sets are [`DynamicBoxes`] taking the types of the children's
+//! boxes. The children's linkages are made (and checked) when the
+//! composite is built, the passthroughs when its handle is made.
 
-use crate::boxes::{Boxes, Direction};
-use crate::component::{Component, Cx, Handle, Postbox, Step};
+use std::borrow::Cow;
+
+use crate::boxset::{Declaration, DynamicBoxes};
+use crate::component::{Component, Step};
+use crate::control::Control;
+use crate::cx::Cx;
+use crate::declare::Direction;
 use crate::error::LinkError;
-use crate::ipc::Control;
+use crate::handle::Handle;
+use crate::linkage::Link;
+use crate::links::{link, unlink};
+use crate::node::ErasedBox;
+use crate::ports::{Inbox, Outbox, Postbox};
+
+/// Which end of a passthrough: the composite itself, or one of its
+/// children.
+#[derive(Clone, Copy)]
+enum End {
+    Me,
+    Child(usize),
+}
 
 /// The parent body shared by Pipeline and Graphline: adopt and activate the
 /// children, forward `control` to them if asked, wait for all to end.
 struct Parent {
     children: Vec<Handle>,
     started: bool,
+    /// Linkages between children, made when the composite was built.
+    links: Vec<Link>,
+    /// Passthroughs to make once the composite's own boxes exist.
+    passthroughs: Vec<((End, String), (End, String))>,
     /// Graphline only: `control` messages to copy to every child.
     broadcast_control: Option<Vec<Postbox<Control>>>,
+    control: Option<Inbox<Control>>,
     /// Graphline only: send `producerFinished` out of `signal` at the end.
     signal_when_done: bool,
-    boxes: Boxes,
+    signal: Option<Outbox<Control>>,
+    declaration: Declaration,
     name: &'static str,
 }
 
-impl Component for Parent {
-    fn boxes(&self) -> Boxes {
-        self.boxes.clone()
+impl Parent {
+    fn created(&mut self, me: &Handle, boxes: &DynamicBoxes) {
+        for link in self.links.drain(..) {
+            me.adopt_link(link);
+        }
+        for ((src, src_box), (dst, dst_box)) in std::mem::take(&mut self.passthroughs) {
+            let end = |e: End| match e {
+                End::Me => me.clone(),
+                End::Child(i) => self.children[i].clone(),
+            };
+            let (src, dst) = (end(src), end(dst));
+            if let Err(e) = me.link((&src, &src_box), (&dst, &dst_box)) {
+                // Checked when the composite was built: only a linkage made
+                // since, by someone else, can get here.
+                log::error!("{}: cannot pass {src_box} through: {e}", self.name);
+            }
+        }
+        if self.broadcast_control.is_some() {
+            self.control = boxes.inbox::<Control>("control").ok();
+        }
+        if self.signal_when_done {
+            self.signal = boxes.outbox::<Control>("signal").ok();
+        }
     }
 
-    fn name(&self) -> std::borrow::Cow<'static, str> {
-        self.name.into()
-    }
-
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn step(&mut self, cx: &mut Cx<'_, DynamicBoxes>) -> Step {
         if !self.started {
             self.started = true;
             for child in &self.children {
@@ -39,8 +83,8 @@ impl Component for Parent {
                 }
             }
         }
-        if let Some(targets) = &self.broadcast_control {
-            while let Some(msg) = cx.recv::<Control>("control") {
+        if let (Some(targets), Some(control)) = (&self.broadcast_control, &self.control) {
+            while let Some(msg) = control.recv() {
                 for t in targets {
                     // A child whose control box is full misses this copy;
                     // it is told to stop by the next one.
@@ -56,8 +100,8 @@ impl Component for Parent {
         if !cx.children().is_empty() {
             return Step::Pause;
         }
-        if self.signal_when_done {
-            let _ = cx.send(Control::ProducerFinished, "signal");
+        if let Some(signal) = &self.signal {
+            let _ = signal.send(Control::ProducerFinished);
         }
         Step::Done
     }
@@ -70,90 +114,48 @@ impl Component for Parent {
 /// activates its children when it is activated and ends when they all have.
 ///
 /// ```
-/// use axon::{Boxes, Component, Control, Cx, Endpoint, Handle, Pipeline, Scheduler, Step, link};
+/// use axon::{link, Component, Control, Cx, Endpoint, Pipeline, Scheduler, Standard, Step};
 /// use std::time::Duration;
 ///
 /// struct Double;
 /// impl Component for Double {
-///     fn boxes(&self) -> Boxes { Boxes::standard::<u32, u32>() }
-///     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-///         while let Some(n) = cx.recv::<u32>("inbox") {
-///             let _ = cx.send(n * 2, "outbox");
+///     type Boxes = Standard<u32, u32>;
+///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+///         while let Some(n) = cx.inbox.recv() {
+///             let _ = cx.outbox.send(n * 2); // unbounded: never full
 ///         }
-///         if let Some(c) = cx.recv::<Control>("control") {
-///             let _ = cx.send(c, "signal");
+///         if let Some(c) = cx.control.recv() {
+///             let _ = cx.signal.send(c);
 ///             return Step::Done;
 ///         }
 ///         Step::Pause
 ///     }
 /// }
 ///
-/// let quadruple = Pipeline::new(vec![Handle::new(Double), Handle::new(Double)]).unwrap();
-/// let edge = Endpoint::new("edge", Boxes::standard::<u32, u32>());
+/// let quadruple = Pipeline::new(vec![Double.into(), Double.into()]).unwrap();
+/// let scheduler = Scheduler::new();
+/// let quadruple = scheduler.activate(quadruple).unwrap();
+/// let edge = Endpoint::<Standard<u32, u32>>::new("edge");
 /// link((edge.handle(), "outbox"), (&quadruple, "inbox")).unwrap();
 /// link((edge.handle(), "signal"), (&quadruple, "control")).unwrap();
 /// link((&quadruple, "outbox"), (edge.handle(), "inbox")).unwrap();
 /// link((&quadruple, "signal"), (edge.handle(), "control")).unwrap();
 ///
-/// let scheduler = Scheduler::new();
-/// scheduler.activate(&quadruple).unwrap();
 /// let running = std::thread::spawn(move || scheduler.run());
-/// edge.send(5u32, "outbox").unwrap();
-/// assert_eq!(edge.recv_timeout::<u32>("inbox", Duration::from_secs(5)).unwrap(), Some(20));
-/// edge.send(Control::ProducerFinished, "signal").unwrap();
+/// edge.outbox.send(5).unwrap();
+/// assert_eq!(edge.inbox.recv_timeout(Duration::from_secs(5)), Some(20));
+/// edge.signal.send(Control::ProducerFinished).unwrap();
 /// assert_eq!(
-///     edge.recv_timeout::<Control>("control", Duration::from_secs(5)).unwrap(),
+///     edge.control.recv_timeout(Duration::from_secs(5)),
 ///     Some(Control::ProducerFinished)
 /// );
 /// running.join().unwrap(); // the pipeline ended, so the scheduler did
 /// ```
-#[derive(Debug)]
-pub struct Pipeline;
+pub struct Pipeline(Parent);
 
-impl Pipeline {
-    /// Builds the pipeline (see the type docs). Errors if a component lacks
-    /// one of `inbox`, `control`, `outbox`, `signal` where the chain needs
-    /// it, or two neighbours' box types differ.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(components: Vec<Handle>) -> Result<Handle, LinkError> {
-        let mut boxes = Boxes::new();
-        if let (Some(first), Some(last)) = (components.first(), components.last()) {
-            for (child, name, direction) in [
-                (first, "inbox", Direction::Inbox),
-                (first, "control", Direction::Inbox),
-                (last, "outbox", Direction::Outbox),
-                (last, "signal", Direction::Outbox),
-            ] {
-                let like = child
-                    .erased_box(name, direction)
-                    .ok_or_else(|| no_box(child, name))?;
-                boxes = boxes.like(
-                    name,
-                    "passes through to the pipeline's end",
-                    direction,
-                    &like,
-                );
-            }
-        }
-        let pipeline = Handle::new(Parent {
-            children: components.clone(),
-            started: false,
-            broadcast_control: None,
-            signal_when_done: false,
-            boxes,
-            name: "Pipeline",
-        });
-        for pair in components.windows(2) {
-            pipeline.link((&pair[0], "outbox"), (&pair[1], "inbox"))?;
-            pipeline.link((&pair[0], "signal"), (&pair[1], "control"))?;
-        }
-        if let (Some(first), Some(last)) = (components.first(), components.last()) {
-            pipeline.link((&pipeline, "inbox"), (first, "inbox"))?;
-            pipeline.link((&pipeline, "control"), (first, "control"))?;
-            pipeline.link((last, "outbox"), (&pipeline, "outbox"))?;
-            pipeline.link((last, "signal"), (&pipeline, "signal"))?;
-        }
-        Ok(pipeline)
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.0.children).finish()
     }
 }
 
@@ -161,6 +163,114 @@ fn no_box(child: &Handle, name: &str) -> LinkError {
     LinkError::NoSuchBox {
         component: child.name().to_owned(),
         name: name.to_owned(),
+    }
+}
+
+fn erased(child: &Handle, name: &str, direction: Direction) -> Result<std::sync::Arc<dyn ErasedBox>, LinkError> {
+    child.0.find_arc(name, direction).ok_or_else(|| no_box(child, name))
+}
+
+/// Refuses a passthrough out of a child's box that already leads
+/// somewhere (one source, one destination: A3).
+fn free_source(child: &Handle, name: &str, b: &dyn ErasedBox) -> Result<(), LinkError> {
+    if b.has_target() {
+        return Err(LinkError::AlreadyLinked {
+            source: format!("{}.{name}", child.name()),
+            existing: "another box".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Makes linkages in turn; on the first error, removes those made.
+fn link_all(pairs: Vec<((&Handle, &str), (&Handle, &str))>) -> Result<Vec<Link>, LinkError> {
+    let mut made = Vec::with_capacity(pairs.len());
+    for (src, dst) in pairs {
+        match link(src, dst) {
+            Ok(l) => made.push(l),
+            Err(e) => {
+                for l in &made {
+                    unlink(l);
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(made)
+}
+
+impl Pipeline {
+    /// Builds the pipeline (see the type docs); make it a component with
+    /// [`Handle::new`] or by activating it. Errors if a component lacks
+    /// one of `inbox`, `control`, `outbox`, `signal` where the chain needs
+    /// it, two neighbours' box types differ, or a box the chain needs is
+    /// already linked.
+    pub fn new(components: Vec<Handle>) -> Result<Pipeline, LinkError> {
+        let mut declaration = Declaration::new();
+        let mut passthroughs = Vec::new();
+        if let (Some(first), Some(last)) = (components.first(), components.last()) {
+            let n = components.len() - 1;
+            for (child, at, name, direction) in [
+                (first, 0, "inbox", Direction::Inbox),
+                (first, 0, "control", Direction::Inbox),
+                (last, n, "outbox", Direction::Outbox),
+                (last, n, "signal", Direction::Outbox),
+            ] {
+                let like = erased(child, name, direction)?;
+                if direction == Direction::Outbox {
+                    free_source(child, name, &*like)?;
+                }
+                declaration = declaration.like(
+                    name,
+                    "passes through to the pipeline's end",
+                    direction,
+                    &*like,
+                );
+                let (me, it) = ((End::Me, name.to_owned()), (End::Child(at), name.to_owned()));
+                passthroughs.push(match direction {
+                    Direction::Inbox => (me, it),
+                    Direction::Outbox => (it, me),
+                });
+            }
+        }
+        let mut pairs = Vec::new();
+        for pair in components.windows(2) {
+            pairs.push(((&pair[0], "outbox"), (&pair[1], "inbox")));
+            pairs.push(((&pair[0], "signal"), (&pair[1], "control")));
+        }
+        let links = link_all(pairs)?;
+        Ok(Pipeline(Parent {
+            children: components,
+            started: false,
+            links,
+            passthroughs,
+            broadcast_control: None,
+            control: None,
+            signal_when_done: false,
+            signal: None,
+            declaration,
+            name: "Pipeline",
+        }))
+    }
+}
+
+impl Component for Pipeline {
+    type Boxes = DynamicBoxes;
+
+    fn main(&mut self, cx: &mut Cx<'_, DynamicBoxes>) -> Step {
+        self.0.step(cx)
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        "Pipeline".into()
+    }
+
+    fn created(&mut self, me: &Handle, boxes: &DynamicBoxes) {
+        self.0.created(me, boxes);
+    }
+
+    fn dynamic_boxes(&self) -> Declaration {
+        self.0.declaration.clone()
     }
 }
 
@@ -176,21 +286,21 @@ fn no_box(child: &Handle, name: &str) -> LinkError {
 /// `signal` when all children have ended.
 ///
 /// ```
-/// use axon::{Boxes, Component, Cx, Graphline, Handle, Step};
+/// use axon::{Component, Cx, Graphline, Scheduler, Standard, Step};
 ///
 /// struct Source;
 /// impl Component for Source {
-///     fn boxes(&self) -> Boxes { Boxes::standard::<(), String>() }
-///     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-///         let _ = cx.send("hello".to_string(), "outbox");
+///     type Boxes = Standard<(), String>;
+///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+///         let _ = cx.outbox.send("hello".to_string());
 ///         Step::Done
 ///     }
 /// }
 /// struct Sink;
 /// impl Component for Sink {
-///     fn boxes(&self) -> Boxes { Boxes::standard::<String, ()>() }
-///     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-///         match cx.recv::<String>("inbox") {
+///     type Boxes = Standard<String, ()>;
+///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+///         match cx.inbox.recv() {
 ///             Some(s) => { assert_eq!(s, "hello"); Step::Done }
 ///             None => Step::Pause,
 ///         }
@@ -198,64 +308,81 @@ fn no_box(child: &Handle, name: &str) -> LinkError {
 /// }
 ///
 /// let graph = Graphline::new(
-///     vec![("source", Handle::new(Source)), ("sink", Handle::new(Sink))],
+///     vec![("source", Source.into()), ("sink", Sink.into())],
 ///     &[(("source", "outbox"), ("sink", "inbox"))],
 /// ).unwrap();
-/// let scheduler = axon::Scheduler::new();
-/// scheduler.activate(&graph).unwrap();
+/// let scheduler = Scheduler::new();
+/// let graph = scheduler.activate(graph).unwrap();
 /// scheduler.run();
 /// assert!(graph.is_done());
 /// ```
-#[derive(Debug)]
-pub struct Graphline;
+pub struct Graphline(Parent);
+
+impl std::fmt::Debug for Graphline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.0.children).finish()
+    }
+}
 
 /// One linkage of a [`Graphline`]: `((child, box), (child, box))`.
 pub type Linkage<'a> = ((&'a str, &'a str), (&'a str, &'a str));
 
 impl Graphline {
-    /// Builds the graphline (see the type docs).
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(
-        children: Vec<(&str, Handle)>,
-        linkages: &[Linkage<'_>],
-    ) -> Result<Handle, LinkError> {
+    /// Builds the graphline (see the type docs); make it a component with
+    /// [`Handle::new`] or by activating it. Errors: an unknown child or
+    /// box, a linkage from `"self"` to `"self"`, or any linkage error
+    /// (A3).
+    pub fn new(children: Vec<(&str, Handle)>, linkages: &[Linkage<'_>]) -> Result<Graphline, LinkError> {
         let child = |name: &str| {
             children
                 .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, h)| h)
+                .position(|(n, _)| *n == name)
                 .ok_or_else(|| LinkError::NoSuchChild(name.to_owned()))
         };
-        let mut boxes = Boxes::new();
+        let mut declaration = Declaration::new();
+        let mut passthroughs = Vec::new();
+        let mut pairs = Vec::new();
         for &((src, src_box), (dst, dst_box)) in linkages {
-            if src == "self" && dst == "self" {
-                return Err(LinkError::InboxToOutbox {
-                    source: format!("self.{src_box}"),
-                    sink: format!("self.{dst_box}"),
-                });
-            }
-            if src == "self" {
-                let c = child(dst)?;
-                let like = c
-                    .erased_box(dst_box, Direction::Inbox)
-                    .ok_or_else(|| no_box(c, dst_box))?;
-                boxes = boxes.like(
-                    src_box.to_owned(),
-                    "passes through to a child",
-                    Direction::Inbox,
-                    &like,
-                );
-            } else if dst == "self" {
-                let c = child(src)?;
-                let like = c
-                    .erased_box(src_box, Direction::Outbox)
-                    .ok_or_else(|| no_box(c, src_box))?;
-                boxes = boxes.like(
-                    dst_box.to_owned(),
-                    "passes through from a child",
-                    Direction::Outbox,
-                    &like,
-                );
+            match (src == "self", dst == "self") {
+                (true, true) => {
+                    return Err(LinkError::InboxToOutbox {
+                        source: format!("self.{src_box}"),
+                        sink: format!("self.{dst_box}"),
+                    })
+                }
+                (true, false) => {
+                    let c = child(dst)?;
+                    let like = erased(&children[c].1, dst_box, Direction::Inbox)?;
+                    if declaration.has(src_box) {
+                        return Err(LinkError::AlreadyLinked {
+                            source: format!("self.{src_box}"),
+                            existing: "another child".into(),
+                        });
+                    }
+                    declaration = declaration.like(
+                        src_box.to_owned(),
+                        "passes through to a child",
+                        Direction::Inbox,
+                        &*like,
+                    );
+                    passthroughs.push(((End::Me, src_box.to_owned()), (End::Child(c), dst_box.to_owned())));
+                }
+                (false, true) => {
+                    let c = child(src)?;
+                    let like = erased(&children[c].1, src_box, Direction::Outbox)?;
+                    free_source(&children[c].1, src_box, &*like)?;
+                    declaration = declaration.like(
+                        dst_box.to_owned(),
+                        "passes through from a child",
+                        Direction::Outbox,
+                        &*like,
+                    );
+                    passthroughs.push(((End::Child(c), src_box.to_owned()), (End::Me, dst_box.to_owned())));
+                }
+                (false, false) => {
+                    let (s, d) = (child(src)?, child(dst)?);
+                    pairs.push(((&children[s].1, src_box), (&children[d].1, dst_box)));
+                }
             }
         }
         let uses = |name: &str| {
@@ -266,36 +393,50 @@ impl Graphline {
         let broadcast = !uses("control");
         let signal_when_done = !uses("signal");
         if broadcast {
-            boxes = boxes.inbox::<Control>("control", "copied to every child's control");
+            declaration = declaration.inbox::<Control>("control", "copied to every child's control");
         }
         if signal_when_done {
-            boxes =
-                boxes.outbox::<Control>("signal", "producerFinished when every child has ended");
+            declaration = declaration
+                .outbox::<Control>("signal", "producerFinished when every child has ended");
         }
+        let links = link_all(pairs)?;
         let broadcast_control = broadcast.then(|| {
             children
                 .iter()
                 .filter_map(|(_, h)| h.postbox::<Control>("control").ok())
                 .collect()
         });
-        let graph = Handle::new(Parent {
-            children: children.iter().map(|(_, h)| h.clone()).collect(),
+        Ok(Graphline(Parent {
+            children: children.into_iter().map(|(_, h)| h).collect(),
             started: false,
+            links,
+            passthroughs,
             broadcast_control,
+            control: None,
             signal_when_done,
-            boxes,
+            signal: None,
+            declaration,
             name: "Graphline",
-        });
-        let resolve = |name: &str| {
-            if name == "self" {
-                Ok(&graph)
-            } else {
-                child(name)
-            }
-        };
-        for &((src, src_box), (dst, dst_box)) in linkages {
-            graph.link((resolve(src)?, src_box), (resolve(dst)?, dst_box))?;
-        }
-        Ok(graph)
+        }))
+    }
+}
+
+impl Component for Graphline {
+    type Boxes = DynamicBoxes;
+
+    fn main(&mut self, cx: &mut Cx<'_, DynamicBoxes>) -> Step {
+        self.0.step(cx)
+    }
+
+    fn name(&self) -> Cow<'static, str> {
+        "Graphline".into()
+    }
+
+    fn created(&mut self, me: &Handle, boxes: &DynamicBoxes) {
+        self.0.created(me, boxes);
+    }
+
+    fn dynamic_boxes(&self) -> Declaration {
+        self.0.declaration.clone()
     }
 }

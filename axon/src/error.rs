@@ -191,14 +191,19 @@ impl fmt::Display for CatError {
 impl std::error::Error for CatError {}
 
 /// A handle could not be activated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum ActivateError {
     /// It was activated before (a component runs once).
     AlreadyActivated(String),
     /// It is an [`Endpoint`](crate::Endpoint), which has no body to run.
     NoBody(String),
     /// The OS refused a thread for a threaded component.
-    Spawn(String),
+    Spawn {
+        /// The component's name.
+        component: String,
+        /// What the OS said.
+        error: std::io::Error,
+    },
 }
 
 impl fmt::Display for ActivateError {
@@ -208,9 +213,18 @@ impl fmt::Display for ActivateError {
                 write!(f, "component {n:?} was already activated")
             }
             ActivateError::NoBody(n) => write!(f, "{n:?} is an endpoint and has nothing to run"),
-            ActivateError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+            ActivateError::Spawn { component, .. } => {
+                write!(f, "cannot start a thread for {component:?}")
+            }
         }
     }
 }
 
-impl std::error::Error for ActivateError {}
+impl std::error::Error for ActivateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ActivateError::Spawn { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}

@@ -5,7 +5,7 @@
 //! their outboxes, and a **linkage** decides which inbox those messages land
 //! in. A cooperative **scheduler** runs many thousands of components on one
 //! thread, waking each only when it has work (rules A1–A11 of the project's
-//! `PROTOCOL.md`).
+//! `docs/PROTOCOL.md`).
 //!
 //! ## Hello, Pipeline
 //!
@@ -19,21 +19,23 @@
 //! In Rust:
 //!
 //! ```
-//! use axon::{Boxes, Component, Control, Cx, Handle, Pipeline, Scheduler, Step};
+//! use axon::{Component, Control, Cx, Pipeline, Scheduler, Standard, Step};
 //! use std::sync::{Arc, Mutex};
 //!
 //! /// Sends each item out of `outbox`, then `producerFinished` out of `signal`.
 //! struct Producer(Vec<String>);
 //!
 //! impl Component for Producer {
-//!     fn boxes(&self) -> Boxes {
-//!         Boxes::standard::<(), String>() // inbox, control, outbox, signal
-//!     }
-//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//!         for item in self.0.drain(..) {
-//!             let _ = cx.send(item, "outbox"); // unbounded inbox: never full
+//!     type Boxes = Standard<(), String>; // inbox, control, outbox, signal
+//!
+//!     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//!         while let Some(item) = self.0.pop() {
+//!             if let Err(full) = cx.outbox.send(item) {
+//!                 self.0.push(full.into_inner()); // A5: keep it, wait for space
+//!                 return Step::Pause;
+//!             }
 //!         }
-//!         let _ = cx.send(Control::ProducerFinished, "signal");
+//!         let _ = cx.signal.send(Control::ProducerFinished);
 //!         Step::Done
 //!     }
 //! }
@@ -42,14 +44,13 @@
 //! struct Consumer(Arc<Mutex<Vec<String>>>);
 //!
 //! impl Component for Consumer {
-//!     fn boxes(&self) -> Boxes {
-//!         Boxes::standard::<String, ()>()
-//!     }
-//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//!         while let Some(item) = cx.recv::<String>("inbox") {
+//!     type Boxes = Standard<String, ()>;
+//!
+//!     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//!         while let Some(item) = cx.inbox.recv() {
 //!             self.0.lock().unwrap().push(item);
 //!         }
-//!         match cx.recv::<Control>("control") {
+//!         match cx.control.recv() {
 //!             Some(c) if c.is_producer_finished() => Step::Done,
 //!             _ => Step::Pause, // sleep until a message arrives
 //!         }
@@ -57,13 +58,10 @@
 //! }
 //!
 //! let seen = Arc::new(Mutex::new(Vec::new()));
-//! let pipeline = Pipeline::new(vec![
-//!     Handle::new(Producer(vec!["hello".into(), "world".into()])),
-//!     Handle::new(Consumer(seen.clone())),
-//! ])
-//! .unwrap();
+//! let words = vec!["world".to_string(), "hello".to_string()];
+//! let pipeline = Pipeline::new(vec![Producer(words).into(), Consumer(seen.clone()).into()]).unwrap();
 //! let scheduler = Scheduler::new();
-//! scheduler.activate(&pipeline).unwrap();
+//! scheduler.activate(pipeline).unwrap();
 //! scheduler.run(); // returns when every component has finished
 //! assert_eq!(*seen.lock().unwrap(), ["hello", "world"]);
 //! ```
@@ -84,6 +82,19 @@
 //! step: no allocation, no waker clone, no future polled through layers. A
 //! step that handles a thousand messages is still one call.
 //!
+//! ## Boxes are typed fields
+//!
+//! A component's boxes are a struct, its [`Component::Boxes`]: Kamaelia's
+//! four defaults ([`Standard`]) or a set declared with [`boxes!`]. Axon
+//! makes them with the component and hands them to every step through
+//! [`Cx`], so `cx.inbox.recv()` and `cx.outbox.send(msg)` are checked by
+//! the compiler and look nothing up while the component runs. Names stay
+//! Kamaelia's, and are strings wherever they come from outside at run
+//! time: [`link`]`((&a, "outbox"), (&b, "inbox"))`, [`Graphline`],
+//! [`Handle::postbox`]. A linkage compares the two boxes' types *when it is
+//! made* and refuses a mismatch with [`LinkError::TypeMismatch`], so a
+//! delivery never meets the wrong type and messages travel unboxed.
+//!
 //! ## Waking, and what it costs (A6)
 //!
 //! A paused component is not looked at again until something wakes it: a
@@ -94,31 +105,19 @@
 //! component is runnable the scheduler blocks in its [`Reactor`] (by default
 //! it parks the thread): an idle system uses no CPU and no timer.
 //!
-//! ## Message types and linkage checks
-//!
-//! Kamaelia messages are untyped Python objects. Here every box carries one
-//! Rust type, declared with the box ([`Boxes::inbox::<T>`](Boxes::inbox)).
-//! [`link`] compares the two boxes' types *when the link is made* and refuses
-//! a mismatch with [`LinkError::TypeMismatch`], naming both boxes and types.
-//! So a delivery can never meet a message of the wrong type, messages travel
-//! unboxed (a `Vec<u8>` chunk moves with no extra allocation), and linking
-//! by `(component, "box name")` works exactly as in Kamaelia, including
-//! passthrough links and [`Graphline`]s built from names at run time.
-//!
 //! ## Names: Kamaelia → Rust
 //!
 //! | Kamaelia                               | here                                   |
 //! |----------------------------------------|----------------------------------------|
 //! | `component` subclass                   | a type implementing [`Component`]      |
-//! | the component object                   | [`Handle`]                             |
-//! | `Inboxes = {...}`, `Outboxes = {...}`  | [`Component::boxes`] → [`Boxes`]       |
-//! | `self.send(msg, "outbox")`             | [`Cx::send`]`(msg, "outbox")`          |
-//! | `self.recv("inbox")`                   | [`Cx::recv`]`::<T>("inbox")`           |
-//! | `self.dataReady("inbox")`, `anyReady()`| [`Cx::data_ready`], [`Cx::any_ready`]  |
-//! | `self.inboxes["inbox"]`, `self.outboxes["outbox"]` | [`Inbox`], [`Outbox`] (from [`Handle::inbox`], [`Handle::outbox`]): the same, found once and kept, for hot paths |
+//! | the component object                   | [`Handle`] (`Handle::new(body)`, or `body.into()`) |
+//! | `Inboxes = {...}`, `Outboxes = {...}`  | [`Component::Boxes`]: [`Standard`] or a [`boxes!`] struct |
+//! | `self.send(msg, "outbox")`             | `cx.outbox.send(msg)` ([`Outbox::send`]) |
+//! | `self.recv("inbox")`                   | `cx.inbox.recv()` ([`Inbox::recv`])    |
+//! | `self.dataReady("inbox")`, `anyReady()`| `!cx.inbox.is_empty()`, [`Cx::any_ready`] |
 //! | `self.link(src, dst, passthrough=…)`   | [`Cx::link`] / [`Handle::link`] / [`link`] |
 //! | `self.unlink(...)`                     | [`Cx::unlink`], [`unlink`], [`unlink_boxes`] |
-//! | `inboxes[n].setSize(k)`                | [`Handle::set_inbox_size`]             |
+//! | `inboxes[n].setSize(k)`                | [`Inbox::set_limit`], [`Handle::set_inbox_size`] |
 //! | `noSpaceInBox`                         | [`NoSpace`]                            |
 //! | `addChildren`, `removeChild`           | [`Cx::add_child`], [`Cx::remove_child`]|
 //! | `activate()`                           | [`Scheduler::activate`], [`Cx::activate`] |
@@ -129,6 +128,13 @@
 //! | `Pipeline`, `Graphline`                | [`Pipeline`], [`Graphline`]            |
 //! | `Axon.Handle` / likefile               | [`Endpoint`]                           |
 //!
+//! ## One constructor rule
+//!
+//! A component type's `new` returns the component's body (`Self`, or a
+//! `Result` when it can fail). [`Handle::new`] turns a body into a
+//! component; anything that takes `impl Into<Handle>` (activation,
+//! [`Pipeline::new`]'s children) does it for you.
+//!
 //! ## Threads
 //!
 //! [`Handle`], [`Postbox`] and [`SchedulerHandle`] are `Send + Sync`. A
@@ -136,27 +142,70 @@
 //! may block inside `main`; it wakes scheduler components (and they wake it)
 //! through the same boxes. An [`Endpoint`] gives ordinary code boxes of its
 //! own, with a blocking `recv_timeout`.
+//!
+//! ## Inside
+//!
+//! The modules build on one another in this order, each using only those
+//! before it: `sync` (locks), `error`, `declare` (box names and types as
+//! data), `ready` (a scheduler's run queue), `wake` (a component's
+//! pause/wake state), `node` (a box's queue and linkage), `ports` (typed
+//! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
+//! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
+//! `scheduler`, then `compose`, `endpoint` and `ipc`.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-mod boxes;
+mod boxset;
 mod cat;
 mod component;
 mod compose;
+mod control;
+mod cx;
+mod declare;
 mod endpoint;
 mod error;
+mod handle;
 pub mod ipc;
+mod linkage;
+mod links;
+mod node;
+mod ports;
+mod ready;
 mod scheduler;
+mod shared;
+mod sync;
+mod timers;
 mod wake;
 
-pub use boxes::{BoxInfo, Boxes, Direction};
+pub use boxset::{BoxSet, Declaration, DynamicBoxes, Standard};
 pub use cat::Cat;
-pub use component::{
-    link, unlink, unlink_boxes, Component, Cx, Handle, Inbox, Link, Outbox, Postbox, Step,
-};
+pub use component::{Component, Step};
 pub use compose::{Graphline, Linkage, Pipeline};
-pub use endpoint::{Endpoint, SendError};
+pub use control::Control;
+pub use cx::Cx;
+pub use declare::{BoxInfo, Direction};
+pub use endpoint::Endpoint;
 pub use error::{ActivateError, BoxError, CatError, LinkError, NoSpace};
-pub use ipc::Control;
-pub use scheduler::{Reactor, Scheduler, SchedulerHandle, ThreadReactor, Unpark};
+pub use handle::Handle;
+pub use linkage::Link;
+pub use links::{link, unlink, unlink_boxes};
+pub use ports::{Inbox, Outbox, Postbox};
+pub use ready::Unpark;
+pub use scheduler::{Reactor, Scheduler, ThreadReactor};
+pub use shared::SchedulerHandle;
+
+/// What the [`boxes!`] macro expands to needs; not for use by hand.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::boxset::__table as table;
+    pub use crate::declare::BoxTable;
+    pub use crate::node::ErasedBox;
+    pub use crate::ports::Port;
+    pub use crate::wake::WakeCell;
+
+    /// Joins a box's doc-comment lines into its one-line description.
+    pub fn one_line(lines: &[&str]) -> String {
+        crate::declare::one_line(lines)
+    }
+}

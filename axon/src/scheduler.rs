@@ -12,71 +12,24 @@
 //! `poll` the scheduler's way of sleeping, so that socket readiness and
 //! component wake-ups are served by the same thread with no thread hop.
 
-use std::cell::{Cell, RefCell};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use slab::Slab;
 
 use crate::cat::Cat;
-use crate::component::{Component, Cx, Handle, Step};
+use crate::component::{body_of, Body, Env, Step};
 use crate::error::ActivateError;
-use crate::wake::{lock, Target, WakeCell, SCHEDULED};
-
-/// What the scheduler running on a thread shares with that thread alone.
-struct ThisThread {
-    /// The running scheduler's [`Shared`] (compared, never dereferenced);
-    /// null when none runs here.
-    running: Cell<*const Shared>,
-    /// Components woken on this thread since its scheduler last looked.
-    ready: RefCell<Vec<usize>>,
-}
-
-thread_local! {
-    static ON_THIS_THREAD: ThisThread = const {
-        ThisThread {
-            running: Cell::new(std::ptr::null()),
-            ready: RefCell::new(Vec::new()),
-        }
-    };
-}
-
-/// Marks `shared`'s scheduler as running on this thread until dropped
-/// (restoring what was there, for a scheduler run inside another's
-/// component).
-struct RunningHere {
-    previous: *const Shared,
-    previous_ready: Vec<usize>,
-}
-
-impl RunningHere {
-    fn enter(shared: &Arc<Shared>) -> RunningHere {
-        ON_THIS_THREAD.with(|t| RunningHere {
-            previous: t.running.replace(Arc::as_ptr(shared)),
-            previous_ready: std::mem::take(&mut *t.ready.borrow_mut()),
-        })
-    }
-}
-
-impl Drop for RunningHere {
-    fn drop(&mut self) {
-        ON_THIS_THREAD.with(|t| {
-            t.running.set(self.previous);
-            *t.ready.borrow_mut() = std::mem::take(&mut self.previous_ready);
-        });
-    }
-}
-
-/// Ends a blocking [`Reactor::park`] from any thread.
-pub trait Unpark: Send + Sync + 'static {
-    /// Makes the current or the next `park(None)` return promptly.
-    fn unpark(&self);
-}
+use crate::handle::Handle;
+use crate::ready::{RunningHere, Unpark};
+use crate::shared::{SchedulerHandle, Shared};
+use crate::sync::lock;
+use crate::wake::{Target, WakeCell, SCHEDULED};
 
 /// How a scheduler sleeps when nothing is runnable, and what else it serves
 /// between rounds (I/O readiness, for the network stack's Selector).
@@ -123,192 +76,48 @@ impl Reactor for ThreadReactor {
     }
 }
 
-struct RunQueue {
-    ready: VecDeque<usize>,
-    new: Vec<(Handle, Box<dyn Component>)>,
-    /// The scheduler is (about to be) parked: a push must unpark it.
-    sleeping: bool,
-    /// Threaded components still running (they keep the scheduler alive).
-    threaded: usize,
-    stop: bool,
-}
-
-/// What every component of one scheduler, and every thread that wakes one,
-/// shares.
-pub(crate) struct Shared {
-    run: Mutex<RunQueue>,
-    unpark: OnceLock<Arc<dyn Unpark>>,
-    timers: Mutex<Timers>,
-    pub(crate) cat: Cat,
-}
-
-/// One `wake_at` request: wake `cell` at `at` (`seq` orders equal times).
-struct Timer {
-    at: Instant,
-    seq: u64,
-    cell: Arc<WakeCell>,
-}
-
-impl PartialEq for Timer {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Timer {}
-
-impl PartialOrd for Timer {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Timer {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(other.at, other.seq))
-    }
-}
-
-#[derive(Default)]
-struct Timers {
-    heap: BinaryHeap<Reverse<Timer>>,
-    seq: u64,
-}
-
-impl Shared {
-    /// Wakes `cell` at `at` (see [`Cx::wake_at`]).
-    pub(crate) fn add_timer(&self, at: Instant, cell: Arc<WakeCell>) {
-        let earliest = {
-            let mut t = lock(&self.timers);
-            t.seq += 1;
-            let seq = t.seq;
-            t.heap.push(Reverse(Timer { at, seq, cell }));
-            t.heap.peek().is_some_and(|Reverse(first)| first.seq == seq)
-        };
-        // A new earliest deadline must cut short a longer sleep.
-        if earliest {
-            self.kick(lock(&self.run));
-        }
-    }
-
-    /// Wakes every component whose time has come; returns the next
-    /// deadline.
-    fn fire_timers(&self, now: Instant, due: &mut Vec<Arc<WakeCell>>) -> Option<Instant> {
-        let next = {
-            let mut t = lock(&self.timers);
-            while t.heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
-                if let Some(Reverse(timer)) = t.heap.pop() {
-                    due.push(timer.cell);
-                }
-            }
-            t.heap.peek().map(|Reverse(first)| first.at)
-        };
-        for cell in due.drain(..) {
-            cell.wake();
-        }
-        next
-    }
-
-    /// A6: queue a woken component. A wake-up made on the scheduler's own
-    /// thread (a component sending to another, a Selector notice, a timer:
-    /// nearly all of them) goes on that thread's own list, with no lock and
-    /// no system call; one from another thread takes the run queue's lock
-    /// and unparks the scheduler only if it sleeps.
-    pub(crate) fn push_ready(&self, key: usize) {
-        let here = ON_THIS_THREAD.with(|t| {
-            if std::ptr::eq(t.running.get(), self) {
-                t.ready.borrow_mut().push(key);
-                true
-            } else {
-                false
-            }
-        });
-        if here {
-            return;
-        }
-        let mut q = lock(&self.run);
-        q.ready.push_back(key);
-        self.kick(q);
-    }
-
-    fn kick(&self, mut q: std::sync::MutexGuard<'_, RunQueue>) {
-        let sleeping = std::mem::replace(&mut q.sleeping, false);
-        drop(q);
-        if sleeping {
-            if let Some(u) = self.unpark.get() {
-                u.unpark();
-            }
-        }
-    }
-}
-
-/// A cloneable, thread-safe handle on a scheduler: activate components on
-/// it, stop it, reach its CAT.
-#[derive(Clone)]
-pub struct SchedulerHandle {
-    pub(crate) shared: Arc<Shared>,
-}
-
-impl fmt::Debug for SchedulerHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SchedulerHandle")
-    }
-}
-
 impl SchedulerHandle {
-    /// Activates `component` on this scheduler (Kamaelia: `activate()`).
-    /// It runs its first step on the scheduler's next round.
-    pub fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
-        let body = component.take_body()?;
-        log::trace!("activate {component:?}");
-        let mut q = lock(&self.shared.run);
-        q.new.push((component.clone(), body));
-        self.shared.kick(q);
-        Ok(())
-    }
-
-    /// Activates `component` on an OS thread of its own (A8): its `main`
+    /// Activates a component on an OS thread of its own (A8): its `main`
     /// may block. It talks through the same boxes, and the scheduler stays
-    /// alive until it ends.
-    pub fn activate_threaded(&self, component: &Handle) -> Result<(), ActivateError> {
-        let body = component.take_body()?;
-        lock(&self.shared.run).threaded += 1;
+    /// alive until it ends. Errors: it was activated before, or the OS
+    /// refused a thread.
+    pub fn activate_threaded(
+        &self,
+        component: impl Into<Handle>,
+    ) -> Result<Handle, ActivateError> {
+        let component = component.into();
+        component.claim_activation()?;
+        let Some(body) = component.take_body().and_then(body_of) else {
+            return Err(ActivateError::NoBody(component.name().to_owned()));
+        };
+        self.shared.queue.lock().threaded += 1;
         let handle = component.clone();
         let shared = self.shared.clone();
         let spawned = thread::Builder::new()
             .name(component.name().to_owned())
             .spawn(move || run_threaded(handle, body, shared));
         if let Err(e) = spawned {
-            let mut q = lock(&self.shared.run);
+            let mut q = self.shared.queue.lock();
             q.threaded -= 1;
-            self.shared.kick(q);
-            return Err(ActivateError::Spawn(e.to_string()));
+            self.shared.queue.kick(q);
+            component.finish();
+            return Err(ActivateError::Spawn {
+                component: component.name().to_owned(),
+                error: e,
+            });
         }
-        Ok(())
-    }
-
-    /// Asks the scheduler to return from [`Scheduler::run`] after the
-    /// current round, whatever is still active.
-    pub fn stop(&self) {
-        let mut q = lock(&self.shared.run);
-        q.stop = true;
-        self.shared.kick(q);
-    }
-
-    /// The scheduler's Coordinating Assistant Tracker (A9).
-    pub fn cat(&self) -> &Cat {
-        &self.shared.cat
+        Ok(component)
     }
 }
 
-fn run_threaded(handle: Handle, mut body: Box<dyn Component>, shared: Arc<Shared>) {
+fn run_threaded(handle: Handle, mut body: Box<dyn Body>, shared: Arc<Shared>) {
     let wake = handle.0.wake.clone();
     wake.bind(Target::Thread(thread::current()));
     wake.set_scheduled();
+    let ignored = Cell::new(false);
     loop {
         wake.set_running();
-        let step = step_once(&handle, &mut body, &shared);
-        match step {
+        match step_once(&handle, &mut body, &shared, &ignored) {
             Step::Continue => wake.set_scheduled(),
             Step::Pause => {
                 if !wake.pause() {
@@ -321,17 +130,28 @@ fn run_threaded(handle: Handle, mut body: Box<dyn Component>, shared: Arc<Shared
         }
     }
     drop(body);
-    handle.0.finish();
+    handle.finish();
     log::trace!("threaded {handle:?} done");
-    let mut q = lock(&shared.run);
+    let mut q = shared.queue.lock();
     q.threaded -= 1;
-    shared.kick(q);
+    shared.queue.kick(q);
 }
 
-/// Runs one step, containing a panic to this component (see [`Cx`]).
-fn step_once(handle: &Handle, body: &mut Box<dyn Component>, shared: &Arc<Shared>) -> Step {
-    let mut cx = Cx { me: handle, shared };
-    match catch_unwind(AssertUnwindSafe(|| body.main(&mut cx))) {
+/// Runs one step, containing a panic to this component: it is logged at
+/// `error`, the component is ended ([`Handle::panicked`] says so) and
+/// every other component goes on.
+fn step_once(
+    handle: &Handle,
+    body: &mut Box<dyn Body>,
+    shared: &Arc<Shared>,
+    idle_service: &Cell<bool>,
+) -> Step {
+    let env = Env {
+        me: handle,
+        shared,
+        idle_service,
+    };
+    match catch_unwind(AssertUnwindSafe(|| body.step(env))) {
         Ok(step) => step,
         Err(panic) => {
             let what = panic
@@ -340,6 +160,7 @@ fn step_once(handle: &Handle, body: &mut Box<dyn Component>, shared: &Arc<Shared
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("(non-string panic)");
             log::error!("component {handle:?} panicked and was ended: {what}");
+            handle.0.wake.set_panicked();
             Step::Done
         }
     }
@@ -347,38 +168,50 @@ fn step_once(handle: &Handle, body: &mut Box<dyn Component>, shared: &Arc<Shared
 
 struct Entry {
     handle: Handle,
-    body: Box<dyn Component>,
+    body: Box<dyn Body>,
+    /// What the component last said with `Cx::set_idle_service`.
+    idle_service: Cell<bool>,
+    /// Whether it is counted in `Scheduler::idle_services`.
+    counted_idle: bool,
 }
 
 /// Runs activated components cooperatively on the calling thread (A8).
 ///
 /// ```
-/// use axon::{Boxes, Component, Cx, Handle, Scheduler, Step};
+/// use axon::{Component, Cx, Scheduler, Standard, Step};
 ///
 /// struct Hello;
 /// impl Component for Hello {
-///     fn boxes(&self) -> Boxes { Boxes::new() }
-///     fn main(&mut self, _cx: &mut Cx<'_>) -> Step {
+///     type Boxes = Standard<(), ()>;
+///     fn main(&mut self, _cx: &mut Cx<Self::Boxes>) -> Step {
 ///         println!("hello from a component");
 ///         Step::Done
 ///     }
 /// }
 ///
 /// let scheduler = Scheduler::new();
-/// scheduler.activate(&Handle::new(Hello)).unwrap();
+/// scheduler.activate(Hello).unwrap();
 /// scheduler.run(); // returns once no component is left
 /// ```
+///
+/// When `run` returns (every component ended, only idle services left,
+/// or [`SchedulerHandle::stop`]), the scheduler lets go of everything it
+/// held: components still there are ended, its timers are cancelled and
+/// its CAT is emptied, so that nothing it ran (a Selector, its sockets)
+/// outlives it.
 pub struct Scheduler {
     shared: Arc<Shared>,
     table: Slab<Entry>,
     /// This round's and the next round's runnable keys.
-    local: VecDeque<usize>,
-    new: Vec<(Handle, Box<dyn Component>)>,
+    local: VecDeque<u32>,
+    new: Vec<Handle>,
     reactor: Box<dyn Reactor>,
     /// Rounds run since the reactor last looked for outside events.
     rounds_since_park: u32,
     /// Timers found due, woken outside the timer lock.
     due: Vec<Arc<WakeCell>>,
+    /// Components that said they are services with nothing to serve.
+    idle_services: usize,
 }
 
 /// While components stay runnable, the reactor is asked (with a zero
@@ -410,24 +243,14 @@ impl Scheduler {
     /// A scheduler that sleeps (and serves I/O) in `reactor`.
     pub fn with_reactor(reactor: impl Reactor) -> Self {
         Scheduler {
-            shared: Arc::new(Shared {
-                run: Mutex::new(RunQueue {
-                    ready: VecDeque::new(),
-                    new: Vec::new(),
-                    sleeping: false,
-                    threaded: 0,
-                    stop: false,
-                }),
-                unpark: OnceLock::new(),
-                timers: Mutex::new(Timers::default()),
-                cat: Cat::new(),
-            }),
+            shared: Arc::new(Shared::new()),
             table: Slab::new(),
             local: VecDeque::new(),
             new: Vec::new(),
             reactor: Box::new(reactor),
             rounds_since_park: 0,
             due: Vec::new(),
+            idle_services: 0,
         }
     }
 
@@ -439,12 +262,15 @@ impl Scheduler {
     }
 
     /// Activates a component ([`SchedulerHandle::activate`]).
-    pub fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
+    pub fn activate(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         self.handle().activate(component)
     }
 
     /// Activates a threaded component ([`SchedulerHandle::activate_threaded`]).
-    pub fn activate_threaded(&self, component: &Handle) -> Result<(), ActivateError> {
+    pub fn activate_threaded(
+        &self,
+        component: impl Into<Handle>,
+    ) -> Result<Handle, ActivateError> {
         self.handle().activate_threaded(component)
     }
 
@@ -453,14 +279,17 @@ impl Scheduler {
         &self.shared.cat
     }
 
-    /// Runs until no component is left (none on this thread, none threaded)
-    /// or [`SchedulerHandle::stop`] is called (A8).
+    /// Runs until no component is left (none on this thread, none threaded),
+    /// or only idle services are (a Selector with no socket registered,
+    /// see [`Cx::set_idle_service`](crate::Cx::set_idle_service)), or
+    /// [`SchedulerHandle::stop`] is called (A8). Then lets go of
+    /// everything (see the type's docs).
     pub fn run(mut self) {
-        let unpark = self.reactor.unparker();
-        let _ = self.shared.unpark.set(unpark);
+        self.shared.queue.set_unpark(self.reactor.unparker());
         log::debug!("scheduler running");
-        let _here = RunningHere::enter(&self.shared);
-        while self.round() {}
+        let here = RunningHere::enter(&self.shared.queue);
+        while self.round(&here) {}
+        drop(here);
         log::debug!(
             "scheduler stopped with {} component(s) left",
             self.table.len()
@@ -468,19 +297,25 @@ impl Scheduler {
     }
 
     /// One round; false when the scheduler should return.
-    fn round(&mut self) -> bool {
-        let next_timer = self.shared.fire_timers(Instant::now(), &mut self.due);
+    fn round(&mut self, here: &RunningHere) -> bool {
+        let next_timer = {
+            let next = lock(&self.shared.timers).take_due(Instant::now(), &mut self.due);
+            for cell in self.due.drain(..) {
+                cell.wake();
+            }
+            next
+        };
         // Wake-ups made on this thread (by the last round's components, by
         // the reactor's events, by the timers just fired).
-        ON_THIS_THREAD.with(|t| self.local.extend(t.ready.borrow_mut().drain(..)));
-        {
-            let mut q = lock(&self.shared.run);
+        here.take_local(&mut self.local);
+        let take_new = {
+            let mut q = self.shared.queue.lock();
             q.sleeping = false;
             if q.stop {
                 return false;
             }
-            if q.ready.is_empty() && q.new.is_empty() && self.local.is_empty() {
-                if self.table.is_empty() && q.threaded == 0 {
+            if q.ready.is_empty() && q.activations == 0 && self.local.is_empty() {
+                if self.table.len() == self.idle_services && q.threaded == 0 {
                     return false;
                 }
                 // A6: nothing to do, so block until a wake-up unparks us
@@ -493,32 +328,17 @@ impl Scheduler {
                 return true;
             }
             self.local.extend(q.ready.drain(..));
-            std::mem::swap(&mut self.new, &mut q.new);
-        }
-        for (handle, body) in self.new.drain(..) {
-            let key = self.table.insert(Entry {
-                handle: handle.clone(),
-                body,
-            });
-            let Ok(key32) = u32::try_from(key) else {
-                // Four billion live components: memory ran out long before.
-                log::error!("scheduler: too many components; {handle:?} not run");
-                self.table.remove(key);
-                handle.0.finish();
-                continue;
-            };
-            handle.0.wake.bind(Target::Scheduler {
-                key: key32,
-                shared: self.shared.clone(),
-            });
-            handle.0.wake.set_scheduled();
-            self.local.push_back(key);
+            std::mem::replace(&mut q.activations, 0) > 0
+        };
+        if take_new {
+            std::mem::swap(&mut self.new, &mut *lock(&self.shared.new));
+            self.take_in_new();
         }
         for _ in 0..self.local.len() {
             let Some(key) = self.local.pop_front() else {
                 break;
             };
-            self.run_one(key);
+            self.run_one(key as usize);
         }
         self.rounds_since_park += 1;
         if self.rounds_since_park >= ROUNDS_PER_POLL {
@@ -528,28 +348,103 @@ impl Scheduler {
         true
     }
 
+    /// Puts newly activated components in the table, runnable.
+    fn take_in_new(&mut self) {
+        for handle in self.new.drain(..) {
+            let Some(body) = handle.take_body().and_then(body_of) else {
+                log::error!("scheduler: {handle:?} has no body to run");
+                handle.finish();
+                continue;
+            };
+            let entry = self.table.vacant_entry();
+            let Ok(key) = u32::try_from(entry.key()) else {
+                // Four billion live components: memory ran out long before.
+                log::error!("scheduler: too many components; {handle:?} not run");
+                handle.finish();
+                continue;
+            };
+            handle.0.wake.bind(Target::Scheduler {
+                key,
+                queue: self.shared.queue.clone(),
+            });
+            handle.0.wake.set_scheduled();
+            entry.insert(Entry {
+                handle,
+                body,
+                idle_service: Cell::new(false),
+                counted_idle: false,
+            });
+            self.local.push_back(key);
+        }
+    }
+
     fn run_one(&mut self, key: usize) {
         let Some(entry) = self.table.get_mut(key) else {
             return;
         };
         let wake = &entry.handle.0.wake;
         wake.set_running();
-        match step_once(&entry.handle, &mut entry.body, &self.shared) {
+        let step = step_once(
+            &entry.handle,
+            &mut entry.body,
+            &self.shared,
+            &entry.idle_service,
+        );
+        let idle = entry.idle_service.get() && step != Step::Done;
+        if idle != entry.counted_idle {
+            entry.counted_idle = idle;
+            if idle {
+                self.idle_services += 1;
+            } else {
+                self.idle_services -= 1;
+            }
+        }
+        match step {
             Step::Continue => {
                 wake.set_scheduled();
-                self.local.push_back(key);
+                self.local.push_back(key as u32);
             }
             Step::Pause => {
                 if wake.pause() {
-                    self.local.push_back(key);
+                    self.local.push_back(key as u32);
                 }
             }
             Step::Done => {
                 let entry = self.table.remove(key);
                 drop(entry.body);
-                entry.handle.0.finish();
+                entry.handle.finish();
                 log::trace!("{:?} done", entry.handle);
             }
         }
+    }
+}
+
+impl Drop for Scheduler {
+    /// Lets go of everything (see the type's docs): what was left is
+    /// ended, timers and CAT are emptied.
+    fn drop(&mut self) {
+        let pending = std::mem::take(&mut *lock(&self.shared.new));
+        for handle in pending.into_iter().chain(self.new.drain(..)) {
+            drop(handle.take_body());
+            handle.finish();
+        }
+        for entry in self.table.drain() {
+            drop(entry.body);
+            entry.handle.finish();
+        }
+        lock(&self.shared.timers).clear();
+        self.shared.cat.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_component_records_stay_small() {
+        // Two components per connection: their records are idle memory.
+        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 104);
+        assert_eq!(std::mem::size_of::<WakeCell>(), 40);
     }
 }

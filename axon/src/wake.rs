@@ -17,13 +17,19 @@
 //! `RUNNING → IDLE` with one compare-and-swap; if that fails the component was
 //! woken while it ran (`NOTIFIED`) and is run again, so a wake-up can never be
 //! lost between "my inbox is empty" and "pause".
+//!
+//! A cell knows its runner only through its run queue ([`ReadyQueue`]):
+//! never the scheduler's services or timers, so a component can never keep
+//! its stopped scheduler's CAT, and with it the Selector and its sockets,
+//! alive.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
-use crate::boxes::Boxes;
-use crate::scheduler::Shared;
+use crate::declare::BoxTable;
+use crate::ready::ReadyQueue;
+use crate::sync::Signal;
 
 pub(crate) const INACTIVE: u8 = 0;
 pub(crate) const IDLE: u8 = 1;
@@ -32,11 +38,16 @@ pub(crate) const RUNNING: u8 = 3;
 pub(crate) const NOTIFIED: u8 = 4;
 pub(crate) const DONE: u8 = 5;
 
+/// `flags`: the body has been taken by a runner.
+const ACTIVATED: u8 = 1;
+/// `flags`: the body panicked (and was ended).
+const PANICKED: u8 = 2;
+
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
     /// A component on a cooperative scheduler, at `key` in its table (32
     /// bits: this cell is made for every component, so it is kept small).
-    Scheduler { key: u32, shared: Arc<Shared> },
+    Scheduler { key: u32, queue: Arc<ReadyQueue> },
     /// A threaded component (A8): unpark its OS thread.
     Thread(Thread),
     /// An [`Endpoint`](crate::Endpoint) waited on by code outside any
@@ -44,80 +55,55 @@ pub(crate) enum Target {
     External(Arc<Signal>),
 }
 
-/// A flag with a condition variable, for waiters that may be any thread.
-#[derive(Default)]
-pub(crate) struct Signal {
-    raised: Mutex<bool>,
-    cond: Condvar,
-}
-
-impl Signal {
-    pub(crate) fn raise(&self) {
-        *lock(&self.raised) = true;
-        self.cond.notify_all();
-    }
-
-    /// Waits until raised or `deadline` passes; clears the flag. Returns
-    /// whether it was raised.
-    pub(crate) fn wait_until(&self, deadline: std::time::Instant) -> bool {
-        let mut raised = lock(&self.raised);
-        while !*raised {
-            let now = std::time::Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            raised = match self.cond.wait_timeout(raised, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        *raised = false;
-        true
-    }
-}
-
-/// Locks a mutex, ignoring poisoning: every structure we guard stays
-/// consistent across a panic (each critical section is a single push, pop or
-/// swap), and a component that panicked is already contained by its runner.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The wake state of one component (see the module docs).
 ///
 /// Every box of the component points here (to wake its owner), so the cell
-/// also keeps the component's box declaration: that is where a box finds
-/// its own name without storing it.
-pub(crate) struct WakeCell {
+/// also keeps the component's box table: that is where a box finds its
+/// own name without storing it.
+pub struct WakeCell {
     state: AtomicU8,
+    flags: AtomicU8,
     target: OnceLock<Target>,
-    /// The component's body has been taken by a runner (it fits in the
-    /// padding beside `state`).
-    activated: AtomicBool,
-    boxes: Boxes,
+    table: BoxTable,
+}
+
+impl std::fmt::Debug for WakeCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WakeCell({})", self.state())
+    }
 }
 
 impl WakeCell {
-    pub(crate) fn new(boxes: Boxes) -> Self {
+    pub(crate) fn new(table: BoxTable) -> Self {
         WakeCell {
             state: AtomicU8::new(INACTIVE),
+            flags: AtomicU8::new(0),
             target: OnceLock::new(),
-            activated: AtomicBool::new(false),
-            boxes,
+            table,
         }
     }
 
+    /// Marks the body taken; false if it already was (a component runs
+    /// once).
+    pub(crate) fn claim_activation(&self) -> bool {
+        self.flags.fetch_or(ACTIVATED, Ordering::AcqRel) & ACTIVATED == 0
+    }
+
     pub(crate) fn is_activated(&self) -> bool {
-        self.activated.load(Ordering::Acquire)
+        self.flags.load(Ordering::Acquire) & ACTIVATED != 0
     }
 
-    pub(crate) fn set_activated(&self) {
-        self.activated.store(true, Ordering::Release);
+    pub(crate) fn set_panicked(&self) {
+        self.flags.fetch_or(PANICKED, Ordering::AcqRel);
     }
 
-    /// The owner's box declaration.
-    pub(crate) fn boxes(&self) -> &Boxes {
-        &self.boxes
+    pub(crate) fn panicked(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & PANICKED != 0
+    }
+
+    /// The owner's box table.
+    pub(crate) fn table(&self) -> &BoxTable {
+        &self.table
     }
 
     pub(crate) fn state(&self) -> u8 {
@@ -128,6 +114,15 @@ impl WakeCell {
     /// (a handle may be activated only once).
     pub(crate) fn bind(&self, target: Target) -> bool {
         self.target.set(target).is_ok()
+    }
+
+    /// True if an [`Endpoint`](crate::Endpoint) owns this cell, and its
+    /// signal.
+    pub(crate) fn external_signal(&self) -> Option<&Arc<Signal>> {
+        match self.target.get() {
+            Some(Target::External(signal)) => Some(signal),
+            _ => None,
+        }
     }
 
     /// Rule A6: there is work for this component.
@@ -152,7 +147,7 @@ impl WakeCell {
 
     fn dispatch(&self) {
         match self.target.get() {
-            Some(Target::Scheduler { key, shared }) => shared.push_ready(*key as usize),
+            Some(Target::Scheduler { key, queue }) => queue.push_ready(*key),
             Some(Target::Thread(thread)) => thread.unpark(),
             Some(Target::External(signal)) => signal.raise(),
             None => {}

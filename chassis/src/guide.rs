@@ -6,13 +6,14 @@
 //! ## 1. A protocol handler
 //!
 //! A handler is an ordinary [`Component`](axon::Component) with the
-//! standard boxes, `Vec<u8>` in `inbox` and `outbox` (H6). It drains what is
-//! ready, answers with [`Step::Pause`](axon::Step::Pause) to sleep until the
-//! next message, and honours "no space in box" (A5) by keeping the chunk it
-//! could not send.
+//! standard boxes, `Vec<u8>` in `inbox` and `outbox` (H6): its box set is
+//! [`Standard`](axon::Standard), and each box is a field of `cx`. It drains
+//! what is ready, answers with [`Step::Pause`](axon::Step::Pause) to sleep
+//! until the next message, and honours "no space in box" (A5) by keeping
+//! the chunk it could not send: it is woken when there is room (A6).
 //!
 //! ```
-//! use axon::{Boxes, Component, Control, Cx, Step};
+//! use axon::{Component, Control, Cx, Standard, Step};
 //!
 //! #[derive(Default)]
 //! struct Echo {
@@ -20,25 +21,28 @@
 //! }
 //!
 //! impl Component for Echo {
-//!     fn boxes(&self) -> Boxes {
-//!         Boxes::standard::<Vec<u8>, Vec<u8>>()
-//!     }
-//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//!         while let Some(chunk) = self.held.take().or_else(|| cx.recv::<Vec<u8>>("inbox")) {
-//!             if let Err(full) = cx.send(chunk, "outbox") {
+//!     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//!
+//!     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//!         while let Some(chunk) = self.held.take().or_else(|| cx.inbox.recv()) {
+//!             if let Err(full) = cx.outbox.send(chunk) {
 //!                 self.held = Some(full.into_inner()); // woken when space frees
 //!                 return Step::Pause;
 //!             }
 //!         }
 //!         // socketShutdown: the client will send no more (or is gone).
-//!         if cx.recv::<Control>("control").is_some() {
-//!             let _ = cx.send(Control::ProducerFinished, "signal"); // close when written
+//!         if cx.control.recv().is_some() {
+//!             let _ = cx.signal.send(Control::ProducerFinished); // close when written
 //!             return Step::Done;
 //!         }
 //!         Step::Pause
 //!     }
 //! }
 //! ```
+//!
+//! The message types are the compiler's business: `cx.outbox.send("text")`
+//! would not compile, and nothing is looked up by name while the handler
+//! runs.
 //!
 //! ## 2. A scheduler whose sleep is the Selector's poll
 //!
@@ -55,25 +59,25 @@
 //!
 //! [`SimpleServer::new`](crate::SimpleServer::new) binds immediately, so a
 //! port in use is an error here (T2), naming the address; port 0 picks a
-//! free port, readable before anything runs.
+//! free port, readable before anything runs. The factory makes one handler
+//! per connection: any function returning a component (`Echo::default`).
 //!
 //! ```
-//! use axon::Handle;
 //! use chassis::{ServerOptions, SimpleServer};
-//! # use axon::{Boxes, Component, Cx, Step};
-//! # struct Echo;
+//! # use axon::{Component, Cx, Standard, Step};
+//! # #[derive(Default)] struct Echo;
 //! # impl Component for Echo {
-//! #     fn boxes(&self) -> Boxes { Boxes::standard::<Vec<u8>, Vec<u8>>() }
-//! #     fn main(&mut self, _: &mut Cx<'_>) -> Step { Step::Done }
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
 //! # }
 //!
-//! let server = SimpleServer::new(|| Handle::new(Echo), "127.0.0.1:0".parse().unwrap(),
+//! let server = SimpleServer::new(Echo::default, "127.0.0.1:0".parse().unwrap(),
 //!                                ServerOptions::default()).unwrap();
 //! assert_ne!(server.local_addr().port(), 0);
 //!
 //! // The same port twice: a clear error.
 //! let taken = server.local_addr();
-//! let err = SimpleServer::new(|| Handle::new(Echo), taken, ServerOptions::default()).unwrap_err();
+//! let err = SimpleServer::new(Echo::default, taken, ServerOptions::default()).unwrap_err();
 //! assert!(err.to_string().contains(&taken.to_string()));
 //! ```
 //!
@@ -87,27 +91,26 @@
 //!
 //! ```
 //! use std::io::{Read, Write};
-//! use axon::{Control, Handle};
+//! use axon::Control;
 //! use chassis::{ServerOptions, SimpleServer};
-//! # use axon::{Boxes, Component, Cx, Step};
+//! # use axon::{Component, Cx, Standard, Step};
 //! # #[derive(Default)] struct Echo;
 //! # impl Component for Echo {
-//! #     fn boxes(&self) -> Boxes { Boxes::standard::<Vec<u8>, Vec<u8>>() }
-//! #     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//! #         while let Some(b) = cx.recv::<Vec<u8>>("inbox") { let _ = cx.send(b, "outbox"); }
-//! #         if cx.recv::<Control>("control").is_some() {
-//! #             let _ = cx.send(Control::ProducerFinished, "signal"); return Step::Done;
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//! #         while let Some(b) = cx.inbox.recv() { let _ = cx.outbox.send(b); }
+//! #         if cx.control.recv().is_some() {
+//! #             let _ = cx.signal.send(Control::ProducerFinished); return Step::Done;
 //! #         }
 //! #         Step::Pause
 //! #     }
 //! # }
 //!
 //! let scheduler = selector::scheduler().unwrap();
-//! let server = SimpleServer::new(|| Handle::new(Echo), "127.0.0.1:0".parse().unwrap(),
+//! let server = SimpleServer::new(Echo::default, "127.0.0.1:0".parse().unwrap(),
 //!                                ServerOptions::default()).unwrap();
 //! let addr = server.local_addr();
-//! let server = Handle::new(server);
-//! scheduler.activate(&server).unwrap();
+//! let server = scheduler.activate(server).unwrap(); // its Handle
 //! let running = std::thread::spawn(move || scheduler.run());
 //!
 //! let mut client = std::net::TcpStream::connect(addr).unwrap();
@@ -122,25 +125,44 @@
 //! running.join().unwrap();                // and everything ended
 //! ```
 //!
-//! ## 5. Knowing who connected: ServerCore
+//! ## 5. As a program
+//!
+//! [`ServerCore::run`](crate::ServerCore::run) does steps 2 and 4 at once,
+//! on the calling thread, and turns SIGINT and SIGTERM into the graceful
+//! stop ([`SignalStop`](crate::SignalStop)):
+//!
+//! ```no_run
+//! # use axon::{Component, Cx, Standard, Step};
+//! # #[derive(Default)] struct Echo;
+//! # impl Component for Echo {
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+//! # }
+//! fn main() -> std::io::Result<()> {
+//!     chassis::SimpleServer::new(Echo::default, "127.0.0.1:1601".parse().unwrap(),
+//!                                Default::default())?
+//!         .run()
+//! }
+//! ```
+//!
+//! ## 6. Knowing who connected: ServerCore
 //!
 //! [`ServerCore`](crate::ServerCore) hands the factory each connection's
 //! addresses (H2), for logging, access control or per-client state.
 //!
 //! ```
-//! use axon::Handle;
 //! use chassis::{ConnectionInfo, ServerCore, ServerOptions};
-//! # use axon::{Boxes, Component, Cx, Step};
+//! # use axon::{Component, Cx, Standard, Step};
 //! # struct Echo;
 //! # impl Component for Echo {
-//! #     fn boxes(&self) -> Boxes { Boxes::standard::<Vec<u8>, Vec<u8>>() }
-//! #     fn main(&mut self, _: &mut Cx<'_>) -> Step { Step::Done }
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
 //! # }
 //!
 //! let core = ServerCore::new(
 //!     |info: &ConnectionInfo| {
 //!         println!("{} connected to {}", info.peer, info.local);
-//!         Handle::new(Echo)
+//!         Echo
 //!     },
 //!     "127.0.0.1:0".parse().unwrap(),
 //!     ServerOptions { max_connections: Some(1000), ..ServerOptions::default() },
@@ -149,52 +171,55 @@
 //! # drop(core);
 //! ```
 //!
-//! ## 6. When every microsecond counts: box handles
+//! ## 7. Boxes of your own
 //!
-//! `cx.recv("inbox")` and `cx.send(msg, "outbox")` find the box by name on
-//! every call, as Kamaelia's `self.recv` does. A handler that runs once per
-//! message on every connection can find its busy boxes once, as
-//! [`Inbox`](axon::Inbox) and [`Outbox`](axon::Outbox), and keep them
-//! (`examples::Echo`, the demo's handler, does): the message hop then costs
-//! about what a bounded channel's does. Its declaration is shared by every
-//! instance when it comes from `Boxes::standard` (or a `static`), so a
-//! handler made per connection pays only for its boxes' state.
+//! A handler that needs more than the standard four declares its box set
+//! with [`axon::boxes!`]: one field per box, the doc comment its one-line
+//! description. The H6 names (`inbox`, `control`, `outbox`, `signal`) are
+//! what ServerCore links by; an extra `serversignal` outbox reaches the
+//! ServerCore's `control`, so this handler stops the whole server when a
+//! client says `quit`.
 //!
 //! ```
-//! use axon::{Boxes, Component, Control, Cx, Inbox, Outbox, Step};
+//! use axon::{boxes, Component, Control, Cx, Inbox, Outbox, Step};
 //!
-//! #[derive(Default)]
-//! struct FastEcho {
-//!     boxes: Option<(Inbox<Vec<u8>>, Outbox<Vec<u8>>)>,
-//!     held: Option<Vec<u8>>,
+//! boxes! {
+//!     /// A handler that can stop its server.
+//!     pub struct QuitterBoxes {
+//!         /// bytes from the client
+//!         pub inbox: Inbox<Vec<u8>>,
+//!         /// socketShutdown when the client is done
+//!         pub control: Inbox<Control>,
+//!         /// bytes to the client
+//!         pub outbox: Outbox<Vec<u8>>,
+//!         /// producerFinished: close this connection
+//!         pub signal: Outbox<Control>,
+//!         /// shutdownMicroprocess: stop the server
+//!         pub serversignal: Outbox<Control>,
+//!     }
 //! }
 //!
-//! impl Component for FastEcho {
-//!     fn boxes(&self) -> Boxes {
-//!         Boxes::standard::<Vec<u8>, Vec<u8>>()
-//!     }
-//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//!         if self.boxes.is_none() {
-//!             let me = cx.me();
-//!             match (me.inbox("inbox"), me.outbox("outbox")) {
-//!                 (Ok(i), Ok(o)) => self.boxes = Some((i, o)),
-//!                 _ => return Step::Done, // not our declaration: cannot happen
+//! struct Quitter;
+//!
+//! impl Component for Quitter {
+//!     type Boxes = QuitterBoxes;
+//!
+//!     fn main(&mut self, cx: &mut Cx<QuitterBoxes>) -> Step {
+//!         while let Some(bytes) = cx.inbox.recv() {
+//!             if bytes.starts_with(b"quit") {
+//!                 let _ = cx.serversignal.send(Control::ShutdownMicroprocess);
 //!             }
 //!         }
-//!         let Some((inbox, outbox)) = &self.boxes else { return Step::Done };
-//!         while let Some(chunk) = self.held.take().or_else(|| inbox.recv()) {
-//!             if let Err(full) = outbox.send(chunk) {
-//!                 self.held = Some(full.into_inner());
-//!                 return Step::Pause;
-//!             }
-//!         }
-//!         if cx.recv::<Control>("control").is_some() {
-//!             let _ = cx.send(Control::ProducerFinished, "signal");
+//!         if cx.control.recv().is_some() {
+//!             let _ = cx.signal.send(Control::ProducerFinished);
 //!             return Step::Done;
 //!         }
 //!         Step::Pause
 //!     }
 //! }
+//! # let server = chassis::SimpleServer::new(|| Quitter, "127.0.0.1:0".parse().unwrap(),
+//! #     Default::default()).unwrap();
+//! # drop(server);
 //! ```
 //!
 //! ## Where next

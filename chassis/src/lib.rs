@@ -2,42 +2,98 @@
 //!
 //! New here? The [`guide`] walks through an echo server step by step.
 //!
-//! Kamaelia's `Kamaelia.Chassis.ConnectedServer` (rules H1–H6 of
-//! `PROTOCOL.md`): a [`TcpServer`] child plus, for every connection, a
-//! *protocol handler* component made by a factory and wired to the
-//! connection's CSA.
+//! Kamaelia's `Kamaelia.Chassis.ConnectedServer` (rules H1–H6 of the
+//! project's `docs/PROTOCOL.md`): a [`TcpServer`] child plus, for every
+//! connection, a *protocol handler* component made by a factory and wired
+//! to the connection's CSA.
 //!
-//! ```no_run
-//! use axon::{Boxes, Component, Control, Cx, Handle, Step};
-//! use chassis::SimpleServer;
+//! ```
+//! use axon::{Component, Control, Cx, Standard, Step};
+//! use chassis::{ServerOptions, SimpleServer};
 //!
 //! /// Upper-cases everything a client sends.
-//! struct Shout;
+//! #[derive(Default)]
+//! struct Shout {
+//!     /// A reply the connection had no room for yet (A5).
+//!     held: Option<Vec<u8>>,
+//! }
+//!
 //! impl Component for Shout {
-//!     fn boxes(&self) -> Boxes { Boxes::standard::<Vec<u8>, Vec<u8>>() }
-//!     fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-//!         while let Some(bytes) = cx.recv::<Vec<u8>>("inbox") {
-//!             let _ = cx.send(bytes.to_ascii_uppercase(), "outbox");
+//!     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//!
+//!     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//!         let next = |cx: &Cx<Self::Boxes>| cx.inbox.recv().map(|b| b.to_ascii_uppercase());
+//!         while let Some(reply) = self.held.take().or_else(|| next(cx)) {
+//!             if let Err(full) = cx.outbox.send(reply) {
+//!                 self.held = Some(full.into_inner()); // woken when there is room
+//!                 return Step::Pause;
+//!             }
 //!         }
-//!         match cx.recv::<Control>("control") {
-//!             Some(_) => { let _ = cx.send(Control::ProducerFinished, "signal"); Step::Done }
-//!             None => Step::Pause,
+//!         // socketShutdown: the client will send no more. Close once written
+//!         // (a control inbox is unbounded: this send cannot fail).
+//!         if cx.control.recv().is_some() {
+//!             let _ = cx.signal.send(Control::ProducerFinished);
+//!             return Step::Done;
 //!         }
+//!         Step::Pause
 //!     }
 //! }
 //!
-//! let scheduler = selector::scheduler().unwrap();
-//! let server = SimpleServer::new(|| Handle::new(Shout), "127.0.0.1:1601".parse().unwrap(),
-//!                                Default::default()).unwrap();
+//! let server = SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(),
+//!                                ServerOptions::default()).unwrap();
 //! println!("listening on {}", server.local_addr());
-//! scheduler.activate(&Handle::new(server)).unwrap();
-//! scheduler.run();
+//! # let addr = server.local_addr();
+//! # let scheduler = selector::scheduler().unwrap();
+//! # let core = scheduler.activate(server).unwrap();
+//! # let stop = scheduler.handle();
+//! # let running = std::thread::spawn(move || scheduler.run());
+//! # // A slow reader: every byte comes back, upper-cased, in order.
+//! # use std::io::{Read, Write};
+//! # let sent: Vec<u8> = (0..16u32 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+//! # let mut client = std::net::TcpStream::connect(addr).unwrap();
+//! # client.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+//! # let writer = { let mut w = client.try_clone().unwrap(); let sent = sent.clone();
+//! #     std::thread::spawn(move || { w.write_all(&sent).unwrap();
+//! #         w.shutdown(std::net::Shutdown::Write).unwrap(); }) };
+//! # let mut got = Vec::new();
+//! # let mut buf = vec![0u8; 64 * 1024];
+//! # loop {
+//! #     let n = client.read(&mut buf).unwrap();
+//! #     if n == 0 { break; }
+//! #     got.extend_from_slice(&buf[..n]);
+//! #     std::thread::sleep(std::time::Duration::from_millis(1)); // a slow reader
+//! # }
+//! # writer.join().unwrap();
+//! # assert_eq!(got.len(), sent.len(), "bytes lost");
+//! # assert!(got == sent.to_ascii_uppercase(), "bytes changed");
+//! # stop.stop();
+//! # running.join().unwrap();
+//! # drop(core);
+//! ```
+//!
+//! To run it as a program, [`ServerCore::run`] does the rest: a Selector
+//! scheduler, and SIGINT/SIGTERM as a graceful stop.
+//!
+//! ```no_run
+//! # use axon::{Component, Cx, Standard, Step};
+//! # #[derive(Default)] struct Shout;
+//! # impl Component for Shout {
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+//! # }
+//! use chassis::SimpleServer;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     SimpleServer::new(Shout::default, "127.0.0.1:1601".parse().unwrap(), Default::default())?
+//!         .run()
+//! }
 //! ```
 //!
 //! ## The protocol handler contract (H6)
 //!
-//! A handler has at least the standard boxes, with `Vec<u8>` in `inbox` and
-//! `outbox` and [`Control`] in `control` and `signal`:
+//! A handler has at least the standard boxes ([`axon::Standard`]), with
+//! `Vec<u8>` in `inbox` and `outbox` and [`Control`] in `control` and
+//! `signal`:
 //!
 //! - bytes from the client arrive in `inbox`; bytes sent out of `outbox` go
 //!   to the client;
@@ -46,14 +102,18 @@
 //!   gone (H3). Finish the reply, then send `producerFinished` out of
 //!   `signal`, and end;
 //! - sending `producerFinished` out of `signal` closes the connection once
-//!   everything sent has been written; `shutdownMicroprocess` closes it at
-//!   once;
+//!   everything sent has been written; `shutdownMicroprocess` closes it
+//!   after one pass writing what is queued (C5);
+//! - a handler that ends any other way (returns without
+//!   `producerFinished`, or panics) has its connection closed for it, and
+//!   what it sent is still written: the client is never left waiting;
 //! - an optional `serversignal` outbox (carrying [`Control`]) reaches the
 //!   ServerCore's `control`: a handler can stop the whole server.
 //!
-//! Handlers should honour "no space in box" (A5) on `outbox`: keep the
-//! message and pause. Their `inbox` is bounded (16 messages), which is what
-//! stops the CSA reading from a client faster than the handler works (C3).
+//! Handlers must honour "no space in box" (A5) on `outbox`: keep the
+//! message and pause, as `Shout` does. Their `inbox` is bounded (16
+//! messages), which is what stops the CSA reading from a client faster
+//! than the handler works (C3).
 //!
 //! ## ServerCore boxes
 //!
@@ -74,13 +134,16 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod guide;
+mod signals;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 
-use axon::{Boxes, Component, Control, Cx, Handle, Step};
-pub use tcpserver::{BindError, ServerEvent, ServerOptions, TcpServer};
+use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
+pub use signals::{SignalStop, DRAIN};
+pub use tcpserver::{BindError, NewCsa, ServerEvent, ServerOptions, TcpServer};
 
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
 pub const HANDLER_INBOX_LIMIT: usize = 16;
@@ -96,11 +159,12 @@ pub struct ConnectionInfo {
 }
 
 /// Makes one protocol handler per connection.
-pub type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
+type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
 
 struct Connection {
     handler: Handle,
     csa: Handle,
+    peer: SocketAddr,
 }
 
 /// Sends `msg` to a component's `control` inbox. Kamaelia's ServerCore adds
@@ -136,12 +200,31 @@ fn wiring<'a>(csa: &'a Handle, handler: &'a Handle, me: &'a Handle) -> Vec<(Ends
     pairs
 }
 
+boxes! {
+    /// The ServerCore's boxes (see the crate docs).
+    pub struct ServerCoreBoxes {
+        /// shutdown: close every connection and stop (producerFinished: gracefully)
+        pub control: Inbox<Control>,
+        /// newCSA / shutdownCSA from the TCPServer
+        #[name = "_socketactivity"]
+        pub socket_activity: Inbox<ServerEvent>,
+        /// serverShutdown to the TCPServer
+        #[name = "_serversignal"]
+        pub server_signal: Outbox<Control>,
+        /// producerFinished when everything has ended
+        pub signal: Outbox<Control>,
+    }
+}
+
 /// Kamaelia's `ServerCore(protocol, port, socketOptions)` (H1–H4).
 pub struct ServerCore {
     server: Handle,
     local_addr: SocketAddr,
     protocol: Protocol,
+    /// Keyed by the CSA's id.
     connections: HashMap<u64, Connection>,
+    /// Handler id → CSA id, to close a connection whose handler ended.
+    by_handler: HashMap<u64, u64>,
     started: bool,
     stopping: bool,
 }
@@ -159,23 +242,26 @@ impl fmt::Debug for ServerCore {
 
 impl ServerCore {
     /// Binds now (so a port in use is an error here, T2) and returns the
-    /// component; activate `Handle::new(core)` on a scheduler made by
-    /// [`selector::scheduler`].
-    pub fn new<F>(
-        protocol: F,
+    /// component: run it with [`run`](Self::run), or activate it on a
+    /// scheduler made by [`selector::scheduler`]. `protocol` makes one
+    /// handler per connection (a component body or a [`Handle`]).
+    pub fn new<F, H>(
+        mut protocol: F,
         addr: SocketAddr,
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut(&ConnectionInfo) -> Handle + Send + 'static,
+        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        H: Into<Handle>,
     {
         let server = TcpServer::bind(addr, options)?;
         let local_addr = server.local_addr();
         Ok(ServerCore {
             server: Handle::new(server),
             local_addr,
-            protocol: Box::new(protocol),
+            protocol: Box::new(move |info| protocol(info).into()),
             connections: HashMap::new(),
+            by_handler: HashMap::new(),
             started: false,
             stopping: false,
         })
@@ -186,8 +272,21 @@ impl ServerCore {
         self.local_addr
     }
 
+    /// Runs the server on a Selector scheduler of its own, on this thread,
+    /// until it ends: a handler's `serversignal` stops it, and so do
+    /// SIGINT and SIGTERM, gracefully ([`SignalStop`]: every connection
+    /// gets its reply, for at most [`DRAIN`]). Errors: no poller, or the
+    /// signals cannot be watched.
+    pub fn run(self) -> io::Result<()> {
+        let scheduler = selector::scheduler()?;
+        let core = scheduler.activate(self).map_err(io::Error::other)?;
+        let _signals = SignalStop::install(&core, &scheduler.handle(), DRAIN)?;
+        scheduler.run();
+        Ok(())
+    }
+
     /// H2.
-    fn new_connection(&mut self, cx: &mut Cx<'_>, n: tcpserver::NewCsa) {
+    fn new_connection(&mut self, cx: &Cx<ServerCoreBoxes>, n: NewCsa) {
         let info = ConnectionInfo {
             peer: n.peer,
             local: n.local,
@@ -207,17 +306,21 @@ impl ServerCore {
         }
         cx.add_child(&handler);
         cx.add_child(&csa);
-        let conn = Connection {
-            handler: handler.clone(),
-            csa: csa.clone(),
-        };
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
-            tell(&conn.csa, Control::ShutdownMicroprocess);
+            tell(&csa, Control::ShutdownMicroprocess);
         } else if self.stopping {
-            tell(&conn.csa, Control::ShutdownMicroprocess);
+            tell(&csa, Control::ShutdownMicroprocess);
         }
-        self.connections.insert(csa.id(), conn);
+        self.by_handler.insert(handler.id(), csa.id());
+        self.connections.insert(
+            csa.id(),
+            Connection {
+                handler: handler.clone(),
+                csa: csa.clone(),
+                peer: info.peer,
+            },
+        );
         for c in [&handler, &csa] {
             if let Err(e) = cx.activate(c) {
                 log::error!("servercore: {e}");
@@ -226,23 +329,52 @@ impl ServerCore {
     }
 
     /// H3.
-    fn connection_closed(&mut self, cx: &mut Cx<'_>, csa: Handle) {
+    fn connection_closed(&mut self, cx: &Cx<ServerCoreBoxes>, csa: &Handle) {
         let Some(conn) = self.connections.remove(&csa.id()) else {
             return;
         };
+        self.by_handler.remove(&conn.handler.id());
         tell(&conn.handler, Control::SocketShutdown);
-        tell(&csa, Control::ShutdownMicroprocess);
+        tell(csa, Control::ShutdownMicroprocess);
         let me = cx.me().clone();
-        for (src, dst) in wiring(&csa, &conn.handler, &me) {
+        for (src, dst) in wiring(csa, &conn.handler, &me) {
             axon::unlink_boxes(src, dst);
         }
         cx.remove_child(&conn.handler);
-        cx.remove_child(&csa);
+        cx.remove_child(csa);
+    }
+
+    /// A handler ended while its connection lives (it panicked, or
+    /// returned without `producerFinished`): close the connection, so the
+    /// client is not left waiting and the socket does not linger in
+    /// CLOSE-WAIT. What the handler sent is still written: after a
+    /// normal end within the linger time, after a panic in one pass (C5).
+    fn handler_ended(&mut self, handler: &Handle) {
+        let Some(conn) = self
+            .by_handler
+            .remove(&handler.id())
+            .and_then(|csa| self.connections.get(&csa))
+        else {
+            return;
+        };
+        if handler.panicked() {
+            log::warn!(
+                "servercore: the handler for {} panicked; closing the connection",
+                conn.peer
+            );
+            tell(&conn.csa, Control::ShutdownMicroprocess);
+        } else {
+            log::debug!(
+                "servercore: the handler for {} ended; closing the connection",
+                conn.peer
+            );
+            tell(&conn.csa, Control::ProducerFinished);
+        }
     }
 
     /// H4: close every connection (gracefully for producerFinished) and
     /// stop the server.
-    fn stop(&mut self, cx: &mut Cx<'_>, msg: &Control) {
+    fn stop(&mut self, cx: &Cx<ServerCoreBoxes>, msg: &Control) {
         if self.stopping {
             return;
         }
@@ -261,24 +393,18 @@ impl ServerCore {
         for conn in self.connections.values() {
             tell(&conn.csa, close.clone());
         }
-        let _ = cx.send(Control::ServerShutdown, "_serversignal");
+        let _ = cx.server_signal.send(Control::ServerShutdown);
     }
 }
 
 impl Component for ServerCore {
-    fn boxes(&self) -> Boxes {
-        Boxes::new()
-            .inbox::<Control>("control", "shutdown: close every connection and stop")
-            .inbox::<ServerEvent>("_socketactivity", "newCSA / shutdownCSA from the TCPServer")
-            .outbox::<Control>("_serversignal", "serverShutdown to the TCPServer")
-            .outbox::<Control>("signal", "producerFinished when everything has ended")
-    }
+    type Boxes = ServerCoreBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "ServerCore".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn main(&mut self, cx: &mut Cx<ServerCoreBoxes>) -> Step {
         if !self.started {
             self.started = true;
             let me = cx.me().clone();
@@ -296,30 +422,26 @@ impl Component for ServerCore {
                 return Step::Done;
             }
         }
-        while let Some(event) = cx.recv::<ServerEvent>("_socketactivity") {
+        while let Some(event) = cx.socket_activity.recv() {
             match event {
                 ServerEvent::NewCsa(n) => self.new_connection(cx, n),
-                ServerEvent::ShutdownCsa { csa, .. } => self.connection_closed(cx, csa),
+                ServerEvent::ShutdownCsa { csa, .. } => self.connection_closed(cx, &csa),
             }
         }
-        while let Some(msg) = cx.recv::<Control>("control") {
+        while let Some(msg) = cx.control.recv() {
             self.stop(cx, &msg);
         }
-        if self.stopping {
-            // The TCPServer has gone, and with it the feedback linkage: a
-            // CSA's end is seen here, as the end of a child (A7).
-            let ended: Vec<Handle> = self
-                .connections
-                .values()
-                .filter(|c| c.csa.is_done())
-                .map(|c| c.csa.clone())
-                .collect();
-            for csa in ended {
-                self.connection_closed(cx, csa);
+        for child in cx.ended_children() {
+            if self.connections.contains_key(&child.id()) {
+                // A CSA ended without the TCPServer telling us: it has
+                // stopped (H4), and the feedback linkage with it.
+                self.connection_closed(cx, &child);
+            } else {
+                self.handler_ended(&child);
             }
         }
         if self.stopping && self.connections.is_empty() && self.server.is_done() {
-            let _ = cx.send(Control::ProducerFinished, "signal");
+            let _ = cx.signal.send(Control::ProducerFinished);
             log::info!("servercore {}: stopped", self.local_addr);
             return Step::Done;
         }
@@ -335,13 +457,14 @@ pub struct SimpleServer;
 impl SimpleServer {
     /// A ServerCore calling `protocol()` for each connection.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<F>(
+    pub fn new<F, H>(
         mut protocol: F,
         addr: SocketAddr,
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut() -> Handle + Send + 'static,
+        F: FnMut() -> H + Send + 'static,
+        H: Into<Handle>,
     {
         ServerCore::new(move |_: &ConnectionInfo| protocol(), addr, options)
     }

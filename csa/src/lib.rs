@@ -3,7 +3,7 @@
 //! Kamaelia's `Kamaelia.Internet.ConnectedSocketAdapter`: the component that
 //! owns one connected TCP socket, turns what it reads into messages out of
 //! `outbox` and writes what arrives in `inbox` (rules C1–C8 of
-//! `PROTOCOL.md`). It learns readiness from the Selector service
+//! the project's `docs/PROTOCOL.md`). It learns readiness from the Selector service
 //! ([`selector`]), asking again each time it meets `WouldBlock`.
 //!
 //! ## Boxes
@@ -11,7 +11,7 @@
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
-//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: close now (C5); `socketShutdown`: stop reading, as if the peer had half-closed (C7; a graceful server stop) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: stop reading, as if the peer had half-closed (C7; a graceful server stop) |
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
@@ -45,7 +45,9 @@
 //!   the CSA closes anyway, with `TimedOut` as `how_died`, so a peer that
 //!   never reads cannot hold a connection open forever.
 //! - **Closing (C5, C6, C8).** On peer reset or any socket error, on
-//!   `shutdownMicroprocess`, or once everything is written after
+//!   `shutdownMicroprocess` (after one non-blocking pass writing what is
+//!   queued, so that a reply sent just before it arrives, as in Kamaelia's
+//!   cookbook servers), or once everything is written after
 //!   `producerFinished`, it closes the socket, sends `socketShutdown` out of
 //!   `CreatorFeedback`, `shutdownCSA` out of `signal`, and `removeReader` /
 //!   `removeWriter` to the Selector, exactly once, and ends.
@@ -62,8 +64,23 @@
 //!
 //! ## Names
 //!
-//! Kamaelia's `ConnectedSocketAdapter` is [`Csa`]; `socketShutdown` (to the
-//! creator) is [`SocketShutdown`]; `shutdownCSA` is [`ShutdownCsa`].
+//! Kamaelia's `ConnectedSocketAdapter` is [`Csa`] (its boxes are the fields
+//! of [`CsaBoxes`], with Kamaelia's names: `ReadReady` is `read_ready`);
+//! `socketShutdown` (to the creator) is [`SocketShutdown`]; `shutdownCSA` is
+//! [`ShutdownCsa`].
+//!
+//! ## Making one
+//!
+//! ```no_run
+//! use axon::Handle;
+//! use csa::{Csa, TcpStream};
+//!
+//! let stream = TcpStream::connect("127.0.0.1:1601".parse().unwrap()).unwrap();
+//! let csa = Csa::new(stream);
+//! let source = csa.source().clone(); // for Selector requests on its behalf
+//! let handle = Handle::new(csa);
+//! # let _ = (source, handle);
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -72,12 +89,14 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
-use std::sync::{Arc, OnceLock};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
-use mio::net::TcpStream;
+use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
+/// The socket type a CSA owns (mio's, re-exported so that callers need no
+/// mio dependency of their own).
+pub use mio::net::TcpStream;
 use selector::{Ready, Request, Source};
 
 /// Largest chunk read at once (C3).
@@ -104,12 +123,20 @@ pub struct CsaOptions {
     /// a peer that is not reading before the CSA gives up and closes.
     /// Default 30 s.
     pub linger: Duration,
+    /// On `producerFinished`, once everything is written, shut down only
+    /// the write side and read on until the peer closes (within `linger`),
+    /// instead of closing at once: what a client wants, so that the replies
+    /// to its last requests still arrive (TCPClient sets it). Default
+    /// false: a server's handler says `producerFinished` after its last
+    /// reply.
+    pub half_close: bool,
 }
 
 impl Default for CsaOptions {
     fn default() -> Self {
         CsaOptions {
             linger: Duration::from_secs(30),
+            half_close: false,
         }
     }
 }
@@ -147,26 +174,32 @@ struct Backlog {
     bytes: usize,
 }
 
-/// The boxes a CSA uses on every event, looked up by name once.
-struct HotBoxes {
-    inbox: Inbox<Vec<u8>>,
-    control: Inbox<Control>,
-    read_ready: Inbox<Ready>,
-    send_ready: Inbox<Ready>,
-    outbox: Outbox<Vec<u8>>,
-    selector: Outbox<Request>,
-}
-
-impl HotBoxes {
-    fn find(me: &Handle) -> Result<HotBoxes, axon::BoxError> {
-        Ok(HotBoxes {
-            inbox: me.inbox("inbox")?,
-            control: me.inbox("control")?,
-            read_ready: me.inbox("ReadReady")?,
-            send_ready: me.inbox("SendReady")?,
-            outbox: me.outbox("outbox")?,
-            selector: me.outbox("_selectorSignal")?,
-        })
+boxes! {
+    /// The CSA's boxes (see the crate docs for what each carries).
+    pub struct CsaBoxes {
+        /// bytes to write to the socket
+        pub inbox: Inbox<Vec<u8>>,
+        /// producerFinished: flush then close; shutdownMicroprocess: one write pass, then close
+        pub control: Inbox<Control>,
+        /// the Selector's notice: readable
+        #[name = "ReadReady"]
+        pub read_ready: Inbox<Ready>,
+        /// the Selector's notice: writable
+        #[name = "SendReady"]
+        pub send_ready: Inbox<Ready>,
+        /// bytes read from the socket
+        pub outbox: Outbox<Vec<u8>>,
+        /// socketShutdown when the peer shut down its write side
+        #[name = "readShutdown"]
+        pub read_shutdown: Outbox<Control>,
+        /// socketShutdown(self, [sock, how_died]) when the connection ends
+        #[name = "CreatorFeedback"]
+        pub creator_feedback: Outbox<SocketShutdown>,
+        /// shutdownCSA(self, (self, sock)) when it ends
+        pub signal: Outbox<ShutdownCsa>,
+        /// requests to the Selector
+        #[name = "_selectorSignal"]
+        pub selector_signal: Outbox<Request>,
     }
 }
 
@@ -174,6 +207,9 @@ impl HotBoxes {
 pub struct Csa {
     stream: Arc<TcpStream>,
     source: Source,
+    /// The peer, for logs; asked of the socket when first needed if the
+    /// maker did not say.
+    peer: Option<SocketAddr>,
     started: bool,
     readable: bool,
     writable: bool,
@@ -182,6 +218,9 @@ pub struct Csa {
     write_requested: bool,
     read_closed: bool,
     finishing: bool,
+    /// The write side has been shut down (half-close after
+    /// `producerFinished`, see [`CsaOptions::half_close`]).
+    write_shut: bool,
     /// Output the socket has not taken yet; none while it keeps up.
     backlog: Option<Box<Backlog>>,
     /// A chunk the outbox refused (C3).
@@ -192,38 +231,36 @@ pub struct Csa {
     options: CsaOptions,
     /// When closing, the end of the linger time (C7).
     linger_until: Option<Instant>,
-    /// The boxes used on every event, found once in the first step.
-    boxes: Option<HotBoxes>,
 }
 
 impl fmt::Debug for Csa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Csa({:?})", self.source)
+        match self.peer {
+            Some(peer) => write!(f, "Csa({peer})"),
+            None => write!(f, "Csa({:?})", self.source),
+        }
     }
 }
 
 impl Csa {
-    /// Makes the CSA component for a connected, non-blocking socket, with
-    /// its `inbox` bounded to [`INBOX_LIMIT`]. Returns the handle and the
-    /// socket's [`Source`] (for Selector requests made on its behalf).
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(stream: TcpStream) -> (Handle, Source) {
+    /// The CSA for a connected, non-blocking socket (Kamaelia:
+    /// `ConnectedSocketAdapter(sock)`). Its `inbox` is bounded to
+    /// [`INBOX_LIMIT`]. Make it a component with `Handle::new` (or by
+    /// activating it); take its [`source`](Self::source) first if you make
+    /// Selector requests on its behalf, as TCPServer does (T4).
+    pub fn new(stream: TcpStream) -> Csa {
         let stream = Arc::new(stream);
         let source = Source::new(stream.clone());
-        (Csa::with_source(stream, source.clone()), source)
+        Csa::shared(stream, source)
     }
 
     /// As [`new`](Self::new), for a socket already shared with the Selector
-    /// as `source` (as `TCPClient` does while connecting).
-    pub fn with_source(stream: Arc<TcpStream>, source: Source) -> Handle {
-        Csa::with_options(stream, source, CsaOptions::default())
-    }
-
-    /// As [`with_source`](Self::with_source), with options.
-    pub fn with_options(stream: Arc<TcpStream>, source: Source, options: CsaOptions) -> Handle {
-        let handle = Handle::new(Csa {
+    /// as `source` (as TCPClient's is while it connects).
+    pub fn shared(stream: Arc<TcpStream>, source: Source) -> Csa {
+        Csa {
             stream,
             source,
+            peer: None,
             started: false,
             readable: true,
             writable: true,
@@ -231,55 +268,55 @@ impl Csa {
             write_requested: false,
             read_closed: false,
             finishing: false,
+            write_shut: false,
             backlog: None,
             held: None,
-            options,
+            options: CsaOptions::default(),
             linger_until: None,
-            boxes: None,
-        });
-        // The CSA is the only declarer of this box: it exists.
-        let _ = handle.set_inbox_size("inbox", Some(INBOX_LIMIT));
-        handle
+        }
     }
 
-    /// The CSA's boxes (see the crate docs).
-    fn declare() -> Boxes {
-        Boxes::new()
-            .inbox::<Vec<u8>>("inbox", "bytes to write to the socket")
-            .inbox::<Control>(
-                "control",
-                "producerFinished: flush then close; shutdownMicroprocess: close now",
-            )
-            .inbox::<Ready>("ReadReady", "the Selector's notice: readable")
-            .inbox::<Ready>("SendReady", "the Selector's notice: writable")
-            .outbox::<Vec<u8>>("outbox", "bytes read from the socket")
-            .outbox::<Control>(
-                "readShutdown",
-                "socketShutdown when the peer shut down its write side",
-            )
-            .outbox::<SocketShutdown>(
-                "CreatorFeedback",
-                "socketShutdown(self, [sock, how_died]) when the connection ends",
-            )
-            .outbox::<ShutdownCsa>("signal", "shutdownCSA(self, (self, sock)) when it ends")
-            .outbox::<Request>("_selectorSignal", "requests to the Selector")
+    /// Sets the options (builder style).
+    pub fn with_options(mut self, options: CsaOptions) -> Csa {
+        self.options = options;
+        self
+    }
+
+    /// Says who the peer is, for logs (builder style): TCPServer knows it
+    /// from `accept`, which saves asking the socket.
+    pub fn with_peer(mut self, peer: SocketAddr) -> Csa {
+        self.peer = Some(peer);
+        self
+    }
+
+    /// The socket as the Selector knows it.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The peer's address, if known (asked of the socket the first time).
+    fn peer(&mut self) -> Option<SocketAddr> {
+        if self.peer.is_none() {
+            self.peer = self.stream.peer_addr().ok();
+        }
+        self.peer
     }
 
     /// `newReader((self, "ReadReady"), sock)` or `newWriter((self,
     /// "SendReady"), sock)`.
-    fn request(&self, b: &HotBoxes, kind: selector::Kind) {
+    fn request(&self, b: &CsaBoxes, kind: selector::Kind) {
         let request = match kind {
             selector::Kind::Reader => {
                 Request::NewReader(b.read_ready.postbox(), self.source.clone())
             }
             _ => Request::NewWriter(b.send_ready.postbox(), self.source.clone()),
         };
-        let _ = b.selector.send(request);
+        let _ = b.selector_signal.send(request);
     }
 
     /// C4: write what is queued, refilling from `inbox` under the high
     /// water mark.
-    fn flush(&mut self, b: &HotBoxes) -> io::Result<()> {
+    fn flush(&mut self, b: &CsaBoxes) -> io::Result<()> {
         loop {
             if self.backlog.is_none() && self.writable {
                 // The common case (one reply at a time): write the message
@@ -349,7 +386,7 @@ impl Csa {
     }
 
     /// C4: the socket takes no more; ask the Selector for the next edge.
-    fn wait_writable(&mut self, b: &HotBoxes) {
+    fn wait_writable(&mut self, b: &CsaBoxes) {
         self.writable = false;
         if !self.write_requested {
             self.write_requested = true;
@@ -394,7 +431,7 @@ impl Csa {
 
     /// C3: read until WouldBlock (or the step's share), respecting a full
     /// outbox. Returns true if there is more to read right away.
-    fn read(&mut self, cx: &mut Cx<'_>, b: &HotBoxes) -> io::Result<bool> {
+    fn read(&mut self, b: &CsaBoxes) -> io::Result<bool> {
         if let Some(chunk) = self.held.take().map(|c| *c) {
             if let Err(full) = b.outbox.send(chunk) {
                 self.held = Some(Box::new(full.into_inner()));
@@ -409,8 +446,8 @@ impl Csa {
             reads += 1;
             match read_chunk(&self.stream) {
                 Ok(chunk) if chunk.is_empty() => {
-                    log::trace!("csa {:?}: peer closed its write side", self.source);
-                    self.end_input(cx);
+                    log::trace!("csa {self:?}: peer closed its write side");
+                    self.end_input(b);
                 }
                 Ok(chunk) => {
                     // A short read drained the socket: later data (or FIN)
@@ -437,7 +474,7 @@ impl Csa {
     }
 
     /// C3: the socket is drained; ask the Selector for the next edge.
-    fn wait_readable(&mut self, b: &HotBoxes) {
+    fn wait_readable(&mut self, b: &CsaBoxes) {
         self.readable = false;
         if !self.read_requested {
             self.read_requested = true;
@@ -447,46 +484,40 @@ impl Csa {
 
     /// No more input (C7): stop reading and tell the handler with
     /// `socketShutdown` out of `readShutdown`.
-    fn end_input(&mut self, cx: &mut Cx<'_>) {
+    fn end_input(&mut self, b: &CsaBoxes) {
         if !self.read_closed {
             self.read_closed = true;
-            let _ = cx.send(Control::SocketShutdown, "readShutdown");
+            let _ = b.read_shutdown.send(Control::SocketShutdown);
         }
     }
 
     /// C6: everything that happens exactly once when the connection ends.
-    fn die(&mut self, cx: &mut Cx<'_>, how_died: Option<io::Error>) -> Step {
+    fn die(&mut self, cx: &Cx<CsaBoxes>, how_died: Option<io::Error>) -> Step {
+        let peer = self.peer();
+        let peer = peer.map_or_else(|| format!("{:?}", self.source), |p| p.to_string());
         match &how_died {
-            Some(e) => log::debug!("csa {:?}: closed by error: {e}", self.source),
-            None => log::trace!("csa {:?}: closed", self.source),
+            Some(e) => log::debug!("csa: connection with {peer} closed: {e}"),
+            None => log::debug!("csa: connection with {peer} closed"),
         }
         let _ = self.stream.shutdown(Shutdown::Both);
         self.backlog = None;
         self.held = None;
         let me = cx.me().clone();
-        let _ = cx.send(
-            Request::RemoveReader(self.source.clone()),
-            "_selectorSignal",
-        );
-        let _ = cx.send(
-            Request::RemoveWriter(self.source.clone()),
-            "_selectorSignal",
-        );
-        let _ = cx.send(
-            SocketShutdown {
-                csa: me.clone(),
-                source: self.source.clone(),
-                how_died,
-            },
-            "CreatorFeedback",
-        );
-        let _ = cx.send(
-            ShutdownCsa {
-                csa: me,
-                source: self.source.clone(),
-            },
-            "signal",
-        );
+        let _ = cx
+            .selector_signal
+            .send(Request::RemoveReader(self.source.clone()));
+        let _ = cx
+            .selector_signal
+            .send(Request::RemoveWriter(self.source.clone()));
+        let _ = cx.creator_feedback.send(SocketShutdown {
+            csa: me.clone(),
+            source: self.source.clone(),
+            how_died,
+        });
+        let _ = cx.signal.send(ShutdownCsa {
+            csa: me,
+            source: self.source.clone(),
+        });
         Step::Done
     }
 }
@@ -518,43 +549,25 @@ fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
 }
 
 impl Component for Csa {
-    fn boxes(&self) -> Boxes {
-        // One declaration shared by every connection (see `axon::Boxes`).
-        static BOXES: OnceLock<Boxes> = OnceLock::new();
-        BOXES.get_or_init(Csa::declare).clone()
-    }
+    type Boxes = CsaBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "ConnectedSocketAdapter".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn created(&mut self, _me: &Handle, boxes: &CsaBoxes) {
+        boxes.inbox.set_limit(Some(INBOX_LIMIT));
+    }
+
+    fn main(&mut self, cx: &mut Cx<CsaBoxes>) -> Step {
         if !self.started {
             self.started = true;
-            match HotBoxes::find(cx.me()) {
-                Ok(b) => self.boxes = Some(b),
-                Err(e) => {
-                    log::error!("csa: {e}");
-                    return self.die(cx, Some(io::Error::other(e.to_string())));
-                }
-            }
             if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
                 log::error!("csa: no Selector: {e}");
-                return self.die(cx, Some(io::Error::other(e.to_string())));
+                return self.die(cx, Some(io::Error::other(e)));
             }
         }
-        let Some(b) = self.boxes.take() else {
-            return self.die(cx, None); // never: found in the first step
-        };
-        let step = self.step(cx, &b);
-        self.boxes = Some(b);
-        step
-    }
-}
-
-impl Csa {
-    /// One step, with the hot boxes at hand.
-    fn step(&mut self, cx: &mut Cx<'_>, b: &HotBoxes) -> Step {
+        let b = cx.boxes();
         while b.read_ready.recv().is_some() {
             self.readable = true;
             self.read_requested = false;
@@ -567,22 +580,37 @@ impl Csa {
             match msg {
                 // Stop taking input, as if the peer had half-closed (C7):
                 // the handler hears of it and finishes in its own time.
-                Control::SocketShutdown => self.end_input(cx),
+                Control::SocketShutdown => self.end_input(b),
                 m if m.is_producer_finished() => self.finishing = true,
-                _ => return self.die(cx, None), // shutdownMicroprocess: at once
+                // shutdownMicroprocess (C5): one pass writing what is
+                // queued, as far as the socket takes it now, then close.
+                _ => {
+                    let how_died = self.flush(b).err();
+                    return self.die(cx, how_died);
+                }
             }
         }
         if let Err(e) = self.flush(b) {
             return self.die(cx, Some(e));
         }
-        let more = match self.read(cx, b) {
+        let more = match self.read(b) {
             Ok(more) => more,
             Err(e) => return self.die(cx, Some(e)),
         };
-        let closing = self.finishing || (self.read_closed && !cx.is_linked("readShutdown"));
+        let closing = self.finishing || (self.read_closed && !b.read_shutdown.is_linked());
         if closing {
             if self.backlog.is_none() && b.inbox.is_empty() {
-                return self.die(cx, None);
+                if !(self.finishing && self.options.half_close && !self.read_closed) {
+                    return self.die(cx, None);
+                }
+                // Everything is written: half-close and read on until the
+                // peer closes, within the linger time.
+                if !self.write_shut {
+                    self.write_shut = true;
+                    if let Err(e) = self.stream.shutdown(Shutdown::Write) {
+                        return self.die(cx, Some(e));
+                    }
+                }
             }
             // C7: bounded linger for a peer that will not take its output.
             let now = Instant::now();

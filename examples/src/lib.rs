@@ -7,29 +7,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
+use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Standard, Step};
 
 /// Sends every byte it receives straight back (the chunk itself: no copy).
 ///
-/// Boxes: the standard four, `Vec<u8>` in `inbox` and `outbox`. On
+/// Boxes: [`Standard`], `Vec<u8>` in `inbox` and `outbox`. On
 /// `socketShutdown` (the client finished sending, C7) it writes what it
-/// still holds, sends `producerFinished` out of `signal` and ends.
-///
-/// It runs once per message on every connection, so it finds its three
-/// busy boxes by name once ([`axon::Inbox`], [`axon::Outbox`]) rather than
-/// on every `recv` and `send`.
+/// still holds, sends `producerFinished` out of `signal` and ends. A chunk
+/// the connection has no room for is kept until it has (A5).
 #[derive(Debug, Default)]
 pub struct Echo {
     held: Option<Vec<u8>>,
     closing: bool,
-    boxes: Option<EchoBoxes>,
-}
-
-#[derive(Debug)]
-struct EchoBoxes {
-    inbox: Inbox<Vec<u8>>,
-    control: Inbox<Control>,
-    outbox: Outbox<Vec<u8>>,
 }
 
 impl Echo {
@@ -37,63 +26,31 @@ impl Echo {
     pub fn new() -> Self {
         Echo::default()
     }
+}
 
-    fn step(&mut self, cx: &mut Cx<'_>, b: &EchoBoxes) -> Step {
-        loop {
-            let chunk = match self.held.take() {
-                Some(chunk) => chunk,
-                None => match b.inbox.recv() {
-                    Some(chunk) => chunk,
-                    None => break,
-                },
-            };
-            if let Err(full) = b.outbox.send(chunk) {
+impl Component for Echo {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        while let Some(chunk) = self.held.take().or_else(|| cx.inbox.recv()) {
+            if let Err(full) = cx.outbox.send(chunk) {
                 // A5: keep it; woken when the CSA takes from its inbox.
                 self.held = Some(full.into_inner());
                 return Step::Pause;
             }
         }
-        while let Some(msg) = b.control.recv() {
+        while let Some(msg) = cx.control.recv() {
             if msg.is_producer_finished() {
                 self.closing = true;
             } else {
                 return Step::Done;
             }
         }
-        if self.closing && b.inbox.is_empty() {
-            let _ = cx.send(Control::ProducerFinished, "signal");
+        if self.closing && cx.inbox.is_empty() {
+            let _ = cx.signal.send(Control::ProducerFinished);
             return Step::Done;
         }
         Step::Pause
-    }
-}
-
-impl Component for Echo {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-    }
-
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        let b = match self.boxes.take() {
-            Some(b) => b,
-            None => {
-                let me = cx.me();
-                match (me.inbox("inbox"), me.inbox("control"), me.outbox("outbox")) {
-                    (Ok(inbox), Ok(control), Ok(outbox)) => EchoBoxes {
-                        inbox,
-                        control,
-                        outbox,
-                    },
-                    _ => {
-                        log::error!("echo: its standard boxes are missing");
-                        return Step::Done;
-                    }
-                }
-            }
-        };
-        let step = self.step(cx, &b);
-        self.boxes = Some(b);
-        step
     }
 }
 
@@ -138,34 +95,42 @@ impl ChatHub {
     }
 }
 
-impl Component for ChatHub {
-    fn boxes(&self) -> Boxes {
-        Boxes::new()
-            .inbox::<Join>("join", "a client arrived")
-            .inbox::<u64>("leave", "a client left")
-            .inbox::<ChatLine>("lines", "a line to pass on to the others")
-            .inbox::<Control>("control", "any message ends the hub")
+boxes! {
+    /// The [`ChatHub`]'s boxes.
+    pub struct ChatHubBoxes {
+        /// a client arrived
+        pub join: Inbox<Join>,
+        /// a client left
+        pub leave: Inbox<u64>,
+        /// a line to pass on to the others
+        pub lines: Inbox<ChatLine>,
+        /// any message ends the hub
+        pub control: Inbox<Control>,
     }
+}
+
+impl Component for ChatHub {
+    type Boxes = ChatHubBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "ChatHub".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        while let Some(j) = cx.recv::<Join>("join") {
+    fn main(&mut self, cx: &mut Cx<ChatHubBoxes>) -> Step {
+        while let Some(j) = cx.join.recv() {
             self.clients.insert(j.id, j.to);
         }
-        while let Some(line) = cx.recv::<ChatLine>("lines") {
+        while let Some(line) = cx.lines.recv() {
             for (id, to) in &self.clients {
                 if *id != line.from && to.send(line.line.clone()).is_err() {
                     log::debug!("chat: client {id} is not reading; line dropped for it");
                 }
             }
         }
-        while let Some(id) = cx.recv::<u64>("leave") {
+        while let Some(id) = cx.leave.recv() {
             self.clients.remove(&id);
         }
-        if cx.recv::<Control>("control").is_some() {
+        if cx.control.recv().is_some() {
             return Step::Done;
         }
         Step::Pause
@@ -205,34 +170,44 @@ impl ChatClient {
         })
     }
 
-    fn leave(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn leave(&mut self, cx: &Cx<ChatClientBoxes>) -> Step {
         let _ = self.hub_leave.send(self.id);
-        let _ = cx.send(Control::ProducerFinished, "signal");
+        let _ = cx.signal.send(Control::ProducerFinished);
         Step::Done
     }
 }
 
-impl Component for ChatClient {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-            .inbox::<Vec<u8>>("fromHub", "lines from the other clients")
+boxes! {
+    /// A [`ChatClient`]'s boxes: the standard four and `fromHub`.
+    pub struct ChatClientBoxes {
+        /// bytes from the client
+        pub inbox: Inbox<Vec<u8>>,
+        /// socketShutdown when the client is gone
+        pub control: Inbox<Control>,
+        /// bytes to the client
+        pub outbox: Outbox<Vec<u8>>,
+        /// producerFinished when it ends
+        pub signal: Outbox<Control>,
+        /// lines from the other clients
+        #[name = "fromHub"]
+        pub from_hub: Inbox<Vec<u8>>,
     }
+}
+
+impl Component for ChatClient {
+    type Boxes = ChatClientBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "ChatClient".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn main(&mut self, cx: &mut Cx<ChatClientBoxes>) -> Step {
         if !self.joined {
             self.joined = true;
-            match cx.me().postbox::<Vec<u8>>("fromHub") {
-                Ok(to) => {
-                    let _ = self.hub_join.send(Join { id: self.id, to });
-                }
-                Err(e) => log::error!("chat: {e}"),
-            }
+            let to = cx.from_hub.postbox();
+            let _ = self.hub_join.send(Join { id: self.id, to });
         }
-        while let Some(bytes) = cx.recv::<Vec<u8>>("inbox") {
+        while let Some(bytes) = cx.inbox.recv() {
             self.partial.extend_from_slice(&bytes);
             while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
                 let rest = self.partial.split_off(end + 1);
@@ -243,19 +218,19 @@ impl Component for ChatClient {
                 });
             }
         }
-        while let Some(line) = cx.recv::<Vec<u8>>("fromHub") {
+        while let Some(line) = cx.from_hub.recv() {
             if self.queue.len() == CLIENT_QUEUE {
                 self.queue.pop_front();
             }
             self.queue.push_back(line);
         }
         while let Some(line) = self.queue.pop_front() {
-            if let Err(full) = cx.send(line, "outbox") {
+            if let Err(full) = cx.outbox.send(line) {
                 self.queue.push_front(full.into_inner());
                 break;
             }
         }
-        if cx.recv::<Control>("control").is_some() {
+        if cx.control.recv().is_some() {
             return self.leave(cx);
         }
         Step::Pause

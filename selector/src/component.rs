@@ -1,6 +1,6 @@
 //! The Selector component and how it is found (S1, S2, S8).
 
-use axon::{Boxes, CatError, Component, Control, Cx, Handle, Inbox, Step};
+use axon::{boxes, CatError, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 
 use crate::poll::{lock, Shared};
 use crate::request::Request;
@@ -28,8 +28,18 @@ pub(crate) const STATE_VALUE: &str = "selector.state";
 pub struct Selector {
     shared: Shared,
     shutting_down: bool,
-    /// `notify` and `control`, found once: every request passes here.
-    inboxes: Option<(Inbox<Request>, Inbox<Control>)>,
+}
+
+boxes! {
+    /// The [`Selector`]'s boxes.
+    pub struct SelectorBoxes {
+        /// newReader/newWriter/newExceptional requests and their removals
+        pub notify: Inbox<Request>,
+        /// shutdown: deregister, end when no registrations are left
+        pub control: Inbox<Control>,
+        /// producerFinished when the Selector ends
+        pub signal: Outbox<Control>,
+    }
 }
 
 impl std::fmt::Debug for Selector {
@@ -39,53 +49,21 @@ impl std::fmt::Debug for Selector {
 }
 
 impl Component for Selector {
-    fn boxes(&self) -> Boxes {
-        Boxes::new()
-            .inbox::<Request>(
-                "notify",
-                "newReader/newWriter/newExceptional requests and their removals",
-            )
-            .inbox::<Control>(
-                "control",
-                "shutdown: deregister, end when no registrations are left",
-            )
-            .outbox::<Control>("signal", "producerFinished when the Selector ends")
-    }
+    type Boxes = SelectorBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "Selector".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if self.inboxes.is_none() {
-            let me = cx.me();
-            match (me.inbox("notify"), me.inbox("control")) {
-                (Ok(n), Ok(c)) => self.inboxes = Some((n, c)),
-                _ => {
-                    log::error!("selector: its inboxes are missing");
-                    return Step::Done;
-                }
-            }
-        }
-        let Some((notify, control)) = self.inboxes.take() else {
-            return Step::Done;
-        };
-        let step = self.step(cx, &notify, &control);
-        self.inboxes = Some((notify, control));
-        step
-    }
-}
-
-impl Selector {
-    fn step(&mut self, cx: &mut Cx<'_>, notify: &Inbox<Request>, control: &Inbox<Control>) -> Step {
-        if let Some(first) = notify.recv() {
+    fn main(&mut self, cx: &mut Cx<SelectorBoxes>) -> Step {
+        if let Some(first) = cx.notify.recv() {
             let mut state = lock(&self.shared);
             state.request(first);
-            while let Some(request) = notify.recv() {
+            while let Some(request) = cx.notify.recv() {
                 state.request(request);
             }
         }
-        while let Some(msg) = control.recv() {
+        while let Some(msg) = cx.control.recv() {
             log::debug!("selector: {msg:?} received, shutting down");
             if !self.shutting_down {
                 self.shutting_down = true;
@@ -100,16 +78,19 @@ impl Selector {
                 }
                 // Removals may come through another Selector sharing this
                 // state: be woken when the last registration goes.
-                if let Ok(control) = me.postbox::<Control>("control") {
-                    lock(&self.shared).notify_when_empty(control);
-                }
+                lock(&self.shared).notify_when_empty(cx.control.postbox());
             }
         }
-        if self.shutting_down && lock(&self.shared).is_empty() {
-            let _ = cx.send(Control::ProducerFinished, "signal");
+        let idle = lock(&self.shared).is_empty();
+        if self.shutting_down && idle {
+            let _ = cx.signal.send(Control::ProducerFinished);
             log::debug!("selector: ended");
             return Step::Done;
         }
+        // With nothing registered the Selector has nothing to serve: it
+        // does not keep the scheduler running by itself (Kamaelia's
+        // Selector ended when idle, too).
+        cx.set_idle_service(idle);
         Step::Pause
     }
 }
@@ -133,7 +114,6 @@ pub fn get_selector_services(cat: &axon::Cat) -> Result<(Handle, Option<Handle>)
     let h = Handle::new(Selector {
         shared,
         shutting_down: false,
-        inboxes: None,
     });
     cat.register_service("selector", &h, "notify")
         .map_err(SelectorError::Cat)?;
@@ -145,7 +125,7 @@ pub fn get_selector_services(cat: &axon::Cat) -> Result<(Handle, Option<Handle>)
 
 /// For components: finds (S1) the Selector, activating it if new, and links
 /// `(me, outbox)` to its `notify` inbox.
-pub fn link_to_selector(cx: &mut Cx<'_>, outbox: &str) -> Result<Handle, SelectorError> {
+pub fn link_to_selector<B>(cx: &Cx<B>, outbox: &str) -> Result<Handle, SelectorError> {
     let (selector, new) = get_selector_services(cx.cat())?;
     if let Some(new) = new {
         cx.activate(&new).map_err(SelectorError::Activate)?;

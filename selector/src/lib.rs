@@ -2,7 +2,7 @@
 //!
 //! Kamaelia's `Kamaelia.Internet.Selector`: a component that watches
 //! sockets and tells other components, once per request, when one is ready
-//! (rules S1–S8 of `PROTOCOL.md`).
+//! (rules S1–S8 of the project's `docs/PROTOCOL.md`).
 //!
 //! A component that owns a socket wraps it in a [`Source`], finds the
 //! Selector through the CAT ([`get_selector_services`], S1), links an
@@ -43,29 +43,41 @@
 //! ```
 //! use std::sync::Arc;
 //! use std::time::Duration;
-//! use axon::{Boxes, Endpoint, Handle, link};
+//! use axon::{boxes, link, Endpoint, Inbox, Outbox};
 //! use selector::{get_selector_services, Ready, Request, Source};
+//!
+//! boxes! {
+//!     struct Me {
+//!         /// requests to the Selector
+//!         to_selector: Outbox<Request>,
+//!         /// the Selector's notices
+//!         ready: Inbox<Ready>,
+//!     }
+//! }
 //!
 //! let scheduler = selector::scheduler().unwrap();
 //! let (sel, new) = get_selector_services(scheduler.cat()).unwrap();
 //! scheduler.activate(&new.unwrap()).unwrap();
-//! let stop = scheduler.handle();
-//! let running = std::thread::spawn(move || scheduler.run());
 //!
 //! // A listening socket with a client waiting on it is readable.
 //! let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
 //! let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-//! let me = Endpoint::new("me", Boxes::new()
-//!     .outbox::<Request>("toSelector", "requests")
-//!     .inbox::<Ready>("ready", "notices"));
-//! link((me.handle(), "toSelector"), (&sel, "notify")).unwrap();
+//! let me = Endpoint::<Me>::new("me");
+//! link((me.handle(), "to_selector"), (&sel, "notify")).unwrap();
 //! let source = Source::new(listener);
-//! me.send(Request::new_reader((me.handle(), "ready"), &source).unwrap(), "toSelector").unwrap();
-//! let notice = me.recv_timeout::<Ready>("ready", Duration::from_secs(10)).unwrap();
+//! me.to_selector.send(Request::NewReader(me.ready.postbox(), source.clone())).unwrap();
+//!
+//! let stop = scheduler.handle();
+//! let running = std::thread::spawn(move || scheduler.run());
+//! let notice = me.ready.recv_timeout(Duration::from_secs(10));
 //! assert!(notice.unwrap().0.same(&source));
 //! stop.stop();
 //! running.join().unwrap();
 //! ```
+//!
+//! The request is sent before the scheduler runs: a Selector with nothing
+//! registered does not keep its scheduler running by itself, so a
+//! scheduler whose only component is an idle Selector returns at once.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -78,7 +90,7 @@ pub mod state;
 use std::fmt;
 use std::io;
 
-pub use component::{get_selector_services, link_to_selector, Selector};
+pub use component::{get_selector_services, link_to_selector, Selector, SelectorBoxes};
 pub use poll::{MioPoller, SelectorReactor};
 pub use request::{Kind, Notice, Ready, Request, Source};
 
@@ -97,18 +109,27 @@ pub enum SelectorError {
 
 impl fmt::Display for SelectorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SelectorError::NoReactor => f.write_str(
-                "this scheduler has no Selector reactor; build it with selector::scheduler()",
-            ),
-            SelectorError::Cat(e) => write!(f, "selector service: {e}"),
-            SelectorError::Activate(e) => write!(f, "selector service: {e}"),
-            SelectorError::Link(e) => write!(f, "selector service: {e}"),
-        }
+        f.write_str(match self {
+            SelectorError::NoReactor => {
+                "this scheduler has no Selector reactor; build it with selector::scheduler()"
+            }
+            SelectorError::Cat(_) => "selector service: cannot register it",
+            SelectorError::Activate(_) => "selector service: cannot activate it",
+            SelectorError::Link(_) => "selector service: cannot link to it",
+        })
     }
 }
 
-impl std::error::Error for SelectorError {}
+impl std::error::Error for SelectorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SelectorError::NoReactor => None,
+            SelectorError::Cat(e) => Some(e),
+            SelectorError::Activate(e) => Some(e),
+            SelectorError::Link(e) => Some(e),
+        }
+    }
+}
 
 /// A scheduler whose idle wait is the Selector's poll (see the crate docs).
 /// Components on it find the Selector with [`get_selector_services`].
@@ -118,6 +139,6 @@ pub fn scheduler() -> io::Result<axon::Scheduler> {
     scheduler
         .cat()
         .track_value(component::STATE_VALUE, shared)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+        .map_err(io::Error::other)?;
     Ok(scheduler)
 }

@@ -263,7 +263,8 @@ fn fire(notice: &Notice, source: &Source) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axon::{Boxes, Endpoint};
+    use axon::{boxes, Endpoint, Inbox};
+    use proptest::prelude::*;
     use std::os::fd::AsRawFd;
     use std::sync::Arc;
 
@@ -294,25 +295,35 @@ mod tests {
         }
     }
 
-    fn client() -> Endpoint {
-        Endpoint::new(
-            "client",
-            Boxes::new()
-                .inbox::<Ready>("ReadReady", "")
-                .inbox::<Ready>("SendReady", ""),
-        )
+    boxes! {
+        struct Client {
+            /// readable notices
+            #[name = "ReadReady"]
+            read_ready: Inbox<Ready>,
+            /// writable notices
+            #[name = "SendReady"]
+            send_ready: Inbox<Ready>,
+        }
     }
 
-    fn notices(e: &Endpoint, inbox: &str) -> usize {
+    fn client() -> Endpoint<Client> {
+        Endpoint::new("client")
+    }
+
+    fn notices(e: &Endpoint<Client>, inbox: &str) -> usize {
+        let inbox = match inbox {
+            "ReadReady" => &e.read_ready,
+            _ => &e.send_ready,
+        };
         let mut n = 0;
-        while e.recv::<Ready>(inbox).unwrap().is_some() {
+        while inbox.recv().is_some() {
             n += 1;
         }
         n
     }
 
     /// A state with one client waiting to hear that fd 7 is readable.
-    fn reading_fd_7() -> (State<FakePoller>, Endpoint, Source) {
+    fn reading_fd_7() -> (State<FakePoller>, Endpoint<Client>, Source) {
         let mut s = State::new(FakePoller::default());
         let c = client();
         let src = Source::new(Arc::new(Fd(7)));
@@ -470,8 +481,34 @@ mod tests {
     /// step against a simple model of S3–S7: every notice the model owes
     /// arrives (none lost), none arrives after removal, at most one per
     /// request.
-    #[test]
-    fn s3_s7_random_interleavings_match_the_model() {
+    /// One step of the model test below.
+    #[derive(Clone, Copy, Debug)]
+    enum Op {
+        /// `newReader` (kind 0) or `newWriter` (kind 1) from requester `who`.
+        Request { src: usize, kind: usize, who: usize },
+        /// `removeReader` / `removeWriter`.
+        Remove { src: usize, kind: usize },
+        /// The poller reports readiness.
+        Event { src: usize, readable: bool, writable: bool },
+        /// A late event for the source's last removed registration.
+        Stale { src: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => (0..3usize, 0..2usize, 0..2usize)
+                .prop_map(|(src, kind, who)| Op::Request { src, kind, who }),
+            1 => (0..3usize, 0..2usize).prop_map(|(src, kind)| Op::Remove { src, kind }),
+            1 => (0..3usize, any::<bool>(), any::<bool>())
+                .prop_map(|(src, readable, writable)| Op::Event { src, readable, writable }),
+            1 => (0..3usize).prop_map(|src| Op::Stale { src }),
+        ]
+    }
+
+    /// Runs `ops` against the state machine and against a model of S3–S7
+    /// (one-shot, first wins, no lost wake-up, stale events ignored),
+    /// comparing the notices each requester gets after every step.
+    fn matches_the_model(ops: &[Op]) -> Result<(), TestCaseError> {
         #[derive(Clone, Copy, Default)]
         struct Dir {
             armed: Option<usize>, // which requester
@@ -484,115 +521,127 @@ mod tests {
             registered: bool,
             stale_tokens: Vec<usize>,
         }
-        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            (rng % n) as usize
-        };
-        for _seed in 0..200 {
-            let mut state = State::new(FakePoller::default());
-            let requesters = [client(), client()];
-            let inbox = |k: usize| if k == 0 { "ReadReady" } else { "SendReady" };
-            let mut owed = [[0usize; 2]; 2]; // [requester][kind]
-            let mut srcs: Vec<Src> = (0..3)
-                .map(|i| Src {
-                    source: Source::new(Arc::new(Fd(10 + i))),
-                    fd: 10 + i,
-                    dirs: Default::default(),
-                    registered: false,
-                    stale_tokens: Vec::new(),
-                })
-                .collect();
-            for _op in 0..300 {
-                let i = next(3);
-                let kind = next(2);
-                match next(5) {
-                    0 | 1 => {
-                        let who = next(2);
-                        let to = (requesters[who].handle(), inbox(kind));
-                        let req = if kind == 0 {
-                            Request::new_reader(to, &srcs[i].source)
+        let mut state = State::new(FakePoller::default());
+        let requesters = [client(), client()];
+        let inbox = |k: usize| if k == 0 { "ReadReady" } else { "SendReady" };
+        let mut owed = [[0usize; 2]; 2]; // [requester][kind]
+        let mut srcs: Vec<Src> = (0..3)
+            .map(|i| Src {
+                source: Source::new(Arc::new(Fd(10 + i))),
+                fd: 10 + i,
+                dirs: Default::default(),
+                registered: false,
+                stale_tokens: Vec::new(),
+            })
+            .collect();
+        for (step, &op) in ops.iter().enumerate() {
+            match op {
+                Op::Request { src, kind, who } => {
+                    let to = (requesters[who].handle(), inbox(kind));
+                    let req = if kind == 0 {
+                        Request::new_reader(to, &srcs[src].source)
+                    } else {
+                        Request::new_writer(to, &srcs[src].source)
+                    };
+                    state.request(req.unwrap());
+                    let s = &mut srcs[src];
+                    s.registered = true;
+                    let d = &mut s.dirs[kind];
+                    if d.armed.is_none() {
+                        if d.seen {
+                            d.seen = false;
+                            owed[who][kind] += 1;
                         } else {
-                            Request::new_writer(to, &srcs[i].source)
+                            d.armed = Some(who);
+                        }
+                    }
+                }
+                Op::Remove { src, kind } => {
+                    let s = &mut srcs[src];
+                    let tok = s.registered.then(|| token(&state, s.fd));
+                    state.request(if kind == 0 {
+                        Request::RemoveReader(s.source.clone())
+                    } else {
+                        Request::RemoveWriter(s.source.clone())
+                    });
+                    if s.registered {
+                        s.dirs[kind].armed = None;
+                        if s.dirs.iter().all(|d| d.armed.is_none()) {
+                            s.stale_tokens.extend(tok);
+                            s.registered = false;
+                            s.dirs = Default::default();
+                        }
+                    }
+                }
+                Op::Event {
+                    src,
+                    readable,
+                    writable,
+                } => {
+                    let s = &mut srcs[src];
+                    if s.registered {
+                        let r = Readiness {
+                            readable,
+                            writable,
+                            exceptional: false,
+                            read_closed: false,
                         };
-                        state.request(req.unwrap());
-                        let s = &mut srcs[i];
-                        s.registered = true;
-                        let d = &mut s.dirs[kind];
-                        if d.armed.is_none() {
-                            if d.seen {
-                                d.seen = false;
-                                owed[who][kind] += 1;
-                            } else {
-                                d.armed = Some(who);
-                            }
-                        }
-                    }
-                    2 => {
-                        let s = &mut srcs[i];
-                        let tok = s.registered.then(|| token(&state, s.fd));
-                        state.request(if kind == 0 {
-                            Request::RemoveReader(s.source.clone())
-                        } else {
-                            Request::RemoveWriter(s.source.clone())
-                        });
-                        if s.registered {
-                            s.dirs[kind].armed = None;
-                            if s.dirs.iter().all(|d| d.armed.is_none()) {
-                                s.stale_tokens.extend(tok);
-                                s.registered = false;
-                                s.dirs = Default::default();
-                            }
-                        }
-                    }
-                    3 => {
-                        let s = &mut srcs[i];
-                        if s.registered {
-                            let r = Readiness {
-                                readable: next(2) == 0,
-                                writable: next(2) == 0,
-                                exceptional: false,
-                                read_closed: false,
-                            };
-                            state.event(token(&state, s.fd), r);
-                            for (k, ready) in [r.readable, r.writable].into_iter().enumerate() {
-                                if ready {
-                                    match s.dirs[k].armed.take() {
-                                        Some(who) => owed[who][k] += 1,
-                                        None => s.dirs[k].seen = true,
-                                    }
+                        state.event(token(&state, s.fd), r);
+                        for (k, ready) in [readable, writable].into_iter().enumerate() {
+                            if ready {
+                                match s.dirs[k].armed.take() {
+                                    Some(who) => owed[who][k] += 1,
+                                    None => s.dirs[k].seen = true,
                                 }
                             }
                         }
                     }
-                    _ => {
-                        // A stale event for a removed registration: ignored.
-                        if let Some(&t) = srcs[i].stale_tokens.last() {
-                            state.event(
-                                t,
-                                Readiness {
-                                    readable: true,
-                                    writable: true,
-                                    exceptional: true,
-                                    read_closed: true,
-                                },
-                            );
-                        }
-                    }
                 }
-                for (who, r) in requesters.iter().enumerate() {
-                    for (k, owed) in owed[who].iter_mut().enumerate() {
-                        let got = notices(r, inbox(k));
-                        assert_eq!(
-                            got, *owed,
-                            "requester {who}, kind {k}: notices differ from the model"
+                Op::Stale { src } => {
+                    // S7: a stale event for a removed registration is ignored.
+                    if let Some(&t) = srcs[src].stale_tokens.last() {
+                        state.event(
+                            t,
+                            Readiness {
+                                readable: true,
+                                writable: true,
+                                exceptional: true,
+                                read_closed: true,
+                            },
                         );
-                        *owed = 0;
                     }
                 }
             }
+            for (who, r) in requesters.iter().enumerate() {
+                for (k, owed) in owed[who].iter_mut().enumerate() {
+                    let got = notices(r, inbox(k));
+                    prop_assert_eq!(
+                        got,
+                        *owed,
+                        "after step {} ({:?}): requester {}, kind {}: notices differ from the model",
+                        step,
+                        op,
+                        who,
+                        k
+                    );
+                    *owed = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        // A failing sequence is shrunk to a shortest one and printed.
+        #![proptest_config(ProptestConfig {
+            cases: 256,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn s3_s7_random_interleavings_match_the_model(ops in proptest::collection::vec(op(), 1..300)) {
+            matches_the_model(&ops)?;
         }
     }
 }

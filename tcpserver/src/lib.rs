@@ -1,6 +1,6 @@
 //! # TCPServer
 //!
-//! Kamaelia's `Kamaelia.Internet.TCPServer` (rules T1–T8 of `PROTOCOL.md`):
+//! Kamaelia's `Kamaelia.Internet.TCPServer` (rules T1–T8 of the project's `docs/PROTOCOL.md`):
 //! a component that listens on a port, accepts connections, makes a
 //! [`Csa`] child for each, and announces it with `newCSA` out of
 //! `protocolHandlerSignal` for someone (normally `ServerCore`) to wire up
@@ -59,8 +59,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axon::{Boxes, Component, Control, Cx, Handle, Step};
-pub use csa::{Csa, SocketShutdown};
+use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
+pub use csa::{Csa, SocketShutdown, TcpStream};
 use mio::net::TcpListener;
 use selector::{Ready, Request, Source};
 
@@ -171,7 +171,7 @@ impl std::error::Error for BindError {
 
 impl From<BindError> for io::Error {
     fn from(e: BindError) -> io::Error {
-        io::Error::new(e.error.kind(), e.to_string())
+        io::Error::new(e.error.kind(), e)
     }
 }
 
@@ -220,15 +220,15 @@ impl TcpServer {
         self.local_addr
     }
 
-    fn request_newconnection(&mut self, cx: &mut Cx<'_>) {
+    fn request_newconnection(&mut self, cx: &Cx<TcpServerBoxes>) {
         if self.requested {
             return;
         }
         self.requested = true;
-        let me = cx.me().clone();
-        if let Ok(r) = Request::new_reader((&me, "newconnection"), &self.source) {
-            let _ = cx.send(r, "_selectorSignal");
-        }
+        let _ = cx.selector_signal.send(Request::NewReader(
+            cx.newconnection.postbox(),
+            self.source.clone(),
+        ));
     }
 
     fn at_limit(&self) -> bool {
@@ -238,7 +238,7 @@ impl TcpServer {
     }
 
     /// One bounded accept round (T4, T5, T8). True if more may be waiting.
-    fn accept_round(&mut self, cx: &mut Cx<'_>) -> bool {
+    fn accept_round(&mut self, cx: &Cx<TcpServerBoxes>) -> bool {
         let Some(listener) = self.listener.clone() else {
             return false;
         };
@@ -283,8 +283,8 @@ impl TcpServer {
         true
     }
 
-    fn new_connection(&mut self, cx: &mut Cx<'_>, stream: mio::net::TcpStream, peer: SocketAddr) {
-        if !cx.is_linked("protocolHandlerSignal") {
+    fn new_connection(&mut self, cx: &Cx<TcpServerBoxes>, stream: TcpStream, peer: SocketAddr) {
+        if !cx.protocol_handler_signal.is_linked() {
             log::warn!(
                 "tcpserver {}: nothing handles new connections; closing {peer}",
                 self.local_addr
@@ -296,15 +296,14 @@ impl TcpServer {
         }
         let local = stream.local_addr().unwrap_or(self.local_addr);
         log::debug!("tcpserver {}: connection from {peer}", self.local_addr);
-        let stream = Arc::new(stream);
-        let source = Source::new(stream.clone());
-        let csa = Csa::with_options(
-            stream,
-            source.clone(),
-            csa::CsaOptions {
+        let csa = Csa::new(stream)
+            .with_peer(peer)
+            .with_options(csa::CsaOptions {
                 linger: self.options.linger,
-            },
-        );
+                ..csa::CsaOptions::default()
+            });
+        let source = csa.source().clone();
+        let csa = Handle::new(csa);
         let me = cx.me().clone();
         cx.add_child(&csa);
         // Not kept in our linkage book: it leaves the CSA, and goes when the
@@ -313,39 +312,32 @@ impl TcpServer {
             log::error!("tcpserver: {e}");
         }
         self.open += 1;
-        let _ = cx.send(
-            ServerEvent::NewCsa(NewCsa {
+        let _ = cx.protocol_handler_signal.send(ServerEvent::NewCsa(NewCsa {
                 server: me,
                 csa: csa.clone(),
                 source: source.clone(),
                 peer,
                 local,
-            }),
-            "protocolHandlerSignal",
-        );
-        for request in [
-            Request::new_reader((&csa, "ReadReady"), &source),
-            Request::new_writer((&csa, "SendReady"), &source),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let _ = cx.send(request, "_selectorSignal");
+            }));
+        if let Some(b) = csa.typed_boxes::<csa::CsaBoxes>() {
+            let _ = cx
+                .selector_signal
+                .send(Request::NewReader(b.read_ready.postbox(), source.clone()));
+            let _ = cx
+                .selector_signal
+                .send(Request::NewWriter(b.send_ready.postbox(), source));
         }
     }
 
     /// T6.
-    fn connection_closed(&mut self, cx: &mut Cx<'_>, msg: SocketShutdown) {
-        let _ = cx.send(Request::RemoveReader(msg.source.clone()), "_selectorSignal");
-        let _ = cx.send(Request::RemoveWriter(msg.source), "_selectorSignal");
+    fn connection_closed(&mut self, cx: &Cx<TcpServerBoxes>, msg: SocketShutdown) {
+        let _ = cx.selector_signal.send(Request::RemoveReader(msg.source.clone()));
+        let _ = cx.selector_signal.send(Request::RemoveWriter(msg.source));
         let me = cx.me().clone();
-        let _ = cx.send(
-            ServerEvent::ShutdownCsa {
+        let _ = cx.protocol_handler_signal.send(ServerEvent::ShutdownCsa {
                 server: me,
                 csa: msg.csa.clone(),
-            },
-            "protocolHandlerSignal",
-        );
+            });
         cx.remove_child(&msg.csa);
         self.open = self.open.saturating_sub(1);
         // A descriptor and a slot have freed: T5, T8.
@@ -353,15 +345,12 @@ impl TcpServer {
     }
 
     /// T7.
-    fn stop(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn stop(&mut self, cx: &Cx<TcpServerBoxes>) -> Step {
         log::info!("tcpserver {}: stopping", self.local_addr);
-        let _ = cx.send(
-            Request::RemoveReader(self.source.clone()),
-            "_selectorSignal",
-        );
-        let _ = cx.send(Control::Shutdown, "_selectorShutdownSignal");
+        let _ = cx.selector_signal.send(Request::RemoveReader(self.source.clone()));
+        let _ = cx.selector_shutdown_signal.send(Control::Shutdown);
         self.listener = None;
-        let _ = cx.send(Control::ProducerFinished, "signal");
+        let _ = cx.signal.send(Control::ProducerFinished);
         Step::Done
     }
 }
@@ -376,29 +365,38 @@ fn is_transient(e: &io::Error) -> bool {
     ) || matches!(e.raw_os_error(), Some(71 /* EPROTO */))
 }
 
-impl Component for TcpServer {
-    fn boxes(&self) -> Boxes {
-        Boxes::new()
-            .inbox::<Control>("control", "serverShutdown: stop listening and end")
-            .inbox::<Ready>(
-                "newconnection",
-                "the Selector's notice: connections are waiting",
-            )
-            .inbox::<SocketShutdown>("_feedbackFromCSA", "socketShutdown from our CSAs")
-            .outbox::<ServerEvent>("protocolHandlerSignal", "newCSA / shutdownCSA")
-            .outbox::<Control>("signal", "producerFinished when the server ends")
-            .outbox::<Request>("_selectorSignal", "requests to the Selector's notify")
-            .outbox::<Control>(
-                "_selectorShutdownSignal",
-                "shutdown to the Selector's control",
-            )
+boxes! {
+    /// The TCPServer's boxes (see the crate docs).
+    pub struct TcpServerBoxes {
+        /// serverShutdown: stop listening and end
+        pub control: Inbox<Control>,
+        /// the Selector's notice: connections are waiting
+        pub newconnection: Inbox<Ready>,
+        /// socketShutdown from our CSAs
+        #[name = "_feedbackFromCSA"]
+        pub feedback_from_csa: Inbox<SocketShutdown>,
+        /// newCSA / shutdownCSA
+        #[name = "protocolHandlerSignal"]
+        pub protocol_handler_signal: Outbox<ServerEvent>,
+        /// producerFinished when the server ends
+        pub signal: Outbox<Control>,
+        /// requests to the Selector's notify
+        #[name = "_selectorSignal"]
+        pub selector_signal: Outbox<Request>,
+        /// shutdown to the Selector's control
+        #[name = "_selectorShutdownSignal"]
+        pub selector_shutdown_signal: Outbox<Control>,
     }
+}
+
+impl Component for TcpServer {
+    type Boxes = TcpServerBoxes;
 
     fn name(&self) -> std::borrow::Cow<'static, str> {
         "TCPServer".into()
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    fn main(&mut self, cx: &mut Cx<TcpServerBoxes>) -> Step {
         if !self.started {
             self.started = true;
             match selector::link_to_selector(cx, "_selectorSignal") {
@@ -415,13 +413,13 @@ impl Component for TcpServer {
                 }
             }
         }
-        if cx.recv::<Control>("control").is_some() {
+        if cx.control.recv().is_some() {
             return self.stop(cx);
         }
-        while let Some(msg) = cx.recv::<SocketShutdown>("_feedbackFromCSA") {
+        while let Some(msg) = cx.feedback_from_csa.recv() {
             self.connection_closed(cx, msg);
         }
-        while cx.recv::<Ready>("newconnection").is_some() {
+        while cx.newconnection.recv().is_some() {
             self.requested = false;
             self.accepting = true;
         }

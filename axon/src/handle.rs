@@ -1,0 +1,286 @@
+//! [`Handle`]: a component as others see it (Kamaelia's component object):
+//! its boxes by name, its children (A7), the linkages it made.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::boxset::{BoxSet, ErasedSet};
+use crate::declare::{BoxInfo, Direction};
+use crate::error::{ActivateError, BoxError};
+use crate::linkage::LinkBook;
+use crate::node::ErasedBox;
+use crate::ports::{downcast, Postbox};
+use crate::sync::lock;
+use crate::wake::{WakeCell, DONE};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Core {
+    pub(crate) id: u64,
+    pub(crate) name: Cow<'static, str>,
+    /// The boxes (the same value the body's steps see, typed).
+    pub(crate) set: Arc<dyn ErasedSet>,
+    pub(crate) wake: Arc<WakeCell>,
+    /// The body until activation, then its runner's (`wake` says it was
+    /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. It
+    /// is a `Box<dyn component::Body>`, kept as `Any` so that this module
+    /// need not know what a body is.
+    pub(crate) body: Mutex<Option<Box<dyn Any + Send>>>,
+    pub(crate) family: Mutex<Family>,
+}
+
+/// A component's parent, and its children and linkages if it has any.
+pub(crate) struct Family {
+    /// Woken (and told, if it watches) when this component ends (A7).
+    pub(crate) parent: Option<Weak<Core>>,
+    /// Made on first use: most components (one CSA and one handler per
+    /// connection) never have children or make linkages.
+    pub(crate) kin: Option<Box<Kin>>,
+}
+
+/// A component's children (A7) and the linkages it made (Kamaelia: its
+/// postoffice).
+#[derive(Default)]
+pub(crate) struct Kin {
+    /// Keyed by the handle itself (hashed by id): one word per child.
+    pub(crate) children: HashSet<Handle>,
+    pub(crate) links: LinkBook,
+    /// Children that ended and have not been asked for yet; kept only
+    /// once the component asks ([`Cx::ended_children`](crate::Cx::ended_children)).
+    pub(crate) ended: Option<Vec<Handle>>,
+}
+
+impl Core {
+    pub(crate) fn new(
+        name: Cow<'static, str>,
+        set: Arc<dyn ErasedSet>,
+        wake: Arc<WakeCell>,
+    ) -> Core {
+        Core {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            name,
+            set,
+            wake,
+            body: Mutex::new(None),
+            family: Mutex::new(Family {
+                parent: None,
+                kin: None,
+            }),
+        }
+    }
+
+    pub(crate) fn find(&self, name: &str, direction: Direction) -> Option<&dyn ErasedBox> {
+        let i = self.wake.table().find(name, direction)?;
+        self.set.port(i)
+    }
+
+    pub(crate) fn find_arc(&self, name: &str, direction: Direction) -> Option<Arc<dyn ErasedBox>> {
+        let i = self.wake.table().find(name, direction)?;
+        self.set.port_arc(i)
+    }
+
+    pub(crate) fn find_any_arc(&self, name: &str) -> Option<Arc<dyn ErasedBox>> {
+        let i = self.wake.table().find_any(name)?;
+        self.set.port_arc(i)
+    }
+
+    /// Runs `f` on this component's kin, making it if need be.
+    pub(crate) fn kin<R>(&self, f: impl FnOnce(&mut Kin) -> R) -> R {
+        f(lock(&self.family).kin.get_or_insert_with(Box::default))
+    }
+
+    /// Runs `f` on this component's kin if it has any.
+    pub(crate) fn kin_if_any<R: Default>(&self, f: impl FnOnce(&mut Kin) -> R) -> R {
+        lock(&self.family)
+            .kin
+            .as_deref_mut()
+            .map(f)
+            .unwrap_or_default()
+    }
+
+    fn no_such_box(&self, name: &str) -> BoxError {
+        BoxError::NoSuchBox {
+            component: self.name.to_string(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+/// A component: its boxes, linkages and children, shared by everyone who
+/// holds a clone (Kamaelia's component object).
+///
+/// Make one from a component's body with [`Handle::new`] (or let anything
+/// that takes `impl Into<Handle>`, such as
+/// [`Scheduler::activate`](crate::Scheduler::activate), do it), link its
+/// boxes by name, then activate it on a scheduler or from a parent's
+/// [`Cx`](crate::Cx).
+#[derive(Clone)]
+pub struct Handle(pub(crate) Arc<Core>);
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.0.name, self.0.id)
+    }
+}
+
+impl PartialEq for Handle {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Handle {}
+
+impl std::hash::Hash for Handle {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.hash(state);
+    }
+}
+
+impl From<&Handle> for Handle {
+    fn from(h: &Handle) -> Handle {
+        h.clone()
+    }
+}
+
+impl Handle {
+    /// The component's name (for logs).
+    pub fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    /// A process-unique number for this component.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    /// Every box with its direction, description and message type (A1).
+    pub fn boxes(&self) -> Vec<BoxInfo> {
+        self.0.wake.table().iter().map(|m| m.info()).collect()
+    }
+
+    /// True if the component has a box called `name` (either direction).
+    pub fn has_box(&self, name: &str) -> bool {
+        self.0.wake.table().find_any(name).is_some()
+    }
+
+    /// True once the component has finished (returned
+    /// [`Step::Done`](crate::Step::Done), panicked, or its scheduler
+    /// stopped).
+    pub fn is_done(&self) -> bool {
+        self.0.wake.state() == DONE
+    }
+
+    /// True if the component ended by panicking.
+    pub fn panicked(&self) -> bool {
+        self.0.wake.panicked()
+    }
+
+    /// True once the component has been activated.
+    pub fn is_activated(&self) -> bool {
+        self.0.wake.is_activated()
+    }
+
+    /// The component's boxes, typed, if they are a `B`: for code outside
+    /// the body that knows what the component is (tests, a parent).
+    pub fn typed_boxes<B: BoxSet>(&self) -> Option<Arc<B>> {
+        self.0.set.clone().into_any().downcast::<B>().ok()
+    }
+
+    /// Sets (or, with `None`, removes) the size limit of an inbox (A5).
+    /// Kamaelia: `inboxes[name].setSize(n)`.
+    pub fn set_inbox_size(&self, inbox: &str, limit: Option<usize>) -> Result<(), BoxError> {
+        let b = self
+            .0
+            .find(inbox, Direction::Inbox)
+            .ok_or_else(|| self.0.no_such_box(inbox))?;
+        b.set_limit(limit);
+        Ok(())
+    }
+
+    /// The number of messages waiting in an inbox (0 for an unknown name).
+    pub fn inbox_len(&self, inbox: &str) -> usize {
+        self.0.find(inbox, Direction::Inbox).map_or(0, |b| b.len())
+    }
+
+    /// A typed sender straight into one of this component's inboxes,
+    /// found by name: Kamaelia's `(component, "inbox")` pair, as a service
+    /// request names it. Errors: no such inbox, or it carries another
+    /// type.
+    pub fn postbox<T: Send + 'static>(&self, inbox: &str) -> Result<Postbox<T>, BoxError> {
+        let b = self
+            .0
+            .find_arc(inbox, Direction::Inbox)
+            .ok_or_else(|| self.0.no_such_box(inbox))?;
+        let carries = b.message_type().1;
+        downcast::<T>(b)
+            .map(Postbox::from_node)
+            .ok_or_else(|| BoxError::WrongType {
+                name: inbox.to_owned(),
+                carries,
+                asked: std::any::type_name::<T>(),
+            })
+    }
+
+    /// Takes the oldest message from one of this component's inboxes, from
+    /// outside its body (tests, inspection). Kamaelia: `_collect`.
+    pub fn collect<T: Send + 'static>(&self, inbox: &str) -> Result<Option<T>, BoxError> {
+        let b = self
+            .0
+            .find(inbox, Direction::Inbox)
+            .ok_or_else(|| self.0.no_such_box(inbox))?;
+        let carries = b.message_type().1;
+        b.as_any()
+            .downcast_ref::<crate::node::Node<T>>()
+            .map(|n| n.pop())
+            .ok_or_else(|| BoxError::WrongType {
+                name: inbox.to_owned(),
+                carries,
+                asked: std::any::type_name::<T>(),
+            })
+    }
+
+    /// Claims the body for a runner: errors if it was claimed before or
+    /// there is none (an endpoint).
+    pub(crate) fn claim_activation(&self) -> Result<(), ActivateError> {
+        let body = lock(&self.0.body);
+        if body.is_none() || !self.0.wake.claim_activation() {
+            return Err(if self.0.wake.is_activated() {
+                ActivateError::AlreadyActivated(self.0.name.to_string())
+            } else {
+                ActivateError::NoBody(self.0.name.to_string())
+            });
+        }
+        Ok(())
+    }
+
+    /// Takes the body (after [`claim_activation`](Self::claim_activation)).
+    pub(crate) fn take_body(&self) -> Option<Box<dyn Any + Send>> {
+        lock(&self.0.body).take()
+    }
+
+    /// Called by the runner when the body returned `Done` (or panicked, or
+    /// its scheduler stopped): unlinks what it made (Kamaelia's
+    /// `_closeDownMicroprocess`) and tells its parent (A7).
+    pub(crate) fn finish(&self) {
+        let core = &self.0;
+        core.wake.set_done();
+        let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
+        for link in links {
+            link.remove();
+        }
+        let parent = lock(&core.family).parent.take();
+        if let Some(parent) = parent.and_then(|p| p.upgrade()) {
+            parent.kin_if_any(|k| {
+                if let Some(ended) = &mut k.ended {
+                    ended.push(self.clone());
+                }
+            });
+            parent.wake.wake();
+        }
+    }
+}

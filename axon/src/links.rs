@@ -1,0 +1,132 @@
+//! Making and removing linkages (A3): [`link`], [`unlink`],
+//! [`unlink_boxes`], and a component's own linkages ([`Handle::link`]).
+
+use crate::declare::Direction;
+use crate::error::LinkError;
+use crate::handle::Handle;
+use crate::linkage::Link;
+
+/// Links `(component, box)` to `(component, box)` (A3), owned by nobody:
+/// it lasts until [`unlink`]. See [`Handle::link`] for the rules.
+pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
+    let box_named = |h: &Handle, name: &str| {
+        h.0.find_any_arc(name).ok_or_else(|| LinkError::NoSuchBox {
+            component: h.name().to_owned(),
+            name: name.to_owned(),
+        })
+    };
+    let s = box_named(src.0, src.1)?;
+    let d = box_named(dst.0, dst.1)?;
+    let (s_type, s_name) = s.message_type();
+    let (d_type, d_name) = d.message_type();
+    if s_type != d_type {
+        return Err(LinkError::TypeMismatch {
+            source: format!("{}.{}", src.0.name(), src.1),
+            source_type: s_name,
+            sink: format!("{}.{}", dst.0.name(), dst.1),
+            sink_type: d_name,
+        });
+    }
+    s.clone().link_to(d.clone()).map_err(|e| match e {
+        LinkError::AlreadyLinked { existing, .. } => LinkError::AlreadyLinked {
+            source: format!("{}.{}", src.0.name(), src.1),
+            existing,
+        },
+        other => other,
+    })?;
+    let link = Link::new(
+        (s, src.0.id(), src.0 .0.name.clone()),
+        (d, dst.0.id(), dst.0 .0.name.clone()),
+    );
+    log::trace!("link {link:?}");
+    Ok(link)
+}
+
+/// Removes a linkage (A3): later sends on its source no longer reach the old
+/// destination. Removing one already gone does nothing.
+pub fn unlink(link: &Link) {
+    log::trace!("unlink {:?}", link);
+    link.remove();
+}
+
+/// Removes the linkage from `(component, box)` to `(component, box)` if
+/// there is one, without its [`Link`]: for code that made many linkages
+/// and would rather not keep a record of each (ServerCore makes four per
+/// connection). Returns true if a linkage was removed; unknown boxes or no
+/// such linkage: false.
+pub fn unlink_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> bool {
+    match (src.0 .0.find_any_arc(src.1), dst.0 .0.find_any_arc(dst.1)) {
+        (Some(s), Some(d)) => s.unlink_from(&d),
+        _ => false,
+    }
+}
+
+impl Handle {
+    /// Links `src` to `dst` as a linkage owned by this component (A3): it is
+    /// removed when this component ends or removes the other as a child.
+    ///
+    /// outbox→inbox is an ordinary link; inbox→inbox and outbox→outbox are
+    /// passthrough links (Kamaelia's `passthrough=1` and `=2`, inferred from
+    /// the box directions). Errors: unknown box, different message types,
+    /// the source already linked, inbox→outbox, or a loop.
+    pub fn link(&self, src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
+        let link = link(src, dst)?;
+        let me = self.0.id;
+        self.0.kin(|k| k.links.add(link.clone(), me));
+        Ok(link)
+    }
+
+    /// Files a linkage made without an owner as this component's.
+    pub(crate) fn adopt_link(&self, link: Link) {
+        let me = self.0.id;
+        self.0.kin(|k| k.links.add(link, me));
+    }
+
+    /// Removes a linkage this component made; unknown links are ignored.
+    pub fn unlink(&self, link: &Link) {
+        let me = self.0.id;
+        self.0.kin_if_any(|k| k.links.forget(link, me));
+        link.remove();
+    }
+
+    /// Removes every linkage this component made that touches `other`.
+    pub fn unlink_component(&self, other: &Handle) {
+        let me = self.0.id;
+        let removed = self
+            .0
+            .kin_if_any(|k| k.links.take_component(other.0.id, me));
+        for link in removed {
+            link.remove();
+        }
+    }
+
+    /// True if what is sent out of this component's `outbox` arrives in
+    /// `dst`'s inbox (directly or through passthroughs): for checking
+    /// wiring, whoever made the linkage.
+    pub fn leads_to(&self, outbox: &str, dst: (&Handle, &str)) -> bool {
+        let (Some(src), Some(inbox)) = (
+            self.0.find_arc(outbox, Direction::Outbox),
+            dst.0 .0.find(dst.1, Direction::Inbox),
+        ) else {
+            return false;
+        };
+        src.destination().is_some_and(|d| d.same(inbox))
+    }
+
+    /// The linkages this component made and still holds.
+    pub fn links(&self) -> Vec<Link> {
+        self.0.kin_if_any(|k| k.links.all())
+    }
+}
+
+impl Link {
+    /// True if this linkage leaves `(component, box)`.
+    pub fn is_from(&self, component: &Handle, name: &str) -> bool {
+        self.src_owner == component.id() && self.src.name() == name
+    }
+
+    /// True if this linkage arrives at `(component, box)`.
+    pub fn is_to(&self, component: &Handle, name: &str) -> bool {
+        self.dst_owner == component.id() && self.dst.name() == name
+    }
+}

@@ -1,0 +1,265 @@
+//! Typed handles on boxes: [`Inbox`], [`Outbox`] and [`Postbox`].
+//!
+//! A component's boxes are fields of its box set (see
+//! [`boxes!`](crate::boxes)), so its body reaches each box directly, with
+//! the message type checked by the compiler: `cx.inbox.recv()`,
+//! `cx.outbox.send(msg)`. A [`Postbox`] is a sender into somebody else's
+//! inbox (Kamaelia's `(component, "inbox")` pair, as a service request
+//! names it).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::declare::{BoxMeta, Direction};
+use crate::error::NoSpace;
+use crate::node::{ErasedBox, Full, Node};
+use crate::wake::WakeCell;
+
+/// One inbox of a component (A1, A2): where messages of type `T` arrive.
+///
+/// Kamaelia's `self.recv("inbox")` is `cx.inbox.recv()`, `dataReady` is
+/// `!cx.inbox.is_empty()`, and `inboxes["inbox"].setSize(n)` is
+/// [`set_limit`](Self::set_limit).
+pub struct Inbox<T> {
+    node: Arc<Node<T>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for Inbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Inbox({})", self.node.box_name())
+    }
+}
+
+impl<T: Send + 'static> Inbox<T> {
+    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
+        Inbox { node }
+    }
+
+    /// Takes the oldest message (A2), waking a producer that waits for
+    /// space (A6). Taking from an empty inbox costs one atomic load.
+    #[inline]
+    pub fn recv(&self) -> Option<T> {
+        self.node.pop()
+    }
+
+    /// The number of messages waiting.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.node.queued()
+    }
+
+    /// True if no message is waiting (Kamaelia: `not dataReady(...)`).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The box's name, as linkages and services name it.
+    pub fn name(&self) -> &str {
+        self.node.box_name()
+    }
+
+    /// The size limit (A5); `None` for an unbounded inbox.
+    pub fn limit(&self) -> Option<usize> {
+        self.node.limit()
+    }
+
+    /// Sets (or, with `None`, removes) the size limit (A5). Kamaelia:
+    /// `inboxes[name].setSize(n)`. Producers waiting for space retry.
+    pub fn set_limit(&self, limit: Option<usize>) {
+        ErasedBox::set_limit(&*self.node, limit);
+    }
+
+    /// A sender into this inbox, for someone else (a Selector request
+    /// names the inbox its notice goes to).
+    pub fn postbox(&self) -> Postbox<T> {
+        Postbox {
+            node: self.node.clone(),
+        }
+    }
+
+    /// Waits up to `timeout` for a message: for an
+    /// [`Endpoint`](crate::Endpoint)'s inboxes, in code outside any
+    /// scheduler (a `main`, a test). No polling: the thread sleeps until a
+    /// delivery wakes it.
+    ///
+    /// # Panics
+    ///
+    /// On a component's own inbox (a component never blocks: it returns
+    /// [`Step::Pause`](crate::Step::Pause) and is woken, A6). The panic
+    /// names the caller's line.
+    #[track_caller]
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<T> {
+        let owner = self.node.owner();
+        let Some(signal) = owner.external_signal() else {
+            panic!(
+                "Inbox::recv_timeout on {:?}, which is not an Endpoint's: a component \
+                 returns Step::Pause to wait",
+                self.name()
+            );
+        };
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Idle first, then look: a delivery after the look raises the
+            // signal, so none is missed.
+            owner.set_idle();
+            if let Some(msg) = self.node.pop() {
+                return Some(msg);
+            }
+            if !signal.wait_until(deadline) {
+                return self.node.pop();
+            }
+        }
+    }
+}
+
+/// One outbox of a component (A1, A2): what it sends travels along the
+/// outbox's linkage (A3); unlinked, it is discarded (A4).
+///
+/// Kamaelia's `self.send(msg, "outbox")` is `cx.outbox.send(msg)`.
+pub struct Outbox<T> {
+    node: Arc<Node<T>>,
+}
+
+impl<T: Send + 'static> fmt::Debug for Outbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Outbox({})", self.node.box_name())
+    }
+}
+
+impl<T: Send + 'static> Outbox<T> {
+    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
+        Outbox { node }
+    }
+
+    /// Sends `msg` (A2–A6). A full destination gives it back as
+    /// [`NoSpace`] (A5): keep it and pause; the component is woken when
+    /// space frees (A6).
+    #[inline]
+    pub fn send(&self, msg: T) -> Result<(), NoSpace<T>> {
+        self.node
+            .send(msg, Some(self.node.owner()))
+            .map_err(|Full(m)| NoSpace(m))
+    }
+
+    /// True if sends currently reach an inbox (false: they would be
+    /// discarded, A4).
+    pub fn is_linked(&self) -> bool {
+        ErasedBox::is_linked(&*self.node)
+    }
+
+    /// The box's name, as linkages name it.
+    pub fn name(&self) -> &str {
+        self.node.box_name()
+    }
+}
+
+/// A typed sender straight into one inbox (Kamaelia's `(component,
+/// "inbox")` pair): from [`Inbox::postbox`] or, by name,
+/// [`Handle::postbox`](crate::Handle::postbox). Sends follow any
+/// passthrough linkage of the inbox.
+///
+/// A postbox does not know who sends through it, so a send that meets a
+/// full inbox cannot register the sender to be woken when space frees. A
+/// component sends with [`Cx::send_to`](crate::Cx::send_to), which does
+/// (A6).
+pub struct Postbox<T> {
+    node: Arc<Node<T>>,
+}
+
+impl<T> Clone for Postbox<T> {
+    fn clone(&self) -> Self {
+        Postbox {
+            node: self.node.clone(),
+        }
+    }
+}
+
+impl<T: Send + 'static> fmt::Debug for Postbox<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Postbox({})", self.node.box_name())
+    }
+}
+
+impl<T: Send + 'static> Postbox<T> {
+    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
+        Postbox { node }
+    }
+
+    /// Delivers `msg` and wakes the owner; gives it back if the inbox is
+    /// full (A5). Nobody is woken when space frees: see the type's docs.
+    pub fn send(&self, msg: T) -> Result<(), NoSpace<T>> {
+        self.node.send(msg, None).map_err(|Full(m)| NoSpace(m))
+    }
+
+    /// As `send`, remembering `waiter` to wake when space frees (A6).
+    pub(crate) fn send_waking(&self, msg: T, waiter: &Arc<WakeCell>) -> Result<(), NoSpace<T>> {
+        self.node
+            .send(msg, Some(waiter))
+            .map_err(|Full(m)| NoSpace(m))
+    }
+
+    /// The inbox's name.
+    pub fn name(&self) -> &str {
+        self.node.box_name()
+    }
+
+    /// True if both deliver to the same inbox.
+    pub fn same(&self, other: &Postbox<T>) -> bool {
+        Arc::ptr_eq(&self.node, &other.node)
+    }
+}
+
+/// A box type a box set can hold: [`Inbox`] or [`Outbox`]. The
+/// [`boxes!`](crate::boxes) macro's building block; not for use by hand.
+#[doc(hidden)]
+pub trait Port: Send + Sync + Sized + 'static {
+    /// Describes the box.
+    fn __meta(name: &'static str, doc: String) -> BoxMeta;
+    /// Makes the box, `index`th of its owner's.
+    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self;
+    /// The box, erased.
+    fn __erased(&self) -> &dyn ErasedBox;
+    /// The box, erased and shared.
+    fn __erased_arc(&self) -> Arc<dyn ErasedBox>;
+}
+
+impl<T: Send + 'static> Port for Inbox<T> {
+    fn __meta(name: &'static str, doc: String) -> BoxMeta {
+        BoxMeta::of::<T>(name.into(), doc.into(), Direction::Inbox)
+    }
+    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self {
+        Inbox {
+            node: Arc::new(Node::new(Direction::Inbox, index, owner.clone())),
+        }
+    }
+    fn __erased(&self) -> &dyn ErasedBox {
+        &*self.node
+    }
+    fn __erased_arc(&self) -> Arc<dyn ErasedBox> {
+        self.node.clone()
+    }
+}
+
+impl<T: Send + 'static> Port for Outbox<T> {
+    fn __meta(name: &'static str, doc: String) -> BoxMeta {
+        BoxMeta::of::<T>(name.into(), doc.into(), Direction::Outbox)
+    }
+    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self {
+        Outbox {
+            node: Arc::new(Node::new(Direction::Outbox, index, owner.clone())),
+        }
+    }
+    fn __erased(&self) -> &dyn ErasedBox {
+        &*self.node
+    }
+    fn __erased_arc(&self) -> Arc<dyn ErasedBox> {
+        self.node.clone()
+    }
+}
+
+/// A typed node out of an erased one, or `None` for another type.
+pub(crate) fn downcast<T: Send + 'static>(b: Arc<dyn ErasedBox>) -> Option<Arc<Node<T>>> {
+    b.into_any().downcast::<Node<T>>().ok()
+}

@@ -1,0 +1,92 @@
+//! What a scheduler shares with its components and with other threads:
+//! its run queue, the components activated but not yet taken in, its
+//! timers and its CAT; and [`SchedulerHandle`], the handle on all that.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::cat::Cat;
+use crate::error::ActivateError;
+use crate::handle::Handle;
+use crate::ready::ReadyQueue;
+use crate::sync::lock;
+use crate::timers::Timers;
+use crate::wake::WakeCell;
+
+pub(crate) struct Shared {
+    pub(crate) queue: Arc<ReadyQueue>,
+    /// Activated, waiting for the scheduler's next round (their bodies are
+    /// still in their handles).
+    pub(crate) new: Mutex<Vec<Handle>>,
+    pub(crate) timers: Mutex<Timers>,
+    pub(crate) cat: Cat,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Shared {
+        Shared {
+            queue: Arc::new(ReadyQueue::default()),
+            new: Mutex::new(Vec::new()),
+            timers: Mutex::new(Timers::default()),
+            cat: Cat::new(),
+        }
+    }
+
+    /// Wakes `cell` at `at` (see [`Cx::wake_at`](crate::Cx::wake_at)).
+    pub(crate) fn add_timer(&self, at: Instant, cell: Arc<WakeCell>) {
+        let earliest = lock(&self.timers).add(at, cell);
+        // A new earliest deadline must cut short a longer sleep.
+        if earliest {
+            self.queue.kick(self.queue.lock());
+        }
+    }
+
+    /// Queues `component` to be taken in by the scheduler's next round.
+    pub(crate) fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
+        component.claim_activation()?;
+        log::trace!("activate {component:?}");
+        lock(&self.new).push(component.clone());
+        let mut q = self.queue.lock();
+        q.activations += 1;
+        self.queue.kick(q);
+        Ok(())
+    }
+}
+
+/// A cloneable, thread-safe handle on a scheduler: activate components on
+/// it, stop it, reach its CAT.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SchedulerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SchedulerHandle")
+    }
+}
+
+impl SchedulerHandle {
+    /// Activates a component on this scheduler (Kamaelia: `activate()`)
+    /// and returns its handle. It runs its first step on the scheduler's
+    /// next round. Errors: it was activated before.
+    pub fn activate(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
+        let component = component.into();
+        self.shared.activate(&component)?;
+        Ok(component)
+    }
+
+    /// Asks the scheduler to return from [`Scheduler::run`](crate::Scheduler::run)
+    /// after the current round, whatever is still active.
+    pub fn stop(&self) {
+        let mut q = self.shared.queue.lock();
+        q.stop = true;
+        self.shared.queue.kick(q);
+    }
+
+    /// The scheduler's Coordinating Assistant Tracker (A9).
+    pub fn cat(&self) -> &Cat {
+        &self.shared.cat
+    }
+}
