@@ -16,9 +16,9 @@ use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use crate::control::Control;
 use crate::declare::{BoxMeta, BoxTable, Direction};
 use crate::error::BoxError;
-use crate::control::Control;
 use crate::node::{make_node, ErasedBox, Maker};
 use crate::ports::{downcast, Inbox, Outbox, Port};
 use crate::sync::lock;

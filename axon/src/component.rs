@@ -85,6 +85,13 @@ pub trait Component: Send + Sized + 'static {
     /// The component's boxes.
     type Boxes: BoxSet;
 
+    /// Kamaelia's `threadedcomponent`: true for a component whose `main`
+    /// blocks (on a terminal, a file, a foreign library). Activating it,
+    /// by any means, runs it on an OS thread of its own (A8); it still
+    /// talks through its boxes, and a `Step::Pause` parks its thread until
+    /// it is woken.
+    const THREADED: bool = false;
+
     /// One step of work (see the trait docs).
     fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step;
 
@@ -153,6 +160,9 @@ impl Handle {
         let table = C::Boxes::__table(&dynamic);
         let wake = Arc::new(WakeCell::new(table));
         let boxes = Arc::new(C::Boxes::__build(&dynamic, &wake));
+        if C::THREADED {
+            wake.set_threaded();
+        }
         let handle = Handle(Arc::new(Core::new(body.name(), boxes.clone(), wake)));
         body.created(&handle, &boxes);
         let body: Box<dyn Body> = Box::new(Wrapped {
@@ -164,11 +174,17 @@ impl Handle {
     }
 
     /// A handle with boxes and no body (an endpoint).
-    pub(crate) fn without_body<B: BoxSet>(name: Cow<'static, str>, dynamic: &Declaration) -> (Handle, Arc<B>) {
+    pub(crate) fn without_body<B: BoxSet>(
+        name: Cow<'static, str>,
+        dynamic: &Declaration,
+    ) -> (Handle, Arc<B>) {
         let table = B::__table(dynamic);
         let wake = Arc::new(WakeCell::new(table));
         let boxes = Arc::new(B::__build(dynamic, &wake));
-        (Handle(Arc::new(Core::new(name, boxes.clone(), wake))), boxes)
+        (
+            Handle(Arc::new(Core::new(name, boxes.clone(), wake))),
+            boxes,
+        )
     }
 }
 

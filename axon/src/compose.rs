@@ -166,8 +166,15 @@ fn no_box(child: &Handle, name: &str) -> LinkError {
     }
 }
 
-fn erased(child: &Handle, name: &str, direction: Direction) -> Result<std::sync::Arc<dyn ErasedBox>, LinkError> {
-    child.0.find_arc(name, direction).ok_or_else(|| no_box(child, name))
+fn erased(
+    child: &Handle,
+    name: &str,
+    direction: Direction,
+) -> Result<std::sync::Arc<dyn ErasedBox>, LinkError> {
+    child
+        .0
+        .find_arc(name, direction)
+        .ok_or_else(|| no_box(child, name))
 }
 
 /// Refuses a passthrough out of a child's box that already leads
@@ -226,7 +233,10 @@ impl Pipeline {
                     direction,
                     &*like,
                 );
-                let (me, it) = ((End::Me, name.to_owned()), (End::Child(at), name.to_owned()));
+                let (me, it) = (
+                    (End::Me, name.to_owned()),
+                    (End::Child(at), name.to_owned()),
+                );
                 passthroughs.push(match direction {
                     Direction::Inbox => (me, it),
                     Direction::Outbox => (it, me),
@@ -332,7 +342,10 @@ impl Graphline {
     /// [`Handle::new`] or by activating it. Errors: an unknown child or
     /// box, a linkage from `"self"` to `"self"`, or any linkage error
     /// (A3).
-    pub fn new(children: Vec<(&str, Handle)>, linkages: &[Linkage<'_>]) -> Result<Graphline, LinkError> {
+    pub fn new(
+        children: Vec<(&str, Handle)>,
+        linkages: &[Linkage<'_>],
+    ) -> Result<Graphline, LinkError> {
         let child = |name: &str| {
             children
                 .iter()
@@ -365,7 +378,10 @@ impl Graphline {
                         Direction::Inbox,
                         &*like,
                     );
-                    passthroughs.push(((End::Me, src_box.to_owned()), (End::Child(c), dst_box.to_owned())));
+                    passthroughs.push((
+                        (End::Me, src_box.to_owned()),
+                        (End::Child(c), dst_box.to_owned()),
+                    ));
                 }
                 (false, true) => {
                     let c = child(src)?;
@@ -377,7 +393,10 @@ impl Graphline {
                         Direction::Outbox,
                         &*like,
                     );
-                    passthroughs.push(((End::Child(c), src_box.to_owned()), (End::Me, dst_box.to_owned())));
+                    passthroughs.push((
+                        (End::Child(c), src_box.to_owned()),
+                        (End::Me, dst_box.to_owned()),
+                    ));
                 }
                 (false, false) => {
                     let (s, d) = (child(src)?, child(dst)?);
@@ -393,7 +412,8 @@ impl Graphline {
         let broadcast = !uses("control");
         let signal_when_done = !uses("signal");
         if broadcast {
-            declaration = declaration.inbox::<Control>("control", "copied to every child's control");
+            declaration =
+                declaration.inbox::<Control>("control", "copied to every child's control");
         }
         if signal_when_done {
             declaration = declaration

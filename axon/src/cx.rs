@@ -65,7 +65,9 @@ impl<'a, B> Cx<'a, B> {
     pub fn any_ready(&self) -> bool {
         let table = self.me.0.wake.table();
         (0..table.len()).any(|i| {
-            table.get(i).is_some_and(|m| m.direction == Direction::Inbox)
+            table
+                .get(i)
+                .is_some_and(|m| m.direction == Direction::Inbox)
                 && self.me.0.set.port(i).is_some_and(|b| b.len() > 0)
         })
     }

@@ -97,7 +97,9 @@ impl<B: BoxSet> Endpoint<B> {
         let core = &self.handle.0;
         let table = core.wake.table();
         (0..table.len()).any(|i| {
-            table.get(i).is_some_and(|m| m.direction == Direction::Inbox)
+            table
+                .get(i)
+                .is_some_and(|m| m.direction == Direction::Inbox)
                 && core.set.port(i).is_some_and(|b| b.len() > 0)
         })
     }

@@ -192,13 +192,19 @@ impl Handle {
     }
 
     /// Sets (or, with `None`, removes) the size limit of an inbox (A5).
-    /// Kamaelia: `inboxes[name].setSize(n)`.
+    /// Kamaelia: `inboxes[name].setSize(n)`. An inbox that passes through
+    /// to a child's (a [`Pipeline`](crate::Pipeline)'s) holds no messages:
+    /// the limit goes to the inbox at the end of the passthroughs, where
+    /// they wait.
     pub fn set_inbox_size(&self, inbox: &str, limit: Option<usize>) -> Result<(), BoxError> {
         let b = self
             .0
-            .find(inbox, Direction::Inbox)
+            .find_arc(inbox, Direction::Inbox)
             .ok_or_else(|| self.0.no_such_box(inbox))?;
-        b.set_limit(limit);
+        match b.clone().destination() {
+            Some(last) => last.set_limit(limit),
+            None => b.set_limit(limit),
+        }
         Ok(())
     }
 

@@ -59,7 +59,6 @@ impl Link {
     pub(crate) fn remove(&self) {
         self.src.clone().unlink_from(&self.dst);
     }
-
 }
 
 /// The linkages a component made, filed under each *other* component they

@@ -81,10 +81,7 @@ impl SchedulerHandle {
     /// may block. It talks through the same boxes, and the scheduler stays
     /// alive until it ends. Errors: it was activated before, or the OS
     /// refused a thread.
-    pub fn activate_threaded(
-        &self,
-        component: impl Into<Handle>,
-    ) -> Result<Handle, ActivateError> {
+    pub fn activate_threaded(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         let component = component.into();
         component.claim_activation()?;
         let Some(body) = component.take_body().and_then(body_of) else {
@@ -267,10 +264,7 @@ impl Scheduler {
     }
 
     /// Activates a threaded component ([`SchedulerHandle::activate_threaded`]).
-    pub fn activate_threaded(
-        &self,
-        component: impl Into<Handle>,
-    ) -> Result<Handle, ActivateError> {
+    pub fn activate_threaded(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         self.handle().activate_threaded(component)
     }
 

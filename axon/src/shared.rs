@@ -70,9 +70,15 @@ impl fmt::Debug for SchedulerHandle {
 impl SchedulerHandle {
     /// Activates a component on this scheduler (Kamaelia: `activate()`)
     /// and returns its handle. It runs its first step on the scheduler's
-    /// next round. Errors: it was activated before.
+    /// next round; a threaded one
+    /// ([`Component::THREADED`](crate::Component::THREADED)) starts on a
+    /// thread of its own. Errors: it was activated before, or the OS
+    /// refused a thread.
     pub fn activate(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         let component = component.into();
+        if component.0.wake.threaded() {
+            return self.activate_threaded(component);
+        }
         self.shared.activate(&component)?;
         Ok(component)
     }

@@ -57,8 +57,16 @@ impl Timers {
 
     /// Moves every cell whose time has come into `due`; returns the next
     /// deadline.
-    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<Arc<WakeCell>>) -> Option<Instant> {
-        while self.heap.peek().is_some_and(|Reverse(first)| first.at <= now) {
+    pub(crate) fn take_due(
+        &mut self,
+        now: Instant,
+        due: &mut Vec<Arc<WakeCell>>,
+    ) -> Option<Instant> {
+        while self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(first)| first.at <= now)
+        {
             if let Some(Reverse(timer)) = self.heap.pop() {
                 due.push(timer.cell);
             }

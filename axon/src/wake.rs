@@ -42,6 +42,9 @@ pub(crate) const DONE: u8 = 5;
 const ACTIVATED: u8 = 1;
 /// `flags`: the body panicked (and was ended).
 const PANICKED: u8 = 2;
+/// `flags`: the component runs on a thread of its own
+/// ([`Component::THREADED`](crate::Component::THREADED)).
+const THREADED: u8 = 4;
 
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
@@ -95,6 +98,14 @@ impl WakeCell {
 
     pub(crate) fn set_panicked(&self) {
         self.flags.fetch_or(PANICKED, Ordering::AcqRel);
+    }
+
+    pub(crate) fn set_threaded(&self) {
+        self.flags.fetch_or(THREADED, Ordering::AcqRel);
+    }
+
+    pub(crate) fn threaded(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & THREADED != 0
     }
 
     pub(crate) fn panicked(&self) -> bool {

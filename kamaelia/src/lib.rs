@@ -122,11 +122,40 @@
 //! kamaelia::run(Pipeline::new(vec![Count(10).into(), Sum::default().into()]).unwrap()).unwrap();
 //! ```
 //!
+//! ## Composing a server from parts
+//!
+//! Kamaelia users rarely wrote a byte handler: they composed one. An
+//! upper-casing *line* server is `Pipeline(LineSplit, PureTransformer)`,
+//! each part honouring backpressure and bounding what a client can make
+//! it hold:
+//!
+//! ```no_run
+//! use kamaelia::prelude::*;
+//!
+//! fn upper() -> Pipeline {
+//!     let shout = |line: Vec<u8>| Some([line.to_ascii_uppercase(), b"\n".to_vec()].concat());
+//!     Pipeline::new(vec![LineSplit::new().into(), PureTransformer::new(shout).into()]).unwrap()
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     SimpleServer::new(upper, "127.0.0.1:1601".parse().unwrap(), Default::default())?.run()
+//! }
+//! ```
+//!
 //! ## A client
 //!
-//! `Pipeline(ConsoleReader(), TCPClient("127.0.0.1", 1601), ConsoleEchoer())`
-//! is a [`TcpClient`](prelude::TcpClient) between two components of your
-//! own; see the [`tcpclient`] crate.
+//! Kamaelia's `Pipeline(ConsoleReader(), TCPClient("127.0.0.1", 1601),
+//! ConsoleEchoer()).run()`:
+//!
+//! ```no_run
+//! use kamaelia::prelude::*;
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let client = TcpClient::new("127.0.0.1:1601".parse().unwrap());
+//!     let parts = vec![ConsoleReader::new().into(), client.into(), ConsoleEchoer::new().into()];
+//!     kamaelia::run(Pipeline::new(parts).map_err(std::io::Error::other)?)
+//! }
+//! ```
 //!
 //! ## Where things are
 //!
@@ -138,6 +167,8 @@
 //! | `Kamaelia.Internet.TCPServer` | [`tcpserver`] |
 //! | `Kamaelia.Chassis.ConnectedServer` (ServerCore, SimpleServer) | [`chassis`] |
 //! | `Kamaelia.Internet.TCPClient` | [`tcpclient`] |
+//! | framing (lines, frames) | [`framing`] |
+//! | `Kamaelia.Util` (PureTransformer, ConsoleReader, ConsoleEchoer) | [`util`] |
 //!
 //! The rules these crates follow (A1–A11, S1–S8, T1–T8, C1–C8, H1–H7) are
 //! in the project's `docs/PROTOCOL.md`; tests and docs cite them by id.
@@ -148,9 +179,11 @@
 pub use axon;
 pub use chassis;
 pub use csa;
+pub use framing;
 pub use selector;
 pub use tcpclient;
 pub use tcpserver;
+pub use util;
 
 use std::io;
 
@@ -161,7 +194,9 @@ pub mod prelude {
         Outbox, Pipeline, Postbox, Scheduler, Standard, Step,
     };
     pub use chassis::{ConnectionInfo, ServerCore, ServerOptions, SimpleServer};
+    pub use framing::LineSplit;
     pub use tcpclient::TcpClient;
+    pub use util::{ConsoleEchoer, ConsoleReader, PureTransformer};
 }
 
 /// Kamaelia's `component.run()`: activates `component` on a new scheduler

@@ -489,7 +489,11 @@ mod tests {
         /// `removeReader` / `removeWriter`.
         Remove { src: usize, kind: usize },
         /// The poller reports readiness.
-        Event { src: usize, readable: bool, writable: bool },
+        Event {
+            src: usize,
+            readable: bool,
+            writable: bool,
+        },
         /// A late event for the source's last removed registration.
         Stale { src: usize },
     }

@@ -149,7 +149,9 @@ impl TcpClient {
     fn fail(&mut self, cx: &Cx<TcpClientBoxes>, e: &dyn fmt::Display) -> Step {
         log::warn!("tcpclient: cannot connect to {}: {e}", self.addr);
         if let Phase::Connecting(_, source) = &self.phase {
-            let _ = cx.selector_signal.send(Request::RemoveWriter(source.clone()));
+            let _ = cx
+                .selector_signal
+                .send(Request::RemoveWriter(source.clone()));
         }
         self.phase = Phase::Done;
         let _ = cx.signal.send(Control::ShutdownMicroprocess);
@@ -234,9 +236,10 @@ impl TcpClient {
                     Err(e) => return Some(self.fail(cx, &e)),
                 };
                 let source = Source::new(stream.clone());
-                let _ = cx
-                    .selector_signal
-                    .send(Request::NewWriter(cx.connect_ready.postbox(), source.clone()));
+                let _ = cx.selector_signal.send(Request::NewWriter(
+                    cx.connect_ready.postbox(),
+                    source.clone(),
+                ));
                 self.phase = Phase::Connecting(stream, source);
                 Some(Step::Pause)
             }

@@ -313,12 +313,12 @@ impl TcpServer {
         }
         self.open += 1;
         let _ = cx.protocol_handler_signal.send(ServerEvent::NewCsa(NewCsa {
-                server: me,
-                csa: csa.clone(),
-                source: source.clone(),
-                peer,
-                local,
-            }));
+            server: me,
+            csa: csa.clone(),
+            source: source.clone(),
+            peer,
+            local,
+        }));
         if let Some(b) = csa.typed_boxes::<csa::CsaBoxes>() {
             let _ = cx
                 .selector_signal
@@ -331,13 +331,15 @@ impl TcpServer {
 
     /// T6.
     fn connection_closed(&mut self, cx: &Cx<TcpServerBoxes>, msg: SocketShutdown) {
-        let _ = cx.selector_signal.send(Request::RemoveReader(msg.source.clone()));
+        let _ = cx
+            .selector_signal
+            .send(Request::RemoveReader(msg.source.clone()));
         let _ = cx.selector_signal.send(Request::RemoveWriter(msg.source));
         let me = cx.me().clone();
         let _ = cx.protocol_handler_signal.send(ServerEvent::ShutdownCsa {
-                server: me,
-                csa: msg.csa.clone(),
-            });
+            server: me,
+            csa: msg.csa.clone(),
+        });
         cx.remove_child(&msg.csa);
         self.open = self.open.saturating_sub(1);
         // A descriptor and a slot have freed: T5, T8.
@@ -347,7 +349,9 @@ impl TcpServer {
     /// T7.
     fn stop(&mut self, cx: &Cx<TcpServerBoxes>) -> Step {
         log::info!("tcpserver {}: stopping", self.local_addr);
-        let _ = cx.selector_signal.send(Request::RemoveReader(self.source.clone()));
+        let _ = cx
+            .selector_signal
+            .send(Request::RemoveReader(self.source.clone()));
         let _ = cx.selector_shutdown_signal.send(Control::Shutdown);
         self.listener = None;
         let _ = cx.signal.send(Control::ProducerFinished);

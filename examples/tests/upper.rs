@@ -1,0 +1,144 @@
+//! The upper-casing line server and its client (`upper-server`,
+//! `upper-client`), as a user runs them: real processes, real sockets on
+//! 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// `upper-server 127.0.0.1:0`, and the address it says it listens on.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_upper-server"))
+            .arg("127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start upper-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Server { child, addr }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).unwrap();
+        s.set_read_timeout(Some(DEADLINE)).unwrap();
+        s
+    }
+
+    /// SIGTERM, and its exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(n: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut sent = Vec::new();
+    for i in 0..n {
+        sent.extend_from_slice(format!("line {i} of the test, lower case\n").as_bytes());
+    }
+    let expected = sent.to_ascii_uppercase();
+    (sent, expected)
+}
+
+#[test]
+fn upper_server_answers_every_line_of_a_slow_reader() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let (sent, expected) = lines(500_000); // about 17 MB each way
+    let writer = {
+        let mut w = client.try_clone().unwrap();
+        std::thread::spawn(move || w.write_all(&sent).unwrap())
+    };
+    let mut got = vec![0u8; expected.len()];
+    let mut at = 0;
+    while at < got.len() {
+        let n = client
+            .read(&mut got[at..(at + 32 * 1024).min(expected.len())])
+            .unwrap();
+        assert!(n > 0, "EOF after {at} bytes");
+        at += n;
+        std::thread::sleep(Duration::from_millis(1)); // a slow reader
+    }
+    writer.join().unwrap();
+    assert!(got == expected, "lines lost, changed or reordered");
+    drop(client);
+    assert!(server.stop().success());
+}
+
+#[test]
+fn upper_server_replies_in_full_to_a_half_close_then_closes() {
+    let server = Server::start();
+    let mut client = server.connect();
+    let (mut sent, mut expected) = lines(20_000);
+    sent.extend_from_slice(b"and a last line with no newline");
+    expected.extend_from_slice(b"AND A LAST LINE WITH NO NEWLINE\n");
+    let writer = {
+        let mut w = client.try_clone().unwrap();
+        std::thread::spawn(move || {
+            w.write_all(&sent).unwrap();
+            w.shutdown(Shutdown::Write).unwrap();
+        })
+    };
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("the reply, then EOF");
+    writer.join().unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "reply lost or changed");
+    assert!(server.stop().success());
+}
+
+#[test]
+fn upper_client_prints_the_reply_to_each_line_and_ends() {
+    let server = Server::start();
+    let mut client = Command::new(env!("CARGO_BIN_EXE_upper-client"))
+        .arg(server.addr.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start upper-client");
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello\nworld\nno newline")
+        .unwrap(); // dropped: EOF
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(DEADLINE)
+        .expect("upper-client did not end after its input did")
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "HELLO\nWORLD\nNO NEWLINE\n"
+    );
+    assert!(server.stop().success());
+}

@@ -1,0 +1,19 @@
+//! # Kamaelia.Util: small components that glue pipelines together
+//!
+//! - [`PureTransformer`]: a function from message to message (or to
+//!   nothing), as a component.
+//! - [`ConsoleReader`]: lines typed on standard input, out of `outbox`.
+//! - [`ConsoleEchoer`]: what arrives in `inbox`, to standard output.
+//!
+//! Kamaelia's console client, `Pipeline(ConsoleReader(), TCPClient(host,
+//! port), ConsoleEchoer())`, is these two around a
+//! `tcpclient::TcpClient`.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod console;
+mod transformer;
+
+pub use console::{ConsoleEchoer, ConsoleReader};
+pub use transformer::PureTransformer;
