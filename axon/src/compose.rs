@@ -190,7 +190,10 @@ fn free_source(child: &Handle, name: &str, b: &dyn ErasedBox) -> Result<(), Link
 }
 
 /// Makes linkages in turn; on the first error, removes those made.
-fn link_all(pairs: Vec<((&Handle, &str), (&Handle, &str))>) -> Result<Vec<Link>, LinkError> {
+/// A linkage to make: `((source, box), (destination, box))`.
+type Pair<'a> = ((&'a Handle, &'a str), (&'a Handle, &'a str));
+
+fn link_all(pairs: Vec<Pair<'_>>) -> Result<Vec<Link>, LinkError> {
     let mut made = Vec::with_capacity(pairs.len());
     for (src, dst) in pairs {
         match link(src, dst) {

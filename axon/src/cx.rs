@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cat::Cat;
-use crate::declare::Direction;
 use crate::error::{ActivateError, LinkError, NoSpace};
 use crate::handle::Handle;
 use crate::linkage::Link;
@@ -63,13 +62,7 @@ impl<'a, B> Cx<'a, B> {
 
     /// True if any inbox holds a message (Kamaelia: `anyReady`).
     pub fn any_ready(&self) -> bool {
-        let table = self.me.0.wake.table();
-        (0..table.len()).any(|i| {
-            table
-                .get(i)
-                .is_some_and(|m| m.direction == Direction::Inbox)
-                && self.me.0.set.port(i).is_some_and(|b| b.len() > 0)
-        })
+        self.me.0.any_ready()
     }
 
     /// Links two boxes; the linkage belongs to this component

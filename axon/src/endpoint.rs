@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::boxset::{BoxSet, Declaration, DynamicBoxes};
-use crate::declare::Direction;
 use crate::handle::Handle;
 use crate::sync::Signal;
 use crate::wake::Target;
@@ -94,14 +93,7 @@ impl<B: BoxSet> Endpoint<B> {
     }
 
     fn any_ready(&self) -> bool {
-        let core = &self.handle.0;
-        let table = core.wake.table();
-        (0..table.len()).any(|i| {
-            table
-                .get(i)
-                .is_some_and(|m| m.direction == Direction::Inbox)
-                && core.set.port(i).is_some_and(|b| b.len() > 0)
-        })
+        self.handle.0.any_ready()
     }
 }
 

@@ -88,6 +88,15 @@ impl Core {
         self.set.port_arc(i)
     }
 
+    /// True if any inbox holds a message (A2: Kamaelia's `anyReady`).
+    pub(crate) fn any_ready(&self) -> bool {
+        let table = self.wake.table();
+        (0..table.len()).any(|i| {
+            table.get(i).is_some_and(|m| m.direction == Direction::Inbox)
+                && self.set.port(i).is_some_and(|b| !b.is_empty())
+        })
+    }
+
     /// Runs `f` on this component's kin, making it if need be.
     pub(crate) fn kin<R>(&self, f: impl FnOnce(&mut Kin) -> R) -> R {
         f(lock(&self.family).kin.get_or_insert_with(Box::default))

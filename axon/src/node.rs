@@ -333,6 +333,10 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn maker(&self) -> Maker;
     /// Messages waiting.
     fn len(&self) -> usize;
+    /// No message waiting.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// A5's size limit.
     fn limit(&self) -> Option<usize>;
     /// Sets A5's size limit.

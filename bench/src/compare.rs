@@ -10,29 +10,60 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+use serde::Serialize;
+
+use crate::loadgen::Summary;
+
+/// A server under test: a binary started as a child process with
+/// `--port 0` and `args`, whose first stdout line is `listening on
+/// HOST:PORT`.
 struct Contender {
-    name: &'static str,
-    bin: &'static str,
+    name: String,
+    bin: PathBuf,
     args: &'static [&'static str],
 }
 
-const CONTENDERS: &[Contender] = &[
-    Contender {
-        name: "mio",
-        bin: "mio-echo",
-        args: &[],
-    },
-    Contender {
-        name: "tokio",
-        bin: "tokio-echo",
-        args: &[],
-    },
-    Contender {
-        name: "axon",
-        bin: "selector-demo",
-        args: &["--protocol", "echo"],
-    },
-];
+/// How the axon contender (and every `--extra` one) is started.
+const DEMO_ARGS: &[&str] = &["--protocol", "echo"];
+
+/// The built-in contenders, found next to this binary.
+fn contenders(dir: &Path) -> Vec<Contender> {
+    let c = |name: &str, bin: &str, args| Contender {
+        name: name.to_string(),
+        bin: dir.join(bin),
+        args,
+    };
+    vec![
+        c("mio", "mio-echo", &[]),
+        c("tokio", "tokio-echo", &[]),
+        c("axon", "selector-demo", DEMO_ARGS),
+    ]
+}
+
+/// `--extra NAME=PATH`: another `selector-demo`-compatible binary (an
+/// older build, say), started exactly as the axon contender is.
+fn extra(spec: &str, taken: &[Contender]) -> Result<Contender, String> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("--extra {spec:?}: expected NAME=PATH"))?;
+    if name.is_empty() || path.is_empty() {
+        return Err(format!("--extra {spec:?}: expected NAME=PATH"));
+    }
+    if taken.iter().any(|c| c.name == name) {
+        return Err(format!(
+            "--extra {spec:?}: there is already a contender {name:?}"
+        ));
+    }
+    let bin = std::fs::canonicalize(path).map_err(|e| format!("--extra {spec:?}: {path}: {e}"))?;
+    if !bin.is_file() {
+        return Err(format!("--extra {spec:?}: {path} is not a file"));
+    }
+    Ok(Contender {
+        name: name.to_string(),
+        bin,
+        args: DEMO_ARGS,
+    })
+}
 
 struct Scenario {
     name: &'static str,
@@ -77,8 +108,17 @@ fn scenarios(quick: bool) -> Vec<Scenario> {
     ]
 }
 
-/// Parsed results: scenario → contender → one map per run.
-type Results<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<BTreeMap<String, f64>>>>;
+/// Parsed results: scenario → contender → one summary per run.
+type Results<'a> = BTreeMap<&'a str, BTreeMap<&'a str, Vec<Summary>>>;
+
+/// One line of `bench-compare.json`.
+#[derive(Serialize)]
+struct Record<'a> {
+    scenario: &'a str,
+    run: usize,
+    contender: &'a str,
+    result: &'a Summary,
+}
 
 fn have_taskset() -> bool {
     Command::new("taskset")
@@ -132,15 +172,10 @@ fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, Str
     Ok((server, addr))
 }
 
-/// Parses the flat JSON object the load generator prints.
-fn parse(json: &str) -> BTreeMap<String, f64> {
-    json.trim_matches(|c| c == '{' || c == '}')
-        .split(',')
-        .filter_map(|kv| {
-            let (k, v) = kv.split_once(':')?;
-            Some((k.trim_matches('"').to_string(), v.parse().ok()?))
-        })
-        .collect()
+/// Parses the JSON object the load generator prints.
+fn parse(json: &str) -> Result<Summary, String> {
+    serde_json::from_str(json)
+        .map_err(|e| format!("unreadable load generator result {json:?}: {e}"))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -158,11 +193,48 @@ fn bin_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// `compare`'s options.
+struct Options {
+    quick: bool,
+    runs: Option<usize>,
+    extras: Vec<String>,
+}
+
+fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = Options {
+        quick: false,
+        runs: None,
+        extras: Vec::new(),
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("quick") => o.quick = true,
+            Long("runs") => {
+                let runs: usize = crate::value(&mut parser, "--runs")?;
+                if runs == 0 {
+                    return Err("--runs must be at least 1".into());
+                }
+                o.runs = Some(runs);
+            }
+            Long("extra") => o.extras.push(parser.value()?.string()?),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(o)
+}
+
 /// Runs the comparison. Returns an error message on any failure.
-pub fn compare(args: &[String]) -> Result<(), String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let runs: usize = crate::arg(args, "--runs", if quick { 1 } else { 5 });
+pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
+    let opts = options(parser).map_err(|e| format!("compare: {e}"))?;
+    let quick = opts.quick;
+    let runs = opts.runs.unwrap_or(if quick { 1 } else { 5 });
     let dir = bin_dir();
+    let mut contenders = contenders(&dir);
+    for spec in &opts.extras {
+        let c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
+        contenders.push(c);
+    }
     let demo = dir.join("selector-demo");
     if !demo.exists() {
         eprintln!("building selector-demo …");
@@ -188,13 +260,14 @@ pub fn compare(args: &[String]) -> Result<(), String> {
     // scenario -> contender -> runs of parsed results
     let mut results: Results = BTreeMap::new();
     let mut raw = Vec::new();
-    for scenario in scenarios(quick) {
+    let scenarios = scenarios(quick);
+    for scenario in &scenarios {
         for run in 0..runs {
             // Each run starts with the next contender, so a slow spell of
             // the machine does not always land on the same one.
-            let order = (0..CONTENDERS.len()).map(|i| &CONTENDERS[(i + run) % CONTENDERS.len()]);
+            let order = (0..contenders.len()).map(|i| &contenders[(i + run) % contenders.len()]);
             for c in order {
-                let (server, addr) = start_server(&dir.join(c.bin), c.args, taskset)?;
+                let (server, addr) = start_server(&c.bin, c.args, taskset)?;
                 let pid = server.0.id();
                 let out = pinned(1, &me, taskset)
                     .arg("loadgen")
@@ -214,33 +287,41 @@ pub fn compare(args: &[String]) -> Result<(), String> {
                             c.name,
                             String::from_utf8_lossy(&out.stderr)
                         )
-                    })?
-                    .to_string();
+                    })?;
                 eprintln!("{:<18} run {} {:<6} {json}", scenario.name, run + 1, c.name);
-                raw.push(format!(
-                    "{{\"scenario\":\"{}\",\"run\":{},\"contender\":\"{}\",\"result\":{json}}}",
-                    scenario.name,
-                    run + 1,
-                    c.name
-                ));
+                let summary =
+                    parse(json).map_err(|e| format!("{} / {}: {e}", scenario.name, c.name))?;
+                raw.push(
+                    serde_json::to_string(&Record {
+                        scenario: scenario.name,
+                        run: run + 1,
+                        contender: &c.name,
+                        result: &summary,
+                    })
+                    .map_err(|e| e.to_string())?,
+                );
                 results
                     .entry(scenario.name)
                     .or_default()
-                    .entry(c.name)
+                    .entry(&c.name)
                     .or_default()
-                    .push(parse(&json));
+                    .push(summary);
             }
         }
     }
+    // One record per line: easy to grep, and still one JSON array.
     let json_path = dir.join("bench-compare.json");
     std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
         .map_err(|e| e.to_string())?;
-    print_table(&results, runs, taskset);
+    print_table(&results, &contenders, runs, taskset);
     println!("raw results: {}", json_path.display());
     Ok(())
 }
 
-fn print_table(results: &Results, runs: usize, taskset: bool) {
+/// A column of the table: which figure of a summary, and its heading.
+type Column = (fn(&Summary) -> Option<f64>, &'static str);
+
+fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset: bool) {
     println!(
         "\nEcho servers, medians of {runs} run(s){}; ratio = median over the runs of \
          contender / mio in the same run",
@@ -250,36 +331,45 @@ fn print_table(results: &Results, runs: usize, taskset: bool) {
             ", unpinned"
         }
     );
-    let columns: &[(&str, &[(&str, &str)])] = &[
+    let columns: &[(&str, &[Column])] = &[
         (
             "pingpong",
             &[
-                ("ops_per_s", "rt/s"),
-                ("server_cpu_us_per_op", "CPU µs/rt"),
-                ("p50_us", "p50 µs"),
-                ("p99_us", "p99 µs"),
-                ("p999_us", "p99.9 µs"),
+                (|r| Some(r.ops_per_s), "rt/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/rt"),
+                (|r| Some(r.p50_us), "p50 µs"),
+                (|r| Some(r.p99_us), "p99 µs"),
+                (|r| Some(r.p999_us), "p99.9 µs"),
             ],
         ),
         (
             "bulk",
-            &[("mb_per_s", "MB/s"), ("server_cpu_us_per_op", "CPU µs/MB")],
+            &[
+                (|r| Some(r.mb_per_s), "MB/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/MB"),
+            ],
         ),
         (
             "churn",
             &[
-                ("ops_per_s", "conn/s"),
-                ("server_cpu_us_per_op", "CPU µs/conn"),
+                (|r| Some(r.ops_per_s), "conn/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/conn"),
             ],
         ),
         (
             "idle",
             &[
-                ("rss_kib_per_conn", "KiB/conn"),
-                ("server_cpu_us_per_op", "idle CPU µs/conn"),
+                (|r| r.rss_kib_per_conn, "KiB/conn"),
+                (|r| Some(r.server_cpu_us_per_op), "idle CPU µs/conn"),
             ],
         ),
     ];
+    let width = contenders
+        .iter()
+        .map(|c| c.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     for (scenario, by) in results {
         let cols = columns
             .iter()
@@ -287,23 +377,21 @@ fn print_table(results: &Results, runs: usize, taskset: bool) {
             .map(|(_, c)| *c)
             .unwrap_or(&[]);
         println!("\n{scenario}");
-        print!("  {:<8}", "server");
+        print!("  {:<width$}", "server");
         for (_, label) in cols {
             print!(" {label:>14} {:>7}", "ratio");
         }
         println!();
-        let values = |c: &str, key: &str| -> Vec<f64> {
+        let values = |c: &str, figure: fn(&Summary) -> Option<f64>| -> Vec<f64> {
             by.get(c).map_or(Vec::new(), |rs| {
-                rs.iter()
-                    .map(|r| r.get(key).copied().unwrap_or(f64::NAN))
-                    .collect()
+                rs.iter().map(|r| figure(r).unwrap_or(f64::NAN)).collect()
             })
         };
-        for c in CONTENDERS {
-            print!("  {:<8}", c.name);
-            for (key, _) in cols {
-                let mine = values(c.name, key);
-                let base = values("mio", key);
+        for c in contenders {
+            print!("  {:<width$}", c.name);
+            for (figure, _) in cols {
+                let mine = values(&c.name, *figure);
+                let base = values("mio", *figure);
                 let v = median(mine.clone());
                 let ratios: Vec<f64> = mine
                     .iter()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use serde::{Deserialize, Serialize};
 
 /// What a scenario measured.
 #[derive(Default, Debug, Clone)]
@@ -20,30 +21,56 @@ pub struct Outcome {
     pub rss_kib_per_conn: Option<f64>,
 }
 
+/// What the load generator prints after `RESULT `, and what `compare`
+/// reads back: one flat JSON object.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Summary {
+    pub ops: u64,
+    pub secs: f64,
+    pub ops_per_s: f64,
+    pub server_cpu_us_per_op: f64,
+    pub mb_per_s: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Only the idle scenario measures it (`null` otherwise).
+    pub rss_kib_per_conn: Option<f64>,
+}
+
+/// `x` to `places` decimals, so the line stays as short as it always was
+/// (serde_json prints the shortest form of the rounded value).
+fn round(x: f64, places: i32) -> f64 {
+    let k = 10f64.powi(places);
+    (x * k).round() / k
+}
+
 impl Outcome {
-    pub fn json(&self) -> String {
+    pub fn summary(&self) -> Summary {
         let mut lat = self.latencies_ns.clone();
         lat.sort_unstable();
         let pct = |p: f64| -> f64 {
             if lat.is_empty() {
                 0.0
             } else {
-                lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1e3
+                round(lat[((lat.len() - 1) as f64 * p) as usize] as f64 / 1e3, 1)
             }
         };
-        format!(
-            "{{\"ops\":{},\"secs\":{:.4},\"ops_per_s\":{:.1},\"server_cpu_us_per_op\":{:.3},\"mb_per_s\":{:.1},\"p50_us\":{:.1},\"p99_us\":{:.1},\"p999_us\":{:.1},\"rss_kib_per_conn\":{}}}",
-            self.ops,
-            self.secs,
-            self.ops as f64 / self.secs.max(1e-9),
-            self.server_cpu_secs * 1e6 / (self.ops.max(1) as f64),
-            self.bytes as f64 / 1e6 / self.secs.max(1e-9),
-            pct(0.5),
-            pct(0.99),
-            pct(0.999),
-            self.rss_kib_per_conn
-                .map_or("null".to_string(), |v| format!("{v:.3}")),
-        )
+        Summary {
+            ops: self.ops,
+            secs: round(self.secs, 4),
+            ops_per_s: round(self.ops as f64 / self.secs.max(1e-9), 1),
+            server_cpu_us_per_op: round(self.server_cpu_secs * 1e6 / (self.ops.max(1) as f64), 3),
+            mb_per_s: round(self.bytes as f64 / 1e6 / self.secs.max(1e-9), 1),
+            p50_us: pct(0.5),
+            p99_us: pct(0.99),
+            p999_us: pct(0.999),
+            rss_kib_per_conn: self.rss_kib_per_conn.map(|v| round(v, 3)),
+        }
+    }
+
+    /// The `RESULT` line's JSON.
+    pub fn json(&self) -> String {
+        serde_json::to_string(&self.summary()).expect("a flat struct of numbers serialises")
     }
 }
 

@@ -1,90 +1,74 @@
 //! Benchmarks for the Kamaelia-in-Rust workspace. See `bench/README.md`.
 //!
-//! - `cargo run --release -p bench -- compare [--quick] [--runs R]`: echo
-//!   servers (raw mio, tokio, ours) under our load generator.
+//! - `cargo run --release -p bench -- compare [--quick] [--runs R]
+//!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
+//!   other `selector-demo`-compatible builds) under our load generator.
 //! - `cargo run --release -p bench -- hop [--messages N] [--runs R]`: the
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
 //!   `compare`).
-//! - `bench soak [--quick] [--seconds N] [--clients M]`: mixed clients
-//!   against `selector-demo`, every byte checked, no descriptor leaks.
+//! - `bench soak [--quick] [--seconds N] [--clients M] [--seed S]`: mixed
+//!   clients against `selector-demo`, every byte checked, no descriptor
+//!   leaks.
+//!
+//! Every subcommand parses its options with `lexopt`: `--runs 3` and
+//! `--runs=3` both work, and an unknown option is an error naming it.
 
 mod compare;
 mod loadgen;
 mod soak;
 
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use axon::{Boxes, Component, Control, Cx, Handle, Inbox, Outbox, Pipeline, Scheduler, Step};
+use axon::{Component, Control, Cx, Handle, Pipeline, Scheduler, Standard, Step};
+use lexopt::ValueExt;
 
-/// Sends `0..n` out of `outbox`, pausing whenever the consumer's inbox is
+/// Sends `0..end` out of `outbox`, pausing whenever the consumer's inbox is
 /// full (A5) until space frees (A6).
-/// With `typed`, it sends through an [`Outbox`] found once instead of by
-/// name on every send.
 struct Producer {
     next: u64,
     end: u64,
-    typed: bool,
-    outbox: Option<Outbox<u64>>,
 }
 
 impl Component for Producer {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<(), u64>()
-    }
+    type Boxes = Standard<(), u64>;
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if self.typed {
-            let me = cx.me().clone();
-            let outbox = self
-                .outbox
-                .get_or_insert_with(|| me.outbox("outbox").expect("declared"));
-            while self.next < self.end {
-                if outbox.send(self.next).is_err() {
-                    return Step::Pause;
-                }
-                self.next += 1;
-            }
-        }
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
         while self.next < self.end {
-            if cx.send(self.next, "outbox").is_err() {
+            // A full inbox gives the message back; `next` is simply sent
+            // again once space has freed.
+            if cx.outbox.send(self.next).is_err() {
                 return Step::Pause;
             }
             self.next += 1;
         }
-        let _ = cx.send(Control::ProducerFinished, "signal");
+        let _ = cx.signal.send(Control::ProducerFinished);
         Step::Done
     }
 }
 
-/// Takes everything and checks it arrives in order.
+/// Takes everything and checks it arrives in order and in full.
 struct Consumer {
     expect: u64,
-    typed: bool,
-    inbox: Option<Inbox<u64>>,
+    end: u64,
 }
 
 impl Component for Consumer {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<u64, ()>()
+    type Boxes = Standard<u64, ()>;
+
+    fn created(&mut self, _me: &Handle, boxes: &Self::Boxes) {
+        boxes.inbox.set_limit(Some(BOX_SIZE));
     }
 
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if self.typed {
-            let me = cx.me().clone();
-            let inbox = self
-                .inbox
-                .get_or_insert_with(|| me.inbox("inbox").expect("declared"));
-            while let Some(n) = inbox.recv() {
-                assert_eq!(n, self.expect, "message out of order");
-                self.expect += 1;
-            }
-        }
-        while let Some(n) = cx.recv::<u64>("inbox") {
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        while let Some(n) = cx.inbox.recv() {
             assert_eq!(n, self.expect, "message out of order");
             self.expect += 1;
         }
-        if cx.recv::<Control>("control").is_some() {
+        if cx.control.recv().is_some() {
+            assert_eq!(self.expect, self.end, "messages lost");
             return Step::Done;
         }
         Step::Pause
@@ -93,24 +77,16 @@ impl Component for Consumer {
 
 const BOX_SIZE: usize = 1024;
 
-/// Messages through Pipeline(Producer, Consumer) on one scheduler thread;
-/// `typed`: through `Outbox`/`Inbox` handles rather than names.
-fn axon_hop(n: u64, typed: bool) -> Duration {
-    let consumer = Handle::new(Consumer {
-        expect: 0,
-        typed,
-        inbox: None,
-    });
-    consumer.set_inbox_size("inbox", Some(BOX_SIZE)).unwrap();
-    let producer = Handle::new(Producer {
-        next: 0,
-        end: n,
-        typed,
-        outbox: None,
-    });
-    let pipeline = Pipeline::new(vec![producer, consumer]).unwrap();
+/// `n` messages through Pipeline(Producer, Consumer) on one scheduler
+/// thread, the consumer's inbox bounded to [`BOX_SIZE`].
+fn axon_hop(n: u64) -> Duration {
+    let pipeline = Pipeline::new(vec![
+        Producer { next: 0, end: n }.into(),
+        Consumer { expect: 0, end: n }.into(),
+    ])
+    .expect("Producer's outbox carries what Consumer's inbox takes");
     let scheduler = Scheduler::new();
-    scheduler.activate(&pipeline).unwrap();
+    scheduler.activate(pipeline).expect("activate the pipeline");
     let start = Instant::now();
     scheduler.run();
     start.elapsed()
@@ -152,84 +128,127 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-pub(crate) fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
-    match args.iter().position(|a| a == name) {
-        Some(i) => match args.get(i + 1).map(|v| v.parse()) {
-            Some(Ok(v)) => v,
-            _ => {
-                eprintln!("{name} needs a number");
-                std::process::exit(2);
-            }
-        },
-        None => default,
-    }
+/// The value of the option just read, parsed; an error names the option.
+pub(crate) fn value<T>(parser: &mut lexopt::Parser, option: &str) -> Result<T, lexopt::Error>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let v = parser.value()?;
+    let text = v.string()?;
+    text.parse()
+        .map_err(|e| format!("{option}: {text:?}: {e}").into())
 }
 
-fn hop(args: &[String]) {
-    let n: u64 = arg(args, "--messages", 5_000_000);
-    let runs: usize = arg(args, "--runs", 5);
+/// A value that must be at least 1.
+fn at_least_one<T: FromStr + PartialOrd + From<u8>>(
+    parser: &mut lexopt::Parser,
+    option: &str,
+) -> Result<T, lexopt::Error>
+where
+    T::Err: std::fmt::Display,
+{
+    let v: T = value(parser, option)?;
+    if v < T::from(1) {
+        return Err(format!("{option} must be at least 1").into());
+    }
+    Ok(v)
+}
+
+/// A duration in seconds (fractions allowed).
+fn seconds(parser: &mut lexopt::Parser, option: &str) -> Result<Duration, lexopt::Error> {
+    let s: f64 = value(parser, option)?;
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| format!("{option}: {s} is not a duration in seconds").into())
+}
+
+/// `hop`'s options: messages per run, runs.
+fn hop_options(mut parser: lexopt::Parser) -> Result<(u64, usize), lexopt::Error> {
+    use lexopt::prelude::*;
+    let (mut n, mut runs) = (5_000_000, 5);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("messages") => n = at_least_one(&mut parser, "--messages")?,
+            Long("runs") => runs = at_least_one(&mut parser, "--runs")?,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok((n, runs))
+}
+
+fn hop(parser: lexopt::Parser) -> Result<(), String> {
+    let (n, runs) = hop_options(parser).map_err(|e| format!("hop: {e}"))?;
     let ns = |d: Duration| d.as_nanos() as f64 / n as f64;
-    let (mut a, mut t, mut b, mut u) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut a, mut b, mut u) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         // In turn within each run, so drift hits all alike.
-        a.push(ns(axon_hop(n, false)));
-        t.push(ns(axon_hop(n, true)));
+        a.push(ns(axon_hop(n)));
         b.push(ns(crossbeam_bounded(n)));
         u.push(ns(crossbeam_unbounded(n)));
     }
     let ratio = |x: &[f64], y: &[f64]| median(x.iter().zip(y).map(|(x, y)| x / y).collect());
     println!("Axon hop vs bare crossbeam-channel, {n} messages x {runs} runs (medians)");
-    println!("{:<56} {:>10} {:>12}", "shape", "ns/msg", "Mmsg/s");
+    println!("{:<44} {:>10} {:>12}", "shape", "ns/msg", "Mmsg/s");
     for (name, v) in [
-        ("axon Pipeline(Producer, Consumer), box 1024, by name", &a),
-        ("axon the same, through Outbox/Inbox handles", &t),
+        ("axon Pipeline(Producer, Consumer), box 1024", &a),
         ("crossbeam bounded(1024) send+recv", &b),
         ("crossbeam unbounded send+recv", &u),
     ] {
         let m = median(v.clone());
-        println!("{name:<56} {m:>10.1} {:>12.2}", 1e3 / m);
+        println!("{name:<44} {m:>10.1} {:>12.2}", 1e3 / m);
     }
-    println!(
-        "ratio axon by name / crossbeam bounded:   {:.2}x",
-        ratio(&a, &b)
-    );
-    println!(
-        "ratio axon by name / crossbeam unbounded: {:.2}x",
-        ratio(&a, &u)
-    );
-    println!(
-        "ratio axon handles / crossbeam bounded:   {:.2}x",
-        ratio(&t, &b)
-    );
-    println!(
-        "ratio axon handles / crossbeam unbounded: {:.2}x",
-        ratio(&t, &u)
-    );
+    println!("ratio axon / crossbeam bounded: {:.2}x", ratio(&a, &b));
+    println!("ratio axon / crossbeam unbounded: {:.2}x", ratio(&a, &u));
+    Ok(())
 }
 
-fn secs(args: &[String], name: &str, default: f64) -> Duration {
-    Duration::from_secs_f64(arg(args, name, default))
+/// `loadgen`'s options.
+struct LoadgenOptions {
+    scenario: Option<String>,
+    addr: Option<SocketAddr>,
+    pid: u32,
+    conns: usize,
+    size: usize,
+    warmup: Duration,
+    window: Duration,
 }
 
-fn run_loadgen(args: &[String]) -> Result<(), String> {
-    let addr: std::net::SocketAddr = args
-        .iter()
-        .position(|a| a == "--addr")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|a| a.parse().ok())
-        .ok_or("--addr HOST:PORT is required")?;
-    let pid: u32 = arg(args, "--pid", 0);
-    let conns: usize = arg(args, "--conns", 1);
-    let warmup = secs(args, "--warmup", 0.3);
-    let window = secs(args, "--window", 1.5);
-    let outcome = match args.first().map(String::as_str) {
-        Some("pingpong") => {
-            loadgen::pingpong(addr, pid, conns, arg(args, "--size", 64), warmup, window)
+fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut o = LoadgenOptions {
+        scenario: None,
+        addr: None,
+        pid: 0,
+        conns: 1,
+        size: 64,
+        warmup: Duration::from_millis(300),
+        window: Duration::from_millis(1500),
+    };
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Value(v) if o.scenario.is_none() => o.scenario = Some(v.string()?),
+            Long("addr") => o.addr = Some(value(&mut parser, "--addr")?),
+            Long("pid") => o.pid = value(&mut parser, "--pid")?,
+            Long("conns") => o.conns = at_least_one(&mut parser, "--conns")?,
+            Long("size") => o.size = at_least_one(&mut parser, "--size")?,
+            Long("warmup") => o.warmup = seconds(&mut parser, "--warmup")?,
+            Long("window") => o.window = seconds(&mut parser, "--window")?,
+            _ => return Err(arg.unexpected()),
         }
+    }
+    Ok(o)
+}
+
+fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
+    let o = loadgen_options(parser).map_err(|e| format!("loadgen: {e}"))?;
+    let (pid, conns, warmup, window) = (o.pid, o.conns, o.warmup, o.window);
+    let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
+    let outcome = match o.scenario.as_deref() {
+        Some("pingpong") => loadgen::pingpong(addr, pid, conns, o.size, warmup, window),
         Some("bulk") => loadgen::bulk(addr, pid, conns, warmup, window),
         Some("churn") => loadgen::churn(addr, pid, conns, warmup, window),
         Some("idle") => loadgen::idle(addr, pid, conns, window),
-        other => return Err(format!("unknown scenario {other:?}")),
+        other => return Err(format!("loadgen: unknown scenario {other:?}")),
     }
     .map_err(|e| e.to_string())?;
     println!("RESULT {}", outcome.json());
@@ -237,23 +256,31 @@ fn run_loadgen(args: &[String]) -> Result<(), String> {
 }
 
 const USAGE: &str = "usage:
-  bench compare [--quick] [--runs R]
+  bench compare [--quick] [--runs R] [--extra NAME=PATH]...
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S]";
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("hop") => {
-            hop(&args[1..]);
-            Ok(())
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_env();
+    let command = match parser.next() {
+        Ok(Some(Value(v))) => v.string().map_err(|e| e.to_string()),
+        Ok(Some(Short('h') | Long("help"))) => {
+            println!("{USAGE}");
+            return;
         }
-        Some("compare") => compare::compare(&args[1..]),
-        Some("loadgen") => run_loadgen(&args[1..]),
-        Some("soak") => soak::soak(&args[1..]),
-        _ => Err(USAGE.to_string()),
+        Ok(Some(arg)) => Err(format!("{}\n{USAGE}", arg.unexpected())),
+        Ok(None) => Err(USAGE.to_string()),
+        Err(e) => Err(e.to_string()),
     };
+    let result = command.and_then(|c| match c.as_str() {
+        "hop" => hop(parser),
+        "compare" => compare::compare(parser),
+        "loadgen" => run_loadgen(parser),
+        "soak" => soak::soak(parser),
+        other => Err(format!("unknown command {other:?}\n{USAGE}")),
+    });
     if let Err(e) = result {
         eprintln!("bench: {e}");
         std::process::exit(2);

@@ -644,49 +644,49 @@ fn client(
     (stats, Ok(()))
 }
 
-fn parse_args(args: &[String]) -> Result<(f64, usize, u64), String> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let mut seconds = if quick { 3.0 } else { 20.0 };
-    let mut clients = if quick { 16 } else { 64 };
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |d| d.as_nanos() as u64);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "--quick" => {}
-            "--seconds" => {
-                let v = value()?;
-                seconds = v
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|s| s.is_finite() && *s > 0.0)
-                    .ok_or_else(|| format!("--seconds: {v:?} is not a positive number"))?;
+/// `soak`'s options: seconds, clients, seed.
+fn parse_args(mut parser: lexopt::Parser) -> Result<(f64, usize, u64), lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut quick = false;
+    let (mut seconds, mut clients, mut seed) = (None, None, None);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            // `--quick` sets the defaults, wherever it stands: an explicit
+            // `--seconds` or `--clients` still wins.
+            Long("quick") => quick = true,
+            Long("seconds") => {
+                let s: f64 = crate::value(&mut parser, "--seconds")?;
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(format!("--seconds: {s} is not a positive number").into());
+                }
+                seconds = Some(s);
             }
-            "--clients" => {
-                let v = value()?;
-                clients = v
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|&c| (1..=1024).contains(&c))
-                    .ok_or_else(|| format!("--clients: {v:?} is not in 1..=1024"))?;
+            Long("clients") => {
+                let c: usize = crate::value(&mut parser, "--clients")?;
+                if !(1..=1024).contains(&c) {
+                    return Err(format!("--clients: {c} is not in 1..=1024").into());
+                }
+                clients = Some(c);
             }
-            "--seed" => {
-                let v = value()?;
-                seed = v
-                    .parse()
-                    .map_err(|_| format!("--seed: {v:?} is not a number"))?;
-            }
-            other => return Err(format!("soak: unknown argument {other:?}")),
+            Long("seed") => seed = Some(crate::value(&mut parser, "--seed")?),
+            _ => return Err(arg.unexpected()),
         }
     }
-    Ok((seconds, clients, seed))
+    let seed = seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64)
+    });
+    Ok((
+        seconds.unwrap_or(if quick { 3.0 } else { 20.0 }),
+        clients.unwrap_or(if quick { 16 } else { 64 }),
+        seed,
+    ))
 }
 
 /// Runs the soak test. Returns an error message on any failure.
-pub fn soak(args: &[String]) -> Result<(), String> {
-    let (seconds, clients, seed) = parse_args(args)?;
+pub fn soak(parser: lexopt::Parser) -> Result<(), String> {
+    let (seconds, clients, seed) = parse_args(parser).map_err(|e| format!("soak: {e}"))?;
     let demo = demo_path()?;
     let (mut server, addr) = start_server(&demo)?;
     let pid = server.pid();

@@ -3,8 +3,10 @@
 //! Each test runs the real executable (`CARGO_BIN_EXE_selector-demo`) as a
 //! child process on loopback with `--port 0`, reads the real port from the
 //! first stdout line, and talks to it over TCP with only `std`. Together they
-//! prove the demo's command line (help, argument errors, the
-//! `listening on HOST:PORT` line, a port in use being a clear error, T2), the
+//! prove the demo's command line (help; usage errors being one line, a
+//! pointer to `--help` and exit code 2; `--port=N`; `--host localhost`; a
+//! warning when listening beyond loopback; the `listening on HOST:PORT`
+//! line; a port in use being a clear error, T2), the
 //! echo protocol (byte-exact under many concurrent clients, and half-close
 //! getting the whole reply then EOF, C7), the chat protocol (each line goes
 //! to every other client and not back to its sender), and graceful shutdown
@@ -19,7 +21,7 @@
 mod common;
 
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -88,23 +90,33 @@ fn demo_help_explains_every_option() {
     }
 }
 
+/// The second line of every usage error.
+const HINT: &str = "Try 'selector-demo --help' for more information.";
+
+/// Command lines the parser itself refuses, and a word the error must
+/// mention.
+const USAGE_ERRORS: &[(&[&str], &str)] = &[
+    (&["--frobnicate"], "--frobnicate"),
+    (&["--port", "not-a-port"], "--port"),
+    (&["--port=not-a-port"], "--port"),
+    (&["--port", "70000"], "--port"),
+    (&["--port"], "--port"),
+    (&["--protocol", "telnet", "--port", "0"], "telnet"),
+    (&["--port", "0", "stray"], "stray"),
+];
+
 #[test]
 fn demo_rejects_bad_arguments() {
-    let cases: &[(&[&str], &str)] = &[
-        (&["--frobnicate"], "--frobnicate"),
-        (&["--port", "not-a-port"], "--port"),
-        (&["--port", "70000"], "--port"),
-        (&["--port"], "--port"),
-        (&["--host", "not-an-ip", "--port", "0"], "--host"),
-        (&["--protocol", "telnet", "--port", "0"], "telnet"),
-    ];
-    for (args, mentions) in cases {
+    // Usage errors: exit 2, the error on stderr and a pointer to --help.
+    for (args, mentions) in USAGE_ERRORS {
         let out = run_to_exit(args);
-        assert!(
-            !out.status.success(),
-            "{args:?} was accepted: exit {:?}; stdout: {}",
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: a usage error should exit 2, got {:?}; stdout: {}; stderr: {}",
             out.status,
-            out.stdout
+            out.stdout,
+            out.stderr
         );
         assert!(
             out.stderr.contains("selector-demo") && out.stderr.contains(mentions),
@@ -112,10 +124,67 @@ fn demo_rejects_bad_arguments() {
             out.stderr
         );
         assert!(
+            out.stderr.contains(HINT),
+            "{args:?}: stderr does not point to --help:\n{}",
+            out.stderr
+        );
+        assert!(
             !out.stdout.contains("listening on"),
             "{args:?}: started listening anyway: {}",
             out.stdout
         );
+    }
+    // A host that is neither an address nor a name that resolves (`.invalid`
+    // never resolves, RFC 6761) fails when the demo starts, naming --host.
+    let args = ["--host", "not-an-ip.invalid", "--port", "0"];
+    let out = run_to_exit(&args);
+    assert!(
+        !out.status.success(),
+        "{args:?} was accepted: exit {:?}; stdout: {}",
+        out.status,
+        out.stdout
+    );
+    assert!(
+        out.stderr.contains("selector-demo") && out.stderr.contains("--host"),
+        "{args:?}: stderr does not explain the error (expected \"--host\"):\n{}",
+        out.stderr
+    );
+    assert!(
+        !out.stdout.contains("listening on"),
+        "{args:?}: started listening anyway: {}",
+        out.stdout
+    );
+}
+
+#[test]
+fn demo_usage_error_is_two_lines_without_the_help() {
+    let help = run_to_exit(&["--help"]).stdout;
+    assert!(help.contains("USAGE"), "--help printed no help: {help:?}");
+    for (args, mentions) in USAGE_ERRORS {
+        let out = run_to_exit(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {:?}", out.status);
+        assert_eq!(out.stdout, "", "{args:?}: a usage error printed to stdout");
+        let lines: Vec<&str> = out.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "{args:?}: expected the error and the hint, got:\n{}",
+            out.stderr
+        );
+        assert!(
+            lines[0].starts_with("selector-demo: ") && lines[0].contains(mentions),
+            "{args:?}: first line {:?} is not `selector-demo: <error about {mentions}>`",
+            lines[0]
+        );
+        assert_eq!(lines[1], HINT, "{args:?}: second line");
+        // None of the help's text: it is one --help away.
+        for line in help.lines().map(str::trim).filter(|l| l.len() > 12) {
+            assert!(
+                !out.stderr.contains(line),
+                "{args:?}: stderr repeats the help line {line:?}:\n{}",
+                out.stderr
+            );
+        }
     }
 }
 
@@ -137,6 +206,89 @@ fn demo_first_line_is_listening_on_host_port() {
             assert_eq!(&b, b"x");
         }
     }
+}
+
+/// One byte through the echo server at `addr`.
+fn echo_one_byte(addr: SocketAddr) {
+    let mut s = connect(addr).unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
+    s.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b)
+        .unwrap_or_else(|e| panic!("echo from {addr}: {e}"));
+    assert_eq!(&b, b"x");
+}
+
+/// Stops the demo with SIGTERM and returns everything it wrote to stderr
+/// (the pipe ends when it exits); panics unless it exits 0.
+fn stop_and_collect_stderr(demo: &mut Demo) -> String {
+    demo.sigterm();
+    let status = demo.wait_exit(DEADLINE).unwrap_or_else(|| {
+        panic!(
+            "demo did not exit within {DEADLINE:?}; stderr: {}",
+            demo.stderr.text()
+        )
+    });
+    assert_eq!(status.code(), Some(0), "exit after SIGTERM: {status:?}");
+    demo.stderr.wait_until(DEADLINE, |_| false)
+}
+
+#[test]
+fn demo_accepts_option_equals_value() {
+    let demo = Demo::start_exactly(&["--host", "127.0.0.1", "--port=0"], &[]);
+    assert_ne!(demo.addr.port(), 0, "--port=0: reported port 0");
+    assert_eq!(
+        demo.first_line,
+        format!("listening on 127.0.0.1:{}", demo.addr.port())
+    );
+    echo_one_byte(demo.addr);
+}
+
+#[test]
+fn demo_host_localhost_listens_on_loopback_without_a_warning() {
+    let mut demo = Demo::start_exactly(
+        &["--host", "localhost", "--port", "0"],
+        &[("RUST_LOG", "warn")],
+    );
+    assert_ne!(demo.addr.port(), 0, "--host localhost: reported port 0");
+    assert_eq!(
+        demo.first_line,
+        format!("listening on 127.0.0.1:{}", demo.addr.port()),
+        "localhost should resolve to IPv4 loopback first"
+    );
+    echo_one_byte(demo.addr);
+    let stderr = stop_and_collect_stderr(&mut demo);
+    assert!(
+        !stderr.contains("reachable from other machines"),
+        "loopback needs no warning, got:\n{stderr}"
+    );
+}
+
+#[test]
+fn demo_unspecified_host_warns_it_is_reachable_from_other_machines() {
+    // Port 0 only, and we connect only over loopback.
+    let mut demo = Demo::start_exactly(
+        &["--host", "0.0.0.0", "--port", "0"],
+        &[("RUST_LOG", "warn")],
+    );
+    let port = demo.addr.port();
+    assert_ne!(port, 0, "reported port 0");
+    assert_eq!(demo.first_line, format!("listening on 0.0.0.0:{port}"));
+    // The warning is logged before the `listening on` line is printed;
+    // wait for the pipe to deliver it.
+    let phrase = "reachable from other machines";
+    assert!(
+        demo.stderr.wait_for(phrase),
+        "no warning within {DEADLINE:?}; stderr:\n{}",
+        demo.stderr.text()
+    );
+    let stderr = demo.stderr.text();
+    let line = stderr.lines().find(|l| l.contains(phrase)).unwrap();
+    assert!(
+        line.contains("WARN") && line.contains("0.0.0.0"),
+        "not a warning naming the address: {line:?}"
+    );
+    echo_one_byte(SocketAddr::from(([127, 0, 0, 1], port)));
+    stop_and_collect_stderr(&mut demo);
 }
 
 #[test]

@@ -22,13 +22,10 @@ struct Conn {
 }
 
 fn main() -> io::Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    let port: u16 = args
-        .iter()
-        .position(|a| a == "--port")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
+    let port = port().unwrap_or_else(|e| {
+        eprintln!("{}: {e}", env!("CARGO_BIN_NAME"));
+        std::process::exit(2);
+    });
     let mut listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
     println!("listening on {}", listener.local_addr()?);
     let mut poll = Poll::new()?;
@@ -116,4 +113,18 @@ fn serve(conn: &mut Conn, buf: &mut [u8]) -> bool {
             Err(_) => return true,
         }
     }
+}
+
+/// `--port N` (or `--port=N`); 0, the default, picks a free port.
+fn port() -> Result<u16, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut port = 0;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("port") => port = parser.value()?.parse()?,
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(port)
 }

@@ -13,7 +13,7 @@ use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,40 +32,73 @@ pub fn demo_command() -> Command {
 /// Everything a child's pipe has produced so far, collected on a background
 /// thread so the child can never block on a full pipe.
 pub struct Drained {
-    buf: Arc<Mutex<Vec<u8>>>,
-    eof: mpsc::Receiver<()>,
+    state: Arc<(Mutex<Pipe>, Condvar)>,
+}
+
+/// What a pipe has produced, and whether it has ended.
+#[derive(Default)]
+struct Pipe {
+    buf: Vec<u8>,
+    eof: bool,
 }
 
 impl Drained {
     pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.buf.lock().unwrap()).into_owned()
+        String::from_utf8_lossy(&self.state.0.lock().unwrap().buf).into_owned()
+    }
+
+    /// Waits (at most `limit`) until what the pipe has produced so far
+    /// satisfies `done`, or the pipe ends; returns the text then. Woken by
+    /// each chunk read, not by polling.
+    pub fn wait_until(&self, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+        let (lock, more) = &*self.state;
+        let deadline = Instant::now() + limit;
+        let mut pipe = lock.lock().unwrap();
+        loop {
+            let text = String::from_utf8_lossy(&pipe.buf).into_owned();
+            let now = Instant::now();
+            if pipe.eof || done(&text) || now >= deadline {
+                return text;
+            }
+            pipe = more.wait_timeout(pipe, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits (at most `DEADLINE`) until `needle` has appeared; true if it
+    /// has.
+    pub fn wait_for(&self, needle: &str) -> bool {
+        self.wait_until(DEADLINE, |t| t.contains(needle))
+            .contains(needle)
     }
 
     /// Waits (at most `DEADLINE`) until the pipe has been read to its end,
     /// then returns all of it.
     pub fn finish(self) -> String {
-        let _ = self.eof.recv_timeout(DEADLINE);
-        self.text()
+        self.wait_until(DEADLINE, |_| false)
     }
 }
 
 pub fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
-    let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&buf);
-    let (tx, eof) = mpsc::channel();
+    let state = Arc::new((Mutex::new(Pipe::default()), Condvar::new()));
+    let sink = Arc::clone(&state);
     thread::spawn(move || {
+        let (lock, more) = &*sink;
         let mut chunk = [0u8; 4096];
         loop {
             match pipe.read(&mut chunk) {
                 Ok(0) => break,
-                Ok(n) => sink.lock().unwrap().extend_from_slice(&chunk[..n]),
+                Ok(n) => {
+                    lock.lock().unwrap().buf.extend_from_slice(&chunk[..n]);
+                    more.notify_all();
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => break,
             }
         }
-        let _ = tx.send(());
+        lock.lock().unwrap().eof = true;
+        more.notify_all();
     });
-    Drained { buf, eof }
+    Drained { state }
 }
 
 /// Polls `try_wait` for at most `limit` (and at most 10,000 times): there
@@ -117,9 +150,18 @@ impl Demo {
     /// As [`Demo::start`], with these environment variables set for the
     /// child (on top of this process's environment).
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Demo {
+        let mut args = vec!["--host", "127.0.0.1", "--port", "0"];
+        args.extend_from_slice(extra);
+        Demo::start_exactly(&args, env)
+    }
+
+    /// Starts `selector-demo <args>` (nothing added: `args` must choose a
+    /// free port, `--port 0` or `--port=0`) with `env` set for the child,
+    /// and waits (with a deadline) for its `listening on` line. `addr` is
+    /// the address that line reports.
+    pub fn start_exactly(args: &[&str], env: &[(&str, &str)]) -> Demo {
         let mut child = demo_command()
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(extra)
+            .args(args)
             .envs(env.iter().copied())
             .spawn()
             .expect("spawn selector-demo");
