@@ -92,7 +92,9 @@ impl Core {
     pub(crate) fn any_ready(&self) -> bool {
         let table = self.wake.table();
         (0..table.len()).any(|i| {
-            table.get(i).is_some_and(|m| m.direction == Direction::Inbox)
+            table
+                .get(i)
+                .is_some_and(|m| m.direction == Direction::Inbox)
                 && self.set.port(i).is_some_and(|b| !b.is_empty())
         })
     }

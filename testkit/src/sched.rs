@@ -1,0 +1,77 @@
+//! A scheduler running on its own thread, joined with a deadline.
+
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+use axon::{Scheduler, SchedulerHandle};
+
+use crate::DEADLINE;
+
+/// A scheduler running on a background thread.
+///
+/// [`Running::join`] waits for it to return by itself (a lost wake-up then
+/// shows as a failure at the deadline, never as a hung test). Dropping it
+/// without joining stops it and waits for it, so a failing test does not
+/// leave a scheduler thread behind.
+pub struct Running {
+    /// Stops or wakes the running scheduler from the test's thread.
+    pub handle: SchedulerHandle,
+    done: mpsc::Receiver<()>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Starts `s` on a new thread.
+    pub fn start(s: Scheduler) -> Running {
+        let handle = s.handle();
+        let (tx, done) = mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            s.run();
+            let _ = tx.send(());
+        });
+        Running {
+            handle,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits, at most [`DEADLINE`], for the scheduler to return by itself.
+    #[track_caller]
+    pub fn join(mut self) {
+        self.done
+            .recv_timeout(DEADLINE)
+            .expect("scheduler did not finish before the deadline");
+        if let Some(t) = self.thread.take() {
+            t.join().expect("scheduler thread panicked");
+        }
+    }
+
+    /// Stops the scheduler and waits, at most [`DEADLINE`], for it.
+    #[track_caller]
+    pub fn stop(mut self) {
+        self.handle.stop();
+        self.done
+            .recv_timeout(DEADLINE)
+            .expect("scheduler did not stop before the deadline");
+        if let Some(t) = self.thread.take() {
+            t.join().expect("scheduler thread panicked");
+        }
+    }
+
+    /// Runs `s` on a thread and waits for it to return by itself.
+    #[track_caller]
+    pub fn to_completion(s: Scheduler) {
+        Running::start(s).join();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.handle.stop();
+            let _ = self.done.recv_timeout(DEADLINE);
+            let _ = t.join();
+        }
+    }
+}
