@@ -171,8 +171,8 @@ impl Component for AnswersThenEnds {
 #[test]
 fn a_handler_that_panicked_left_its_connection_open_for_ever() {
     let _serial = serial();
-    let server = SimpleServer::new(|| Panics, any_loopback_port(), ServerOptions::default())
-        .unwrap();
+    let server =
+        SimpleServer::new(|| Panics, any_loopback_port(), ServerOptions::default()).unwrap();
     let addr = server.local_addr();
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(server).unwrap();
@@ -331,9 +331,7 @@ fn a_stopped_scheduler_kept_its_selector_and_sockets_alive() {
         let addr = server.local_addr();
         let scheduler = selector::scheduler().unwrap();
         let core: Handle = scheduler.activate(server).unwrap();
-        let timer = scheduler
-            .activate(DistantTimer { set: false })
-            .unwrap();
+        let timer = scheduler.activate(DistantTimer { set: false }).unwrap();
         let running = Running::start(scheduler);
         let mut c = connect(addr);
         testkit::round_trip(&mut c, b"ping");

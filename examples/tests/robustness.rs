@@ -32,11 +32,11 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{connect, ensure_fd_limit, Demo, DEADLINE};
+use testkit::Proc;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -72,55 +72,17 @@ fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
 
 // ------------------------------------------------------------ /proc readings
 
-/// The process's resident set size, in bytes (`VmRSS` of
-/// `/proc/<pid>/status`).
 fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("unreadable {line:?}"));
-    kib * KIB
+    Proc::of(pid).rss_bytes()
 }
 
-/// How many descriptors the process has open (entries of
-/// `/proc/<pid>/fd`).
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/fd: {e}"))
-        .count()
+    Proc::of(pid).fd_count()
 }
 
-/// CPU time the process (all its threads) has used, in clock ticks:
-/// utime + stime, fields 14 and 15 of `/proc/<pid>/stat`.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("read /proc/{pid}/stat: {e}"));
-    // The command name (field 2) is in parentheses and may hold spaces; the
-    // fields after it start at field 3.
-    let rest = &stat[stat.rfind(')').expect("`)` in stat") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields[14 - 3].parse().expect("utime");
-    let stime: u64 = fields[15 - 3].parse().expect("stime");
-    utime + stime
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux).
-fn ticks_per_second() -> u64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .filter(|&t| t > 0)
-        .unwrap_or(100)
+/// CPU time the process (all its threads) has used, in milliseconds.
+fn cpu_ms(pid: u32) -> u64 {
+    (Proc::of(pid).cpu_seconds() * 1000.0) as u64
 }
 
 /// Waits, polling at most every 20 ms and for at most `limit`, until the
@@ -322,12 +284,12 @@ fn many_connections_10000_echo_once_then_no_descriptor_leak() {
     );
 
     // Close every client: the server must release every descriptor.
-    let cpu_start = cpu_ticks(pid);
+    let cpu_start = cpu_ms(pid);
     let close_start = Instant::now();
     drop(conns);
     let fds_end = wait_for_fd_count(pid, fds_start, CLOSE_DEADLINE);
     let close_time = close_start.elapsed();
-    let close_cpu_ms = (cpu_ticks(pid) - cpu_start) * 1000 / ticks_per_second();
+    let close_cpu_ms = cpu_ms(pid) - cpu_start;
     let rss_end = rss_bytes(pid);
     eprintln!(
         "closed all clients: server descriptors back to {fds_end} (start {fds_start}) in \
@@ -366,7 +328,7 @@ fn closing_10000_connections_is_prompt_and_does_not_stall_others() {
     let fds_start = fd_count(pid);
     let conns = open_and_echo(&demo, CONNECTIONS, 8, "storm");
 
-    let cpu_start = cpu_ticks(pid);
+    let cpu_start = cpu_ms(pid);
     let close_start = Instant::now();
     drop(conns);
     // A long read deadline, so the stall is measured rather than cut off.
@@ -379,7 +341,7 @@ fn closing_10000_connections_is_prompt_and_does_not_stall_others() {
     let latency = echo_start.elapsed();
     let fds_end = wait_for_fd_count(pid, fds_start, Duration::from_secs(45));
     let close_time = close_start.elapsed();
-    let close_cpu_ms = (cpu_ticks(pid) - cpu_start) * 1000 / ticks_per_second();
+    let close_cpu_ms = cpu_ms(pid) - cpu_start;
     demo.assert_alive();
     eprintln!(
         "closing {CONNECTIONS}: descriptors {fds_end} (start {fds_start}) after \
@@ -409,19 +371,17 @@ fn idle_1000_connections_use_almost_no_cpu() {
     let pid = demo.pid();
     let mut conns = open_and_echo(&demo, CONNECTIONS, 4, "idle");
 
-    let hz = ticks_per_second();
-    let ticks_before = cpu_ticks(pid);
+    let before_ms = cpu_ms(pid);
     let window = Instant::now();
     thread::sleep(WINDOW); // the measurement window, not synchronisation
-    let ticks_after = cpu_ticks(pid);
+    let after_ms = cpu_ms(pid);
     let elapsed = window.elapsed();
     demo.assert_alive();
-    let used_ms = (ticks_after - ticks_before) * 1000 / hz;
+    let used_ms = after_ms - before_ms;
     let budget_ms = elapsed.as_millis() as u64 / 100; // 1% of one core
     eprintln!(
         "{CONNECTIONS} idle connections: server used {used_ms} ms of CPU in {elapsed:.2?} \
-         ({} ticks at {hz} Hz; budget {budget_ms} ms)",
-        ticks_after - ticks_before
+         (budget {budget_ms} ms)"
     );
     assert!(
         used_ms < budget_ms,

@@ -2,17 +2,19 @@
 //! `upper-client`), as a user runs them: real processes, real sockets on
 //! 127.0.0.1.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const DEADLINE: Duration = Duration::from_secs(30);
+use testkit::{drain, sigterm, wait_with_deadline, Drained, DEADLINE};
 
 /// `upper-server 127.0.0.1:0`, and the address it says it listens on.
 struct Server {
     child: Child,
     addr: SocketAddr,
+    /// Its stdout, drained so it never blocks on the pipe.
+    _stdout: Drained,
 }
 
 impl Server {
@@ -22,30 +24,29 @@ impl Server {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start upper-server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let stdout = drain(child.stdout.take().unwrap());
+        let text = stdout.wait_until(DEADLINE, |t| t.contains('\n'));
+        let line = text.lines().next().unwrap_or_default();
         let addr = line
-            .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .unwrap();
-        Server { child, addr }
+        Server {
+            child,
+            addr,
+            _stdout: stdout,
+        }
     }
 
     fn connect(&self) -> TcpStream {
-        let s = TcpStream::connect(self.addr).unwrap();
-        s.set_read_timeout(Some(DEADLINE)).unwrap();
-        s
+        testkit::connect(self.addr)
     }
 
-    /// SIGTERM, and its exit status.
+    /// SIGTERM, and its exit status (within the deadline).
     fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        self.child.wait().unwrap()
+        sigterm(self.child.id());
+        wait_with_deadline(&mut self.child, DEADLINE).expect("upper-server did not exit")
     }
 }
 

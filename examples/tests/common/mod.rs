@@ -9,16 +9,17 @@
 //! for a process exit, which std offers no event for.
 #![allow(dead_code)] // not every test file uses every helper
 
-use std::io::{self, BufRead, BufReader, ErrorKind, Read};
+use std::io::{self, BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// How long any single wait (start-up, a reply, an exit) may take.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+#[allow(unused_imports)] // not every test file uses every helper
+pub use testkit::{
+    drain, ensure_fd_limit, try_connect as connect, wait_with_deadline, Drained, DEADLINE,
+};
 
 /// `selector-demo` with stdin closed and stdout and stderr piped.
 pub fn demo_command() -> Command {
@@ -27,102 +28,6 @@ pub fn demo_command() -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     cmd
-}
-
-/// Everything a child's pipe has produced so far, collected on a background
-/// thread so the child can never block on a full pipe.
-pub struct Drained {
-    state: Arc<(Mutex<Pipe>, Condvar)>,
-}
-
-/// What a pipe has produced, and whether it has ended.
-#[derive(Default)]
-struct Pipe {
-    buf: Vec<u8>,
-    eof: bool,
-}
-
-impl Drained {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.state.0.lock().unwrap().buf).into_owned()
-    }
-
-    /// Waits (at most `limit`) until what the pipe has produced so far
-    /// satisfies `done`, or the pipe ends; returns the text then. Woken by
-    /// each chunk read, not by polling.
-    pub fn wait_until(&self, limit: Duration, done: impl Fn(&str) -> bool) -> String {
-        let (lock, more) = &*self.state;
-        let deadline = Instant::now() + limit;
-        let mut pipe = lock.lock().unwrap();
-        loop {
-            let text = String::from_utf8_lossy(&pipe.buf).into_owned();
-            let now = Instant::now();
-            if pipe.eof || done(&text) || now >= deadline {
-                return text;
-            }
-            pipe = more.wait_timeout(pipe, deadline - now).unwrap().0;
-        }
-    }
-
-    /// Waits (at most `DEADLINE`) until `needle` has appeared; true if it
-    /// has.
-    pub fn wait_for(&self, needle: &str) -> bool {
-        self.wait_until(DEADLINE, |t| t.contains(needle))
-            .contains(needle)
-    }
-
-    /// Waits (at most `DEADLINE`) until the pipe has been read to its end,
-    /// then returns all of it.
-    pub fn finish(self) -> String {
-        self.wait_until(DEADLINE, |_| false)
-    }
-}
-
-pub fn drain<R: Read + Send + 'static>(mut pipe: R) -> Drained {
-    let state = Arc::new((Mutex::new(Pipe::default()), Condvar::new()));
-    let sink = Arc::clone(&state);
-    thread::spawn(move || {
-        let (lock, more) = &*sink;
-        let mut chunk = [0u8; 4096];
-        loop {
-            match pipe.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => {
-                    lock.lock().unwrap().buf.extend_from_slice(&chunk[..n]);
-                    more.notify_all();
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        lock.lock().unwrap().eof = true;
-        more.notify_all();
-    });
-    Drained { state }
-}
-
-/// Polls `try_wait` for at most `limit` (and at most 10,000 times): there
-/// is no other event to wait on for a process exit with only std.
-pub fn wait_with_deadline(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    for _ in 0..10_000 {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        if start.elapsed() > limit {
-            break;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-    None
-}
-
-/// A blocking client socket with connect, read and write deadlines.
-pub fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
-    let s = TcpStream::connect_timeout(&addr, DEADLINE)?;
-    s.set_read_timeout(Some(DEADLINE))?;
-    s.set_write_timeout(Some(DEADLINE))?;
-    Ok(s)
 }
 
 /// Byte `i` of client `client`'s endless test stream; differs between
@@ -233,12 +138,7 @@ impl Demo {
 
     /// Sends the child SIGTERM (with `kill`, so no unsafe code).
     pub fn sigterm(&self) {
-        let pid = self.pid().to_string();
-        let kill = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(kill.success(), "kill -TERM {pid} failed: {kill:?}");
+        testkit::sigterm(self.pid());
     }
 
     /// Waits for the child to exit, at most `limit`.
@@ -252,41 +152,4 @@ impl Drop for Demo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Makes sure this process (and so the children it spawns afterwards, which
-/// inherit the limit) may open at least `needed` descriptors, raising the
-/// soft limit to the hard one with util-linux `prlimit` if it is lower.
-pub fn ensure_fd_limit(needed: u64) {
-    let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
-        return; // not Linux: nothing to check
-    };
-    let Some(nums) = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .map(|l| {
-            l.split_whitespace()
-                .filter_map(|w| w.parse().ok())
-                .collect::<Vec<u64>>()
-        })
-    else {
-        return;
-    };
-    let (soft, hard) = (nums[0], *nums.get(1).unwrap_or(&u64::MAX));
-    if soft >= needed {
-        return;
-    }
-    assert!(
-        hard >= needed,
-        "this test needs {needed} descriptors but the hard limit is {hard} (ulimit -Hn)"
-    );
-    let status = Command::new("prlimit")
-        .args([
-            "--pid",
-            &std::process::id().to_string(),
-            &format!("--nofile={hard}:{hard}"),
-        ])
-        .status()
-        .expect("prlimit (util-linux) is needed to raise the descriptor limit");
-    assert!(status.success(), "prlimit --nofile={hard}:{hard} failed");
 }
