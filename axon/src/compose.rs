@@ -267,6 +267,39 @@ impl Pipeline {
     }
 }
 
+/// Kamaelia's `Pipeline(a, b, c)`: [`Pipeline::new`] with each component
+/// turned into a [`Handle`] for you.
+///
+/// ```
+/// use axon::{pipeline, Component, Cx, Standard, Step};
+///
+/// /// Doubles each number, holding one the next box had no room for (A5).
+/// #[derive(Default)]
+/// struct Double(Option<u32>);
+///
+/// impl Component for Double {
+///     type Boxes = Standard<u32, u32>;
+///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+///         while let Some(n) = self.0.take().or_else(|| cx.inbox.recv()) {
+///             if let Err(full) = cx.outbox.send(n * 2) {
+///                 self.0 = Some(full.into_inner() / 2);
+///                 return Step::Pause; // woken when there is room (A6)
+///             }
+///         }
+///         Step::Pause
+///     }
+/// }
+///
+/// let quadruple = pipeline![Double::default(), Double::default()].unwrap();
+/// # let _ = quadruple;
+/// ```
+#[macro_export]
+macro_rules! pipeline {
+    ($($component:expr),+ $(,)?) => {
+        $crate::Pipeline::new(::std::vec![$($crate::Handle::from($component)),+])
+    };
+}
+
 impl Component for Pipeline {
     type Boxes = DynamicBoxes;
 

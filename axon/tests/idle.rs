@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axon::{Control, Handle, Scheduler};
+use testkit::{wait_until, Proc, Running};
 use util::*;
 
 #[test]
@@ -25,19 +26,19 @@ fn a6_ten_thousand_paused_components_use_no_cpu() {
     for h in &handles {
         scheduler.activate(h).unwrap();
     }
-    let (sched, thread) = spawn(scheduler);
+    let running = Running::start(scheduler);
 
-    // Wait (with a deadline) until every component has run once and paused.
-    let deadline = Instant::now() + DEADLINE;
-    while steps.load(Ordering::SeqCst) < N {
-        assert!(Instant::now() < deadline, "components did not all start");
-        std::thread::yield_now();
-    }
-    let cpu_before = process_cpu_seconds();
+    // Wait (with the deadline) until every component has run once and paused.
+    wait_until("every component's first step", || {
+        steps.load(Ordering::SeqCst) >= N
+    });
+    let me = Proc::me();
+    let cpu_before = me.cpu_seconds();
     let wall = Instant::now();
-    // The measurement window itself: 2 s of nothing happening.
+    // The measurement window itself (not a synchronisation): 2 s of
+    // nothing happening.
     std::thread::sleep(Duration::from_secs(2));
-    let cpu = process_cpu_seconds() - cpu_before;
+    let cpu = me.cpu_seconds() - cpu_before;
     let elapsed = wall.elapsed().as_secs_f64();
     assert_eq!(
         steps.load(Ordering::SeqCst),
@@ -58,7 +59,7 @@ fn a6_ten_thousand_paused_components_use_no_cpu() {
             .send(Control::ShutdownMicroprocess)
             .unwrap();
     }
-    thread.join();
+    running.join();
     assert!(handles.iter().all(Handle::is_done));
-    drop(sched);
+    assert!(handles.iter().all(|h| !h.panicked()));
 }

@@ -9,20 +9,25 @@ use std::time::{Duration, Instant};
 
 use axon::ipc::{NewComponent, Notify, Status};
 use axon::{
-    link, unlink, ActivateError, Boxes, CatError, Component, Control, Cx, Direction, Endpoint,
-    Graphline, Handle, LinkError, Pipeline, Scheduler, Step,
+    boxes, link, unlink, ActivateError, BoxError, CatError, Component, Control, Cx, Declaration,
+    Direction, Endpoint, Graphline, Handle, Inbox, LinkError, NoSpace, Outbox, Pipeline, Scheduler,
+    Standard, Step,
 };
+use testkit::{wait_until, Running, DEADLINE};
 use util::*;
 
-fn numbers(name: &str) -> Endpoint {
-    Endpoint::new(name, Boxes::standard::<u64, u64>())
+/// An endpoint with the standard boxes, carrying numbers both ways.
+type Numbers = Endpoint<Standard<u64, u64>>;
+
+fn numbers(name: &str) -> Numbers {
+    Endpoint::new(name)
 }
 
-fn drain(e: &Endpoint, n: usize) -> Vec<u64> {
+fn drain(e: &Numbers, n: usize) -> Vec<u64> {
     (0..n)
         .map(|i| {
-            e.recv_timeout::<u64>("inbox", DEADLINE)
-                .unwrap()
+            e.inbox
+                .recv_timeout(DEADLINE)
                 .unwrap_or_else(|| panic!("message {i} of {n} never arrived"))
         })
         .collect()
@@ -52,20 +57,47 @@ fn a1_default_boxes_are_inbox_control_outbox_signal_with_docs() {
     assert!(boxes[1].message_type.ends_with("Control"));
 }
 
+boxes! {
+    /// The standard boxes, with an inbox of text.
+    struct LineBoxes {
+        /// lines
+        ///   of text
+        inbox: Inbox<String>,
+        /// shutdown signalling
+        control: Inbox<Control>,
+        /// numbers out
+        outbox: Outbox<u64>,
+        /// producerFinished when done
+        signal: Outbox<Control>,
+    }
+}
+
 #[test]
 fn a1_declared_boxes_keep_their_one_line_description() {
-    let e = Endpoint::new(
-        "custom",
-        Boxes::standard::<u64, u64>().inbox::<String>("inbox", "lines of text"),
-    );
-    let inbox = e
-        .handle()
-        .boxes()
-        .into_iter()
-        .find(|b| b.name == "inbox")
-        .unwrap();
+    let inbox_of = |h: &Handle| {
+        h.boxes()
+            .into_iter()
+            .find(|b| b.name == "inbox")
+            .expect("an inbox")
+    };
+    // Declared as a struct: the field's doc comment, joined into one line.
+    let e = Endpoint::<LineBoxes>::new("custom");
+    let inbox = inbox_of(e.handle());
     assert_eq!(inbox.doc, "lines of text");
     assert_eq!(inbox.message_type, "alloc::string::String");
+    // Declared at run time: a later declaration of a name replaces the
+    // earlier one, description and type.
+    let e = Endpoint::dynamic(
+        "custom",
+        Declaration::new()
+            .inbox::<u64>("inbox", "numbers")
+            .inbox::<Control>("control", "shutdown signalling")
+            .inbox::<String>("inbox", "lines of text"),
+    );
+    let inbox = inbox_of(e.handle());
+    assert_eq!(inbox.doc, "lines of text");
+    assert_eq!(inbox.message_type, "alloc::string::String");
+    assert_eq!(e.handle().boxes().len(), 2);
 }
 
 // ---------------------------------------------------------------- A2
@@ -77,26 +109,20 @@ fn a2_messages_arrive_in_the_order_sent() {
     let sink = numbers("sink");
     link((&producer, "outbox"), (sink.handle(), "inbox")).unwrap();
     scheduler.activate(&producer).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     assert_eq!(drain(&sink, 10_000), (0..10_000).collect::<Vec<_>>());
-    t.join();
+    running.join();
 }
 
 #[test]
 fn a2_data_ready_and_any_ready_see_waiting_messages() {
     struct Probe(Arc<Mutex<Vec<(bool, bool, bool)>>>);
     impl Component for Probe {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<u64, u64>()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            let seen = (
-                cx.data_ready("inbox"),
-                cx.data_ready("control"),
-                cx.any_ready(),
-            );
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            let seen = (!cx.inbox.is_empty(), !cx.control.is_empty(), cx.any_ready());
             self.0.lock().unwrap().push(seen);
-            if cx.recv::<u64>("inbox").is_some() {
+            if cx.inbox.recv().is_some() {
                 return Step::Done;
             }
             Step::Pause
@@ -107,7 +133,7 @@ fn a2_data_ready_and_any_ready_see_waiting_messages() {
     probe.postbox::<u64>("inbox").unwrap().send(1).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&probe).unwrap();
-    run(scheduler);
+    Running::to_completion(scheduler);
     assert_eq!(*seen.lock().unwrap(), [(true, false, true)]);
 }
 
@@ -124,13 +150,13 @@ fn a3_chain_of_passthroughs_delivers_straight_to_the_final_inbox() {
     link((child.handle(), "outbox"), (parent.handle(), "outbox")).unwrap();
     link((other.handle(), "inbox"), (grandchild.handle(), "inbox")).unwrap();
     link((parent.handle(), "outbox"), (other.handle(), "inbox")).unwrap();
-    child.send(42u64, "outbox").unwrap();
+    child.outbox.send(42).unwrap();
     assert_eq!(
         other.handle().inbox_len("inbox"),
         0,
         "no copy in the middle"
     );
-    assert_eq!(grandchild.recv::<u64>("inbox").unwrap(), Some(42));
+    assert_eq!(grandchild.inbox.recv(), Some(42));
 }
 
 #[test]
@@ -151,11 +177,11 @@ fn a3_unlink_stops_delivery_to_the_old_destination() {
     let a = numbers("a");
     let b = numbers("b");
     let l = link((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
-    a.send(1u64, "outbox").unwrap();
+    a.outbox.send(1).unwrap();
     unlink(&l);
-    a.send(2u64, "outbox").unwrap();
-    assert_eq!(b.recv::<u64>("inbox").unwrap(), Some(1));
-    assert_eq!(b.recv::<u64>("inbox").unwrap(), None);
+    a.outbox.send(2).unwrap();
+    assert_eq!(b.inbox.recv(), Some(1));
+    assert_eq!(b.inbox.recv(), None);
     // The source is free to be linked again.
     link((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
 }
@@ -163,7 +189,7 @@ fn a3_unlink_stops_delivery_to_the_old_destination() {
 #[test]
 fn a3_linking_boxes_of_different_message_types_is_refused() {
     let a = numbers("a");
-    let words = Endpoint::new("words", Boxes::standard::<String, String>());
+    let words = Endpoint::<Standard<String, String>>::new("words");
     let err = link((a.handle(), "outbox"), (words.handle(), "inbox")).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, LinkError::TypeMismatch { .. }));
@@ -197,10 +223,10 @@ fn a3_bad_linkages_are_clear_errors() {
 #[test]
 fn a4_send_to_an_unlinked_outbox_is_discarded() {
     let a = numbers("a");
-    a.send(1u64, "outbox").unwrap();
+    a.outbox.send(1).unwrap();
     let b = numbers("b");
     link((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
-    assert_eq!(b.recv::<u64>("inbox").unwrap(), None);
+    assert_eq!(b.inbox.recv(), None);
 }
 
 #[test]
@@ -228,16 +254,16 @@ fn a5_full_inbox_refuses_with_no_space_and_recovers() {
     let b = numbers("b");
     b.handle().set_inbox_size("inbox", Some(2)).unwrap();
     link((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
-    a.send(1u64, "outbox").unwrap();
-    a.send(2u64, "outbox").unwrap();
-    match a.send(3u64, "outbox") {
-        Err(axon::SendError::NoSpace(m)) => assert_eq!(m, 3, "the message is given back"),
-        other => panic!("expected no space, got {other:?}"),
+    a.outbox.send(1).unwrap();
+    a.outbox.send(2).unwrap();
+    match a.outbox.send(3) {
+        Err(full) => assert_eq!(full.into_inner(), 3, "the message is given back"),
+        Ok(()) => panic!("expected no space, the third message was taken"),
     }
-    assert_eq!(b.recv::<u64>("inbox").unwrap(), Some(1));
-    a.send(3u64, "outbox").unwrap();
+    assert_eq!(b.inbox.recv(), Some(1));
+    a.outbox.send(3).unwrap();
     assert_eq!(drain(&b, 2), [2, 3]);
-    assert!(axon::NoSpace(()).to_string().contains("no space in box"));
+    assert!(NoSpace(()).to_string().contains("no space in box"));
 }
 
 // ---------------------------------------------------------------- A6
@@ -252,13 +278,10 @@ fn a6_paused_component_wakes_when_a_message_arrives() {
     link((&f, "outbox"), (ends.handle(), "inbox")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&f).unwrap();
-    let (s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     for i in 0..5u64 {
-        ends.send(i, "outbox").unwrap();
-        assert_eq!(
-            ends.recv_timeout::<u64>("inbox", DEADLINE).unwrap(),
-            Some(i)
-        );
+        ends.outbox.send(i).unwrap();
+        assert_eq!(ends.inbox.recv_timeout(DEADLINE), Some(i));
     }
     // Paused between messages: woken once per message (plus its first run),
     // not spinning.
@@ -267,8 +290,7 @@ fn a6_paused_component_wakes_when_a_message_arrives() {
         "stepped {} times",
         steps.load(Ordering::SeqCst)
     );
-    s.stop();
-    t.join();
+    running.stop();
 }
 
 /// On a message in `inbox`: sends `7` out of `outbox` (waking a paused
@@ -277,14 +299,13 @@ fn a6_paused_component_wakes_when_a_message_arrives() {
 struct Nester;
 
 impl Component for Nester {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<u64, u64>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if cx.recv::<u64>("inbox").is_none() {
+    type Boxes = Standard<u64, u64>;
+
+    fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+        if cx.inbox.recv().is_none() {
             return Step::Pause;
         }
-        let _ = cx.send(7u64, "outbox");
+        let _ = cx.outbox.send(7);
         let inner = Scheduler::new();
         let a = Handle::new(Forwarder::new());
         let b = Handle::new(Forwarder::new());
@@ -294,9 +315,9 @@ impl Component for Nester {
         link((feed.handle(), "outbox"), (&a, "inbox")).unwrap();
         link((feed.handle(), "signal"), (&a, "control")).unwrap();
         for i in 0..3u64 {
-            feed.send(i, "outbox").unwrap();
+            feed.outbox.send(i).unwrap();
         }
-        feed.send(Control::ProducerFinished, "signal").unwrap();
+        feed.signal.send(Control::ProducerFinished).unwrap();
         inner.activate(&a).unwrap();
         inner.activate(&b).unwrap();
         inner.run();
@@ -320,22 +341,19 @@ fn a6_a_scheduler_run_inside_a_component_loses_no_outer_wake_up() {
     let scheduler = Scheduler::new();
     scheduler.activate(&nester).unwrap();
     scheduler.activate(&f).unwrap();
-    let (s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     // Once the forwarder has had its first step it is paused, so the
     // nester's send wakes it through the scheduler thread's own list.
-    let deadline = Instant::now() + DEADLINE;
-    while steps.load(Ordering::SeqCst) == 0 {
-        assert!(Instant::now() < deadline, "the forwarder never ran");
-        std::thread::yield_now();
-    }
-    ends.send(1u64, "outbox").unwrap();
+    wait_until("the forwarder's first step", || {
+        steps.load(Ordering::SeqCst) > 0
+    });
+    ends.outbox.send(1).unwrap();
     assert_eq!(
-        ends.recv_timeout::<u64>("inbox", DEADLINE).unwrap(),
+        ends.inbox.recv_timeout(DEADLINE),
         Some(7),
         "the outer forwarder was woken before the inner scheduler ran"
     );
-    s.stop();
-    t.join();
+    running.stop();
 }
 
 #[test]
@@ -351,9 +369,9 @@ fn a6_paused_component_wakes_when_space_frees() {
     link((&p, "outbox"), (sink.handle(), "inbox")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&p).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     assert_eq!(drain(&sink, 200), (0..200).collect::<Vec<_>>());
-    t.join();
+    running.join();
     assert!(
         no_space.load(Ordering::SeqCst) > 0,
         "the producer never met a full box"
@@ -368,10 +386,8 @@ fn a6_parent_wakes_when_a_child_terminates() {
         started: bool,
     }
     impl Component for Parent {
-        fn boxes(&self) -> Boxes {
-            Boxes::new()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             if !self.started {
                 self.started = true;
                 cx.add_child(&self.child);
@@ -396,13 +412,13 @@ fn a6_parent_wakes_when_a_child_terminates() {
     });
     let scheduler = Scheduler::new();
     scheduler.activate(&parent).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     child
         .postbox::<Control>("control")
         .unwrap()
         .send(Control::ShutdownMicroprocess)
         .unwrap();
-    t.join(); // ends only if the parent was woken and finished
+    running.join(); // ends only if the parent was woken and finished
     assert_eq!(woken.load(Ordering::SeqCst), 1);
 }
 
@@ -414,10 +430,8 @@ fn a6_wake_at_wakes_a_paused_component_when_its_time_comes() {
         steps: u32,
     }
     impl Component for Napper {
-        fn boxes(&self) -> Boxes {
-            Boxes::new()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             self.steps += 1;
             let started = *self.started.get_or_insert_with(Instant::now);
             if self.steps == 1 {
@@ -431,13 +445,14 @@ fn a6_wake_at_wakes_a_paused_component_when_its_time_comes() {
     let woke_after = Arc::new(Mutex::new(None));
     let scheduler = Scheduler::new();
     scheduler
-        .activate(&Handle::new(Napper {
+        .activate(Napper {
             woke_after: woke_after.clone(),
             started: None,
             steps: 0,
-        }))
+        })
         .unwrap();
-    run(scheduler); // paused with nothing else to wake it: only the timer can
+    // Paused with nothing else to wake it: only the timer can.
+    Running::to_completion(scheduler);
     let after = woke_after.lock().unwrap().expect("woken");
     assert!(
         after >= Duration::from_millis(100),
@@ -456,10 +471,8 @@ fn a7_removing_a_child_removes_the_linkages_made_to_it() {
         report: Arc<Mutex<Vec<usize>>>,
     }
     impl Component for Parent {
-        fn boxes(&self) -> Boxes {
-            Boxes::new()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             self.step += 1;
             if self.step == 1 {
                 cx.add_child(&self.child);
@@ -468,7 +481,7 @@ fn a7_removing_a_child_removes_the_linkages_made_to_it() {
                     .unwrap();
                 assert_eq!(me.links().len(), 1);
                 self.report.lock().unwrap().push(cx.children().len());
-                cx.remove_child(&self.child.clone());
+                cx.remove_child(&self.child);
                 self.report.lock().unwrap().push(cx.children().len());
                 self.report.lock().unwrap().push(me.links().len());
             }
@@ -486,24 +499,18 @@ fn a7_removing_a_child_removes_the_linkages_made_to_it() {
     });
     let scheduler = Scheduler::new();
     scheduler.activate(&parent).unwrap();
-    run(scheduler);
+    Running::to_completion(scheduler);
     assert_eq!(*report.lock().unwrap(), [1, 0, 0]);
-    child.send(9u64, "outbox").unwrap();
-    assert_eq!(
-        sink.recv::<u64>("inbox").unwrap(),
-        None,
-        "link survived removal"
-    );
+    child.outbox.send(9).unwrap();
+    assert_eq!(sink.inbox.recv(), None, "link survived removal");
 }
 
 #[test]
 fn a7_a_component_that_ends_drops_the_linkages_it_made() {
     struct Linker(Handle, Handle);
     impl Component for Linker {
-        fn boxes(&self) -> Boxes {
-            Boxes::new()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             cx.link((&self.0, "outbox"), (&self.1, "inbox")).unwrap();
             Step::Done
         }
@@ -511,12 +518,13 @@ fn a7_a_component_that_ends_drops_the_linkages_it_made() {
     let a = numbers("a");
     let b = numbers("b");
     let scheduler = Scheduler::new();
-    scheduler
-        .activate(&Handle::new(Linker(a.handle().clone(), b.handle().clone())))
+    let linker = scheduler
+        .activate(Linker(a.handle().clone(), b.handle().clone()))
         .unwrap();
-    run(scheduler);
-    a.send(1u64, "outbox").unwrap();
-    assert_eq!(b.recv::<u64>("inbox").unwrap(), None);
+    Running::to_completion(scheduler);
+    assert!(linker.is_done() && !linker.panicked(), "the linker ran");
+    a.outbox.send(1).unwrap();
+    assert_eq!(b.inbox.recv(), None);
 }
 
 // ---------------------------------------------------------------- A8
@@ -528,11 +536,9 @@ fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
     let thread_ids = Arc::new(Mutex::new(std::collections::HashSet::new()));
     struct Once(Arc<Mutex<std::collections::HashSet<std::thread::ThreadId>>>);
     impl Component for Once {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<u64, u64>()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            match cx.recv::<u64>("inbox") {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            match cx.inbox.recv() {
                 Some(_) => {
                     self.0.lock().unwrap().insert(std::thread::current().id());
                     Step::Done
@@ -547,11 +553,11 @@ fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
     for h in &handles {
         scheduler.activate(h).unwrap();
     }
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     for h in &handles {
         h.postbox::<u64>("inbox").unwrap().send(1).unwrap();
     }
-    t.join(); // exits by itself once no component is left
+    running.join(); // exits by itself once no component is left
     assert!(handles.iter().all(Handle::is_done));
     assert_eq!(thread_ids.lock().unwrap().len(), 1);
 }
@@ -562,17 +568,15 @@ fn a8_threaded_component_talks_through_the_same_boxes() {
     // forwards to a scheduler component, which replies to an endpoint.
     struct Blocking(std::sync::mpsc::Receiver<u64>);
     impl Component for Blocking {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<u64, u64>()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             match self.0.recv() {
                 Ok(n) => {
-                    let _ = cx.send(n, "outbox");
+                    let _ = cx.outbox.send(n);
                     Step::Continue
                 }
                 Err(_) => {
-                    let _ = cx.send(Control::ProducerFinished, "signal");
+                    let _ = cx.signal.send(Control::ProducerFinished);
                     Step::Done
                 }
             }
@@ -582,18 +586,18 @@ fn a8_threaded_component_talks_through_the_same_boxes() {
     let threaded = Handle::new(Blocking(rx));
     let f = Handle::new(Forwarder::new());
     let sink = numbers("sink");
-    let pipeline = Pipeline::new(vec![threaded.clone(), f]).unwrap();
+    let pipeline = Handle::new(Pipeline::new(vec![threaded.clone(), f]).unwrap());
     link((&pipeline, "outbox"), (sink.handle(), "inbox")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate_threaded(&threaded).unwrap();
     scheduler.activate(&pipeline).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     for i in 0..100 {
         tx.send(i).unwrap();
     }
     assert_eq!(drain(&sink, 100), (0..100).collect::<Vec<_>>());
     drop(tx);
-    t.join();
+    running.join();
 }
 
 #[test]
@@ -606,13 +610,10 @@ fn a8_threaded_component_is_woken_by_scheduler_components() {
     link((&t, "outbox"), (ends.handle(), "inbox")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate_threaded(&t).unwrap();
-    let (_s, thread) = spawn(scheduler);
+    let running = Running::start(scheduler);
     for i in 0..2000u64 {
-        ends.send(i, "outbox").unwrap();
-        assert_eq!(
-            ends.recv_timeout::<u64>("inbox", DEADLINE).unwrap(),
-            Some(i)
-        );
+        ends.outbox.send(i).unwrap();
+        assert_eq!(ends.inbox.recv_timeout(DEADLINE), Some(i));
     }
     assert!(
         steps.load(Ordering::SeqCst) <= 2001,
@@ -622,37 +623,49 @@ fn a8_threaded_component_is_woken_by_scheduler_components() {
         .unwrap()
         .send(Control::ProducerFinished)
         .unwrap();
-    thread.join();
+    running.join();
     assert!(t.is_done());
 }
 
 #[test]
 fn a8_scheduler_stops_on_request_with_components_paused() {
     let scheduler = Scheduler::new();
+    let steps = Arc::new(AtomicUsize::new(0));
     let h = Handle::new(Sleeper {
-        steps: Arc::new(AtomicUsize::new(0)),
+        steps: steps.clone(),
     });
     scheduler.activate(&h).unwrap();
-    let (s, t) = spawn(scheduler);
-    s.stop();
-    t.join();
-    assert!(!h.is_done());
+    let running = Running::start(scheduler);
+    wait_until("the sleeper's first step", || {
+        steps.load(Ordering::SeqCst) > 0
+    });
+    running.stop();
+    // It was paused, not finished, when the scheduler stopped: it was never
+    // stepped again. A stopped scheduler lets go of what it still held, so
+    // it is ended now, without having panicked.
+    assert_eq!(steps.load(Ordering::SeqCst), 1);
+    assert!(h.is_done() && !h.panicked());
 }
 
 #[test]
 fn a8_a_component_is_activated_once_and_a_panic_ends_only_it() {
+    /// Asks its own handle for an inbox it does not have, by a name that
+    /// could have come from outside: a wrong name is an error at the
+    /// caller, which unwraps it (a programming error, a panic).
     struct Bad;
     impl Component for Bad {
-        fn boxes(&self) -> Boxes {
-            Boxes::new()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            let _ = cx.recv::<u64>("no-such-inbox"); // a programming error
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            let _ = cx.me().postbox::<u64>("no-such-inbox").unwrap();
             Step::Pause
         }
     }
     let scheduler = Scheduler::new();
     let bad = Handle::new(Bad);
+    assert!(matches!(
+        bad.postbox::<u64>("no-such-inbox"),
+        Err(BoxError::NoSuchBox { .. })
+    ));
     scheduler.activate(&bad).unwrap();
     assert!(matches!(
         scheduler.activate(&bad),
@@ -662,8 +675,9 @@ fn a8_a_component_is_activated_once_and_a_panic_ends_only_it() {
     let sink = numbers("sink");
     link((&producer, "outbox"), (sink.handle(), "inbox")).unwrap();
     scheduler.activate(&producer).unwrap();
-    run(scheduler);
-    assert!(bad.is_done());
+    Running::to_completion(scheduler);
+    assert!(bad.is_done() && bad.panicked());
+    assert!(producer.is_done() && !producer.panicked());
     assert_eq!(drain(&sink, 10), (0..10).collect::<Vec<_>>());
 }
 
@@ -727,34 +741,43 @@ fn a9_cat_tracks_values() {
     );
 }
 
+boxes! {
+    /// A client of the doubler service.
+    struct ClientBoxes {
+        /// requests
+        #[name = "toService"]
+        to_service: Outbox<Notify<u64>>,
+    }
+}
+
+boxes! {
+    /// The doubler service's one inbox.
+    struct DoublerBoxes {
+        /// requests
+        notify: Inbox<Notify<u64>>,
+    }
+}
+
 #[test]
 fn a9_a_service_found_through_the_cat_can_be_linked_and_used() {
     struct Client {
         replies: Arc<Mutex<Vec<u64>>>,
     }
     impl Component for Client {
-        fn boxes(&self) -> Boxes {
-            Boxes::new().outbox::<Notify<u64>>("toService", "requests")
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+        type Boxes = ClientBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
             let (svc, inbox) = cx.cat().retrieve_service("doubler").unwrap();
             let me = cx.me().clone();
             cx.link((&me, "toService"), (&svc, &inbox)).unwrap();
-            let _ = cx.send(
-                Notify {
-                    caller: Some(me),
-                    payload: 21u64,
-                },
-                "toService",
-            );
+            let _ = cx.to_service.send(Notify {
+                caller: Some(me),
+                payload: 21u64,
+            });
             self.replies.lock().unwrap().push(1);
             Step::Done
         }
     }
-    let svc = Endpoint::new(
-        "doubler",
-        Boxes::new().inbox::<Notify<u64>>("notify", "requests"),
-    );
+    let svc = Endpoint::<DoublerBoxes>::new("doubler");
     let scheduler = Scheduler::new();
     scheduler
         .cat()
@@ -762,15 +785,13 @@ fn a9_a_service_found_through_the_cat_can_be_linked_and_used() {
         .unwrap();
     let replies = Arc::new(Mutex::new(Vec::new()));
     scheduler
-        .activate(&Handle::new(Client {
+        .activate(Client {
             replies: replies.clone(),
-        }))
+        })
         .unwrap();
-    run(scheduler);
-    let req = svc
-        .recv::<Notify<u64>>("notify")
-        .unwrap()
-        .expect("request arrived");
+    Running::to_completion(scheduler);
+    assert_eq!(*replies.lock().unwrap(), [1], "the client ran once");
+    let req = svc.notify.recv().expect("request arrived");
     assert_eq!(req.payload, 21);
     assert_eq!(req.caller.unwrap().name(), "Client");
 }
@@ -805,59 +826,62 @@ fn a10_standard_messages_keep_kamaelias_kinds() {
 
 #[test]
 fn a11_pipeline_links_outbox_to_inbox_and_signal_to_control() {
-    let p = Pipeline::new(vec![
-        Handle::new(Producer::new(1000)),
-        Handle::new(Forwarder::new()),
-        Handle::new(Forwarder::new()),
-    ])
-    .unwrap();
+    let p = Handle::new(
+        Pipeline::new(vec![
+            Producer::new(1000).into(),
+            Forwarder::new().into(),
+            Forwarder::new().into(),
+        ])
+        .unwrap(),
+    );
     let sink = numbers("sink");
     link((&p, "outbox"), (sink.handle(), "inbox")).unwrap();
     link((&p, "signal"), (sink.handle(), "control")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&p).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     assert_eq!(drain(&sink, 1000), (0..1000).collect::<Vec<_>>());
     // producerFinished travelled signal -> control down the chain and out.
     assert_eq!(
-        sink.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        sink.control.recv_timeout(DEADLINE),
         Some(Control::ProducerFinished)
     );
-    t.join();
+    running.join();
     assert!(p.is_done());
 }
 
 #[test]
 fn a11_pipeline_refuses_neighbours_of_different_types() {
-    let words = Endpoint::new("words", Boxes::standard::<String, String>());
-    let err =
-        Pipeline::new(vec![Handle::new(Producer::new(1)), words.handle().clone()]).unwrap_err();
+    let words = Endpoint::<Standard<String, String>>::new("words");
+    let err = Pipeline::new(vec![Producer::new(1).into(), words.handle().clone()]).unwrap_err();
     assert!(matches!(err, LinkError::TypeMismatch { .. }), "{err:?}");
 }
 
 #[test]
 fn a11_graphline_wires_named_children_and_exposes_its_own_boxes() {
-    let g = Graphline::new(
-        vec![
-            ("first", Handle::new(Forwarder::new())),
-            ("second", Handle::new(Forwarder::new())),
-        ],
-        &[
-            (("self", "inbox"), ("first", "inbox")),
-            (("first", "outbox"), ("second", "inbox")),
-            (("second", "outbox"), ("self", "outbox")),
-        ],
-    )
-    .unwrap();
+    let g = Handle::new(
+        Graphline::new(
+            vec![
+                ("first", Forwarder::new().into()),
+                ("second", Forwarder::new().into()),
+            ],
+            &[
+                (("self", "inbox"), ("first", "inbox")),
+                (("first", "outbox"), ("second", "inbox")),
+                (("second", "outbox"), ("self", "outbox")),
+            ],
+        )
+        .unwrap(),
+    );
     let ends = numbers("ends");
     link((ends.handle(), "outbox"), (&g, "inbox")).unwrap();
     link((&g, "outbox"), (ends.handle(), "inbox")).unwrap();
     link((&g, "signal"), (ends.handle(), "control")).unwrap();
     let scheduler = Scheduler::new();
     scheduler.activate(&g).unwrap();
-    let (_s, t) = spawn(scheduler);
+    let running = Running::start(scheduler);
     for i in 0..10u64 {
-        ends.send(i, "outbox").unwrap();
+        ends.outbox.send(i).unwrap();
     }
     assert_eq!(drain(&ends, 10), (0..10).collect::<Vec<_>>());
     // control is not linked by any linkage: it is copied to every child.
@@ -866,17 +890,17 @@ fn a11_graphline_wires_named_children_and_exposes_its_own_boxes() {
         .send(Control::ShutdownMicroprocess)
         .unwrap();
     assert_eq!(
-        ends.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        ends.control.recv_timeout(DEADLINE),
         Some(Control::ProducerFinished),
         "a graphline says producerFinished when its children have ended"
     );
-    t.join();
+    running.join();
 }
 
 #[test]
 fn a11_graphline_names_a_missing_child() {
     let err = Graphline::new(
-        vec![("a", Handle::new(Forwarder::new()))],
+        vec![("a", Forwarder::new().into())],
         &[(("a", "outbox"), ("b", "inbox"))],
     )
     .unwrap_err();
@@ -888,10 +912,6 @@ fn deadline_helper_is_sane() {
     // Guards the helpers themselves: recv_timeout returns None on time.
     let e = numbers("e");
     let start = Instant::now();
-    assert_eq!(
-        e.recv_timeout::<u64>("inbox", Duration::from_millis(50))
-            .unwrap(),
-        None
-    );
+    assert_eq!(e.inbox.recv_timeout(Duration::from_millis(50)), None);
     assert!(start.elapsed() >= Duration::from_millis(50));
 }

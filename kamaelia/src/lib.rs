@@ -190,8 +190,8 @@ use std::io;
 /// What most programs need, in one `use kamaelia::prelude::*`.
 pub mod prelude {
     pub use axon::{
-        boxes, link, unlink, Component, Control, Cx, Endpoint, Graphline, Handle, Inbox, NoSpace,
-        Outbox, Pipeline, Postbox, Scheduler, Standard, Step,
+        boxes, link, pipeline, unlink, Component, Control, Cx, Endpoint, Graphline, Handle, Inbox,
+        NoSpace, Outbox, Pipeline, Postbox, Scheduler, Standard, Step,
     };
     pub use chassis::{ConnectionInfo, ServerCore, ServerOptions, SimpleServer};
     pub use framing::LineSplit;

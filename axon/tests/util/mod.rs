@@ -1,48 +1,16 @@
-//! Components and helpers shared by the Axon rule tests.
+//! Components shared by the Axon rule tests. The deadline, the scheduler on
+//! a thread and the `/proc` readers are the workspace's, in `testkit`.
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use axon::{Boxes, Component, Control, Cx, Scheduler, SchedulerHandle, Step};
+use axon::{boxes, Component, Control, Cx, Standard, Step};
 
-/// How long any test waits for an event before failing.
-pub const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A scheduler running on a background thread.
-pub struct Running {
-    done: std::sync::mpsc::Receiver<()>,
-    thread: JoinHandle<()>,
-}
-
-impl Running {
-    /// Waits (with the test deadline) for the scheduler to return: a lost
-    /// wake-up shows up as a failure here, never as a hung test.
-    pub fn join(self) {
-        self.done
-            .recv_timeout(DEADLINE)
-            .expect("scheduler did not finish before the deadline");
-        self.thread.join().unwrap();
-    }
-}
-
-/// Runs a scheduler on a background thread.
-pub fn spawn(s: Scheduler) -> (SchedulerHandle, Running) {
-    let h = s.handle();
-    let (tx, done) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        s.run();
-        let _ = tx.send(());
-    });
-    (h, Running { done, thread })
-}
-
-/// Runs a scheduler to completion on a background thread, with the deadline.
-pub fn run(s: Scheduler) {
-    spawn(s).1.join();
+boxes! {
+    /// No boxes at all: for components that only manage others.
+    pub struct NoBoxes {}
 }
 
 /// Sends its items out of `outbox` in order, keeping any item refused with
@@ -62,18 +30,17 @@ impl Producer {
 }
 
 impl Component for Producer {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<(), u64>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    type Boxes = Standard<(), u64>;
+
+    fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
         while let Some(item) = self.items.pop_front() {
-            if let Err(full) = cx.send(item, "outbox") {
+            if let Err(full) = cx.outbox.send(item) {
                 self.items.push_front(full.into_inner());
                 self.no_space_seen.fetch_add(1, Ordering::Relaxed);
                 return Step::Pause;
             }
         }
-        let _ = cx.send(Control::ProducerFinished, "signal");
+        let _ = cx.signal.send(Control::ProducerFinished);
         Step::Done
     }
 }
@@ -93,18 +60,17 @@ impl Forwarder {
 }
 
 impl Component for Forwarder {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<u64, u64>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    type Boxes = Standard<u64, u64>;
+
+    fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
         self.steps.fetch_add(1, Ordering::Relaxed);
-        while let Some(m) = cx.recv::<u64>("inbox") {
-            if let Err(full) = cx.send(m, "outbox") {
+        while let Some(m) = cx.inbox.recv() {
+            if let Err(full) = cx.outbox.send(m) {
                 panic!("forwarder met a full box with {}", full.into_inner());
             }
         }
-        if let Some(c) = cx.recv::<Control>("control") {
-            let _ = cx.send(c, "signal");
+        if let Some(c) = cx.control.recv() {
+            let _ = cx.signal.send(c);
             return Step::Done;
         }
         Step::Pause
@@ -117,37 +83,14 @@ pub struct Sleeper {
 }
 
 impl Component for Sleeper {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<u64, u64>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    type Boxes = Standard<u64, u64>;
+
+    fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
         self.steps.fetch_add(1, Ordering::Relaxed);
-        while cx.recv::<u64>("inbox").is_some() {}
-        if cx.recv::<Control>("control").is_some() {
+        while cx.inbox.recv().is_some() {}
+        if cx.control.recv().is_some() {
             return Step::Done;
         }
         Step::Pause
     }
-}
-
-/// User + system CPU time of this process, in seconds (from /proc).
-pub fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("read /proc/self/stat");
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / clock_ticks_per_second()
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // getconf is everywhere Linux is; 100 is the universal default.
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }

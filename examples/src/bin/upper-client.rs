@@ -8,10 +8,6 @@ fn main() -> std::io::Result<()> {
     env_logger::init(); // RUST_LOG=warn shows a refused connection
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1601".into());
     let client = TcpClient::new(addr.parse().map_err(std::io::Error::other)?);
-    let parts = vec![
-        ConsoleReader::new().into(),
-        client.into(),
-        ConsoleEchoer::new().into(),
-    ];
-    kamaelia::run(Pipeline::new(parts).map_err(std::io::Error::other)?)
+    let parts = pipeline![ConsoleReader::new(), client, ConsoleEchoer::new()];
+    kamaelia::run(parts.map_err(std::io::Error::other)?)
 }

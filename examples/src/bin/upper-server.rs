@@ -6,11 +6,7 @@ use kamaelia::prelude::*;
 
 fn upper() -> Pipeline {
     let shout = |line: Vec<u8>| Some([line.to_ascii_uppercase(), b"\n".to_vec()].concat());
-    Pipeline::new(vec![
-        LineSplit::new().into(),
-        PureTransformer::new(shout).into(),
-    ])
-    .expect("LineSplit's lines fit PureTransformer")
+    pipeline![LineSplit::new(), PureTransformer::new(shout)].expect("lines fit the transformer")
 }
 
 fn main() -> std::io::Result<()> {
