@@ -1,9 +1,9 @@
 //! Benchmarks for the Kamaelia-in-Rust workspace. See `bench/README.md`.
 //!
-//! - `cargo run --release -p bench -- compare [--quick] [--runs R]
+//! - `cargo run --release -p kamaelia-bench -- compare [--quick] [--runs R]
 //!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
 //!   other `selector-demo`-compatible builds) under our load generator.
-//! - `cargo run --release -p bench -- hop [--messages N] [--runs R]`: the
+//! - `cargo run --release -p kamaelia-bench -- hop [--messages N] [--runs R]`: the
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
 //!   `compare`).
