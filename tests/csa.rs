@@ -8,7 +8,7 @@ use std::net::Shutdown;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axon::{Boxes, Component, Control, Cx, Handle, Step};
+use axon::{Component, Control, Cx, Handle, Standard, Step};
 use chassis::ServerOptions;
 use util::*;
 
@@ -16,7 +16,7 @@ use util::*;
 fn c1_boxes_are_kamaelias() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let (csa, _src) = csa::Csa::new(mio::net::TcpStream::from_std(client));
+    let csa = Handle::new(csa::Csa::new(csa::TcpStream::from_std(client)));
     let names: Vec<String> = csa.boxes().into_iter().map(|b| b.name).collect();
     for name in [
         "inbox",
@@ -41,19 +41,18 @@ struct Blaster {
 }
 
 impl Component for Blaster {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
         while self.sent < self.data.len() {
             let end = (self.sent + 64 * 1024).min(self.data.len());
             let chunk = self.data[self.sent..end].to_vec();
-            if cx.send(chunk, "outbox").is_err() {
+            if cx.outbox.send(chunk).is_err() {
                 return Step::Pause; // woken when the CSA takes one (A6)
             }
             self.sent = end;
         }
-        let _ = cx.send(Control::ProducerFinished, "signal");
+        let _ = cx.signal.send(Control::ProducerFinished);
         Step::Done
     }
 }
@@ -97,18 +96,17 @@ fn c5_producer_finished_flushes_4_mib_to_a_slow_reader_before_closing() {
 fn c5_shutdown_microprocess_closes_at_once() {
     struct Closer;
     impl Component for Closer {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<Vec<u8>, Vec<u8>>()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            if cx.recv::<Vec<u8>>("inbox").is_some() {
-                let _ = cx.send(Control::ShutdownMicroprocess, "signal");
+        type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            if cx.inbox.recv().is_some() {
+                let _ = cx.signal.send(Control::ShutdownMicroprocess);
                 return Step::Done;
             }
             Step::Pause
         }
     }
-    let (addr, _core, _running) = server_with(|| Handle::new(Closer), ServerOptions::default());
+    let (addr, _core, _running) = server_with(|| Closer, ServerOptions::default());
     let mut client = connect(addr);
     client.write_all(b"bye").unwrap();
     assert!(sees_eof(&mut client));
@@ -164,11 +162,10 @@ fn c3_c7_a_fin_arriving_with_the_last_data_is_not_missed() {
 /// A handler that never reads its inbox.
 struct Deaf;
 impl Component for Deaf {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        if cx.recv::<Control>("control").is_some() {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        if cx.control.recv().is_some() {
             return Step::Done;
         }
         Step::Pause
@@ -262,10 +259,7 @@ fn c7_linger_bounds_a_close_waiting_on_a_peer_that_never_reads() {
         .unwrap()
         .send(Control::ProducerFinished)
         .unwrap();
-    match probe
-        .recv_timeout::<ServerEvent>("events", DEADLINE)
-        .unwrap()
-    {
+    match probe.events.recv_timeout(DEADLINE) {
         Some(ServerEvent::ShutdownCsa { csa, .. }) => assert_eq!(csa, new.csa),
         other => panic!("the connection was not closed after the linger time: {other:?}"),
     }

@@ -7,38 +7,27 @@
 
 mod util;
 
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-use axon::Handle;
 use chassis::{ServerOptions, SimpleServer};
 use util::*;
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// CPU seconds of this process, from a /proc/self/stat opened in advance
-/// (opening it while starved of descriptors would fail).
-fn cpu_seconds(stat: &mut std::fs::File) -> f64 {
-    let mut text = String::new();
-    stat.rewind().unwrap();
-    stat.read_to_string(&mut text).unwrap();
-    let rest = &text[text.rfind(')').unwrap() + 2..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-}
 
 #[test]
 fn t5_out_of_descriptors_the_server_neither_dies_nor_spins_and_resumes() {
     const CLIENTS: usize = 40;
     const ROOM: usize = 10; // descriptors left for the server to accept into
 
-    let mut stat = std::fs::File::open("/proc/self/stat").unwrap();
+    // Opened in advance: opening /proc/self/stat while starved of
+    // descriptors would fail.
+    let mut clock = CpuClock::open().unwrap();
+    // The first reading also learns the clock's tick rate (`getconf`),
+    // which could not be run once starved.
+    clock.seconds();
     // Not running yet: the clients below queue in the backlog first.
     let (addr, _core, scheduler) = activate_on_new_scheduler(
         SimpleServer::new(
-            || Handle::new(examples::Echo::new()),
+            examples::Echo::new,
             any_loopback_port(),
             ServerOptions::default(),
         )
@@ -67,10 +56,10 @@ fn t5_out_of_descriptors_the_server_neither_dies_nor_spins_and_resumes() {
     assert_eq!(read_n(&mut clients[0], 4), b"0000");
 
     // Starved: the rest wait. The server must not spin meanwhile.
-    let before = cpu_seconds(&mut stat);
+    let before = clock.seconds();
     let window = Instant::now();
     std::thread::sleep(Duration::from_secs(1)); // the measurement window
-    let used = cpu_seconds(&mut stat) - before;
+    let used = clock.seconds() - before;
     let elapsed = window.elapsed().as_secs_f64();
     assert!(
         used < 0.2 * elapsed,

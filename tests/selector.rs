@@ -6,9 +6,26 @@ mod util;
 
 use std::sync::Arc;
 
-use axon::{link, Boxes, Control, Endpoint, Scheduler};
+use axon::{boxes, link, Control, Endpoint, Inbox, Outbox, Scheduler};
 use selector::{get_selector_services, Ready, Request, SelectorError, Source};
 use util::*;
+
+boxes! {
+    /// What the S8 test talks to the Selector with.
+    struct SelectorUser {
+        /// requests
+        #[name = "toSelector"]
+        to_selector: Outbox<Request>,
+        /// shutdown
+        #[name = "toControl"]
+        to_control: Outbox<Control>,
+        /// notices
+        ready: Inbox<Ready>,
+        /// its signal
+        #[name = "selectorSignal"]
+        selector_signal: Inbox<Control>,
+    }
+}
 
 #[test]
 fn s1_get_selector_services_creates_registers_then_returns_the_running_one() {
@@ -43,47 +60,38 @@ fn s1_a_scheduler_without_the_reactor_is_a_clear_error() {
 fn s8_shutdown_deregisters_and_ends_once_registrations_are_gone() {
     let scheduler = selector::scheduler().unwrap();
     let (sel, new) = get_selector_services(scheduler.cat()).unwrap();
-    scheduler.activate(&new.unwrap()).unwrap();
+    scheduler.activate(new.unwrap()).unwrap();
     let cat_view = scheduler.handle();
-    let me = Endpoint::new(
-        "me",
-        Boxes::new()
-            .outbox::<Request>("toSelector", "requests")
-            .outbox::<Control>("toControl", "shutdown")
-            .inbox::<Ready>("ready", "notices")
-            .inbox::<Control>("selectorSignal", "its signal"),
-    );
+    let me = Endpoint::<SelectorUser>::new("me");
     link((me.handle(), "toSelector"), (&sel, "notify")).unwrap();
     link((me.handle(), "toControl"), (&sel, "control")).unwrap();
     link((&sel, "signal"), (me.handle(), "selectorSignal")).unwrap();
-    let running = Running::start(scheduler);
 
     let listener = Arc::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
     listener.set_nonblocking(true).unwrap();
     let source = Source::new(listener.clone());
-    me.send(
-        Request::new_reader((me.handle(), "ready"), &source).unwrap(),
-        "toSelector",
-    )
-    .unwrap();
-    me.send(Control::Shutdown, "toControl").unwrap();
+    // Registered before the scheduler starts: a Selector with nothing
+    // registered is an idle service, and a scheduler left with only idle
+    // services returns (and clears its CAT), so a request sent after a
+    // first, empty step could find no Selector running.
+    me.to_selector
+        .send(Request::new_reader((me.handle(), "ready"), &source).unwrap())
+        .unwrap();
+    let running = Running::start(scheduler);
+    me.to_control.send(Control::Shutdown).unwrap();
     // Names gone at once; the Selector lives on while a registration does.
     wait_until("the service names to go", || {
         cat_view.cat().retrieve_service("selector").is_err()
             && cat_view.cat().retrieve_service("selectorshutdown").is_err()
     });
+    assert!(!sel.is_done(), "ended with a registration left");
     // It still serves the registration it has.
     let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    assert!(me
-        .recv_timeout::<Ready>("ready", DEADLINE)
-        .unwrap()
-        .is_some());
+    assert!(me.ready.recv_timeout(DEADLINE).is_some());
     assert!(!sel.is_done());
-    me.send(Request::RemoveReader(source), "toSelector")
-        .unwrap();
+    me.to_selector.send(Request::RemoveReader(source)).unwrap();
     assert_eq!(
-        me.recv_timeout::<Control>("selectorSignal", DEADLINE)
-            .unwrap(),
+        me.selector_signal.recv_timeout(DEADLINE),
         Some(Control::ProducerFinished)
     );
     running.join(); // nothing left: the scheduler ends too

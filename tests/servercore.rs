@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axon::{link, Boxes, Component, Control, Cx, Endpoint, Handle, Step};
+use axon::{boxes, link, Component, Control, Cx, Endpoint, Handle, Inbox, Outbox, Standard, Step};
 use chassis::{ConnectionInfo, ServerCore, ServerOptions};
 use tcpclient::TcpClient;
 use util::*;
@@ -17,14 +17,13 @@ struct Recorder {
 }
 
 impl Component for Recorder {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        while let Some(b) = cx.recv::<Vec<u8>>("inbox") {
-            let _ = cx.send(b, "outbox");
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        while let Some(b) = cx.inbox.recv() {
+            let _ = cx.outbox.send(b);
         }
-        if let Some(c) = cx.recv::<Control>("control") {
+        if let Some(c) = cx.control.recv() {
             self.log.lock().unwrap().push(c);
             return Step::Done;
         }
@@ -40,7 +39,7 @@ fn h1_h2_each_connection_gets_a_handler_made_with_its_addresses() {
         ServerCore::new(
             move |info: &ConnectionInfo| {
                 made.lock().unwrap().push(*info);
-                Handle::new(examples::Echo::new())
+                examples::Echo::new()
             },
             any_loopback_port(),
             ServerOptions::default(),
@@ -106,58 +105,71 @@ fn h4_shutdown_closes_every_connection_and_stops_the_server() {
 fn h5_h6_a_handler_closes_its_connection_with_producer_finished() {
     struct Greeter;
     impl Component for Greeter {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<Vec<u8>, Vec<u8>>()
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            let _ = cx.send(b"hello and goodbye\n".to_vec(), "outbox");
-            let _ = cx.send(Control::ProducerFinished, "signal");
+        type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            let _ = cx.outbox.send(b"hello and goodbye\n".to_vec());
+            let _ = cx.signal.send(Control::ProducerFinished);
             Step::Done
         }
     }
-    let (addr, _core, _running) = server_with(|| Handle::new(Greeter), ServerOptions::default());
+    let (addr, _core, _running) = server_with(|| Greeter, ServerOptions::default());
     let mut c = connect(addr);
     assert_eq!(read_to_eof(&mut c), b"hello and goodbye\n");
 }
 
 #[test]
 fn h6_a_handler_serversignal_stops_the_whole_server() {
+    boxes! {
+        /// A handler's four boxes plus `serversignal`.
+        struct StopperBoxes {
+            /// data from the client
+            inbox: Inbox<Vec<u8>>,
+            /// socketShutdown
+            control: Inbox<Control>,
+            /// data to the client
+            outbox: Outbox<Vec<u8>>,
+            /// producerFinished
+            signal: Outbox<Control>,
+            /// stops the server
+            serversignal: Outbox<Control>,
+        }
+    }
     struct Stopper;
     impl Component for Stopper {
-        fn boxes(&self) -> Boxes {
-            Boxes::standard::<Vec<u8>, Vec<u8>>()
-                .outbox::<Control>("serversignal", "stops the server")
-        }
-        fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-            if cx.recv::<Vec<u8>>("inbox").is_some() {
-                let _ = cx.send(Control::ShutdownMicroprocess, "serversignal");
+        type Boxes = StopperBoxes;
+
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            if cx.inbox.recv().is_some() {
+                let _ = cx.serversignal.send(Control::ShutdownMicroprocess);
             }
-            if cx.recv::<Control>("control").is_some() {
+            if cx.control.recv().is_some() {
                 return Step::Done;
             }
             Step::Pause
         }
     }
-    let (addr, _core, running) = server_with(|| Handle::new(Stopper), ServerOptions::default());
+    let (addr, _core, running) = server_with(|| Stopper, ServerOptions::default());
     let mut c = connect(addr);
     c.write_all(b"stop").unwrap();
     assert!(sees_eof(&mut c));
     running.join();
 }
 
-fn client_probe() -> Endpoint {
-    Endpoint::new("probe", Boxes::standard::<Vec<u8>, Vec<u8>>())
+/// A TCPClient's peer in the test: the tests link the probe's `outbox` and
+/// `signal` to the client's `inbox` and `control`, and the client's
+/// `outbox` and `signal` to the probe's `inbox` and `control`.
+type ClientProbe = Endpoint<Standard<Vec<u8>, Vec<u8>>>;
+
+fn client_probe() -> ClientProbe {
+    Endpoint::new("probe")
 }
 
 /// The first `n` bytes arriving in the probe's inbox, however chunked.
-fn echoed(me: &Endpoint, n: usize) -> Vec<u8> {
+fn echoed(me: &ClientProbe, n: usize) -> Vec<u8> {
     let mut got = Vec::new();
     while got.len() < n {
-        got.extend(
-            me.recv_timeout::<Vec<u8>>("inbox", DEADLINE)
-                .unwrap()
-                .expect("echo"),
-        );
+        got.extend(me.inbox.recv_timeout(DEADLINE).expect("echo"));
     }
     got
 }
@@ -176,12 +188,12 @@ fn h7_tcpclient_talks_to_our_tcpserver() {
     let running = Running::start(scheduler);
     // Sent before the connection exists: waits in the client's inbox and
     // moves on when it connects (A4).
-    me.send(b"hello ".to_vec(), "outbox").unwrap();
-    me.send(b"server".to_vec(), "outbox").unwrap();
+    me.outbox.send(b"hello ".to_vec()).unwrap();
+    me.outbox.send(b"server".to_vec()).unwrap();
     assert_eq!(echoed(&me, 12), b"hello server");
-    me.send(Control::ProducerFinished, "signal").unwrap();
+    me.signal.send(Control::ProducerFinished).unwrap();
     assert_eq!(
-        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        me.control.recv_timeout(DEADLINE),
         Some(Control::ProducerFinished)
     );
     wait_until("the client to end", || client.is_done());
@@ -202,8 +214,7 @@ fn h7_tcpclient_with_a_delay_connects_after_it_and_sends_what_waited() {
     let started = Instant::now();
     scheduler.activate(&client).unwrap();
     let running = Running::start(scheduler);
-    me.send(b"sent during the delay".to_vec(), "outbox")
-        .unwrap();
+    me.outbox.send(b"sent during the delay".to_vec()).unwrap();
     assert_eq!(echoed(&me, 21), b"sent during the delay");
     // The echo needs the connection, which waited for the delay.
     assert!(
@@ -228,9 +239,9 @@ fn h7_tcpclient_stopped_during_its_delay_never_connects() {
     link((&client, "signal"), (me.handle(), "control")).unwrap();
     scheduler.activate(&client).unwrap();
     let running = Running::start(scheduler);
-    me.send(Control::ShutdownMicroprocess, "signal").unwrap();
+    me.signal.send(Control::ShutdownMicroprocess).unwrap();
     assert_eq!(
-        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        me.control.recv_timeout(DEADLINE),
         Some(Control::ShutdownMicroprocess),
         "a client stopped before connecting reports it on signal"
     );
@@ -252,7 +263,7 @@ fn h7_a_refused_connection_is_reported_on_signal() {
     scheduler.activate(&client).unwrap();
     let running = Running::start(scheduler);
     assert_eq!(
-        me.recv_timeout::<Control>("control", DEADLINE).unwrap(),
+        me.control.recv_timeout(DEADLINE),
         Some(Control::ShutdownMicroprocess)
     );
     running.handle.stop();
@@ -267,18 +278,17 @@ struct Accumulator {
 }
 
 impl Component for Accumulator {
-    fn boxes(&self) -> Boxes {
-        Boxes::standard::<Vec<u8>, Vec<u8>>()
-    }
-    fn main(&mut self, cx: &mut Cx<'_>) -> Step {
-        while let Some(b) = cx.recv::<Vec<u8>>("inbox") {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        while let Some(b) = cx.inbox.recv() {
             self.got.extend_from_slice(&b);
             self.seen
                 .store(self.got.len(), std::sync::atomic::Ordering::SeqCst);
         }
-        if cx.recv::<Control>("control").is_some() {
-            let _ = cx.send(std::mem::take(&mut self.got), "outbox");
-            let _ = cx.send(Control::ProducerFinished, "signal");
+        if cx.control.recv().is_some() {
+            let _ = cx.outbox.send(std::mem::take(&mut self.got));
+            let _ = cx.signal.send(Control::ProducerFinished);
             return Step::Done;
         }
         Step::Pause
@@ -290,11 +300,9 @@ fn h4_graceful_stop_answers_everything_taken_then_closes() {
     let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let s = seen.clone();
     let (addr, core, running) = server_with(
-        move || {
-            Handle::new(Accumulator {
-                got: Vec::new(),
-                seen: s.clone(),
-            })
+        move || Accumulator {
+            got: Vec::new(),
+            seen: s.clone(),
         },
         ServerOptions::default(),
     );

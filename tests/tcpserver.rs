@@ -83,28 +83,19 @@ fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
         new.csa.leads_to("_selectorSignal", (&selector, "notify"))
     });
     client.write_all(b"hello").unwrap();
-    assert_eq!(
-        probe
-            .recv_timeout::<Vec<u8>>("data", DEADLINE)
-            .unwrap()
-            .unwrap(),
-        b"hello"
-    );
+    assert_eq!(probe.data.recv_timeout(DEADLINE).expect("data"), b"hello");
 
     // Peer closes: the CSA says shutdownCSA (C6), the server shutdownCSA
     // out of protocolHandlerSignal (T6), each naming the CSA, once.
     drop(client);
     let c6 = probe
-        .recv_timeout::<csa::ShutdownCsa>("csaSignal", DEADLINE)
-        .unwrap()
+        .csa_signal
+        .recv_timeout(DEADLINE)
         .expect("C6 shutdownCSA");
     assert_eq!(c6.csa, new.csa);
     assert!(c6.source.same(&new.source));
-    match probe
-        .recv_timeout::<ServerEvent>("events", DEADLINE)
-        .unwrap()
-    {
-        Some(ServerEvent::ShutdownCsa { server: s, csa }) => {
+    match next_event(&probe) {
+        ServerEvent::ShutdownCsa { server: s, csa } => {
             assert_eq!(s, server);
             assert_eq!(csa, new.csa);
         }
@@ -112,10 +103,7 @@ fn t4_t6_c2_c6_new_connection_and_close_message_sequences() {
     }
     assert!(new.csa.is_done());
     assert_eq!(
-        probe
-            .recv::<csa::ShutdownCsa>("csaSignal")
-            .unwrap()
-            .map(|s| s.csa),
+        probe.csa_signal.recv().map(|s| s.csa),
         None,
         "C6 said twice"
     );
@@ -139,9 +127,7 @@ fn t3_start_links_to_the_selector_and_asks_for_connections() {
     // Its newReader for newconnection is answered when a client knocks.
     let _c = connect(addr);
     assert!(matches!(
-        probe
-            .recv_timeout::<ServerEvent>("events", DEADLINE)
-            .unwrap(),
+        probe.events.recv_timeout(DEADLINE),
         Some(ServerEvent::NewCsa(_))
     ));
 }
@@ -155,10 +141,7 @@ fn t4_several_waiting_connections_are_all_accepted() {
     let clients: Vec<_> = (0..200).map(|_| connect(addr)).collect();
     let _running = Running::start(scheduler);
     for i in 0..clients.len() {
-        match probe
-            .recv_timeout::<ServerEvent>("events", DEADLINE)
-            .unwrap()
-        {
+        match probe.events.recv_timeout(DEADLINE) {
             Some(ServerEvent::NewCsa(_)) => {}
             other => panic!("connection {i}: expected newCSA, got {other:?}"),
         }
@@ -187,9 +170,7 @@ fn t7_server_shutdown_stops_listening_and_ends() {
         .send(Control::ServerShutdown)
         .unwrap();
     assert_eq!(
-        probe
-            .recv_timeout::<Control>("serverSignal", DEADLINE)
-            .unwrap(),
+        probe.server_signal.recv_timeout(DEADLINE),
         Some(Control::ProducerFinished)
     );
     // The Selector handles the removeReader (dropping the last reference to
@@ -218,7 +199,7 @@ fn t8_at_the_connection_limit_new_clients_wait_and_are_served_later() {
         max_connections: Some(2),
         ..ServerOptions::default()
     };
-    let (addr, _core, _running) = server_with(|| Handle::new(examples::Echo::new()), options);
+    let (addr, _core, _running) = server_with(examples::Echo::new, options);
     let mut a = connect(addr);
     let mut b = connect(addr);
     round_trip(&mut a, b"a");

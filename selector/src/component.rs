@@ -56,13 +56,11 @@ impl Component for Selector {
     }
 
     fn main(&mut self, cx: &mut Cx<SelectorBoxes>) -> Step {
-        if let Some(first) = cx.notify.recv() {
-            let mut state = lock(&self.shared);
-            state.request(first);
-            while let Some(request) = cx.notify.recv() {
-                state.request(request);
-            }
-        }
+        // `control` before `notify`: a request sent before the shutdown is
+        // then always handled before the Selector decides it is idle and
+        // ends. (The other way round, both could arrive between the two
+        // looks: the Selector would end with the request unread, and its
+        // requester would wait for ever.)
         while let Some(msg) = cx.control.recv() {
             log::debug!("selector: {msg:?} received, shutting down");
             if !self.shutting_down {
@@ -79,6 +77,13 @@ impl Component for Selector {
                 // Removals may come through another Selector sharing this
                 // state: be woken when the last registration goes.
                 lock(&self.shared).notify_when_empty(cx.control.postbox());
+            }
+        }
+        if let Some(first) = cx.notify.recv() {
+            let mut state = lock(&self.shared);
+            state.request(first);
+            while let Some(request) = cx.notify.recv() {
+                state.request(request);
             }
         }
         let idle = lock(&self.shared).is_empty();
