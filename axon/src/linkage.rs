@@ -12,8 +12,8 @@ use crate::node::ErasedBox;
 
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 
-/// A linkage between two boxes (A3), as returned by [`link`]. Pass it to
-/// [`unlink`] (or [`Handle::unlink`]) to remove it.
+/// A linkage between two boxes (A3), as returned by [`link`](crate::link). Pass it to
+/// [`unlink`](crate::unlink) (or [`Handle::unlink`](crate::Handle::unlink)) to remove it.
 #[derive(Clone)]
 pub struct Link {
     pub(crate) id: u64,

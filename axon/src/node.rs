@@ -310,7 +310,7 @@ impl<T: Send + 'static> Node<T> {
     }
 }
 
-/// The type-erased face of a [`Node<T>`], so components can keep boxes of
+/// The type-erased face of a `Node<T>`, so components can keep boxes of
 /// different message types in one table and link them by name.
 ///
 /// Public only so that [`BoxSet`](crate::BoxSet) implementations (the

@@ -66,12 +66,12 @@
 //! What changed on the way, and why:
 //!
 //! - `main` is one *step* of a state machine, not a generator: it drains
-//!   what is ready and says [`Step::Pause`] (`self.pause(); yield 1`),
-//!   [`Step::Continue`] (`yield 1`) or [`Step::Done`] (`return`). State a
+//!   what is ready and says [`Step::Pause`](axon::Step::Pause) (`self.pause(); yield 1`),
+//!   [`Step::Continue`](axon::Step::Continue) (`yield 1`) or [`Step::Done`](axon::Step::Done) (`return`). State a
 //!   generator keeps in locals lives in the struct's fields.
 //! - Boxes are typed fields: `self.recv("inbox")` is `cx.inbox.recv()`,
 //!   `self.send(x, "outbox")` is `cx.outbox.send(x)`, and the compiler
-//!   checks every message's type. [`Standard`] is Kamaelia's default four;
+//!   checks every message's type. [`Standard`](axon::Standard) is Kamaelia's default four;
 //!   [`boxes!`](prelude::boxes) declares others. Linkages still name boxes
 //!   by string: `link((&a, "outbox"), (&b, "inbox"))`.
 //! - Inboxes can be bounded (a server's are), and a send into a full one
