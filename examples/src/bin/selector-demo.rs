@@ -10,11 +10,13 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axon::Handle;
 use chassis::{ServerOptions, SignalStop, SimpleServer, DRAIN};
-use examples::{ChatClient, ChatHub, Echo};
+use examples::{chat, Echo};
+
+/// The chat's backplane name.
+const CHAT: &str = "CHAT";
 
 const HELP: &str = "\
 selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
@@ -106,27 +108,11 @@ fn run(opts: Options) -> Result<(), String> {
         log::warn!("listening on {addr}: not a loopback address, reachable from other machines");
     }
     let scheduler = selector::scheduler().map_err(|e| format!("cannot start the poller: {e}"))?;
-    let hub = Handle::new(ChatHub::new());
+    // Chat: the backplane every member publishes to and subscribes from.
+    let plane = Handle::new(chat::backplane(CHAT));
     let server = match opts.protocol {
         Protocol::Echo => SimpleServer::new(Echo::new, addr, ServerOptions::default()),
-        Protocol::Chat => {
-            let hub = hub.clone();
-            let next_id = AtomicU64::new(1);
-            SimpleServer::new(
-                move || {
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
-                    match ChatClient::new(id, &hub) {
-                        Ok(c) => Handle::new(c),
-                        Err(e) => {
-                            log::error!("chat: {e}");
-                            Handle::new(Echo::new())
-                        }
-                    }
-                },
-                addr,
-                ServerOptions::default(),
-            )
-        }
+        Protocol::Chat => SimpleServer::new(|| chat::member(CHAT), addr, ServerOptions::default()),
     }
     .map_err(|e| e.to_string())?;
     let local = server.local_addr();
@@ -140,9 +126,10 @@ fn run(opts: Options) -> Result<(), String> {
     log::info!("selector-demo: {:?} server on {local}", opts.protocol);
 
     if opts.protocol == Protocol::Chat {
-        // The hub ends when the server has.
-        axon::link((&core, "signal"), (&hub, "control")).map_err(|e| e.to_string())?;
-        scheduler.activate(&hub).map_err(|e| e.to_string())?;
+        // The backplane ends when the server has; it is activated first, so
+        // it is registered before the first member looks for it.
+        axon::link((&core, "signal"), (&plane, "control")).map_err(|e| e.to_string())?;
+        scheduler.activate(&plane).map_err(|e| e.to_string())?;
     }
     scheduler.activate(&core).map_err(|e| e.to_string())?;
     scheduler.run();
