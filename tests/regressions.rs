@@ -344,3 +344,47 @@ fn a_stopped_scheduler_kept_its_selector_and_sockets_alive() {
     });
     assert_eq!(open_fds(), before);
 }
+
+/// Found while attacking the chat: a handler made as a pipeline,
+/// `Pipeline(LineSplit, PureTransformer(upper))`, held its transformer
+/// when the client did not read, but LineSplit went on filling the
+/// transformer's unbounded inbox, so the connection never stopped
+/// reading and the server buffered everything the client sent. A
+/// pipeline now bounds the inboxes inside it (A5).
+#[test]
+fn a_pipeline_handler_buffered_everything_a_peer_that_never_reads_sent() {
+    let _serial = serial();
+    const MIB: usize = 1024 * 1024;
+    fn upper() -> axon::Pipeline {
+        let shout = |line: Vec<u8>| Some([line.to_ascii_uppercase(), b"\n".to_vec()].concat());
+        axon::pipeline![framing::LineSplit::new(), util::PureTransformer::new(shout)].unwrap()
+    }
+    let server = SimpleServer::new(upper, any_loopback_port(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    let running = Running::start(scheduler);
+    let before = testkit::Proc::me().rss_bytes();
+    let mut c = connect(addr);
+    // Write until the server stops taking bytes (a write times out), at
+    // most 256 MiB; never read.
+    c.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let line = [b"x".repeat(1023), b"\n".to_vec()].concat();
+    let chunk = line.repeat(256);
+    let mut written = 0;
+    while written < 256 * MIB && c.write_all(&chunk).is_ok() {
+        written += chunk.len();
+    }
+    let growth = testkit::Proc::me().rss_bytes().saturating_sub(before);
+    assert!(
+        written < 64 * MIB,
+        "the server took {} MiB from a client that never reads",
+        written / MIB
+    );
+    assert!(
+        growth < 64 * MIB as u64,
+        "the server grew by {} MiB",
+        growth / MIB as u64
+    );
+    running.stop();
+}

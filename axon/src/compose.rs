@@ -113,6 +113,12 @@ impl Parent {
 /// the last component's `outbox`/`signal` surface as the pipeline's. It
 /// activates its children when it is activated and ends when they all have.
 ///
+/// Better than Kamaelia, whose inboxes are unbounded: every inbox inside
+/// the pipeline that has no size limit gets [`PIPELINE_INBOX_LIMIT`]
+/// (A5), so a component that is held (its next one full) stops the one
+/// before it, back to the pipeline's own `inbox`; nothing queues without
+/// end in between.
+///
 /// ```
 /// use axon::{link, Component, Control, Cx, Endpoint, Pipeline, Scheduler, Standard, Step};
 /// use std::time::Duration;
@@ -209,6 +215,23 @@ fn link_all(pairs: Vec<Pair<'_>>) -> Result<Vec<Link>, LinkError> {
     Ok(made)
 }
 
+/// The size limit a pipeline gives the inboxes inside it that have none
+/// (A5): the `inbox` of every component but the first, whose limit is the
+/// pipeline's own (a server's handler gets 16 from ServerCore).
+pub const PIPELINE_INBOX_LIMIT: usize = 16;
+
+/// Bounds `child`'s inbox, at the end of its passthroughs, if nothing has
+/// bounded it: a component held by the next one then holds its own sender,
+/// and so on back to the pipeline's inbox, instead of queueing without end.
+fn bound_inbox(child: &Handle) {
+    if let Some(b) = child.0.find_arc("inbox", Direction::Inbox) {
+        let last = b.clone().destination().unwrap_or(b);
+        if last.limit().is_none() {
+            last.set_limit(Some(PIPELINE_INBOX_LIMIT));
+        }
+    }
+}
+
 impl Pipeline {
     /// Builds the pipeline (see the type docs); make it a component with
     /// [`Handle::new`] or by activating it. Errors if a component lacks
@@ -252,6 +275,9 @@ impl Pipeline {
             pairs.push(((&pair[0], "signal"), (&pair[1], "control")));
         }
         let links = link_all(pairs)?;
+        for child in components.iter().skip(1) {
+            bound_inbox(child);
+        }
         Ok(Pipeline(Parent {
             children: components,
             started: false,

@@ -181,7 +181,7 @@ mod wake;
 pub use boxset::{BoxSet, Declaration, DynamicBoxes, Standard};
 pub use cat::Cat;
 pub use component::{Component, Step};
-pub use compose::{Graphline, Linkage, Pipeline};
+pub use compose::{Graphline, Linkage, Pipeline, PIPELINE_INBOX_LIMIT};
 pub use control::Control;
 pub use cx::Cx;
 pub use declare::{BoxInfo, Direction};

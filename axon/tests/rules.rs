@@ -566,16 +566,21 @@ fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
 fn a8_threaded_component_talks_through_the_same_boxes() {
     // A threaded component that blocks in main (on a std channel) and
     // forwards to a scheduler component, which replies to an endpoint.
-    struct Blocking(std::sync::mpsc::Receiver<u64>);
+    // It keeps a message the forwarder has no room for (A5) and is woken
+    // when there is (A6): the pipeline bounds the forwarder's inbox.
+    struct Blocking(std::sync::mpsc::Receiver<u64>, Option<u64>);
     impl Component for Blocking {
         type Boxes = Standard<u64, u64>;
         fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
-            match self.0.recv() {
-                Ok(n) => {
-                    let _ = cx.outbox.send(n);
-                    Step::Continue
-                }
-                Err(_) => {
+            match self.1.take().or_else(|| self.0.recv().ok()) {
+                Some(n) => match cx.outbox.send(n) {
+                    Ok(()) => Step::Continue,
+                    Err(full) => {
+                        self.1 = Some(full.into_inner());
+                        Step::Pause
+                    }
+                },
+                None => {
                     let _ = cx.signal.send(Control::ProducerFinished);
                     Step::Done
                 }
@@ -583,7 +588,7 @@ fn a8_threaded_component_talks_through_the_same_boxes() {
         }
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let threaded = Handle::new(Blocking(rx));
+    let threaded = Handle::new(Blocking(rx, None));
     let f = Handle::new(Forwarder::new());
     let sink = numbers("sink");
     let pipeline = Handle::new(Pipeline::new(vec![threaded.clone(), f]).unwrap());

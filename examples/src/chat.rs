@@ -46,6 +46,23 @@ pub const MAX_LINE: usize = framing::MAX_LINE;
 /// beyond its bounded inboxes.
 pub const MEMBER_QUEUE_BYTES: usize = 256 * 1024;
 
+/// The most lines a member publishes in one step. A member that has more
+/// lets every other component run first ([`Step::Continue`]), so a flood
+/// from one client cannot keep the others' lines out of the backplane's
+/// bounded inbox.
+pub const PUBLISH_BATCH: usize = 8;
+
+/// How [`ChatMember::publish`] left things.
+#[derive(PartialEq)]
+enum Published {
+    /// Everything the client sent is published.
+    All,
+    /// The backplane is full: woken when it has room.
+    Held,
+    /// A batch is published and more is waiting.
+    More,
+}
+
 /// How many steps a member looks for its backplane before it gives up.
 const FIND_TRIES: u32 = 64;
 
@@ -73,6 +90,7 @@ pub fn backplane(name: &str) -> Backplane<ChatLine> {
         BackplaneOptions {
             max_queued_bytes: MEMBER_QUEUE_BYTES,
             policy: Policy::DropOldest,
+            ..BackplaneOptions::default()
         },
     )
 }
@@ -186,14 +204,14 @@ impl ChatMember {
         }
     }
 
-    /// Publishes the client's lines; false if the backplane is full.
+    /// Publishes the client's lines, at most [`PUBLISH_BATCH`] of them.
     fn publish(
         &mut self,
         cx: &Cx<ChatMemberBoxes>,
         plane: &Postbox<PlaneMessage<ChatLine>>,
-    ) -> bool {
+    ) -> Published {
         let me = cx.me().id();
-        loop {
+        for _ in 0..PUBLISH_BATCH {
             let msg = match self.to_plane.take() {
                 Some(m) => m,
                 None => match cx.inbox.recv() {
@@ -204,13 +222,18 @@ impl ChatMember {
                             line: line.into(),
                         })
                     }
-                    None => return true,
+                    None => return Published::All,
                 },
             };
             if let Err(full) = cx.send_to(plane, msg) {
                 self.to_plane = Some(full.into_inner()); // woken when there is room (A6)
-                return false;
+                return Published::Held;
             }
+        }
+        if cx.inbox.is_empty() {
+            Published::All
+        } else {
+            Published::More
         }
     }
 }
@@ -262,7 +285,7 @@ impl Component for ChatMember {
         }
         match self.leaving.take() {
             // Lines still to publish first: woken when the backplane has room.
-            Some(msg) if msg.is_producer_finished() && !published => {
+            Some(msg) if msg.is_producer_finished() && published != Published::All => {
                 self.leaving = Some(msg);
             }
             Some(msg) if msg.is_producer_finished() => {
@@ -270,6 +293,9 @@ impl Component for ChatMember {
             }
             Some(_) => return self.leave(cx, Control::ShutdownMicroprocess),
             None => {}
+        }
+        if published == Published::More {
+            return Step::Continue;
         }
         Step::Pause
     }

@@ -194,7 +194,7 @@ pub mod prelude {
         NoSpace, Outbox, Pipeline, Postbox, Scheduler, Standard, Step,
     };
     pub use chassis::{ConnectionInfo, ServerCore, ServerOptions, SimpleServer};
-    pub use framing::LineSplit;
+    pub use framing::{Chunkifier, DeFramer, Framer, LineSplit};
     pub use tcpclient::TcpClient;
     pub use util::{ConsoleEchoer, ConsoleReader, PureTransformer};
 }

@@ -6,37 +6,101 @@
 //! component: what arrives in its `inbox` is sent to the server, what the
 //! server sends comes out of its `outbox`.
 //!
+//! | Kamaelia | here |
+//! |---|---|
+//! | `TCPClient(host, port)` | [`TcpClient::to_host`]`(host, port)`, or [`TcpClient::new`]`(addr)` for an address |
+//! | `delay=d` | [`TcpClient::delayed`]`(d)` (or [`TcpClient::with_delay`]`(addr, d)`) |
+//! | `connect_timeout=60` | [`TcpClient::with_connect_timeout`]`(d)`, 60 s by default |
+//! | `wait_for_serverclose=False` | [`TcpClient::with_wait_for_serverclose`]`(bool)`, false by default (see below for what each means here) |
+//!
 //! ## Boxes
 //!
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to send (passed through to the CSA's `inbox` once connected) |
-//! | `control` | inbox | [`Control`] | `producerFinished` / `shutdownMicroprocess`: forwarded to the CSA; the client ends when it has |
+//! | `control` | inbox | [`Control`] | `producerFinished`: see [below](#producerfinished-and-wait_for_serverclose); `shutdownMicroprocess`: forwarded to the CSA (or, before the connection exists, ends the client); the client ends when the CSA has |
 //! | `_socketFeedback` | inbox | [`SocketShutdown`] | the CSA's `CreatorFeedback` |
 //! | `_connectReady` | inbox | [`Ready`] | the Selector's notice that the connect finished |
+//! | `_resolved` | inbox | [`Resolved`] | the addresses of the host name, from the resolver thread |
 //! | `outbox` | outbox | `Vec<u8>` | bytes received (the CSA's `outbox`, passed through) |
-//! | `signal` | outbox | [`Control`] | `producerFinished` when the connection has ended; `shutdownMicroprocess` if it could not be made |
+//! | `signal` | outbox | [`Control`] | `producerFinished` when the connection has ended; `shutdownMicroprocess` if it could not be made (or was stopped before it was) |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector |
 //!
-//! A refused or failed connection is logged at `warn` and reported as
-//! `shutdownMicroprocess` out of `signal` (as Kamaelia does). Kamaelia's
-//! `delay` (seconds to wait before connecting) is
-//! [`TcpClient::with_delay`]; the wait is a timer ([`Cx::wake_at`]), so a
-//! waiting client costs no CPU.
+//! ## Connecting
 //!
-//! `producerFinished` half-closes the connection: everything sent is
-//! written, the write side is shut down, and the server's replies are read
-//! (and come out of `outbox`) until it closes, within the CSA's linger time
-//! ([`csa::CsaOptions::half_close`]). So `Pipeline(Request(), TCPClient(…),
-//! Print())` prints the reply to a request that was followed at once by
-//! `producerFinished`.
+//! - **Host names.** [`TcpClient::to_host`] takes a name and a port, as
+//!   Kamaelia does. A name is resolved on a short-lived thread of its own
+//!   (std's [`ToSocketAddrs`], that is `getaddrinfo`), never on the
+//!   scheduler's thread, which goes on running every other component
+//!   meanwhile; the thread delivers the addresses into `_resolved`, which
+//!   wakes the client. An IP address given as the host (`"127.0.0.1"`,
+//!   `"::1"`, `"[::1]"`) is used as it is, with no thread.
+//!   [`TcpClient::with_resolver`] replaces the system's resolver (a fixed
+//!   table, a cache, a test).
+//! - **Several addresses.** They are tried one after the other, **in the
+//!   order the resolver returns them** (for `getaddrinfo`, RFC 6724's
+//!   order, which `/etc/gai.conf` can change; this is also what std's
+//!   `TcpStream::connect` does). A connect that is refused, fails or times
+//!   out gives way to the next address; only when the last one fails does
+//!   the client give up.
+//! - **Timeout.** Kamaelia's `connect_timeout` (60 s by default,
+//!   [`TcpClient::with_connect_timeout`]) bounds each wait: the resolution,
+//!   and each address's connect. A connect still unfinished then is
+//!   withdrawn from the Selector and counts as failed. The waits are timers
+//!   ([`Cx::wake_at`]), never a polling loop.
+//! - **Failure.** A name that does not resolve, or a connection that
+//!   cannot be made (refused, unreachable, timed out, on every address), is
+//!   logged at `warn` and reported as `shutdownMicroprocess` out of
+//!   `signal`; the client ends. Nothing panics. (Kamaelia's client sends
+//!   `producerFinished(self, howDied)` then, `howDied` being `"timeout"`
+//!   for a timeout, the same message as for a connection that ended; here
+//!   the two are told apart by the message itself.)
+//! - **Delay.** Kamaelia's `delay` (seconds to wait before connecting) is
+//!   [`TcpClient::delayed`]; the wait is a timer, so a waiting client costs
+//!   no CPU.
 //!
 //! Whatever arrives, in whatever phase, is acted on: bytes sent to `inbox`
 //! before the connection is made wait there and are sent once it is;
-//! `producerFinished` before then is kept and passed to the connection
-//! once made (so a producer that sends its request and finishes at once
-//! still gets its reply); `shutdownMicroprocess` before then ends the
-//! client without connecting, reported on `signal`.
+//! `producerFinished` before then is kept and acted on once connected (so
+//! a producer that sends its request and finishes at once still gets its
+//! reply); `shutdownMicroprocess` before then (while waiting, resolving or
+//! connecting) ends the client at once, reported on `signal`. A resolver
+//! thread still running then is not waited for: its late answer lands in
+//! the ended client's `_resolved` and is dropped with it.
+//!
+//! ## `producerFinished` and `wait_for_serverclose`
+//!
+//! In Kamaelia, with `wait_for_serverclose=False` (the default) a
+//! `producerFinished` in `control` ends the connection: before it is made
+//! the client passes the message on out of `signal` and ends without
+//! connecting; once it is made the message reaches the CSA, which stops
+//! reading and writing at once ("half close == close"), so a reply still
+//! on its way is lost. With `wait_for_serverclose=True` (added in 2010 for
+//! "allowing the TCP Connection closure to cause the TCPClient to close,
+//! not the sending components disappearance": one component writes an HTTP
+//! request, another parses the response), `producerFinished` is swallowed: only
+//! `shutdownMicroprocess` stops the client, the connection stays open
+//! until the server closes it, and then the client sends `producerFinished`
+//! out of `signal`.
+//!
+//! Here, on top of the CSA's half-close ([`csa::CsaOptions::half_close`]):
+//!
+//! - **`false` (the default): `producerFinished` half-closes.** Everything
+//!   sent is written, the write side is shut down (the server reads EOF:
+//!   the request is complete), and the server's replies are still read and
+//!   come out of `outbox` until it closes, within the CSA's linger time
+//!   (30 s); then `producerFinished` out of `signal`. As in Kamaelia the
+//!   producer's end ends the client's side of the conversation; unlike
+//!   Kamaelia the reply is not lost, and a `producerFinished` that comes
+//!   before the connection is kept for it instead of abandoning it. So
+//!   `Pipeline(Request(), TCPClient(…), Print())` prints the reply to a
+//!   request that was followed at once by `producerFinished`.
+//! - **`true`: `producerFinished` is swallowed, as in Kamaelia.** It is not
+//!   passed to the connection, in any phase: nothing is shut down (no FIN
+//!   reaches the server, for servers that take a client's half-close for
+//!   a hang-up), everything sent is still written, and the client ends when
+//!   the server closes the connection (or on `shutdownMicroprocess`), with
+//!   no time limit; then `producerFinished` out of `signal`.
 //!
 //! ```no_run
 //! use axon::{Pipeline, Scheduler};
@@ -52,34 +116,90 @@
 //! #         while let Some(b) = cx.inbox.recv() { print!("{}", String::from_utf8_lossy(&b)); }
 //! #         if cx.control.recv().is_some() { Step::Done } else { Step::Pause } } }
 //!
-//! // Kamaelia: Pipeline(Request(), TCPClient("127.0.0.1", 1601), Print()).run()
-//! let client = TcpClient::new("127.0.0.1:1601".parse().unwrap());
+//! // Kamaelia: Pipeline(Request(), TCPClient("localhost", 1601), Print()).run()
+//! let client = TcpClient::to_host("localhost", 1601);
 //! let pipeline = Pipeline::new(vec![Request.into(), client.into(), Print.into()]).unwrap();
 //! let scheduler = selector::scheduler().unwrap();
 //! scheduler.activate(pipeline).unwrap();
 //! scheduler.run(); // returns once the connection has closed
 //! ```
+//!
+//! The options chain; Kamaelia's `TCPClient("example.org", 80, delay=1,
+//! connect_timeout=5, wait_for_serverclose=True)` is:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tcpclient::TcpClient;
+//!
+//! let client = TcpClient::to_host("example.org", 80)
+//!     .delayed(Duration::from_secs(1))
+//!     .with_connect_timeout(Duration::from_secs(5))
+//!     .with_wait_for_serverclose(true);
+//! # let _ = client;
+//! ```
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
 pub use csa::{Csa, SocketShutdown, TcpStream};
 use selector::{Ready, Request, Source};
 
+/// Kamaelia's default `connect_timeout`: 60 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What resolving a host name gives: the addresses to try, in order, or
+/// why there are none. Delivered into the client's `_resolved` inbox.
+pub type Resolved = io::Result<Vec<SocketAddr>>;
+
+/// A resolver, run once on the resolver thread.
+type Resolver = Box<dyn FnOnce(&str, u16) -> Resolved + Send>;
+
+/// Where to connect.
+enum Target {
+    Addr(SocketAddr),
+    Host { host: String, port: u16 },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Addr(addr) => write!(f, "{addr}"),
+            Target::Host { host, port } if host.contains(':') && !host.starts_with('[') => {
+                write!(f, "[{host}]:{port}")
+            }
+            Target::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
 enum Phase {
     /// Kamaelia's `delay`, counted from the first step.
     Delay(Duration),
-    /// Connect at this instant.
-    Waiting(Instant),
+    /// Connect at this instant (`None`: a delay too long to represent).
+    Waiting(Option<Instant>),
     Start,
-    Connecting(Arc<TcpStream>, Source),
+    /// The resolver thread is at work; give up at `until`.
+    Resolving {
+        until: Option<Instant>,
+    },
+    /// Connect to the next address in `addrs`.
+    Next,
+    Connecting {
+        stream: Arc<TcpStream>,
+        source: Source,
+        addr: SocketAddr,
+        until: Option<Instant>,
+    },
     Connected {
         csa: Handle,
         control: Option<Postbox<Control>>,
@@ -100,6 +220,9 @@ boxes! {
         /// the Selector's notice: connect finished
         #[name = "_connectReady"]
         pub connect_ready: Inbox<Ready>,
+        /// the host name's addresses, from the resolver thread
+        #[name = "_resolved"]
+        pub resolved: Inbox<Resolved>,
         /// bytes from the server
         pub outbox: Outbox<Vec<u8>>,
         /// producerFinished at the end; shutdownMicroprocess if the connect failed
@@ -112,8 +235,17 @@ boxes! {
 
 /// The TCPClient component (see the crate docs).
 pub struct TcpClient {
-    addr: SocketAddr,
+    target: Target,
     phase: Phase,
+    connect_timeout: Duration,
+    /// Kamaelia's `wait_for_serverclose`: `producerFinished` is swallowed.
+    wait_for_serverclose: bool,
+    /// `None`: the system's (`ToSocketAddrs`).
+    resolver: Option<Resolver>,
+    /// Addresses not tried yet.
+    addrs: VecDeque<SocketAddr>,
+    /// Why the last address tried failed, for the final warning.
+    last_error: Option<(SocketAddr, io::Error)>,
     /// `producerFinished` that came before the connection: passed on once
     /// it is made.
     finished_early: Option<Control>,
@@ -121,34 +253,125 @@ pub struct TcpClient {
 
 impl fmt::Debug for TcpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TcpClient({})", self.addr)
+        write!(f, "TcpClient({})", self.target)
     }
 }
 
+/// `until` has come (never, for `None`).
+fn expired(until: Option<Instant>) -> bool {
+    until.is_some_and(|until| Instant::now() >= until)
+}
+
+/// `now + d`, or `None` if that is too far away to represent.
+fn after(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// The host as an IP address literal (`"::1"` and `"[::1]"` both count).
+fn literal(host: &str) -> Option<IpAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    bare.parse().ok()
+}
+
+/// The system's resolver: std's `ToSocketAddrs` (`getaddrinfo`).
+fn system_resolve(host: &str, port: u16) -> Resolved {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
 impl TcpClient {
-    /// Kamaelia `TCPClient(host, port)`: connects when activated.
-    pub fn new(addr: SocketAddr) -> TcpClient {
+    fn aimed_at(target: Target) -> TcpClient {
         TcpClient {
-            addr,
+            target,
             phase: Phase::Start,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            wait_for_serverclose: false,
+            resolver: None,
+            addrs: VecDeque::new(),
+            last_error: None,
             finished_early: None,
         }
+    }
+
+    /// Kamaelia `TCPClient(host, port)` for an address: connects when
+    /// activated.
+    pub fn new(addr: SocketAddr) -> TcpClient {
+        TcpClient::aimed_at(Target::Addr(addr))
+    }
+
+    /// Kamaelia `TCPClient(host, port)`: resolves `host` (off the
+    /// scheduler's thread, see the crate docs) and connects to its
+    /// addresses in turn when activated. `host` may also be an IP address.
+    pub fn to_host(host: impl Into<String>, port: u16) -> TcpClient {
+        TcpClient::aimed_at(Target::Host {
+            host: host.into(),
+            port,
+        })
     }
 
     /// Kamaelia `TCPClient(host, port, delay)`: waits `delay` after
     /// activation, then connects. Bytes that arrive in `inbox` meanwhile
-    /// wait there and are sent once connected.
+    /// wait there and are sent once connected. The same as
+    /// `TcpClient::new(addr).delayed(delay)`.
     pub fn with_delay(addr: SocketAddr, delay: Duration) -> TcpClient {
-        TcpClient {
-            addr,
-            phase: Phase::Delay(delay),
-            finished_early: None,
-        }
+        TcpClient::new(addr).delayed(delay)
     }
 
+    /// Kamaelia's `delay` (builder style): waits `delay` after activation
+    /// before resolving and connecting.
+    pub fn delayed(mut self, delay: Duration) -> TcpClient {
+        self.phase = Phase::Delay(delay);
+        self
+    }
+
+    /// Kamaelia's `connect_timeout` (builder style; [60 s by
+    /// default](DEFAULT_CONNECT_TIMEOUT)): how long the resolution, and
+    /// then the connect to each address, may take before it counts as
+    /// failed.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> TcpClient {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Kamaelia's `wait_for_serverclose` (builder style; false by
+    /// default): when true, `producerFinished` in `control` is swallowed
+    /// and the connection stays open, both ways, until the server closes
+    /// it; when false it half-closes the connection. See the crate docs.
+    pub fn with_wait_for_serverclose(mut self, wait: bool) -> TcpClient {
+        self.wait_for_serverclose = wait;
+        self
+    }
+
+    /// Resolves the host name with `resolver` instead of the system's
+    /// (builder style). It is called once, with the host and port, on the
+    /// resolver thread, so it may block; the addresses it returns are tried
+    /// in its order. Not called for an address, or a host that is an IP
+    /// address. A resolver that panics counts as a name that does not
+    /// resolve.
+    pub fn with_resolver(
+        mut self,
+        resolver: impl FnOnce(&str, u16) -> Resolved + Send + 'static,
+    ) -> TcpClient {
+        self.resolver = Some(Box::new(resolver));
+        self
+    }
+
+    /// Ends the client because the connection could not be made.
     fn fail(&mut self, cx: &Cx<TcpClientBoxes>, e: &dyn fmt::Display) -> Step {
-        log::warn!("tcpclient: cannot connect to {}: {e}", self.addr);
-        if let Phase::Connecting(_, source) = &self.phase {
+        log::warn!("tcpclient: cannot connect to {}: {e}", self.target);
+        self.end_unconnected(cx)
+    }
+
+    /// Ends the client because `control` said so before it was connected.
+    fn stop(&mut self, cx: &Cx<TcpClientBoxes>, when: &str) -> Step {
+        log::debug!("tcpclient: stopped {when} to {}", self.target);
+        self.end_unconnected(cx)
+    }
+
+    fn end_unconnected(&mut self, cx: &Cx<TcpClientBoxes>) -> Step {
+        if let Phase::Connecting { source, .. } = &self.phase {
             let _ = cx
                 .selector_signal
                 .send(Request::RemoveWriter(source.clone()));
@@ -159,17 +382,110 @@ impl TcpClient {
     }
 
     /// Control messages before the connection is made: `producerFinished`
-    /// is kept for the connection; anything else stops the client.
-    /// Returns false if it must stop.
+    /// is kept for the connection (or, waiting for the server to close,
+    /// swallowed); anything else stops the client. Returns false if it
+    /// must stop.
     fn early_control(&mut self, cx: &Cx<TcpClientBoxes>) -> bool {
         while let Some(msg) = cx.control.recv() {
-            if msg.is_producer_finished() {
-                self.finished_early = Some(msg);
-            } else {
+            if !msg.is_producer_finished() {
                 return false;
+            }
+            if !self.wait_for_serverclose {
+                self.finished_early = Some(msg);
             }
         }
         true
+    }
+
+    /// Starts resolving, or, for an address, goes straight to connecting.
+    fn resolve(&mut self, cx: &Cx<TcpClientBoxes>) -> Option<Step> {
+        let (host, port) = match &self.target {
+            Target::Addr(addr) => {
+                self.addrs.push_back(*addr);
+                self.phase = Phase::Next;
+                return None;
+            }
+            Target::Host { host, port } => match literal(host) {
+                Some(ip) => {
+                    self.addrs.push_back(SocketAddr::new(ip, *port));
+                    self.phase = Phase::Next;
+                    return None;
+                }
+                None => (host.clone(), *port),
+            },
+        };
+        let resolver = self
+            .resolver
+            .take()
+            .unwrap_or_else(|| Box::new(system_resolve));
+        // The thread owns only a postbox into `_resolved`: if the client
+        // has ended by the time it answers, the answer waits in an inbox
+        // nobody reads and is dropped with it.
+        let to = cx.resolved.postbox();
+        let spawned = thread::Builder::new()
+            .name("tcpclient-resolver".into())
+            .spawn(move || {
+                let resolved = panic::catch_unwind(AssertUnwindSafe(|| resolver(&host, port)))
+                    .unwrap_or_else(|_| Err(io::Error::other("the resolver panicked")));
+                let _ = to.send(resolved);
+            });
+        if let Err(e) = spawned {
+            return Some(self.fail(cx, &format_args!("cannot start a resolver thread: {e}")));
+        }
+        log::trace!("tcpclient: resolving {}", self.target);
+        let until = after(self.connect_timeout);
+        if let Some(until) = until {
+            cx.wake_at(until);
+        }
+        self.phase = Phase::Resolving { until };
+        Some(Step::Pause)
+    }
+
+    /// Starts connecting to the next address that accepts a connect, or
+    /// gives up once none is left.
+    fn connect_next(&mut self, cx: &Cx<TcpClientBoxes>) -> Step {
+        while let Some(addr) = self.addrs.pop_front() {
+            let stream = match TcpStream::connect(addr) {
+                Ok(s) => Arc::new(s),
+                Err(e) => {
+                    self.failed(addr, e);
+                    continue;
+                }
+            };
+            log::trace!("tcpclient: connecting to {addr}");
+            let source = Source::new(stream.clone());
+            let _ = cx.selector_signal.send(Request::NewWriter(
+                cx.connect_ready.postbox(),
+                source.clone(),
+            ));
+            let until = after(self.connect_timeout);
+            if let Some(until) = until {
+                cx.wake_at(until);
+            }
+            self.phase = Phase::Connecting {
+                stream,
+                source,
+                addr,
+                until,
+            };
+            return Step::Pause;
+        }
+        match self.last_error.take() {
+            Some((addr, e)) if matches!(self.target, Target::Host { .. }) => {
+                self.fail(cx, &format_args!("{addr}: {e}"))
+            }
+            Some((_, e)) => self.fail(cx, &e),
+            None => self.fail(cx, &"no address to connect to"),
+        }
+    }
+
+    /// The connect to `addr` failed: remember why, and say so if another
+    /// address is to be tried.
+    fn failed(&mut self, addr: SocketAddr, e: io::Error) {
+        if let Some(next) = self.addrs.front() {
+            log::debug!("tcpclient: connect to {addr} failed: {e}; trying {next}");
+        }
+        self.last_error = Some((addr, e));
     }
 
     fn connected(
@@ -177,8 +493,9 @@ impl TcpClient {
         cx: &Cx<TcpClientBoxes>,
         stream: Arc<TcpStream>,
         source: Source,
+        addr: SocketAddr,
     ) -> Result<(), Box<dyn std::error::Error>> {
-        log::debug!("tcpclient: connected to {}", self.addr);
+        log::debug!("tcpclient: connected to {} ({addr})", self.target);
         let _ = stream.set_nodelay(true);
         // Half-close on producerFinished: the server's replies to what was
         // sent last still arrive.
@@ -187,7 +504,7 @@ impl TcpClient {
             ..csa::CsaOptions::default()
         };
         let csa = Csa::shared(stream, source)
-            .with_peer(self.addr)
+            .with_peer(addr)
             .with_options(options);
         let csa = Handle::new(csa);
         let me = cx.me().clone();
@@ -209,70 +526,141 @@ impl TcpClient {
     fn advance(&mut self, cx: &Cx<TcpClientBoxes>) -> Option<Step> {
         match std::mem::replace(&mut self.phase, Phase::Done) {
             Phase::Delay(delay) => {
-                self.phase = Phase::Waiting(Instant::now() + delay);
+                self.phase = Phase::Waiting(after(delay));
                 None
             }
             Phase::Waiting(at) => {
+                self.phase = Phase::Waiting(at);
                 if !self.early_control(cx) {
-                    return Some(self.fail(cx, &"stopped before connecting"));
+                    return Some(self.stop(cx, "before connecting"));
                 }
-                if Instant::now() < at {
-                    cx.wake_at(at);
-                    self.phase = Phase::Waiting(at);
-                    return Some(Step::Pause);
+                match at {
+                    Some(at) if Instant::now() >= at => {
+                        self.phase = Phase::Start;
+                        None
+                    }
+                    Some(at) => {
+                        cx.wake_at(at);
+                        Some(Step::Pause)
+                    }
+                    None => Some(Step::Pause),
                 }
-                self.phase = Phase::Start;
-                None
             }
             Phase::Start => {
                 if !self.early_control(cx) {
-                    return Some(self.fail(cx, &"stopped before connecting"));
+                    return Some(self.stop(cx, "before connecting"));
                 }
                 if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
                     return Some(self.fail(cx, &e));
                 }
-                let stream = match TcpStream::connect(self.addr) {
-                    Ok(s) => Arc::new(s),
-                    Err(e) => return Some(self.fail(cx, &e)),
-                };
-                let source = Source::new(stream.clone());
-                let _ = cx.selector_signal.send(Request::NewWriter(
-                    cx.connect_ready.postbox(),
-                    source.clone(),
-                ));
-                self.phase = Phase::Connecting(stream, source);
-                Some(Step::Pause)
+                self.resolve(cx)
             }
-            Phase::Connecting(stream, source) => {
-                self.phase = Phase::Connecting(stream.clone(), source.clone());
+            Phase::Resolving { until } => {
+                self.phase = Phase::Resolving { until };
                 if !self.early_control(cx) {
-                    return Some(self.fail(cx, &"stopped while connecting"));
+                    return Some(self.stop(cx, "while resolving"));
                 }
-                if cx.connect_ready.recv().is_none() {
+                match cx.resolved.recv() {
+                    Some(Ok(addrs)) if addrs.is_empty() => {
+                        Some(self.fail(cx, &"the name has no addresses"))
+                    }
+                    Some(Ok(addrs)) => {
+                        log::debug!("tcpclient: {} is {addrs:?}", self.target);
+                        self.addrs.extend(addrs);
+                        self.phase = Phase::Next;
+                        None
+                    }
+                    Some(Err(e)) => Some(self.fail(cx, &format_args!("cannot resolve: {e}"))),
+                    None if expired(until) => {
+                        let timeout = self.connect_timeout;
+                        Some(self.fail(cx, &format_args!("resolving timed out after {timeout:?}")))
+                    }
+                    None => Some(Step::Pause),
+                }
+            }
+            Phase::Next => {
+                if !self.early_control(cx) {
+                    return Some(self.stop(cx, "before connecting"));
+                }
+                Some(self.connect_next(cx))
+            }
+            Phase::Connecting {
+                stream,
+                source,
+                addr,
+                until,
+            } => {
+                self.phase = Phase::Connecting {
+                    stream: stream.clone(),
+                    source: source.clone(),
+                    addr,
+                    until,
+                };
+                if !self.early_control(cx) {
+                    return Some(self.stop(cx, "while connecting"));
+                }
+                // Only a notice for this socket counts: one for an address
+                // given up on may still arrive.
+                let mut ready = false;
+                while let Some(Ready(s)) = cx.connect_ready.recv() {
+                    ready |= s.same(&source);
+                }
+                if !ready && !expired(until) {
                     return Some(Step::Pause);
                 }
-                // Writable: the connect finished, one way or the other.
+                // Writable (or out of time): has the connect finished?
                 let outcome = match stream.take_error() {
                     Ok(Some(e)) | Err(e) => Err(e),
                     Ok(None) => stream.peer_addr().map(drop),
                 };
-                match outcome {
-                    Ok(()) => match self.connected(cx, stream, source) {
-                        Ok(()) => None,
-                        Err(e) => Some(self.fail(cx, &e)),
-                    },
+                let outcome = match outcome {
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        // Spurious notice: still connecting; ask again.
-                        let _ = cx
-                            .selector_signal
-                            .send(Request::NewWriter(cx.connect_ready.postbox(), source));
-                        Some(Step::Pause)
+                        if !expired(until) {
+                            // Spurious notice: still connecting; ask again.
+                            let _ = cx
+                                .selector_signal
+                                .send(Request::NewWriter(cx.connect_ready.postbox(), source));
+                            return Some(Step::Pause);
+                        }
+                        let timeout = self.connect_timeout;
+                        Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!("connect timed out after {timeout:?}"),
+                        ))
                     }
-                    Err(e) => Some(self.fail(cx, &e)),
+                    other => other,
+                };
+                match outcome {
+                    Ok(()) => {
+                        self.phase = Phase::Done;
+                        let registered = source.clone();
+                        match self.connected(cx, stream, source, addr) {
+                            Ok(()) => None,
+                            Err(e) => {
+                                let _ = cx.selector_signal.send(Request::RemoveWriter(registered));
+                                Some(self.fail(cx, &e))
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        // Withdrawn from the Selector; the socket closes
+                        // once the Selector lets go of it.
+                        let _ = cx.selector_signal.send(Request::RemoveWriter(source));
+                        drop(stream);
+                        self.failed(addr, e);
+                        self.phase = Phase::Next;
+                        None
+                    }
                 }
             }
             Phase::Connected { csa, control } => {
                 while let Some(msg) = cx.control.recv() {
+                    if self.wait_for_serverclose && msg.is_producer_finished() {
+                        // Kamaelia's wait_for_serverclose: the server's
+                        // close ends the connection, not the producer's.
+                        log::trace!("tcpclient: {msg:?} kept back until the server closes");
+                        continue;
+                    }
                     if let Some(p) = &control {
                         let _ = p.send(msg);
                     }
@@ -280,7 +668,7 @@ impl TcpClient {
                 let ended = cx.socket_feedback.recv().is_some() || csa.is_done();
                 if ended {
                     cx.remove_child(&csa);
-                    log::debug!("tcpclient: connection to {} ended", self.addr);
+                    log::debug!("tcpclient: connection to {} ended", self.target);
                     let _ = cx.signal.send(Control::ProducerFinished);
                     return Some(Step::Done);
                 }
@@ -305,5 +693,46 @@ impl Component for TcpClient {
                 return step;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_literals_need_no_resolver() {
+        assert_eq!(literal("127.0.0.1"), Some(IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(literal("::1"), "::1".parse().ok());
+        assert_eq!(literal("[::1]"), "::1".parse().ok());
+        assert_eq!(literal("localhost"), None);
+        assert_eq!(literal("[localhost]"), None);
+    }
+
+    #[test]
+    fn targets_print_as_host_and_port() {
+        assert_eq!(
+            TcpClient::to_host("localhost", 80).target.to_string(),
+            "localhost:80"
+        );
+        assert_eq!(TcpClient::to_host("::1", 80).target.to_string(), "[::1]:80");
+        assert_eq!(
+            TcpClient::to_host("[::1]", 80).target.to_string(),
+            "[::1]:80"
+        );
+        let addr: SocketAddr = "127.0.0.1:7".parse().unwrap();
+        assert_eq!(
+            format!("{:?}", TcpClient::new(addr)),
+            "TcpClient(127.0.0.1:7)"
+        );
+    }
+
+    #[test]
+    fn a_huge_delay_or_timeout_does_not_overflow() {
+        assert_eq!(after(Duration::MAX), None);
+        assert!(!expired(None));
+        let _ = TcpClient::to_host("localhost", 1)
+            .delayed(Duration::MAX)
+            .with_connect_timeout(Duration::MAX);
     }
 }

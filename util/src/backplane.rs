@@ -13,7 +13,12 @@
 //! A subscriber that does not keep up is where a bus grows without bound.
 //! Here each subscriber has a queue inside the backplane, bounded **in
 //! bytes** ([`BackplaneOptions::max_queued_bytes`], as weighed by
-//! [`Weight`]), and the [`Policy`] says what happens when it is full:
+//! [`Weight`]). A subscriber whose queue is full first holds the
+//! publishers (their sends meet "no space in box", A5), so one that reads
+//! more slowly than they write paces them and loses nothing. If it is
+//! still full after [`BackplaneOptions::grace`] (50 ms), it has stopped
+//! keeping up, holds nobody any more, and the [`Policy`] applies to it
+//! until its queue has emptied:
 //!
 //! - [`Policy::DropOldest`] (the default): its oldest messages go to make
 //!   room. Drops are counted ([`BackplaneStats`]) and logged at `warn`:
@@ -64,6 +69,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axon::{Component, Control, Cx, Handle, Postbox, Standard, Step};
 
@@ -97,6 +103,15 @@ impl Weight for Arc<str> {
     }
 }
 
+/// What a queued message is taken to cost beyond its [`Weight`]: its slot
+/// and its allocation's bookkeeping. A flood of empty messages is then
+/// bounded too.
+pub const MESSAGE_OVERHEAD: usize = 64;
+
+fn cost<T: Weight>(m: &T) -> usize {
+    m.weight() + MESSAGE_OVERHEAD
+}
+
 /// What a [`Backplane`] does for a subscriber whose queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Policy {
@@ -113,13 +128,20 @@ pub enum Policy {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackplaneOptions {
     /// The most bytes queued for one subscriber beyond what its inbox
-    /// holds (default 256 KiB). One message larger than this is still
+    /// holds (default 256 KiB), each message counted as its [`Weight`]
+    /// plus [`MESSAGE_OVERHEAD`]. One message larger than this is still
     /// queued when the queue is empty, so a large message is never
     /// undeliverable.
     pub max_queued_bytes: usize,
     /// What to do when a subscriber's queue is full (default
     /// [`Policy::DropOldest`]).
     pub policy: Policy,
+    /// How long a full subscriber holds the publishers before the policy
+    /// applies to it (default 50 ms). A subscriber that reads, only more
+    /// slowly than the publishers write, so paces them and loses nothing;
+    /// one that has stopped reading is then dropped from (or
+    /// disconnected), and holds nobody, until it has caught up.
+    pub grace: Duration,
 }
 
 impl Default for BackplaneOptions {
@@ -127,6 +149,7 @@ impl Default for BackplaneOptions {
         BackplaneOptions {
             max_queued_bytes: 256 * 1024,
             policy: Policy::default(),
+            grace: Duration::from_millis(50),
         }
     }
 }
@@ -259,6 +282,10 @@ struct Subscriber<T> {
     sub: Subscription<T>,
     queue: VecDeque<T>,
     queued_bytes: usize,
+    /// Since when its queue has been full, while it holds the publishers.
+    full_since: Option<Instant>,
+    /// Past its grace: the policy applies to it until its queue empties.
+    lagging: bool,
     /// Dropped since the last time this subscriber caught up.
     dropping: u64,
     dropped: u64,
@@ -327,7 +354,7 @@ impl<T: Clone + Weight + Send + 'static> Backplane<T> {
         stats: &BackplaneStats,
     ) -> bool {
         while let Some(msg) = s.queue.pop_front() {
-            let w = msg.weight();
+            let w = cost(&msg);
             match cx.send_to(&s.sub.to, msg) {
                 Ok(()) => {
                     s.queued_bytes -= w;
@@ -346,12 +373,13 @@ impl<T: Clone + Weight + Send + 'static> Backplane<T> {
     /// Queues `msg` for `s`, making room as the policy says. False if `s`
     /// is to be disconnected.
     fn offer(&self, s: &mut Subscriber<T>, msg: T) -> bool {
-        let w = msg.weight();
+        let w = cost(&msg);
         let max = self.options.max_queued_bytes;
         let over = s.queued_bytes + w > max && !s.queue.is_empty();
         match self.options.policy {
-            // Input stops once a queue is full, so it goes over by at most
-            // one message; nothing is dropped.
+            // Not (yet) lagging: it holds the publishers, so it goes over by
+            // at most one message; nothing is dropped.
+            _ if !s.lagging => {}
             Policy::HoldPublishers => {}
             Policy::Disconnect if over => return false,
             Policy::Disconnect => {}
@@ -360,7 +388,7 @@ impl<T: Clone + Weight + Send + 'static> Backplane<T> {
                     let Some(old) = s.queue.pop_front() else {
                         break;
                     };
-                    s.queued_bytes -= old.weight();
+                    s.queued_bytes -= cost(&old);
                     if s.dropping == 0 {
                         log::warn!(
                             "backplane {}: subscriber {} is not keeping up; dropping its \
@@ -380,9 +408,39 @@ impl<T: Clone + Weight + Send + 'static> Backplane<T> {
         true
     }
 
-    fn full(&self) -> bool {
+    /// True while a full subscriber, within its grace, holds the
+    /// publishers; then a wake-up is set for the end of the grace. A
+    /// subscriber past it starts lagging (the policy applies to it).
+    fn holding(&mut self, cx: &Cx<Standard<PlaneMessage<T>, ()>>) -> bool {
         let max = self.options.max_queued_bytes;
-        self.subscribers.iter().any(|s| s.queued_bytes >= max)
+        let hold_for_ever = self.options.policy == Policy::HoldPublishers;
+        let mut now = None;
+        let mut until: Option<Instant> = None;
+        for s in &mut self.subscribers {
+            if s.lagging || s.queued_bytes < max {
+                s.full_since = None;
+                continue;
+            }
+            if hold_for_ever {
+                return true;
+            }
+            let now = *now.get_or_insert_with(Instant::now);
+            let since = *s.full_since.get_or_insert(now);
+            let end = since + self.options.grace;
+            if now >= end {
+                s.lagging = true;
+                s.full_since = None;
+                continue;
+            }
+            until = Some(until.map_or(end, |u| u.min(end)));
+        }
+        match until {
+            Some(end) => {
+                cx.wake_at(end);
+                true
+            }
+            None => false,
+        }
     }
 
     fn remove(&mut self, at: usize, why: &str) {
@@ -459,6 +517,9 @@ impl<T: Clone + Weight + Send + 'static> Component for Backplane<T> {
             while at < self.subscribers.len() {
                 let alive = Self::pump(cx, &mut self.subscribers[at], &self.stats);
                 let s = &mut self.subscribers[at];
+                if s.queue.is_empty() {
+                    s.lagging = false;
+                }
                 if s.queue.is_empty() && s.dropping > 0 {
                     log::warn!(
                         "backplane {}: subscriber {} caught up after {} messages were dropped",
@@ -474,8 +535,9 @@ impl<T: Clone + Weight + Send + 'static> Component for Backplane<T> {
                     self.remove(at, "has ended");
                 }
             }
-            if self.options.policy == Policy::HoldPublishers && self.full() {
-                // Woken when a subscriber takes a message (A6).
+            if self.holding(cx) {
+                // Woken when a subscriber takes a message (A6), or at the
+                // end of its grace.
                 break;
             }
             let Some(msg) = cx.inbox.recv() else { break };
@@ -488,6 +550,8 @@ impl<T: Clone + Weight + Send + 'static> Component for Backplane<T> {
                         sub,
                         queue: VecDeque::new(),
                         queued_bytes: 0,
+                        full_since: None,
+                        lagging: false,
                         dropping: 0,
                         dropped: 0,
                     });

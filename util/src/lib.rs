@@ -20,7 +20,7 @@ mod transformer;
 
 pub use backplane::{
     find_backplane, service_name, Backplane, BackplaneOptions, BackplaneStats, PlaneMessage,
-    Policy, PublishTo, SubscribeTo, Subscription, Weight, SUBSCRIBER_INBOX,
+    Policy, PublishTo, SubscribeTo, Subscription, Weight, MESSAGE_OVERHEAD, SUBSCRIBER_INBOX,
 };
 pub use console::{ConsoleEchoer, ConsoleReader};
 pub use transformer::PureTransformer;

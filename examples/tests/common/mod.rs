@@ -9,12 +9,12 @@
 //! for a process exit, which std offers no event for.
 #![allow(dead_code)] // not every test file uses every helper
 
-use std::io::{self, BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[allow(unused_imports)] // not every test file uses every helper
 pub use testkit::{
@@ -152,4 +152,113 @@ impl Drop for Demo {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+// ------------------------------------------------------------------------ chat
+
+/// A chat connection read line by line with a deadline.
+pub struct ChatPeer {
+    pub name: &'static str,
+    pub stream: TcpStream,
+    partial: Vec<u8>,
+}
+
+impl ChatPeer {
+    pub fn new(name: &'static str, stream: TcpStream) -> ChatPeer {
+        ChatPeer {
+            name,
+            stream,
+            partial: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.stream
+            .write_all(line.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: send {line:?}: {e}", self.name));
+    }
+
+    /// The next complete line, or `None` if none arrives within `wait`.
+    /// Panics on EOF or a socket error.
+    pub fn line_within(&mut self, wait: Duration) -> Option<String> {
+        let start = Instant::now();
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.partial.drain(..=end).collect();
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            let left = wait.checked_sub(start.elapsed())?;
+            if left.is_zero() {
+                return None;
+            }
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut buf) {
+                Ok(0) => panic!("{}: EOF from the chat server", self.name),
+                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => panic!("{}: read: {e}", self.name),
+            }
+        }
+    }
+
+    /// The next line that is not a join probe, within `DEADLINE`.
+    pub fn next_message(&mut self) -> String {
+        let start = Instant::now();
+        loop {
+            let left = DEADLINE
+                .checked_sub(start.elapsed())
+                .unwrap_or(Duration::ZERO);
+            match self.line_within(left) {
+                Some(line) if line.starts_with("probe ") => continue,
+                Some(line) => return line,
+                None => panic!("{}: no message within {DEADLINE:?}", self.name),
+            }
+        }
+    }
+}
+
+/// Makes sure `receivers` have all joined the chat: `sender` sends probe
+/// lines until each receiver has seen one of them. Pacing comes from the
+/// receivers' read timeouts, not from sleeps.
+pub fn await_joined(sender: &mut ChatPeer, receivers: &mut [&mut ChatPeer]) {
+    let start = Instant::now();
+    let mut seen = vec![false; receivers.len()];
+    let prefix = format!("probe {} ", sender.name);
+    for n in 0..1_000 {
+        if start.elapsed() > DEADLINE {
+            break;
+        }
+        sender.send(&format!("{prefix}{n}\n"));
+        for (r, seen) in receivers.iter_mut().zip(seen.iter_mut()) {
+            // Drain whatever has arrived, waiting a little for this probe.
+            while let Some(line) = r.line_within(Duration::from_millis(20)) {
+                assert!(
+                    line.starts_with("probe "),
+                    "{}: unexpected line {line:?} during the join handshake",
+                    r.name
+                );
+                if line.starts_with(&prefix) {
+                    *seen = true;
+                }
+            }
+        }
+        if seen.iter().all(|&s| s) {
+            return;
+        }
+    }
+    let missing: Vec<_> = receivers
+        .iter()
+        .zip(&seen)
+        .filter(|(_, &s)| !s)
+        .map(|(r, _)| r.name)
+        .collect();
+    panic!(
+        "{:?} never received a probe from {} within {DEADLINE:?}",
+        missing, sender.name
+    );
 }
