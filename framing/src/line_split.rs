@@ -213,6 +213,23 @@ impl LineSplit {
     }
 
     fn step(&mut self, cx: &Cx<Standard<Vec<u8>, Vec<u8>>>) -> Result<Step, Stop> {
+        // Control first: bytes sent before producerFinished are then in the
+        // inbox by the time it is drained below, even from another thread;
+        // and shutdownMicroprocess is acted on at once, even while held.
+        if self.ending.is_none() {
+            while let Some(msg) = cx.control.recv() {
+                if msg.is_producer_finished() {
+                    self.ending = Some(Control::ProducerFinished);
+                } else {
+                    self.ending = Some(msg);
+                    break;
+                }
+            }
+        }
+        if let Some(msg) = self.ending.clone().filter(|m| !m.is_producer_finished()) {
+            let _ = cx.signal.send(msg);
+            return Ok(Step::Done);
+        }
         if let Some(line) = self.held.take() {
             cx.outbox.send(line).map_err(|full| {
                 self.held = Some(full.into_inner());
@@ -228,16 +245,6 @@ impl LineSplit {
                     self.at = 0;
                 }
                 None => break,
-            }
-        }
-        if self.ending.is_none() {
-            while let Some(msg) = cx.control.recv() {
-                if msg.is_producer_finished() {
-                    self.ending = Some(Control::ProducerFinished);
-                } else {
-                    self.ending = Some(msg);
-                    break;
-                }
             }
         }
         match self.ending.clone() {
