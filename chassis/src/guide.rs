@@ -171,6 +171,27 @@
 //! # drop(core);
 //! ```
 //!
+//! Connection timeouts are [`ServerOptions`](crate::ServerOptions) too,
+//! kept by each connection's CSA on timers (no polling, so thousands of
+//! idle connections still cost no CPU): `idle_timeout` closes a connection
+//! on which no byte has moved for that long (C9, off by default),
+//! `stall_timeout` one whose peer has stopped taking its output (C10, 60 s
+//! by default) and `request_timeout` one whose peer trickles a request
+//! that is never answered, a slowloris (C11, off by default: for
+//! request–response protocols only).
+//!
+//! ```
+//! use std::time::Duration;
+//! use chassis::ServerOptions;
+//!
+//! let options = ServerOptions {
+//!     idle_timeout: Some(Duration::from_secs(300)),
+//!     request_timeout: Some(Duration::from_secs(30)),
+//!     ..ServerOptions::default()
+//! };
+//! assert_eq!(options.stall_timeout, Some(Duration::from_secs(60)));
+//! ```
+//!
 //! ## 7. Boxes of your own
 //!
 //! A handler that needs more than the standard four declares its box set
@@ -224,6 +245,7 @@
 //!
 //! ## Where next
 //!
-//! - Backpressure, half-close and linger: the `csa` crate docs (C3–C7).
+//! - Backpressure, half-close, linger and timeouts: the `csa` crate docs
+//!   (C3–C11).
 //! - The Selector's one-shot contract: the `selector` crate docs (S3–S7).
 //! - A client: `tcpclient::TcpClient` in a [`Pipeline`](axon::Pipeline).

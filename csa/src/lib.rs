@@ -2,7 +2,7 @@
 //!
 //! Kamaelia's `Kamaelia.Internet.ConnectedSocketAdapter`: the component that
 //! owns one connected TCP socket, turns what it reads into messages out of
-//! `outbox` and writes what arrives in `inbox` (rules C1–C8 of
+//! `outbox` and writes what arrives in `inbox` (rules C1–C11 of
 //! the project's `docs/PROTOCOL.md`). It learns readiness from the Selector service
 //! ([`selector`]), asking again each time it meets `WouldBlock`.
 //!
@@ -44,6 +44,7 @@
 //!   [`CsaOptions::linger`] (30 s by default) to reach the peer; after that
 //!   the CSA closes anyway, with `TimedOut` as `how_died`, so a peer that
 //!   never reads cannot hold a connection open forever.
+//! - **Timeouts (C9–C11).** See below.
 //! - **Closing (C5, C6, C8).** On peer reset or any socket error, on
 //!   `shutdownMicroprocess` (after one non-blocking pass writing what is
 //!   queued, so that a reply sent just before it arrives, as in Kamaelia's
@@ -61,6 +62,31 @@
 //! finishes its reply and sends `producerFinished`, upon which the CSA
 //! writes everything queued and closes. If `readShutdown` leads nowhere it
 //! behaves as Kamaelia: it writes what is already queued and closes.
+//!
+//! ## Timeouts (C9, C10, C11)
+//!
+//! Kamaelia puts these around a connection (`TimeOutCSA`,
+//! `InactivityChassis`); here the CSA keeps them itself, on
+//! [`Cx::wake_at`](axon::Cx::wake_at) timers, never a polling loop. Each
+//! closes the connection through C6 with `TimedOut` as `how_died`, logged
+//! at debug level with the peer's address (`… closed: idle for 2s`).
+//!
+//! | option | default | closes the connection when |
+//! |---|---|---|
+//! | [`idle_timeout`](CsaOptions::idle_timeout) (C9) | off | no byte has been read from or written to the socket for T (counted from the connection's start) |
+//! | [`stall_timeout`](CsaOptions::stall_timeout) (C10) | 60 s | output is queued and none of it has been written for T: the peer is not taking it. Reading may be paused meanwhile (C3): this is what frees a peer that sent a large request, shut down its write side and never reads, whose FIN the CSA would never reach |
+//! | [`request_timeout`](CsaOptions::request_timeout) (C11) | off | T has passed since the first byte read after our last write (or since the first byte, if we never wrote) without our writing a byte back: a slowloris peer trickling a request that never completes. For request–response protocols only |
+//!
+//! How they are kept: a step that moved bytes notes the time (one clock
+//! reading per step at most, and none at all while no timeout is counting:
+//! with the defaults, none unless output is queued). A connection has one
+//! timer outstanding (a second only when a limit falls due before it):
+//! when it fires the CSA compares the noted times with the limits, closes
+//! if one is over, and otherwise arms a timer for the earliest remainder.
+//! Activity does not touch the timer, so a busy connection costs one
+//! wake-up per T, and an idle one nothing until T. Times are kept in
+//! milliseconds, in 32-bit fields; a timeout is at most
+//! [`MAX_TIMEOUT`] (longer is taken as that).
 //!
 //! ## Names
 //!
@@ -90,7 +116,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
@@ -114,6 +140,10 @@ const DRAINED_BELOW: usize = CHUNK / 4;
 const READS_PER_STEP: usize = 16;
 /// Most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
+/// The longest timeout a CSA keeps (24 days); a longer one is taken as
+/// this. Its times are 32-bit milliseconds, compared modulo 2³² ms (49
+/// days).
+pub const MAX_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// How a CSA behaves; see [`Csa::with_options`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +160,29 @@ pub struct CsaOptions {
     /// false: a server's handler says `producerFinished` after its last
     /// reply.
     pub half_close: bool,
+    /// C9: close the connection once no byte has been read from or written
+    /// to the socket for this long (counted from the start). Default off:
+    /// a chat client may be silent for hours.
+    pub idle_timeout: Option<Duration>,
+    /// C10: close the connection once output is queued and none of it has
+    /// been written for this long, whether or not the CSA is reading: the
+    /// peer is not taking it (a half-open peer that sent a large request,
+    /// shut down its write side and never reads would otherwise be held for
+    /// ever). The clock starts when output first has to wait and restarts
+    /// at each write that takes some of it: like nginx's `send_timeout`, it
+    /// bounds the gap between two writes, not the whole transfer. A peer
+    /// that reads, however slowly, frees socket buffer space and resets it.
+    /// Default 60 s.
+    pub stall_timeout: Option<Duration>,
+    /// C11, a slowloris guard: close the connection once this long has
+    /// passed since the first byte read after our last write (or since the
+    /// first byte, if we never wrote) without our writing anything back. It
+    /// bounds the time a peer may take to send a request plus the time its
+    /// handler takes to start the reply, however slowly the request
+    /// trickles in. Default off: it suits request–response protocols only;
+    /// a protocol in which a client may send without being answered (chat)
+    /// must leave it off.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for CsaOptions {
@@ -137,7 +190,81 @@ impl Default for CsaOptions {
         CsaOptions {
             linger: Duration::from_secs(30),
             half_close: false,
+            idle_timeout: None,
+            stall_timeout: Some(Duration::from_secs(60)),
+            request_timeout: None,
         }
+    }
+}
+
+/// The limits of [`CsaOptions`] in milliseconds (0: off), so that a CSA
+/// stays small: 16 bytes, where the options' `Duration`s take 64.
+#[derive(Clone, Copy, Debug, Default)]
+struct Limits {
+    linger: u32,
+    idle: u32,
+    stall: u32,
+    request: u32,
+}
+
+impl Limits {
+    fn of(options: &CsaOptions) -> Limits {
+        // A timeout of 0 would close at once; 1 ms is the least kept.
+        let on = |t: Option<Duration>| t.map_or(0, |t| millis(t).max(1));
+        Limits {
+            linger: millis(options.linger),
+            idle: on(options.idle_timeout),
+            stall: on(options.stall_timeout),
+            request: on(options.request_timeout),
+        }
+    }
+}
+
+/// `t` in milliseconds, at most [`MAX_TIMEOUT`].
+fn millis(t: Duration) -> u32 {
+    t.min(MAX_TIMEOUT).as_millis() as u32
+}
+
+/// Milliseconds on the monotonic clock since the first call in this
+/// process.
+fn clock_ms(now: Instant) -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let since = now.saturating_duration_since(*EPOCH.get_or_init(|| now));
+    since.as_secs() * 1000 + u64::from(since.subsec_millis())
+}
+
+/// What is left of `limit` ms counted from `since` at `now` (32-bit times,
+/// compared modulo 2³²): `None` once it is over. Over means more than
+/// `limit` whole milliseconds, so never before `limit` has really passed;
+/// the remainder is what a timer must wait for that.
+fn left(now: u32, since: u32, limit: u32) -> Option<u32> {
+    let elapsed = now.wrapping_sub(since);
+    (elapsed <= limit).then(|| limit - elapsed + 1)
+}
+
+/// The timeouts a CSA keeps (C7, C9–C11).
+#[derive(Clone, Copy, Debug)]
+enum Timeout {
+    Linger,
+    Stall,
+    Request,
+    Idle,
+}
+
+impl Timeout {
+    /// `how_died` when it closes the connection (`TimedOut`), naming the
+    /// limit: the debug log of the close shows it with the peer.
+    fn error(self, limit: u32) -> io::Error {
+        let t = Duration::from_millis(u64::from(limit));
+        let what = match self {
+            Timeout::Linger => format!("linger time ({t:?}) over with output undelivered"),
+            Timeout::Stall => format!("stalled: the peer took no output for {t:?}"),
+            Timeout::Request => {
+                format!("request timeout: nothing written back within {t:?} of the first byte")
+            }
+            Timeout::Idle => format!("idle for {t:?}"),
+        };
+        io::Error::new(io::ErrorKind::TimedOut, what)
     }
 }
 
@@ -172,6 +299,10 @@ struct Backlog {
     offset: usize,
     /// Bytes queued, not yet written.
     bytes: usize,
+    /// C10: when it formed or last shrank (ms, see `clock_ms`), noted at
+    /// the end of the step in which `moved` was set.
+    since: u32,
+    moved: bool,
 }
 
 boxes! {
@@ -228,10 +359,27 @@ pub struct Csa {
     /// held only while the handler is behind.
     #[allow(clippy::box_collection)]
     held: Option<Box<Vec<u8>>>,
-    options: CsaOptions,
-    /// When closing, the end of the linger time (C7).
-    linger_until: Option<Instant>,
+    half_close: bool,
+    limits: Limits,
+    /// The earliest `wake_at` outstanding (ms, see `clock_ms`; 0: none).
+    /// 64-bit, so a timer long past is never taken for one to come.
+    timer_at: u64,
+    /// C9: when a byte last moved (ms, 32 bits, as all the clocks below).
+    last_io: u32,
+    /// C11: a byte has been read since our last write, first at `asked_at`.
+    unanswered: bool,
+    asked_at: u32,
+    /// C7: closing since `closing_since`.
+    lingering: bool,
+    closing_since: u32,
+    /// What this step did: [`GOT`] bytes, [`WROTE`] bytes (for C9, C11).
+    moved: u8,
 }
+
+/// `Csa::moved`: bytes were read in this step.
+const GOT: u8 = 1;
+/// `Csa::moved`: bytes were written in this step.
+const WROTE: u8 = 2;
 
 impl fmt::Debug for Csa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,14 +419,22 @@ impl Csa {
             write_shut: false,
             backlog: None,
             held: None,
-            options: CsaOptions::default(),
-            linger_until: None,
+            half_close: false,
+            limits: Limits::of(&CsaOptions::default()),
+            timer_at: 0,
+            last_io: 0,
+            unanswered: false,
+            asked_at: 0,
+            lingering: false,
+            closing_since: 0,
+            moved: 0,
         }
     }
 
     /// Sets the options (builder style).
     pub fn with_options(mut self, options: CsaOptions) -> Csa {
-        self.options = options;
+        self.half_close = options.half_close;
+        self.limits = Limits::of(&options);
         self
     }
 
@@ -333,9 +489,13 @@ impl Csa {
                     self.queue(chunk);
                 } else {
                     match (&*self.stream).write(&chunk) {
-                        Ok(n) if n == chunk.len() => continue,
+                        Ok(n) if n == chunk.len() => {
+                            self.moved |= WROTE;
+                            continue;
+                        }
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                         Ok(n) => {
+                            self.moved |= WROTE;
                             self.queue(chunk);
                             self.consume(n);
                         }
@@ -374,7 +534,10 @@ impl Csa {
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.consume(n),
+                Ok(n) => {
+                    self.moved |= WROTE;
+                    self.consume(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait_writable(b);
                     return Ok(());
@@ -399,7 +562,13 @@ impl Csa {
     }
 
     fn queue(&mut self, chunk: Vec<u8>) {
-        let backlog = self.backlog.get_or_insert_with(Box::default);
+        // A new backlog starts C10's clock (noted at the end of the step).
+        let backlog = self.backlog.get_or_insert_with(|| {
+            Box::new(Backlog {
+                moved: true,
+                ..Backlog::default()
+            })
+        });
         backlog.bytes += chunk.len();
         backlog.chunks.push_back(chunk);
     }
@@ -410,6 +579,7 @@ impl Csa {
             return;
         };
         backlog.bytes -= n;
+        backlog.moved = true; // C10: the peer is taking it
         while n > 0 {
             let Some(front) = backlog.chunks.front() else {
                 break;
@@ -450,6 +620,7 @@ impl Csa {
                     self.end_input(b);
                 }
                 Ok(chunk) => {
+                    self.moved |= GOT;
                     // A short read drained the socket: later data (or FIN)
                     // raises a new edge, so skip the WouldBlock read that
                     // would only confirm it, unless a FIN may already sit
@@ -560,7 +731,9 @@ impl Component for Csa {
     }
 
     fn main(&mut self, cx: &mut Cx<CsaBoxes>) -> Step {
-        if !self.started {
+        let starting = !self.started;
+        self.moved = 0;
+        if starting {
             self.started = true;
             if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
                 log::error!("csa: no Selector: {e}");
@@ -598,36 +771,23 @@ impl Component for Csa {
             Err(e) => return self.die(cx, Some(e)),
         };
         let closing = self.finishing || (self.read_closed && !b.read_shutdown.is_linked());
-        if closing {
-            if self.backlog.is_none() && b.inbox.is_empty() {
-                if !(self.finishing && self.options.half_close && !self.read_closed) {
-                    return self.die(cx, None);
-                }
-                // Everything is written: half-close and read on until the
-                // peer closes, within the linger time.
-                if !self.write_shut {
-                    self.write_shut = true;
-                    if let Err(e) = self.stream.shutdown(Shutdown::Write) {
-                        return self.die(cx, Some(e));
-                    }
-                }
+        if closing && self.backlog.is_none() && b.inbox.is_empty() {
+            if !(self.finishing && self.half_close && !self.read_closed) {
+                return self.die(cx, None);
             }
-            // C7: bounded linger for a peer that will not take its output.
-            let now = Instant::now();
-            match self.linger_until {
-                None => {
-                    let until = now + self.options.linger;
-                    self.linger_until = Some(until);
-                    cx.wake_at(until);
-                }
-                Some(until) if now >= until => {
-                    let e = io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "linger time over with output undelivered",
-                    );
+            // Everything is written: half-close and read on until the
+            // peer closes, within the linger time.
+            if !self.write_shut {
+                self.write_shut = true;
+                if let Err(e) = self.stream.shutdown(Shutdown::Write) {
                     return self.die(cx, Some(e));
                 }
-                Some(_) => {}
+            }
+        }
+        // The timeouts cost a few compares per step, unless one is counting.
+        if closing || self.backlog.is_some() || self.clocked() {
+            if let Err(e) = self.keep_time(cx, starting, closing) {
+                return self.die(cx, Some(e));
             }
         }
         if more {
@@ -638,6 +798,107 @@ impl Component for Csa {
     }
 }
 
+impl Csa {
+    /// Whether C9 or C11 counts in this step (C7 and C10 count while
+    /// closing or while output is queued): with the defaults, never.
+    fn clocked(&self) -> bool {
+        self.limits.idle != 0
+            || self.unanswered
+            || (self.moved & GOT != 0 && self.limits.request != 0)
+    }
+
+    /// The timeouts: C7's linger and C9–C11 (see the crate docs), in a
+    /// step in which one counts. Notes the time of this step's activity,
+    /// closes (`Err`) if a limit is over, and otherwise makes sure a timer
+    /// is outstanding for the earliest remainder. Activity alone only
+    /// notes the time: it moves deadlines later, never earlier, so the
+    /// timer outstanding still comes first and the limits are compared
+    /// when it fires (or when a clock starts, which may need an earlier
+    /// one). Out of line, so that `main` stays small on the hot path.
+    #[inline(never)]
+    fn keep_time(&mut self, cx: &Cx<CsaBoxes>, starting: bool, closing: bool) -> io::Result<()> {
+        let limits = self.limits;
+        let (got, wrote) = (self.moved & GOT != 0, self.moved & WROTE != 0);
+        let instant = Instant::now();
+        let now_ms = clock_ms(instant);
+        let now = now_ms as u32; // the 32-bit clocks wrap; `left` allows it
+        if starting || got || wrote {
+            self.last_io = now;
+        }
+        // In a step the CSA writes before it reads, so a write answers
+        // what came before it, and a read after it starts a new request.
+        if wrote {
+            self.unanswered = false;
+        }
+        let mut starts = false;
+        if got && !self.unanswered && limits.request != 0 {
+            self.unanswered = true;
+            self.asked_at = now;
+            starts = true;
+        }
+        if closing && !self.lingering {
+            self.lingering = true;
+            self.closing_since = now;
+            starts = true;
+        }
+        // A backlog that formed or shrank (C10) takes the full path too.
+        starts |= self.backlog.as_ref().is_some_and(|b| b.moved);
+        if !starts && self.timer_at > now_ms {
+            return Ok(()); // the timer outstanding comes first
+        }
+        let stall_since = self.backlog.as_deref_mut().map(|backlog| {
+            if backlog.moved {
+                backlog.moved = false;
+                backlog.since = now;
+            }
+            backlog.since
+        });
+        let on = |limit: u32, counting: bool| limit != 0 && counting;
+        let clocks = [
+            (
+                Timeout::Linger,
+                self.lingering,
+                self.closing_since,
+                limits.linger,
+            ),
+            (
+                Timeout::Stall,
+                on(limits.stall, stall_since.is_some()),
+                stall_since.unwrap_or(0),
+                limits.stall,
+            ),
+            (
+                Timeout::Request,
+                on(limits.request, self.unanswered),
+                self.asked_at,
+                limits.request,
+            ),
+            (
+                Timeout::Idle,
+                on(limits.idle, true),
+                self.last_io,
+                limits.idle,
+            ),
+        ];
+        let mut next = u32::MAX;
+        for (timeout, counting, since, limit) in clocks {
+            if counting {
+                next = next.min(left(now, since, limit).ok_or_else(|| timeout.error(limit))?);
+            }
+        }
+        if next != u32::MAX {
+            // Lazily: an outstanding timer due no later is enough; when it
+            // fires this runs again and arms one for what is left.
+            let at = now_ms + u64::from(next);
+            if self.timer_at <= now_ms || at < self.timer_at {
+                self.timer_at = at;
+                cx.wake_at(instant + Duration::from_millis(u64::from(next)));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,11 +906,48 @@ mod tests {
     #[test]
     fn a_csa_is_small() {
         // One per connection, idle or not (the budget: 2 KiB per
-        // idle connection for everything).
-        assert!(
-            std::mem::size_of::<Csa>() <= 120,
-            "{}",
-            std::mem::size_of::<Csa>()
+        // idle connection for everything). 112 bytes with the timeouts
+        // (C9–C11), as before them: their clocks are 32-bit milliseconds
+        // and their limits replace the 40 bytes of a Duration and an
+        // Option<Instant>.
+        let size = std::mem::size_of::<Csa>();
+        eprintln!("size_of::<Csa>() = {size}");
+        assert!(size <= 120, "{size}");
+    }
+
+    #[test]
+    fn c9_c10_c11_a_limit_is_over_only_after_it_has_fully_passed() {
+        // 32-bit millisecond clocks: over means more than `limit` whole
+        // milliseconds, so never early; the remainder is what a timer must
+        // wait for the limit to be over when it fires.
+        assert_eq!(left(1_000, 1_000, 500), Some(501));
+        assert_eq!(left(1_500, 1_000, 500), Some(1));
+        assert_eq!(left(1_501, 1_000, 500), None);
+        // Across the wrap of the 32-bit clock.
+        let since = u32::MAX - 100;
+        assert_eq!(left(since.wrapping_add(400), since, 500), Some(101));
+        assert_eq!(left(since.wrapping_add(501), since, 500), None);
+    }
+
+    #[test]
+    fn c9_c10_c11_limits_default_off_off_and_60_s_and_are_clamped() {
+        let l = Limits::of(&CsaOptions::default());
+        assert_eq!(
+            (l.linger, l.idle, l.stall, l.request),
+            (30_000, 0, 60_000, 0)
+        );
+        let l = Limits::of(&CsaOptions {
+            linger: Duration::ZERO,
+            idle_timeout: Some(Duration::ZERO),
+            stall_timeout: Some(Duration::MAX),
+            request_timeout: Some(Duration::from_micros(1_500)),
+            ..CsaOptions::default()
+        });
+        // linger 0 is a real (immediate) limit; a zero timeout is the
+        // least kept, never "off"; a huge one is MAX_TIMEOUT.
+        assert_eq!(
+            (l.linger, l.idle, l.stall, l.request),
+            (0, 1, i32::MAX as u32, 1)
         );
     }
 }

@@ -30,6 +30,7 @@
 //! ```
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Pipeline, Postbox, Step};
@@ -42,9 +43,9 @@ use util::{
 /// The longest line a member may send (64 KiB); a longer one is cut.
 pub const MAX_LINE: usize = framing::MAX_LINE;
 
-/// The most bytes waiting in the backplane for one member (256 KiB)
+/// The most bytes waiting in the backplane for one member (64 KiB)
 /// beyond its bounded inboxes.
-pub const MEMBER_QUEUE_BYTES: usize = 256 * 1024;
+pub const MEMBER_QUEUE_BYTES: usize = 64 * 1024;
 
 /// The most lines a member publishes in one step. A member that has more
 /// lets every other component run first ([`Step::Continue`]), so a flood
@@ -73,11 +74,69 @@ pub struct ChatLine {
     pub from: u64,
     /// The line, with its `\n`.
     pub line: Arc<[u8]>,
+    /// The sender's credit, given back when the backplane takes the line.
+    credit: Option<Arc<Credit>>,
+}
+
+impl ChatLine {
+    /// A line from `from` (for a publisher of your own; members add their
+    /// credit).
+    pub fn new(from: u64, line: Arc<[u8]>) -> Self {
+        ChatLine {
+            from,
+            line,
+            credit: None,
+        }
+    }
 }
 
 impl Weight for ChatLine {
     fn weight(&self) -> usize {
         self.line.len()
+    }
+
+    fn taken(&self) {
+        if let Some(c) = &self.credit {
+            c.give_back();
+        }
+    }
+}
+
+/// The most lines a member has in the backplane's inbox at once. Each
+/// member waits for its own lines to be taken, not for a free slot that
+/// every fast sender races for, so a flood from some members cannot keep
+/// another's lines waiting behind it (fairness between publishers).
+pub const MEMBER_CREDIT: usize = 4;
+
+/// A member's lines in flight to the backplane, and how to wake it when
+/// one is taken.
+#[derive(Debug)]
+struct Credit {
+    in_flight: AtomicUsize,
+    waiting: AtomicBool,
+    wake: Postbox<()>,
+}
+
+impl Credit {
+    fn give_back(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        if self.waiting.swap(false, Ordering::AcqRel) {
+            // Its `_credit` inbox is unbounded; one message per wait.
+            let _ = self.wake.send(());
+        }
+    }
+
+    /// Takes one credit, or says to wait (and be woken) if none is left.
+    fn take(&self) -> bool {
+        if self.in_flight.load(Ordering::Acquire) >= MEMBER_CREDIT {
+            self.waiting.store(true, Ordering::Release);
+            // Taken back meanwhile? Then go on (a spare wake-up is harmless).
+            if self.in_flight.load(Ordering::Acquire) >= MEMBER_CREDIT {
+                return false;
+            }
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        true
     }
 }
 
@@ -119,6 +178,9 @@ boxes! {
         pub outbox: Outbox<Vec<u8>>,
         /// producerFinished when it has left; shutdownMicroprocess if it was disconnected
         pub signal: Outbox<Control>,
+        /// wakes it when the backplane has taken one of its lines
+        #[name = "_credit"]
+        pub credit: Inbox<()>,
     }
 }
 
@@ -136,6 +198,7 @@ boxes! {
 /// | `fromBackplane` | inbox | [`ChatLine`] | every member's lines (bounded to [`SUBSCRIBER_INBOX`]) |
 /// | `outbox` | outbox | `Vec<u8>` | the others' lines, for the client |
 /// | `signal` | outbox | [`Control`] | how it ended |
+/// | `_credit` | inbox | `()` | the backplane has taken one of its lines: it may publish another ([`MEMBER_CREDIT`]) |
 ///
 /// Both directions honour A5: a line the connection has no room for is
 /// kept (and the backplane queues, then drops, what follows); a line the
@@ -152,6 +215,8 @@ pub struct ChatMember {
     to_plane: Option<PlaneMessage<ChatLine>>,
     /// The control message it is ending on, once what it holds is done.
     leaving: Option<Control>,
+    /// Its lines in flight to the backplane (made in `created`).
+    credit: Option<Arc<Credit>>,
 }
 
 impl fmt::Debug for ChatMember {
@@ -171,6 +236,7 @@ impl ChatMember {
             to_client: None,
             to_plane: None,
             leaving: None,
+            credit: None,
         }
     }
 
@@ -211,19 +277,30 @@ impl ChatMember {
         plane: &Postbox<PlaneMessage<ChatLine>>,
     ) -> Published {
         let me = cx.me().id();
+        let Some(credit) = self.credit.clone() else {
+            return Published::All;
+        };
         for _ in 0..PUBLISH_BATCH {
             let msg = match self.to_plane.take() {
-                Some(m) => m,
-                None => match cx.inbox.recv() {
-                    Some(mut line) => {
-                        line.push(b'\n');
-                        PlaneMessage::Publish(ChatLine {
-                            from: me,
-                            line: line.into(),
-                        })
+                Some(m) => m, // its credit is already taken
+                None => {
+                    if cx.inbox.is_empty() {
+                        return Published::All;
                     }
-                    None => return Published::All,
-                },
+                    if !credit.take() {
+                        return Published::Held; // woken by `_credit`
+                    }
+                    let Some(mut line) = cx.inbox.recv() else {
+                        credit.give_back();
+                        return Published::All;
+                    };
+                    line.push(b'\n');
+                    PlaneMessage::Publish(ChatLine {
+                        from: me,
+                        line: line.into(),
+                        credit: Some(credit.clone()),
+                    })
+                }
             };
             if let Err(full) = cx.send_to(plane, msg) {
                 self.to_plane = Some(full.into_inner()); // woken when there is room (A6)
@@ -247,6 +324,11 @@ impl Component for ChatMember {
 
     fn created(&mut self, me: &Handle, boxes: &ChatMemberBoxes) {
         boxes.from_plane.set_limit(Some(SUBSCRIBER_INBOX));
+        self.credit = Some(Arc::new(Credit {
+            in_flight: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            wake: boxes.credit.postbox(),
+        }));
         self.joining = Some(PlaneMessage::Subscribe(Subscription::new(
             me,
             boxes.from_plane.postbox(),
@@ -278,6 +360,7 @@ impl Component for ChatMember {
                 return Step::Pause;
             }
         }
+        while cx.credit.recv().is_some() {}
         self.deliver(cx);
         let published = self.publish(cx, &plane);
         if self.leaving.is_none() {

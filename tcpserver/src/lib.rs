@@ -41,6 +41,12 @@
 //! - **Limits (T8).** With [`ServerOptions::max_connections`], at the limit
 //!   it stops accepting (new clients wait in the kernel backlog) and resumes
 //!   when a connection closes. It never accepts and then drops.
+//! - **Timeouts (C9–C11).** Each CSA it makes keeps the connection
+//!   timeouts of its [`ServerOptions`]: [`idle_timeout`](ServerOptions::idle_timeout)
+//!   (off by default), [`stall_timeout`](ServerOptions::stall_timeout) (60 s)
+//!   and [`request_timeout`](ServerOptions::request_timeout) (off), on
+//!   timers, with no polling (see the `csa` crate docs). A connection they
+//!   close ends through T6 like any other.
 //!
 //! If nothing is linked to `protocolHandlerSignal`, nobody could activate a
 //! new CSA, so the connection is closed at once (with a warning) rather than
@@ -58,6 +64,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use csa::{Csa, SocketShutdown, TcpStream};
@@ -81,17 +88,39 @@ pub struct ServerOptions {
     pub max_connections: Option<usize>,
     /// C7: how long a closing connection's queued output may wait for a
     /// peer that is not reading (see [`csa::CsaOptions::linger`]).
-    pub linger: std::time::Duration,
+    pub linger: Duration,
+    /// C9: close a connection on which no byte has moved, either way, for
+    /// this long (see [`csa::CsaOptions::idle_timeout`]). Default `None`
+    /// (off): a chat client may be silent for hours; a server whose clients
+    /// should not hold a connection idle sets it.
+    pub idle_timeout: Option<Duration>,
+    /// C10: close a connection whose queued output the peer has not taken
+    /// for this long, even while its reading is paused: frees a peer that
+    /// sent a large request, shut down its write side and never reads
+    /// (see [`csa::CsaOptions::stall_timeout`]). Default 60 s (as nginx's
+    /// `send_timeout`); `None` turns it off.
+    pub stall_timeout: Option<Duration>,
+    /// C11, a slowloris guard: close a connection once this long has
+    /// passed since the first byte of a request (the first byte read after
+    /// our last write) without a byte written back, however slowly the
+    /// request trickles in (see [`csa::CsaOptions::request_timeout`]).
+    /// Default `None` (off): it suits request–response protocols only; a
+    /// client that may send without being answered (chat) would be closed.
+    pub request_timeout: Option<Duration>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
+        let csa = csa::CsaOptions::default();
         ServerOptions {
             backlog: 1024,
             reuse_address: true,
             nodelay: true,
             max_connections: None,
-            linger: csa::CsaOptions::default().linger,
+            linger: csa.linger,
+            idle_timeout: csa.idle_timeout,
+            stall_timeout: csa.stall_timeout,
+            request_timeout: csa.request_timeout,
         }
     }
 }
@@ -300,6 +329,9 @@ impl TcpServer {
             .with_peer(peer)
             .with_options(csa::CsaOptions {
                 linger: self.options.linger,
+                idle_timeout: self.options.idle_timeout,
+                stall_timeout: self.options.stall_timeout,
+                request_timeout: self.options.request_timeout,
                 ..csa::CsaOptions::default()
             });
         let source = csa.source().clone();

@@ -77,6 +77,13 @@ use axon::{Component, Control, Cx, Handle, Postbox, Standard, Step};
 pub trait Weight {
     /// The message's size in bytes (its payload; a rough figure is fine).
     fn weight(&self) -> usize;
+
+    /// Called once, when the backplane takes the published message from
+    /// its inbox. A publisher that limits what it has in flight (a credit,
+    /// so that a flood from one publisher cannot crowd the others out of
+    /// the backplane's inbox) is given its credit back here; the default
+    /// does nothing.
+    fn taken(&self) {}
 }
 
 impl Weight for Vec<u8> {
@@ -271,8 +278,10 @@ pub fn find_backplane<T: Send + 'static, B>(
 const FIND_TRIES: u32 = 64;
 
 /// The size limit of a backplane's own inbox, in messages: what holds
-/// publishers under [`Policy::HoldPublishers`].
-const PLANE_INBOX: usize = 64;
+/// publishers while a subscriber is full. Large enough that publishers
+/// with a credit of their own ([`Weight::taken`]) are held by their credit
+/// and each gets its turn, rather than racing for the last free slots.
+const PLANE_INBOX: usize = 256;
 
 /// The size limit of a subscriber's inbox, in messages; beyond it,
 /// messages wait in the backplane, bounded in bytes.
@@ -300,7 +309,7 @@ struct Subscriber<T> {
 ///
 /// | box | direction | carries | meaning |
 /// |---|---|---|---|
-/// | `inbox` | inbox | [`PlaneMessage<T>`] | publications, subscriptions (bounded to 64 messages) |
+/// | `inbox` | inbox | [`PlaneMessage<T>`] | publications, subscriptions (bounded to 256 messages) |
 /// | `control` | inbox | [`Control`] | any message: deregister, pass it on out of `signal`, end |
 /// | `outbox` | outbox | `()` | unused |
 /// | `signal` | outbox | [`Control`] | the `control` message, passed on |
@@ -542,7 +551,10 @@ impl<T: Clone + Weight + Send + 'static> Component for Backplane<T> {
             }
             let Some(msg) = cx.inbox.recv() else { break };
             match msg {
-                PlaneMessage::Publish(m) => self.publish(m),
+                PlaneMessage::Publish(m) => {
+                    m.taken();
+                    self.publish(m)
+                }
                 PlaneMessage::Subscribe(sub) => {
                     log::debug!("backplane {}: subscriber {} joined", self.name, sub.id);
                     self.stats.subscribers.fetch_add(1, Ordering::Relaxed);

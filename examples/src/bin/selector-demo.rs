@@ -1,6 +1,7 @@
 //! The selector demo: an echo or chat server on the Kamaelia-in-Rust stack.
 //!
-//! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]`
+//! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
+//! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]`
 //!
 //! Prints `listening on HOST:PORT` as its first line on stdout; logs go to
 //! stderr (`RUST_LOG=debug` shows each connect and disconnect). SIGINT or
@@ -10,6 +11,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use axon::Handle;
 use chassis::{ServerOptions, SignalStop, SimpleServer, DRAIN};
@@ -23,15 +25,27 @@ selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
 
 USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
+                  [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
     --port PORT          port to listen on; 0 picks a free one (default 1601)
     --protocol NAME      echo: send every byte back to its sender (default)
                          chat: send every line to all the other clients
+    --idle-timeout SECS  close a connection on which no byte has moved either way
+                         for SECS (default 0: off)
+    --stall-timeout SECS close a connection whose output the client has not taken
+                         for SECS, such as one that sent a large request and never
+                         reads (default 60)
+    --request-timeout SECS
+                         close a connection once SECS have passed since the first
+                         byte of a request with nothing written back: a client
+                         trickling a request that never ends, a slowloris (default
+                         0: off; for request-response protocols, not chat)
     -h, --help           print this help
 
-Values may also be given as --port=PORT. The first line on stdout is
+SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
+be given as --port=PORT. The first line on stdout is
 `listening on HOST:PORT` with the real port. Logs go to stderr; set
 RUST_LOG=debug to see connects and disconnects. SIGINT or SIGTERM stops
 accepting, lets queued output drain (at most 5 s) and exits 0.";
@@ -46,15 +60,33 @@ struct Options {
     host: String,
     port: u16,
     protocol: Protocol,
+    /// The connection timeouts (C9, C10, C11); `None` is off.
+    idle_timeout: Option<Duration>,
+    stall_timeout: Option<Duration>,
+    request_timeout: Option<Duration>,
+}
+
+/// A timeout option's value: seconds, maybe with a fraction; 0 is off.
+fn timeout(flag: &str, value: &str) -> Result<Option<Duration>, String> {
+    let secs = value
+        .parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{flag}: {value:?} is not a number of seconds (0 turns it off)"))?;
+    Ok(Some(secs).filter(|s| !s.is_zero()))
 }
 
 /// The options, or `None` for `--help`.
 fn parse() -> Result<Option<Options>, lexopt::Error> {
     use lexopt::prelude::*;
+    let defaults = ServerOptions::default();
     let mut opts = Options {
         host: "127.0.0.1".into(),
         port: 1601,
         protocol: Protocol::Echo,
+        idle_timeout: defaults.idle_timeout,
+        stall_timeout: defaults.stall_timeout,
+        request_timeout: defaults.request_timeout,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -75,6 +107,15 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
                         return Err(format!("unknown protocol {other:?} (echo or chat)").into())
                     }
                 }
+            }
+            Long("idle-timeout") => {
+                opts.idle_timeout = timeout("--idle-timeout", &parser.value()?.string()?)?;
+            }
+            Long("stall-timeout") => {
+                opts.stall_timeout = timeout("--stall-timeout", &parser.value()?.string()?)?;
+            }
+            Long("request-timeout") => {
+                opts.request_timeout = timeout("--request-timeout", &parser.value()?.string()?)?;
             }
             _ => return Err(arg.unexpected()),
         }
@@ -110,9 +151,15 @@ fn run(opts: Options) -> Result<(), String> {
     let scheduler = selector::scheduler().map_err(|e| format!("cannot start the poller: {e}"))?;
     // Chat: the backplane every member publishes to and subscribes from.
     let plane = Handle::new(chat::backplane(CHAT));
+    let options = ServerOptions {
+        idle_timeout: opts.idle_timeout,
+        stall_timeout: opts.stall_timeout,
+        request_timeout: opts.request_timeout,
+        ..ServerOptions::default()
+    };
     let server = match opts.protocol {
-        Protocol::Echo => SimpleServer::new(Echo::new, addr, ServerOptions::default()),
-        Protocol::Chat => SimpleServer::new(|| chat::member(CHAT), addr, ServerOptions::default()),
+        Protocol::Echo => SimpleServer::new(Echo::new, addr, options),
+        Protocol::Chat => SimpleServer::new(|| chat::member(CHAT), addr, options),
     }
     .map_err(|e| e.to_string())?;
     let local = server.local_addr();
