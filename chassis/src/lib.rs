@@ -1,6 +1,8 @@
 //! # ServerCore and SimpleServer
 //!
 //! New here? The [`guide`] walks through an echo server step by step.
+//! For one connection at a time whose bytes are a component's own boxes,
+//! see [`SingleServer`] (Kamaelia's `Kamaelia.Internet.SingleServer`).
 //!
 //! Kamaelia's `Kamaelia.Chassis.ConnectedServer` (rules H1–H6 of the
 //! project's `docs/PROTOCOL.md`): a [`TcpServer`] child plus, for every
@@ -135,6 +137,7 @@
 
 pub mod guide;
 mod signals;
+mod single;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -143,6 +146,7 @@ use std::net::SocketAddr;
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use signals::{SignalStop, DRAIN};
+pub use single::{BridgeEvent, SingleServer, SingleServerBoxes};
 pub use tcpserver::{BindError, NewCsa, ServerEvent, ServerOptions, TcpServer};
 
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
