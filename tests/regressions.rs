@@ -17,7 +17,8 @@ use axon::{link, Component, Control, Cx, Endpoint, Handle, Postbox, Standard, St
 use chassis::{ServerOptions, SimpleServer};
 use tcpclient::TcpClient;
 use testkit::{
-    any_loopback_port, connect, open_fds, read_to_eof, sees_eof, wait_until, Running, DEADLINE,
+    any_loopback_port, collect_until_signal, connect, open_fds, read_to_eof, sees_eof, wait_until,
+    Running, User, DEADLINE,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -26,10 +27,6 @@ fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
-
-/// The user's side of a TCPClient: bytes and control out, bytes and the
-/// client's signal in.
-type User = Endpoint<Standard<Vec<u8>, Vec<u8>>>;
 
 /// A blocking one-shot server thread: accepts one connection, reads the
 /// request to EOF, answers `reply: <request>` and closes.
@@ -63,30 +60,6 @@ fn client_with_early_request(addr: std::net::SocketAddr, request: &[u8]) -> (Use
     user.outbox.send(request.to_vec()).unwrap();
     user.signal.send(Control::ProducerFinished).unwrap();
     (user, Running::start(scheduler))
-}
-
-/// Collects what comes out of the client until its `signal` says it has
-/// ended; panics at the deadline.
-fn collect_until_signal(user: &User) -> (Vec<u8>, Control) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut got = Vec::new();
-    loop {
-        while let Some(b) = user.inbox.recv() {
-            got.extend_from_slice(&b);
-        }
-        if let Some(c) = user.control.recv() {
-            while let Some(b) = user.inbox.recv() {
-                got.extend_from_slice(&b);
-            }
-            return (got, c);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            user.wait(left),
-            "the client hung: no signal within {DEADLINE:?} (got {} bytes)",
-            got.len()
-        );
-    }
 }
 
 /// Defect 1 of issue 9 (H7): `producerFinished` in `control` while the

@@ -117,6 +117,150 @@
 //! messages), which is what stops the CSA reading from a client faster
 //! than the handler works (C3).
 //!
+//! ## Wrapping connections
+//!
+//! Kamaelia let a subclass replace `ServerCore.TCPS` (the TCPServer class)
+//! and `TCPServer.CSA` (the class made per connection), to put something
+//! around every connection. Here: build the [`TcpServer`] yourself (bind,
+//! options), give it a factory with [`TcpServer::with_csa`] that wraps
+//! each connection's [`Csa`], and hand it to [`ServerCore::with_server`]
+//! (or [`SimpleServer::with_server`]). The wrapper stands for the
+//! connection: ServerCore wires the handler to it and tells it what it
+//! would tell the CSA, so it must present the CSA's boxes (`inbox`,
+//! `control`, `ReadReady`, `SendReady`, `outbox`, `readShutdown`,
+//! `CreatorFeedback`; see the `tcpserver` crate docs). A
+//! [`Graphline`](axon::Graphline) with the CSA as a child does it.
+//!
+//! Here a tap counts the bytes clients send. It sits between the CSA and
+//! the handler, and carries the CSA's `readShutdown` too, after the bytes
+//! it has passed on: the handler hears that the client will send no more
+//! only once it has every byte (C7), as it would from the CSA itself.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicUsize, Ordering};
+//! use std::sync::Arc;
+//! use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Step};
+//! use chassis::{ConnectionInfo, Csa, ServerOptions, SimpleServer, TcpServer};
+//!
+//! boxes! {
+//!     /// The tap's boxes.
+//!     pub struct TapBoxes {
+//!         /// bytes from the CSA
+//!         pub inbox: Inbox<Vec<u8>>,
+//!         /// the CSA's readShutdown
+//!         pub control: Inbox<Control>,
+//!         /// the CSA's shutdownCSA: the connection is over
+//!         #[name = "csaSignal"]
+//!         pub csa_signal: Inbox<csa::ShutdownCsa>,
+//!         /// the bytes, on to the handler
+//!         pub outbox: Outbox<Vec<u8>>,
+//!         /// readShutdown, on to the handler after the bytes
+//!         pub signal: Outbox<Control>,
+//!     }
+//! }
+//!
+//! /// Counts the bytes a client sends.
+//! struct Tap {
+//!     count: Arc<AtomicUsize>,
+//!     held: Option<Vec<u8>>,
+//! }
+//!
+//! impl Component for Tap {
+//!     type Boxes = TapBoxes;
+//!
+//!     fn main(&mut self, cx: &mut Cx<TapBoxes>) -> Step {
+//!         let over = cx.csa_signal.recv().is_some();
+//!         let next = |cx: &Cx<TapBoxes>| cx.inbox.recv().inspect(|b| {
+//!             self.count.fetch_add(b.len(), Ordering::Relaxed);
+//!         });
+//!         while let Some(chunk) = self.held.take().or_else(|| next(cx)) {
+//!             if let Err(full) = cx.outbox.send(chunk) {
+//!                 if over {
+//!                     return Step::Done; // the socket is gone
+//!                 }
+//!                 self.held = Some(full.into_inner()); // woken when there is room (A5)
+//!                 return Step::Pause;
+//!             }
+//!         }
+//!         while let Some(c) = cx.control.recv() {
+//!             let _ = cx.signal.send(c);
+//!         }
+//!         if over { Step::Done } else { Step::Pause }
+//!     }
+//! }
+//!
+//! /// The wrapper: the CSA and a tap, presenting the CSA's boxes.
+//! fn counted(csa: Csa, count: &Arc<AtomicUsize>) -> Handle {
+//!     let csa = Handle::new(csa);
+//!     let tap = Handle::new(Tap { count: count.clone(), held: None });
+//!     // The CSA stops reading while the tap is full (C3).
+//!     let _ = tap.set_inbox_size("inbox", Some(chassis::HANDLER_INBOX_LIMIT));
+//!     let wrapper = Graphline::new(
+//!         vec![("csa", csa.clone()), ("tap", tap)],
+//!         &[
+//!             (("self", "inbox"), ("csa", "inbox")),
+//!             (("self", "control"), ("csa", "control")),
+//!             (("self", "ReadReady"), ("csa", "ReadReady")),
+//!             (("self", "SendReady"), ("csa", "SendReady")),
+//!             (("csa", "CreatorFeedback"), ("self", "CreatorFeedback")),
+//!             (("csa", "outbox"), ("tap", "inbox")),
+//!             (("csa", "readShutdown"), ("tap", "control")),
+//!             (("csa", "signal"), ("tap", "csaSignal")),
+//!             (("tap", "outbox"), ("self", "outbox")),
+//!             (("tap", "signal"), ("self", "readShutdown")),
+//!         ],
+//!     );
+//!     wrapper.map_or(csa, Handle::new) // cannot fail with fresh children
+//! }
+//!
+//! let count = Arc::new(AtomicUsize::new(0));
+//! let counter = count.clone();
+//! let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default())
+//!     .unwrap()
+//!     .with_csa(move |csa, _: &ConnectionInfo| counted(csa, &counter));
+//! let server = SimpleServer::with_server(examples_echo::Echo::default, server);
+//! # let addr = server.local_addr();
+//! # let scheduler = selector::scheduler().unwrap();
+//! # let _core = scheduler.activate(server).unwrap();
+//! # let stop = scheduler.handle();
+//! # let running = std::thread::spawn(move || scheduler.run());
+//! # use std::io::{Read, Write};
+//! # let mut client = std::net::TcpStream::connect(addr).unwrap();
+//! # client.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+//! # client.write_all(b"hello").unwrap();
+//! # client.shutdown(std::net::Shutdown::Write).unwrap();
+//! # let mut reply = Vec::new();
+//! # client.read_to_end(&mut reply).unwrap();
+//! # assert_eq!(reply, b"hello");
+//! # assert_eq!(count.load(Ordering::Relaxed), 5);
+//! # stop.stop();
+//! # running.join().unwrap();
+//! # mod examples_echo {
+//! #     use axon::{Component, Control, Cx, Standard, Step};
+//! #     #[derive(Default)]
+//! #     pub struct Echo { held: Option<Vec<u8>> }
+//! #     impl Component for Echo {
+//! #         type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #         fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//! #             while let Some(b) = self.held.take().or_else(|| cx.inbox.recv()) {
+//! #                 if let Err(full) = cx.outbox.send(b) {
+//! #                     self.held = Some(full.into_inner());
+//! #                     return Step::Pause;
+//! #                 }
+//! #             }
+//! #             if cx.control.recv().is_some() {
+//! #                 let _ = cx.signal.send(Control::ProducerFinished);
+//! #                 return Step::Done;
+//! #             }
+//! #             Step::Pause
+//! #         }
+//! #     }
+//! # }
+//! ```
+//!
+//! [`ServerCore::new`] is `with_server` around `TcpServer::bind`: without
+//! `with_csa`, each connection is its CSA, at no extra cost.
+//!
 //! ## ServerCore boxes
 //!
 //! | box | direction | carries | meaning |
@@ -147,20 +291,12 @@ use std::net::SocketAddr;
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use signals::{SignalStop, DRAIN};
 pub use single::{BridgeEvent, SingleServer, SingleServerBoxes};
-pub use tcpserver::{BindError, NewCsa, ServerEvent, ServerOptions, TcpServer};
+pub use tcpserver::{
+    BindError, ConnectionInfo, Csa, NewCsa, ServerEvent, ServerOptions, TcpServer,
+};
 
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
 pub const HANDLER_INBOX_LIMIT: usize = 16;
-
-/// What a protocol factory learns about a new connection (H2: Kamaelia's
-/// `protocol(peer=…, peerport=…, localip=…, localport=…)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// The client's address and port.
-    pub peer: SocketAddr,
-    /// Our address and port on this connection.
-    pub local: SocketAddr,
-}
 
 /// Makes one protocol handler per connection.
 type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
@@ -250,7 +386,7 @@ impl ServerCore {
     /// scheduler made by [`selector::scheduler`]. `protocol` makes one
     /// handler per connection (a component body or a [`Handle`]).
     pub fn new<F, H>(
-        mut protocol: F,
+        protocol: F,
         addr: SocketAddr,
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
@@ -259,8 +395,21 @@ impl ServerCore {
         H: Into<Handle>,
     {
         let server = TcpServer::bind(addr, options)?;
+        Ok(ServerCore::with_server(protocol, server))
+    }
+
+    /// Kamaelia's `ServerCore.TCPS` override: a ServerCore around a
+    /// [`TcpServer`] the caller made and configured (bound, with its
+    /// options, perhaps with [`TcpServer::with_csa`] wrapping each
+    /// connection; see [Wrapping connections](crate#wrapping-connections)).
+    /// `protocol` is as for [`new`](Self::new).
+    pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
+    where
+        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        H: Into<Handle>,
+    {
         let local_addr = server.local_addr();
-        Ok(ServerCore {
+        ServerCore {
             server: Handle::new(server),
             local_addr,
             protocol: Box::new(move |info| protocol(info).into()),
@@ -268,7 +417,7 @@ impl ServerCore {
             by_handler: HashMap::new(),
             started: false,
             stopping: false,
-        })
+        }
     }
 
     /// The address listened on (the real port when 0 was asked).
@@ -471,5 +620,15 @@ impl SimpleServer {
         H: Into<Handle>,
     {
         ServerCore::new(move |_: &ConnectionInfo| protocol(), addr, options)
+    }
+
+    /// A ServerCore calling `protocol()` for each connection, around a
+    /// [`TcpServer`] the caller made ([`ServerCore::with_server`]).
+    pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
+    where
+        F: FnMut() -> H + Send + 'static,
+        H: Into<Handle>,
+    {
+        ServerCore::with_server(move |_: &ConnectionInfo| protocol(), server)
     }
 }

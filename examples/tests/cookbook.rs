@@ -3,10 +3,10 @@
 //! sockets on 127.0.0.1.
 
 use std::io::Write;
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, ExitStatus};
 
-use testkit::{drain, read_to_eof, sigterm, wait_with_deadline, Drained, DEADLINE};
+use testkit::{read_to_eof, Listening};
 
 /// The default message of `motd-server`.
 const MOTD: &[u8] = b"Welcome to Kamaelia, in Rust. Have a nice day.\n";
@@ -21,39 +21,18 @@ const FORTUNES: [&[u8]; 3] = [
 /// The reply of `stop-after-first-client`.
 const ONCE: &[u8] = b"You are the first and last client. Goodbye.\n";
 
-/// A binary started on 127.0.0.1:0, and the address it says it listens on.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// Its stdout, drained so it never blocks on the pipe.
-    _stdout: Drained,
-}
+/// A binary started on 127.0.0.1:0.
+struct Server(Listening);
 
 impl Server {
     fn start(bin: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(bin)
-            .arg("127.0.0.1:0")
-            .args(extra)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {bin}: {e}"));
-        let stdout = drain(child.stdout.take().unwrap());
-        let text = stdout.wait_until(DEADLINE, |t| t.contains('\n'));
-        let line = text.lines().next().unwrap_or_default();
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{bin}: unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            _stdout: stdout,
-        }
+        Server(Listening::start(
+            Command::new(bin).arg("127.0.0.1:0").args(extra),
+        ))
     }
 
     fn connect(&self) -> TcpStream {
-        testkit::connect(self.addr)
+        testkit::connect(self.0.addr)
     }
 
     /// What one client gets before the server closes the connection.
@@ -63,20 +42,12 @@ impl Server {
 
     /// Its exit status, once it exits by itself (within the deadline).
     fn exit(&mut self) -> ExitStatus {
-        wait_with_deadline(&mut self.child, DEADLINE).expect("the server did not exit")
+        self.0.exit()
     }
 
     /// SIGTERM, and its exit status (within the deadline).
-    fn stop(mut self) -> ExitStatus {
-        sigterm(self.child.id());
-        self.exit()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> ExitStatus {
+        self.0.stop()
     }
 }
 
@@ -133,7 +104,7 @@ fn stop_after_first_client_answers_it_then_exits_0_by_itself() {
     assert_eq!(server.one_reply(), ONCE);
     assert!(server.exit().success());
     assert!(
-        TcpStream::connect(server.addr).is_err(),
+        TcpStream::connect(server.0.addr).is_err(),
         "still listening after it exited"
     );
 }

@@ -3,57 +3,29 @@
 //! 127.0.0.1.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use testkit::{drain, sigterm, wait_with_deadline, Drained, DEADLINE};
+use testkit::{Listening, DEADLINE};
 
-/// `upper-server 127.0.0.1:0`, and the address it says it listens on.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// Its stdout, drained so it never blocks on the pipe.
-    _stdout: Drained,
-}
+/// `upper-server 127.0.0.1:0`.
+struct Server(Listening);
 
 impl Server {
     fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_upper-server"))
-            .arg("127.0.0.1:0")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start upper-server");
-        let stdout = drain(child.stdout.take().unwrap());
-        let text = stdout.wait_until(DEADLINE, |t| t.contains('\n'));
-        let line = text.lines().next().unwrap_or_default();
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            _stdout: stdout,
-        }
+        Server(Listening::start(
+            Command::new(env!("CARGO_BIN_EXE_upper-server")).arg("127.0.0.1:0"),
+        ))
     }
 
     fn connect(&self) -> TcpStream {
-        testkit::connect(self.addr)
+        testkit::connect(self.0.addr)
     }
 
     /// SIGTERM, and its exit status (within the deadline).
-    fn stop(mut self) -> std::process::ExitStatus {
-        sigterm(self.child.id());
-        wait_with_deadline(&mut self.child, DEADLINE).expect("upper-server did not exit")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> std::process::ExitStatus {
+        self.0.stop()
     }
 }
 
@@ -117,7 +89,7 @@ fn upper_server_replies_in_full_to_a_half_close_then_closes() {
 fn upper_client_prints_the_reply_to_each_line_and_ends() {
     let server = Server::start();
     let mut client = Command::new(env!("CARGO_BIN_EXE_upper-client"))
-        .arg(server.addr.to_string())
+        .arg(server.0.addr.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

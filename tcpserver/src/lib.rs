@@ -52,21 +52,89 @@
 //! new CSA, so the connection is closed at once (with a warning) rather than
 //! leaked.
 //!
+//! ## Wrapping connections
+//!
+//! Kamaelia let a subclass replace `TCPServer.CSA`, the class made for each
+//! connection. Here [`TcpServer::with_csa`] takes a factory: it gets each
+//! accepted connection's [`Csa`], configured and not yet a component, and
+//! returns the component that stands for the connection: the CSA itself,
+//! or a wrapper that has the CSA as a child and presents its boxes, those
+//! this server and ServerCore link or reach by name: inboxes `inbox`,
+//! `control`, `ReadReady`, `SendReady`; outboxes `outbox`, `readShutdown`,
+//! `CreatorFeedback`. A [`Graphline`](axon::Graphline) makes them
+//! passthroughs. The wrapper is what `newCSA` announces and `shutdownCSA`
+//! names; the Selector's notices reach the CSA through its `ReadReady` and
+//! `SendReady`. A component lacking one of those boxes is refused: the
+//! connection is closed and logged (at `error`, with the peer), and the
+//! server goes on.
+//!
+//! ```
+//! use axon::{link, Endpoint, Graphline, Handle, Standard};
+//! use tcpserver::{ConnectionInfo, Csa, ServerEvent, ServerOptions, TcpServer};
+//!
+//! /// A wrapper that adds nothing yet: every box the server and ServerCore
+//! /// use passes through to the CSA. Put components between the CSA and
+//! /// the wrapper's boxes to watch or change the bytes (the `chassis`
+//! /// crate docs count them).
+//! fn wrap(csa: Csa, info: &ConnectionInfo) -> Handle {
+//!     println!("connection from {}", info.peer);
+//!     let csa = Handle::new(csa);
+//!     let through = |name| (("self", name), ("csa", name));
+//!     let out = |name| (("csa", name), ("self", name));
+//!     let wrapper = Graphline::new(
+//!         vec![("csa", csa.clone())],
+//!         &[
+//!             through("inbox"), through("control"), through("ReadReady"), through("SendReady"),
+//!             out("outbox"), out("readShutdown"), out("CreatorFeedback"),
+//!         ],
+//!     );
+//!     // Cannot fail with a fresh CSA; if it did, the CSA alone serves.
+//!     wrapper.map_or(csa, Handle::new)
+//! }
+//!
+//! let server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default())
+//!     .unwrap()
+//!     .with_csa(wrap);
+//! let addr = server.local_addr();
+//! let scheduler = selector::scheduler().unwrap();
+//! let server = scheduler.activate(server).unwrap();
+//! // Who takes newCSA (normally ServerCore, see `chassis::ServerCore::with_server`).
+//! let taker = Endpoint::<Standard<ServerEvent, ()>>::new("taker");
+//! link((&server, "protocolHandlerSignal"), (taker.handle(), "inbox")).unwrap();
+//! let stop = scheduler.handle();
+//! let running = std::thread::spawn(move || scheduler.run());
+//!
+//! let _client = std::net::TcpStream::connect(addr).unwrap();
+//! let timeout = std::time::Duration::from_secs(20);
+//! match taker.inbox.recv_timeout(timeout) {
+//!     Some(ServerEvent::NewCsa(n)) => assert_eq!(n.csa.name(), "Graphline"),
+//!     other => panic!("expected newCSA, got {other:?}"),
+//! }
+//! stop.stop();
+//! running.join().unwrap();
+//! ```
+//!
+//! Without a factory, each connection's component is its CSA, made as
+//! always: nothing more is looked up or kept per connection.
+//!
 //! ## Names
 //!
 //! Kamaelia `TCPServer` is [`TcpServer`]; `newCSA` is
-//! [`ServerEvent::NewCsa`]; `shutdownCSA` is [`ServerEvent::ShutdownCsa`].
+//! [`ServerEvent::NewCsa`]; `shutdownCSA` is [`ServerEvent::ShutdownCsa`];
+//! overriding `TCPServer.CSA` is [`TcpServer::with_csa`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
+use axon::{boxes, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step};
 pub use csa::{Csa, SocketShutdown, TcpStream};
 use mio::net::TcpListener;
 use selector::{Ready, Request, Source};
@@ -125,13 +193,70 @@ impl Default for ServerOptions {
     }
 }
 
+/// What is known of a new connection when its component is made: told to
+/// a [`TcpServer::with_csa`] factory, and (as `chassis::ConnectionInfo`)
+/// to ServerCore's protocol factory (H2: Kamaelia's `peer=…, peerport=…,
+/// localip=…, localport=…`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The client's address and port.
+    pub peer: SocketAddr,
+    /// Our address and port on this connection.
+    pub local: SocketAddr,
+}
+
+/// Makes the component that stands for a connection, given its CSA
+/// ([`TcpServer::with_csa`]).
+type CsaFactory = Box<dyn FnMut(Csa, &ConnectionInfo) -> Handle + Send>;
+
+/// The boxes of a connection's component that the TCPServer (T4, T6) and
+/// ServerCore (H2, H3) link or reach by name: a component made by
+/// [`TcpServer::with_csa`] in the CSA's place must have each, with the
+/// CSA's direction and message type.
+fn csa_face() -> [(&'static str, Direction, &'static str); 7] {
+    use std::any::type_name;
+    [
+        ("inbox", Direction::Inbox, type_name::<Vec<u8>>()),
+        ("control", Direction::Inbox, type_name::<Control>()),
+        ("ReadReady", Direction::Inbox, type_name::<Ready>()),
+        ("SendReady", Direction::Inbox, type_name::<Ready>()),
+        ("outbox", Direction::Outbox, type_name::<Vec<u8>>()),
+        ("readShutdown", Direction::Outbox, type_name::<Control>()),
+        (
+            "CreatorFeedback",
+            Direction::Outbox,
+            type_name::<SocketShutdown>(),
+        ),
+    ]
+}
+
+/// Checks that `made` presents the CSA's boxes ([`csa_face`]) and returns
+/// postboxes to its `ReadReady` and `SendReady` (they follow passthroughs
+/// to the CSA's own).
+fn wrapped_ready(made: &Handle) -> Result<(Postbox<Ready>, Postbox<Ready>), String> {
+    let boxes = made.boxes();
+    for (name, direction, message_type) in csa_face() {
+        let found = boxes
+            .iter()
+            .any(|b| b.name == name && b.direction == direction && b.message_type == message_type);
+        if !found {
+            return Err(format!(
+                "{made:?} has no {direction:?} `{name}` carrying {message_type}"
+            ));
+        }
+    }
+    let ready = |name| made.postbox::<Ready>(name).map_err(|e| e.to_string());
+    Ok((ready("ReadReady")?, ready("SendReady")?))
+}
+
 /// Kamaelia `newCSA(self, csa, sock)`: a new connection's CSA, not yet
 /// activated.
 #[derive(Debug)]
 pub struct NewCsa {
     /// The TCPServer that accepted it.
     pub server: Handle,
-    /// The connection's CSA (a child of the server; activate it).
+    /// The connection's CSA (a child of the server; activate it), or the
+    /// component that [`TcpServer::with_csa`] made in its place.
     pub csa: Handle,
     /// The socket.
     pub source: Source,
@@ -169,6 +294,14 @@ pub struct TcpServer {
     /// Out of descriptors: waiting for one to free.
     starved: bool,
     open: usize,
+    /// Makes each connection's component from its CSA; `None`: the CSA
+    /// itself (checked once per accept).
+    wrap: Option<CsaFactory>,
+    /// The components made in place of their CSAs, by socket: a CSA's
+    /// `socketShutdown` names the CSA, and T6 must name (and drop) what
+    /// `newCSA` announced. Empty unless [`with_csa`](TcpServer::with_csa)
+    /// made something other than a plain CSA.
+    wrapped: HashMap<RawFd, (Source, Handle)>,
 }
 
 impl fmt::Debug for TcpServer {
@@ -241,7 +374,35 @@ impl TcpServer {
             requested: false,
             starved: false,
             open: 0,
+            wrap: None,
+            wrapped: HashMap::new(),
         })
+    }
+
+    /// Kamaelia's `TCPServer.CSA` override (builder style): `wrap` gets
+    /// each accepted connection's [`Csa`], fully configured (peer, options)
+    /// and not yet a component, with the connection's addresses, and
+    /// returns the component that takes its place: the CSA itself, or a
+    /// wrapper around it (a [`Graphline`](axon::Graphline) with the CSA as
+    /// a child, say) that presents the CSA's boxes as its own: inboxes
+    /// `inbox`, `control`, `ReadReady`, `SendReady`; outboxes `outbox`,
+    /// `readShutdown`, `CreatorFeedback`, each carrying what the CSA's
+    /// does. That component is what `newCSA` announces, what is linked
+    /// and told (T4, H2, H3) and what `shutdownCSA` names (T6).
+    ///
+    /// A component lacking one of those boxes is refused: the server logs
+    /// an error with the peer's address and closes that connection, and
+    /// goes on serving. See the crate docs for an example.
+    ///
+    /// Without it, each connection's component is its CSA, made exactly
+    /// as before: nothing is looked up or kept per connection.
+    pub fn with_csa<F, H>(mut self, mut wrap: F) -> TcpServer
+    where
+        F: FnMut(Csa, &ConnectionInfo) -> H + Send + 'static,
+        H: Into<Handle>,
+    {
+        self.wrap = Some(Box::new(move |csa, info| wrap(csa, info).into()));
+        self
     }
 
     /// The address actually listened on (the real port when 0 was asked).
@@ -335,13 +496,39 @@ impl TcpServer {
                 ..csa::CsaOptions::default()
             });
         let source = csa.source().clone();
-        let csa = Handle::new(csa);
+        // `Some` only for a component made in the CSA's place (not a plain
+        // CSA): its Selector postboxes, found by name.
+        let mut ready = None;
+        let csa = match self.wrap.as_mut() {
+            None => Handle::new(csa),
+            Some(wrap) => {
+                let made = wrap(csa, &ConnectionInfo { peer, local });
+                if made.typed_boxes::<csa::CsaBoxes>().is_none() {
+                    match wrapped_ready(&made) {
+                        Ok(postboxes) => ready = Some(postboxes),
+                        Err(e) => {
+                            // Never activated, it is dropped here, and the
+                            // CSA and its socket with it.
+                            log::error!("tcpserver {}: closing {peer}: {e}", self.local_addr);
+                            return;
+                        }
+                    }
+                }
+                made
+            }
+        };
         let me = cx.me().clone();
-        cx.add_child(&csa);
         // Not kept in our linkage book: it leaves the CSA, and goes when the
         // CSA does (one record fewer per connection).
         if let Err(e) = axon::link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
-            log::error!("tcpserver: {e}");
+            // T6 could never come: close it rather than leak it.
+            log::error!("tcpserver {}: closing {peer}: {e}", self.local_addr);
+            return;
+        }
+        cx.add_child(&csa);
+        if ready.is_some() {
+            self.wrapped
+                .insert(source.fd(), (source.clone(), csa.clone()));
         }
         self.open += 1;
         let _ = cx.protocol_handler_signal.send(ServerEvent::NewCsa(NewCsa {
@@ -351,18 +538,29 @@ impl TcpServer {
             peer,
             local,
         }));
-        if let Some(b) = csa.typed_boxes::<csa::CsaBoxes>() {
+        let ready = ready.or_else(|| {
+            csa.typed_boxes::<csa::CsaBoxes>()
+                .map(|b| (b.read_ready.postbox(), b.send_ready.postbox()))
+        });
+        if let Some((read_ready, send_ready)) = ready {
             let _ = cx
                 .selector_signal
-                .send(Request::NewReader(b.read_ready.postbox(), source.clone()));
+                .send(Request::NewReader(read_ready, source.clone()));
             let _ = cx
                 .selector_signal
-                .send(Request::NewWriter(b.send_ready.postbox(), source));
+                .send(Request::NewWriter(send_ready, source));
         }
     }
 
     /// T6.
-    fn connection_closed(&mut self, cx: &Cx<TcpServerBoxes>, msg: SocketShutdown) {
+    fn connection_closed(&mut self, cx: &Cx<TcpServerBoxes>, mut msg: SocketShutdown) {
+        if !self.wrapped.is_empty() {
+            if let Some((source, made)) = self.wrapped.remove(&msg.source.fd()) {
+                if source.same(&msg.source) {
+                    msg.csa = made;
+                }
+            }
+        }
         let _ = cx
             .selector_signal
             .send(Request::RemoveReader(msg.source.clone()));

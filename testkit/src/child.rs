@@ -2,7 +2,8 @@
 //! deadline, signals sent without unsafe code.
 
 use std::io::{ErrorKind, Read};
-use std::process::{Child, Command, ExitStatus};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -108,6 +109,65 @@ pub fn sigterm(pid: u32) {
         .status()
         .expect("run kill");
     assert!(kill.success(), "kill -TERM {pid} failed: {kill:?}");
+}
+
+/// A server binary started as a child, once it has said `listening on
+/// HOST:PORT` as its first stdout line. Dropping it kills and reaps it.
+pub struct Listening {
+    /// The process.
+    pub child: Child,
+    /// The address its first line reports.
+    pub addr: SocketAddr,
+    /// Its stdout, drained so it never blocks on the pipe.
+    pub stdout: Drained,
+}
+
+impl Listening {
+    /// Starts `cmd` with stdout piped and waits (at most [`DEADLINE`]) for
+    /// its `listening on HOST:PORT` line.
+    #[track_caller]
+    pub fn start(cmd: &mut Command) -> Listening {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {cmd:?}: {e}"));
+        let stdout = drain(child.stdout.take().expect("piped stdout"));
+        let text = stdout.wait_until(DEADLINE, |t| t.contains('\n'));
+        let line = text.lines().next().unwrap_or_default();
+        let Some(addr) = line
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?}: first line {line:?} is not `listening on HOST:PORT`");
+        };
+        Listening {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// Its exit status once it exits by itself, within [`DEADLINE`].
+    #[track_caller]
+    pub fn exit(&mut self) -> ExitStatus {
+        wait_with_deadline(&mut self.child, DEADLINE).expect("the server did not exit")
+    }
+
+    /// SIGTERM, then its exit status (within [`DEADLINE`]).
+    #[track_caller]
+    pub fn stop(mut self) -> ExitStatus {
+        sigterm(self.child.id());
+        self.exit()
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[cfg(test)]

@@ -26,15 +26,17 @@ mod child;
 mod net;
 mod procfs;
 mod sched;
+mod user;
 
 use std::time::{Duration, Instant};
 
-pub use child::{drain, sigterm, wait_with_deadline, Drained};
+pub use child::{drain, sigterm, wait_with_deadline, Drained, Listening};
 pub use net::{
     any_loopback_port, connect, pattern, read_n, read_to_eof, round_trip, sees_eof, try_connect,
 };
 pub use procfs::{ensure_fd_limit, open_fds, CpuClock, Proc};
 pub use sched::Running;
+pub use user::{collect_until_signal, User};
 
 /// How long any test waits for one event (a reply, a close, an exit, a
 /// scheduler's return) before it fails. Long enough for a loaded two-core

@@ -8,14 +8,14 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
-use axon::{link, Control, Endpoint, Handle, Standard};
+use axon::{link, Handle};
 use socket2::{Domain, Socket, Type};
 use tcpclient::TcpClient;
 use testkit::{any_loopback_port, connect, wait_until, Running, DEADLINE};
 
 /// The user's side of a TCPClient: bytes and control out, bytes and the
 /// client's signal in.
-pub type User = Endpoint<Standard<Vec<u8>, Vec<u8>>>;
+pub use testkit::User;
 
 /// `client` activated on a new Selector scheduler (not yet running), its
 /// four public boxes linked to a [`User`] endpoint.
@@ -36,30 +36,7 @@ pub fn start(client: TcpClient) -> (User, Running) {
     (user, Running::start(scheduler))
 }
 
-/// Collects what comes out of the client until its `signal` says it has
-/// ended; panics at the deadline.
-#[track_caller]
-pub fn collect_until_signal(user: &User) -> (Vec<u8>, Control) {
-    let deadline = Instant::now() + DEADLINE;
-    let mut got = Vec::new();
-    loop {
-        while let Some(b) = user.inbox.recv() {
-            got.extend_from_slice(&b);
-        }
-        if let Some(c) = user.control.recv() {
-            while let Some(b) = user.inbox.recv() {
-                got.extend_from_slice(&b);
-            }
-            return (got, c);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            user.wait(left),
-            "the client hung: no signal within {DEADLINE:?} (got {} bytes)",
-            got.len()
-        );
-    }
-}
+pub use testkit::collect_until_signal;
 
 /// Reads from the client's `outbox` until `n` bytes have come; panics at
 /// the deadline or if the client ends first.
