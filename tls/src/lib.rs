@@ -1,0 +1,363 @@
+//! # TLS beside the CSA: TlsServer and TlsClient
+//!
+//! Kamaelia's CSA had a `makessl` inbox and an `sslready` outbox, and made
+//! its socket blocking for the handshake, which stalled every connection
+//! on the scheduler. Here TLS is a *layer component* that sits between a
+//! connection (a CSA, or a `TcpClient`) and the
+//! protocol handler, and runs the whole TLS lifecycle on arriving
+//! messages: the handshake advances as ciphertext arrives and as the
+//! connection takes what the layer sends, with no blocking call and no
+//! thread hop. The CSA itself is unchanged and knows nothing of TLS.
+//!
+//! The usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
+//! plaintext handler and returns a component that is itself a protocol
+//! handler (H6: `inbox`, `control`, `outbox`, `signal`, carrying
+//! ciphertext), owning the plaintext handler as a child:
+//!
+//! ```text
+//!   CSA ──ciphertext──▶ inbox ┌───────────── TlsServer ─────────────┐ plainOutbox ──▶ inbox   ┌─────────┐
+//!   CSA ◀─ciphertext── outbox │ rustls: read_tls / process_new_packets│ plainInbox ◀── outbox  │ handler │
+//!   CSA ◀──── close ── signal │         writer / write_tls            │ plainSignal ──▶ control│ (Echo…) │
+//!   readShutdown ────▶ control└───────────────────────────────────────┘ plainControl ◀─ signal └─────────┘
+//! ```
+//!
+//! A [`Pipeline`](axon::Pipeline) cannot express this (it runs one way),
+//! which is why the layer links its child itself, as ServerCore links a
+//! handler to its CSA (H2).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use chassis::{ServerOptions, SimpleServer};
+//! use examples::Echo;
+//! use tls::TlsServer;
+//! # use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+//! # let ca_key = rcgen::KeyPair::generate().unwrap();
+//! # let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+//! # ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+//! # let ca = ca.self_signed(&ca_key).unwrap();
+//! # let key = rcgen::KeyPair::generate().unwrap();
+//! # let leaf = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap()
+//! #     .signed_by(&key, &ca, &ca_key).unwrap();
+//! # let cfg = Arc::new(rustls::ServerConfig::builder_with_provider(tls::provider())
+//! #     .with_safe_default_protocol_versions().unwrap().with_no_client_auth()
+//! #     .with_single_cert(vec![leaf.der().clone()],
+//! #         PrivateKeyDer::Pkcs8(key.serialize_der().into())).unwrap());
+//! # let mut roots = rustls::RootCertStore::empty();
+//! # roots.add(ca.der().clone()).unwrap();
+//! # let client_cfg = tls::client_config(roots).unwrap();
+//!
+//! // `cfg`: an `Arc<rustls::ServerConfig>`, e.g. from
+//! // `tls::server_config_from_pem(cert_path, key_path)`.
+//! let server = SimpleServer::new(
+//!     move || TlsServer::wrap(cfg.clone(), Echo::new()),
+//!     "127.0.0.1:0".parse().unwrap(),
+//!     ServerOptions::default(),
+//! ).unwrap();
+//! # let addr = server.local_addr();
+//! # let scheduler = selector::scheduler().unwrap();
+//! # let _core = scheduler.activate(server).unwrap();
+//! # let stop = scheduler.handle();
+//! # let running = std::thread::spawn(move || scheduler.run());
+//! # use std::io::{Read, Write};
+//! # let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+//! # let conn = rustls::ClientConnection::new(client_cfg, name).unwrap();
+//! # let sock = std::net::TcpStream::connect(addr).unwrap();
+//! # sock.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+//! # let mut s = rustls::StreamOwned::new(conn, sock);
+//! # s.write_all(b"hello over tls").unwrap();
+//! # let mut got = [0u8; 14];
+//! # s.read_exact(&mut got).unwrap();
+//! # assert_eq!(&got, b"hello over tls");
+//! # stop.stop();
+//! # running.join().unwrap();
+//! ```
+//!
+//! ## Kamaelia's names
+//!
+//! | Kamaelia | here |
+//! |---|---|
+//! | CSA `makessl` inbox (switch a live connection to TLS) | not yet: a connection is TLS from its first byte when its handler is a [`TlsServer`] |
+//! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
+//! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
+//!
+//! ## Boxes
+//!
+//! [`TlsBoxes`], the same for [`TlsServer`] and [`TlsClient`]:
+//!
+//! | box | direction | carries | meaning |
+//! |---|---|---|---|
+//! | `inbox` | inbox | `Vec<u8>` | ciphertext from the connection (the CSA's `outbox`), in any chunks |
+//! | `control` | inbox | [`Control`] | `socketShutdown` / `producerFinished`: the connection will send no more ciphertext (C7, H3); `shutdownMicroprocess` / `serverShutdown`: close now |
+//! | `outbox` | outbox | `Vec<u8>` | ciphertext to the connection (the CSA's `inbox`) |
+//! | `signal` | outbox | [`Control`] | to the connection's `control`: `producerFinished` after close_notify (the CSA writes it all and closes, C5); `shutdownMicroprocess` on a TLS error, a handshake past its deadline or a stop (after one pass sending the alert) |
+//! | `plainInbox` | inbox | `Vec<u8>` | plaintext to encrypt and send (the handler's `outbox`); bounded ([`INBOX_LIMIT`]) |
+//! | `plainControl` | inbox | [`Control`] | the handler's `signal`: `producerFinished`: send everything, then close_notify, then close; `shutdownMicroprocess`: one pass, then close |
+//! | `plainOutbox` | outbox | `Vec<u8>` | decrypted bytes (to the handler's `inbox`) |
+//! | `plainSignal` | outbox | [`Control`] | to the handler's `control`: `socketShutdown` after the last decrypted byte, when the peer sent close_notify or the connection ended (a half-close: the reply is still delivered); `shutdownMicroprocess` when the layer closes the connection |
+//! | `sslready` | outbox | [`SslReady`] | once, when the handshake has finished |
+//! | `serversignal` | outbox | [`Control`] | the inner handler's `serversignal`, passed through (ServerCore links it to its `control`) |
+//!
+//! ## Mapping onto rustls (issue 11)
+//!
+//! - **No blocking.** The handshake advances on arriving ciphertext
+//!   (`read_tls` from the chunk, `process_new_packets`) and on room in the
+//!   connection's inbox; TLS output is flushed after every
+//!   `process_new_packets` and every write, so tickets, alerts and key
+//!   updates go out without application data.
+//! - **Backpressure both ways (A5).** A full handler inbox keeps the
+//!   decrypted chunk; rustls then holds its plaintext and `wants_read`
+//!   turns false, so no more ciphertext is fed or taken from `inbox`,
+//!   which fills and stops the CSA reading (C3). A full connection inbox
+//!   keeps the record message and stops taking plaintext from
+//!   `plainInbox`; rustls's buffer limit (`set_buffer_limit`, [`BUFFER_LIMIT`],
+//!   the CSA's high-water mark) bounds what `writer().write` takes, and a
+//!   partial write keeps the rest of the message for later.
+//! - **Closing.** The handler's `producerFinished`: everything it sent is
+//!   encrypted and sent, then close_notify, then `producerFinished` to the
+//!   CSA, which writes it all and closes (C5). The peer's close_notify is a
+//!   half-close: `socketShutdown` to the handler, whose reply is still
+//!   delivered (C7). The connection ending (`socketShutdown` from the CSA
+//!   or ServerCore) after the handshake without close_notify is logged as
+//!   truncation and is otherwise the same half-close; during the handshake
+//!   it ends the connection.
+//! - **Deadline.** A handshake not finished within [`HANDSHAKE_TIMEOUT`]
+//!   (10 s; see [`TlsServer::with_handshake_timeout`]) closes the
+//!   connection: a timer (`wake_at`), no polling.
+//! - **Errors** (a bad or unknown certificate, a wrong name, plaintext on
+//!   the TLS port): logged with rustls's error (`debug` on a server, where
+//!   it is the peer's fault; `warn` on a client), the alert rustls makes
+//!   is sent, then `shutdownMicroprocess` closes the connection. Nothing
+//!   panics, and other connections go on.
+//!
+//! ## rustls and its provider
+//!
+//! rustls 0.23, with the crypto provider chosen explicitly
+//! (`builder_with_provider`): nothing installs a process-wide default, so
+//! nothing can panic for want of one. The provider is **ring**: both ring
+//! and aws-lc-rs build here with the C compiler alone, and ring is the
+//! smaller dependency and the faster build (no large C library to
+//! compile), with the suites a server negotiates (TLS 1.3 AES-GCM and
+//! ChaCha20-Poly1305, ECDHE on X25519 and P-256). The choice has not yet
+//! been measured against aws-lc-rs in `bench compare`; it is one line in
+//! the private engine module to change.
+//! [`provider`] gives it, for configs the caller builds. Every rustls call
+//! is in one private module, since rustls 0.24 changes the buffer API.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs, missing_debug_implementations)]
+
+mod engine;
+mod layer;
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, LinkError, Outbox, Step};
+pub use rustls;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use layer::Layer;
+
+/// How long a handshake may take before the connection is closed.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// rustls's limit on unsent plaintext and unsent records, in bytes: the
+/// CSA's high-water mark (`csa::HIGH_WATER`).
+pub const BUFFER_LIMIT: usize = 64 * 1024;
+
+/// The size limit of `plainInbox` and of the inner handler's `inbox`, in
+/// messages (as ServerCore's `HANDLER_INBOX_LIMIT`).
+pub const INBOX_LIMIT: usize = 16;
+
+/// What `sslready` carries: the handshake finished, and what it agreed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SslReady {
+    /// The protocol version, e.g. `TLSv1_3`.
+    pub protocol: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// On a server, the name the client asked for (SNI), if any.
+    pub server_name: Option<String>,
+    /// True on the server side.
+    pub is_server: bool,
+}
+
+boxes! {
+    /// The boxes of [`TlsServer`] and [`TlsClient`] (see the crate docs).
+    pub struct TlsBoxes {
+        /// ciphertext from the connection
+        pub inbox: Inbox<Vec<u8>>,
+        /// socketShutdown / producerFinished: no more ciphertext; shutdownMicroprocess: close now
+        pub control: Inbox<Control>,
+        /// ciphertext to the connection
+        pub outbox: Outbox<Vec<u8>>,
+        /// producerFinished after close_notify, shutdownMicroprocess on error
+        pub signal: Outbox<Control>,
+        /// plaintext to send, from the handler
+        #[name = "plainInbox"]
+        pub plain_inbox: Inbox<Vec<u8>>,
+        /// the handler's producerFinished / shutdownMicroprocess
+        #[name = "plainControl"]
+        pub plain_control: Inbox<Control>,
+        /// decrypted bytes, to the handler
+        #[name = "plainOutbox"]
+        pub plain_outbox: Outbox<Vec<u8>>,
+        /// socketShutdown (the peer closed) / shutdownMicroprocess, to the handler
+        #[name = "plainSignal"]
+        pub plain_signal: Outbox<Control>,
+        /// the handshake finished
+        pub sslready: Outbox<SslReady>,
+        /// the inner handler's serversignal, passed through
+        pub serversignal: Outbox<Control>,
+    }
+}
+
+/// The server side of the TLS layer: a connection is TLS from its first
+/// byte. See the crate docs for its boxes.
+pub struct TlsServer(Layer);
+
+impl fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsServer")
+    }
+}
+
+impl TlsServer {
+    /// The bare layer: link its plaintext boxes yourself (in a
+    /// [`Graphline`]).
+    pub fn new(config: Arc<ServerConfig>) -> TlsServer {
+        let engine = engine::Engine::server(config, BUFFER_LIMIT).map_err(|e| e.to_string());
+        TlsServer(Layer::new("server", engine))
+    }
+
+    /// A protocol handler (H6) speaking TLS to the client and plaintext to
+    /// `inner`, which it owns as a child: as a ServerCore factory,
+    /// `move || TlsServer::wrap(cfg.clone(), Echo::new())`.
+    pub fn wrap(config: Arc<ServerConfig>, inner: impl Into<Handle>) -> TlsServer {
+        let mut server = TlsServer::new(config);
+        server.0.set_inner(inner.into());
+        server
+    }
+
+    /// A handshake deadline other than [`HANDSHAKE_TIMEOUT`].
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsServer {
+        self.0.handshake_timeout = timeout;
+        self
+    }
+}
+
+impl Component for TlsServer {
+    type Boxes = TlsBoxes;
+
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        "TlsServer".into()
+    }
+
+    fn created(&mut self, me: &Handle, boxes: &TlsBoxes) {
+        self.0.created(me, boxes);
+    }
+
+    fn main(&mut self, cx: &mut Cx<TlsBoxes>) -> Step {
+        self.0.step(cx)
+    }
+}
+
+/// The client side of the TLS layer, verifying the server's certificate
+/// against the config's roots and the name given. See the crate docs for
+/// its boxes.
+pub struct TlsClient(Layer);
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsClient")
+    }
+}
+
+impl TlsClient {
+    /// The bare layer, for the server called `server_name` (a DNS name
+    /// or an IP address). Errors: a name that is neither.
+    pub fn new(config: Arc<ClientConfig>, server_name: &str) -> io::Result<TlsClient> {
+        let name = engine::server_name(server_name)?;
+        let engine = engine::Engine::client(config, name, BUFFER_LIMIT).map_err(|e| e.to_string());
+        Ok(TlsClient(Layer::new("client", engine)))
+    }
+
+    /// The layer owning `inner`, the plaintext handler, as a child (as
+    /// [`TlsServer::wrap`]).
+    pub fn wrap(
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        inner: impl Into<Handle>,
+    ) -> io::Result<TlsClient> {
+        let mut client = TlsClient::new(config, server_name)?;
+        client.0.set_inner(inner.into());
+        Ok(client)
+    }
+
+    /// A handshake deadline other than [`HANDSHAKE_TIMEOUT`].
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsClient {
+        self.0.handshake_timeout = timeout;
+        self
+    }
+
+    /// The layer between `connection` (a `TcpClient`, or anything with its
+    /// boxes: `inbox`, `control`, `outbox`, `signal` carrying bytes and
+    /// [`Control`]) and itself (a `TlsClient` made with [`wrap`](Self::wrap)),
+    /// as one [`Graphline`]: it ends when both have.
+    pub fn over(self, connection: impl Into<Handle>) -> Result<Graphline, LinkError> {
+        Graphline::new(
+            vec![("tcp", connection.into()), ("tls", Handle::new(self))],
+            &[
+                (("tls", "outbox"), ("tcp", "inbox")),
+                (("tls", "signal"), ("tcp", "control")),
+                (("tcp", "outbox"), ("tls", "inbox")),
+                (("tcp", "signal"), ("tls", "control")),
+            ],
+        )
+    }
+}
+
+impl Component for TlsClient {
+    type Boxes = TlsBoxes;
+
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        "TlsClient".into()
+    }
+
+    fn created(&mut self, me: &Handle, boxes: &TlsBoxes) {
+        self.0.created(me, boxes);
+    }
+
+    fn main(&mut self, cx: &mut Cx<TlsBoxes>) -> Step {
+        self.0.step(cx)
+    }
+}
+
+/// The crypto provider every config here uses: ring (see the crate docs),
+/// for `ServerConfig::builder_with_provider` and
+/// `ClientConfig::builder_with_provider`.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    engine::provider()
+}
+
+/// A server config from a PEM certificate chain (leaf first) and a PEM
+/// private key, on the ring provider, with rustls's safe default
+/// protocol versions and no client authentication. Errors name the file.
+pub fn server_config_from_pem(cert: &Path, key: &Path) -> io::Result<Arc<ServerConfig>> {
+    engine::server_config_from_pem(cert, key).map(Arc::new)
+}
+
+/// A client config trusting `roots`, on the ring provider, with rustls's
+/// safe default protocol versions and no client certificate.
+pub fn client_config(roots: RootCertStore) -> Result<Arc<ClientConfig>, rustls::Error> {
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,51 @@
+//! A TLS client that never reads (A5, C4): in a test binary of its own,
+//! so the resident size measured is this server's alone.
+
+mod common;
+
+use std::io::Write;
+use std::time::Instant;
+
+use common::{client, handshake, serve, short, Pki};
+use examples::Echo;
+use testkit::{pattern, Proc};
+use tls::TlsServer;
+
+#[test]
+fn a5_a_client_that_never_reads_stalls_the_server_with_bounded_memory() {
+    let pki = Pki::new();
+    let cfg = pki.server.clone();
+    let (addr, _running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    let mut c = client(addr, pki.client(), "localhost");
+    handshake(&mut c).unwrap();
+    let before = Proc::me().rss_bytes();
+    // The stall has no event of its own: a write that waits a second is it
+    // (the server, the kernel's buffers and the echo path are all full).
+    let wait = short(1000);
+    c.sock.set_write_timeout(Some(wait)).unwrap();
+    let piece = pattern(3, 64 * 1024);
+    let mut pushed = 0usize;
+    while pushed < 64 << 20 {
+        let start = Instant::now();
+        match c.write(&piece) {
+            Ok(n) => pushed += n,
+            Err(e) => {
+                let kind = e.kind();
+                use std::io::ErrorKind::{TimedOut, WouldBlock};
+                assert!(matches!(kind, WouldBlock | TimedOut), "{e}");
+                break;
+            }
+        }
+        if start.elapsed() >= wait {
+            break;
+        }
+    }
+    let grown = Proc::me().rss_bytes().saturating_sub(before);
+    eprintln!(
+        "stalled after {} KiB pushed; resident size grew {} KiB",
+        pushed >> 10,
+        grown >> 10
+    );
+    assert!(pushed < 64 << 20, "all 64 MiB went in: nothing stalled");
+    assert!(grown < 64 << 20, "grew by {} MiB", grown >> 20);
+}
