@@ -37,6 +37,8 @@ fn contenders(dir: &Path) -> Vec<Contender> {
         c("mio", "mio-echo", &[]),
         c("tokio", "tokio-echo", &[]),
         c("axon", "selector-demo", DEMO_ARGS),
+        // mio's documented read-until-WouldBlock pattern, for reference.
+        c("mio-strict", "mio-echo", &["--strict"]),
     ]
 }
 
@@ -120,7 +122,7 @@ struct Record<'a> {
     result: &'a Summary,
 }
 
-fn have_taskset() -> bool {
+pub(crate) fn have_taskset() -> bool {
     Command::new("taskset")
         .arg("-V")
         .stdout(Stdio::null())
@@ -129,7 +131,7 @@ fn have_taskset() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn pinned(core: u32, bin: &Path, taskset: bool) -> Command {
+pub(crate) fn pinned(core: u32, bin: &Path, taskset: bool) -> Command {
     if taskset {
         let mut c = Command::new("taskset");
         c.arg("-c").arg(core.to_string()).arg(bin);
@@ -186,11 +188,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bin_dir() -> PathBuf {
+pub(crate) fn bin_dir() -> PathBuf {
     std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `selector-demo` next to this binary, built first if it is missing.
+pub(crate) fn demo(dir: &Path) -> Result<PathBuf, String> {
+    let demo = dir.join("selector-demo");
+    if !demo.exists() {
+        eprintln!("building selector-demo …");
+        let profile = if dir.ends_with("release") {
+            vec!["--release"]
+        } else {
+            vec![]
+        };
+        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-p", "kamaelia-examples", "--bin", "selector-demo"])
+            .args(profile)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return Err("could not build selector-demo".into());
+        }
+    }
+    Ok(demo)
 }
 
 /// `compare`'s options.
@@ -235,23 +259,7 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
         let c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
         contenders.push(c);
     }
-    let demo = dir.join("selector-demo");
-    if !demo.exists() {
-        eprintln!("building selector-demo …");
-        let profile = if dir.ends_with("release") {
-            vec!["--release"]
-        } else {
-            vec![]
-        };
-        let ok = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-p", "examples", "--bin", "selector-demo"])
-            .args(profile)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return Err("could not build selector-demo".into());
-        }
-    }
+    demo(&dir)?;
     let taskset = have_taskset();
     if !taskset {
         eprintln!("taskset not found: running unpinned");

@@ -435,3 +435,171 @@ pub fn idle(addr: SocketAddr, pid: u32, conns: usize, window: Duration) -> io::R
     out.rss_kib_per_conn = Some((rss_kib(pid) - rss0) / conns as f64);
     Ok(out)
 }
+
+/// How long a fixed-count workload may take before it is an error: the
+/// loops are bounded in time as well as in count.
+const FIXED_LIMIT: Duration = Duration::from_secs(60);
+
+fn over_limit(start: Instant, what: &str) -> io::Result<()> {
+    if start.elapsed() > FIXED_LIMIT {
+        return Err(io::Error::other(format!(
+            "{what}: not done after {}s",
+            FIXED_LIMIT.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+/// Exactly `rounds` round trips of `size` bytes on each of `conns`
+/// connections, every echo verified; then every connection is closed.
+/// For `bench callgrind`, which counts the server's instructions, so the
+/// work must not depend on time.
+pub fn pingpong_fixed(
+    addr: SocketAddr,
+    conns: usize,
+    size: usize,
+    rounds: u64,
+) -> io::Result<Outcome> {
+    let start = Instant::now();
+    let mut poll = Poll::new()?;
+    let mut streams = connect_all(&poll, addr, conns, Interest::READABLE)?;
+    let mut got = vec![0usize; conns];
+    let mut seq = vec![0u64; conns];
+    let msg = |i: usize, n: u64| -> Vec<u8> {
+        (0..size as u64)
+            .map(|k| byte_at(i, n * size as u64 + k))
+            .collect()
+    };
+    for (i, s) in streams.iter_mut().enumerate() {
+        s.write_all(&msg(i, 0))?;
+    }
+    let mut done = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    while done < conns {
+        over_limit(start, "pingpong")?;
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            while seq[i] < rounds {
+                match streams[i].read(&mut buf) {
+                    Ok(0) => return Err(io::Error::other("server closed a ping-pong connection")),
+                    Ok(n) => {
+                        let expect_base = seq[i] * size as u64 + got[i] as u64;
+                        if n > size - got[i] {
+                            return Err(io::Error::other("echo longer than the request"));
+                        }
+                        for (k, &b) in buf[..n].iter().enumerate() {
+                            if b != byte_at(i, expect_base + k as u64) {
+                                return Err(io::Error::other("echo mismatch"));
+                            }
+                        }
+                        got[i] += n;
+                        if got[i] == size {
+                            got[i] = 0;
+                            seq[i] += 1;
+                            if seq[i] == rounds {
+                                done += 1;
+                            } else {
+                                streams[i].write_all(&msg(i, seq[i]))?;
+                            }
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    drop(streams);
+    Ok(Outcome {
+        ops: conns as u64 * rounds,
+        secs: start.elapsed().as_secs_f64(),
+        ..Outcome::default()
+    })
+}
+
+/// Exactly `total` connections, at most `workers` at a time, each
+/// connect, echo 64 bytes, close (source addresses as in [`churn`]).
+pub fn churn_fixed(addr: SocketAddr, workers: usize, total: u64) -> io::Result<Outcome> {
+    let start = Instant::now();
+    let mut poll = Poll::new()?;
+    let mut slots: Vec<Option<(TcpStream, usize, bool)>> = (0..workers).map(|_| None).collect();
+    let (mut opened, mut finished) = (0u64, 0u64);
+    let open = |poll: &Poll, i: usize, n: u64| -> io::Result<TcpStream> {
+        let src = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (n % 16) as u8)), 0);
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(true)?;
+        sock.bind(&src.into())?;
+        match sock.connect(&addr.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(115) || e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        let mut s = TcpStream::from_std(sock.into());
+        poll.registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)?;
+        Ok(s)
+    };
+    for (i, slot) in slots.iter_mut().enumerate() {
+        if opened < total {
+            *slot = Some((open(&poll, i, opened)?, 0, false));
+            opened += 1;
+        }
+    }
+    let msg = [7u8; 64];
+    let mut buf = [0u8; 64];
+    let mut events = Events::with_capacity(1024);
+    while finished < total {
+        over_limit(start, "churn")?;
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let Some((s, got, sent)) = slots[i].as_mut() else {
+                continue;
+            };
+            if !*sent && (ev.is_writable() || ev.is_error()) {
+                if let Some(e) = s.take_error()? {
+                    return Err(e);
+                }
+                if s.peer_addr().is_err() {
+                    continue;
+                }
+                s.write_all(&msg)?;
+                *sent = true;
+            }
+            if !*sent {
+                continue;
+            }
+            loop {
+                match s.read(&mut buf[*got..]) {
+                    Ok(0) => return Err(io::Error::other("server closed before echoing")),
+                    Ok(n) => {
+                        *got += n;
+                        if *got == 64 {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if *got == 64 {
+                finished += 1;
+                if let Some((mut s, _, _)) = slots[i].take() {
+                    let _ = poll.registry().deregister(&mut s);
+                }
+                if opened < total {
+                    slots[i] = Some((open(&poll, i, opened)?, 0, false));
+                    opened += 1;
+                }
+            }
+        }
+    }
+    Ok(Outcome {
+        ops: total,
+        secs: start.elapsed().as_secs_f64(),
+        ..Outcome::default()
+    })
+}

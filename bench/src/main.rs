@@ -3,10 +3,14 @@
 //! - `cargo run --release -p kamaelia-bench -- compare [--quick] [--runs R]
 //!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
 //!   other `selector-demo`-compatible builds) under our load generator.
+//! - `cargo run --release -p kamaelia-bench -- callgrind [--quick]`: the
+//!   server's instructions per round trip and per connection, counted by
+//!   valgrind's callgrind over a fixed workload (a figure that does not
+//!   drift with the machine's speed).
 //! - `cargo run --release -p kamaelia-bench -- hop [--messages N] [--runs R]`: the
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
-//!   `compare`).
+//!   `compare`, and with `--rounds` by `callgrind`).
 //! - `bench soak [--quick] [--seconds N] [--clients M] [--seed S]`: mixed
 //!   clients against `selector-demo`, every byte checked, no descriptor
 //!   leaks.
@@ -14,6 +18,7 @@
 //! Every subcommand parses its options with `lexopt`: `--runs 3` and
 //! `--runs=3` both work, and an unknown option is an error naming it.
 
+mod callgrind;
 mod compare;
 mod loadgen;
 mod soak;
@@ -211,6 +216,9 @@ struct LoadgenOptions {
     size: usize,
     warmup: Duration,
     window: Duration,
+    /// A fixed count instead of a timed window: round trips per connection
+    /// (pingpong) or connections in all (churn).
+    rounds: Option<u64>,
 }
 
 fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt::Error> {
@@ -223,6 +231,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
         size: 64,
         warmup: Duration::from_millis(300),
         window: Duration::from_millis(1500),
+        rounds: None,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -233,6 +242,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
             Long("size") => o.size = at_least_one(&mut parser, "--size")?,
             Long("warmup") => o.warmup = seconds(&mut parser, "--warmup")?,
             Long("window") => o.window = seconds(&mut parser, "--window")?,
+            Long("rounds") => o.rounds = Some(at_least_one(&mut parser, "--rounds")?),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -243,12 +253,15 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
     let o = loadgen_options(parser).map_err(|e| format!("loadgen: {e}"))?;
     let (pid, conns, warmup, window) = (o.pid, o.conns, o.warmup, o.window);
     let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
-    let outcome = match o.scenario.as_deref() {
-        Some("pingpong") => loadgen::pingpong(addr, pid, conns, o.size, warmup, window),
-        Some("bulk") => loadgen::bulk(addr, pid, conns, warmup, window),
-        Some("churn") => loadgen::churn(addr, pid, conns, warmup, window),
-        Some("idle") => loadgen::idle(addr, pid, conns, window),
-        other => return Err(format!("loadgen: unknown scenario {other:?}")),
+    let outcome = match (o.scenario.as_deref(), o.rounds) {
+        (Some("pingpong"), Some(rounds)) => loadgen::pingpong_fixed(addr, conns, o.size, rounds),
+        (Some("churn"), Some(total)) => loadgen::churn_fixed(addr, conns, total),
+        (_, Some(_)) => return Err("loadgen: --rounds is for pingpong and churn".into()),
+        (Some("pingpong"), None) => loadgen::pingpong(addr, pid, conns, o.size, warmup, window),
+        (Some("bulk"), None) => loadgen::bulk(addr, pid, conns, warmup, window),
+        (Some("churn"), None) => loadgen::churn(addr, pid, conns, warmup, window),
+        (Some("idle"), None) => loadgen::idle(addr, pid, conns, window),
+        (other, None) => return Err(format!("loadgen: unknown scenario {other:?}")),
     }
     .map_err(|e| e.to_string())?;
     println!("RESULT {}", outcome.json());
@@ -257,9 +270,10 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
 
 const USAGE: &str = "usage:
   bench compare [--quick] [--runs R] [--extra NAME=PATH]...
+  bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
-  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S]";
+  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S] [--rounds N]";
 
 fn main() {
     use lexopt::prelude::*;
@@ -277,6 +291,7 @@ fn main() {
     let result = command.and_then(|c| match c.as_str() {
         "hop" => hop(parser),
         "compare" => compare::compare(parser),
+        "callgrind" => callgrind::callgrind(parser),
         "loadgen" => run_loadgen(parser),
         "soak" => soak::soak(parser),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),

@@ -431,9 +431,32 @@ impl ServerCore {
     /// gets its reply, for at most [`DRAIN`]). Errors: no poller, or the
     /// signals cannot be watched.
     pub fn run(self) -> io::Result<()> {
+        self.run_with(|_| {})
+    }
+
+    /// As [`run`](Self::run), calling `announce` with the address once
+    /// SIGINT and SIGTERM are watched and before anything is served. Print
+    /// the address there, not before `run`: a script that stops the server
+    /// as soon as it reads the line then always gets the graceful stop,
+    /// never the default action of a signal that came too early.
+    ///
+    /// ```no_run
+    /// # use axon::{Component, Cx, Standard, Step};
+    /// # #[derive(Default)] struct Shout;
+    /// # impl Component for Shout {
+    /// #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+    /// #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+    /// # }
+    /// chassis::SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(), Default::default())?
+    ///     .run_with(|addr| println!("listening on {addr}"))
+    /// # ; Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run_with(self, announce: impl FnOnce(SocketAddr)) -> io::Result<()> {
+        let addr = self.local_addr;
         let scheduler = selector::scheduler()?;
         let core = scheduler.activate(self).map_err(io::Error::other)?;
         let _signals = SignalStop::install(&core, &scheduler.handle(), DRAIN)?;
+        announce(addr);
         scheduler.run();
         Ok(())
     }

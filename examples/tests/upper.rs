@@ -115,3 +115,42 @@ fn upper_client_prints_the_reply_to_each_line_and_ends() {
     );
     assert!(server.stop().success());
 }
+
+/// A bug found by CI: the example servers printed their address before
+/// `run` watched SIGTERM, so a signal sent as soon as the line was read
+/// could kill the server by the signal's default action (exit status not
+/// 0). `ServerCore::run_with` announces only once the signals are
+/// watched. Each round stops the server the moment its line is read,
+/// while two threads keep both cores busy (bounded: they stop with the
+/// test) so the server is likely to be preempted inside the window the
+/// bug had.
+#[test]
+fn a_server_stopped_the_moment_it_printed_its_address_died_by_the_signal() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < DEADLINE {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut failed = None;
+    for round in 0..40 {
+        let status = Server::start().stop();
+        if !status.success() {
+            failed = Some((round, status));
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    assert_eq!(failed, None, "a server died by SIGTERM");
+}

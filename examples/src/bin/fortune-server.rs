@@ -40,6 +40,5 @@ fn main() -> std::io::Result<()> {
     let mut next = FORTUNES.iter().cycle();
     let fortune = move || Fortune(next.next().map(|f| f.as_bytes().to_vec()));
     let server = SimpleServer::new(fortune, addr, Default::default())?;
-    println!("listening on {}", server.local_addr());
-    server.run()
+    server.run_with(|addr| println!("listening on {addr}"))
 }

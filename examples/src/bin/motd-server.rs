@@ -42,6 +42,5 @@ fn main() -> std::io::Result<()> {
         None => b"Welcome to Kamaelia, in Rust. Have a nice day.\n".to_vec(),
     };
     let server = SimpleServer::new(move || Motd(Some(msg.clone())), addr, Default::default())?;
-    println!("listening on {}", server.local_addr());
-    server.run()
+    server.run_with(|addr| println!("listening on {addr}"))
 }

@@ -53,6 +53,5 @@ fn main() -> std::io::Result<()> {
         ))
     };
     let server = SimpleServer::new(once, addr, Default::default())?;
-    println!("listening on {}", server.local_addr());
-    server.run()
+    server.run_with(|addr| println!("listening on {addr}"))
 }

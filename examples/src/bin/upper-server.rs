@@ -13,6 +13,5 @@ fn main() -> std::io::Result<()> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:1601".into());
     let addr = addr.parse().map_err(std::io::Error::other)?;
     let server = SimpleServer::new(upper, addr, Default::default())?;
-    println!("listening on {}", server.local_addr());
-    server.run()
+    server.run_with(|addr| println!("listening on {addr}"))
 }
