@@ -1,21 +1,25 @@
 //! The selector demo: an echo or chat server on the Kamaelia-in-Rust stack.
 //!
 //! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
-//! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]`
+//! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
+//! [--tls-cert PATH --tls-key PATH]`
 //!
-//! Prints `listening on HOST:PORT` as its first line on stdout; logs go to
+//! Prints `listening on HOST:PORT` as its first line on stdout (`listening
+//! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`); logs go to
 //! stderr (`RUST_LOG=debug` shows each connect and disconnect). SIGINT or
 //! SIGTERM stops accepting, lets queued output drain (at most
 //! [`chassis::DRAIN`]) and exits 0.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axon::Handle;
 use chassis::{ServerOptions, SignalStop, SimpleServer, DRAIN};
 use examples::{chat, Echo};
+use tls::TlsServer;
 
 /// The chat's backplane name.
 const CHAT: &str = "CHAT";
@@ -26,6 +30,7 @@ selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
 USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
                   [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
+                  [--tls-cert PATH --tls-key PATH]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
@@ -42,11 +47,16 @@ OPTIONS:
                          byte of a request with nothing written back: a client
                          trickling a request that never ends, a slowloris (default
                          0: off; for request-response protocols, not chat)
+    --tls-cert PATH      serve TLS: every connection is TLS from its first byte,
+                         with this PEM certificate chain (leaf first); needs
+                         --tls-key
+    --tls-key PATH       the PEM private key for --tls-cert; needs --tls-cert
     -h, --help           print this help
 
 SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
 be given as --port=PORT. The first line on stdout is
-`listening on HOST:PORT` with the real port. Logs go to stderr; set
+`listening on HOST:PORT` with the real port (`listening on HOST:PORT (tls)`
+with --tls-cert and --tls-key). Logs go to stderr; set
 RUST_LOG=debug to see connects and disconnects. SIGINT or SIGTERM stops
 accepting, lets queued output drain (at most 5 s) and exits 0.";
 
@@ -64,6 +74,8 @@ struct Options {
     idle_timeout: Option<Duration>,
     stall_timeout: Option<Duration>,
     request_timeout: Option<Duration>,
+    /// `--tls-cert` and `--tls-key`: serve TLS. Both or neither.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// A timeout option's value: seconds, maybe with a fraction; 0 is off.
@@ -87,7 +99,9 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
         idle_timeout: defaults.idle_timeout,
         stall_timeout: defaults.stall_timeout,
         request_timeout: defaults.request_timeout,
+        tls: None,
     };
+    let (mut tls_cert, mut tls_key) = (None::<PathBuf>, None::<PathBuf>);
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
@@ -117,9 +131,17 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             Long("request-timeout") => {
                 opts.request_timeout = timeout("--request-timeout", &parser.value()?.string()?)?;
             }
+            Long("tls-cert") => tls_cert = Some(parser.value()?.into()),
+            Long("tls-key") => tls_key = Some(parser.value()?.into()),
             _ => return Err(arg.unexpected()),
         }
     }
+    opts.tls = match (tls_cert, tls_key) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => return Err("--tls-cert needs --tls-key (give both or neither)".into()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (give both or neither)".into()),
+    };
     Ok(Some(opts))
 }
 
@@ -143,6 +165,14 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
 
 fn run(opts: Options) -> Result<(), String> {
     let addr = resolve(&opts.host, opts.port)?;
+    // Load the certificate and key before binding, so a bad file is an
+    // error before anything listens; the error names the file.
+    let tls = opts
+        .tls
+        .as_ref()
+        .map(|(cert, key)| tls::server_config_from_pem(cert, key))
+        .transpose()
+        .map_err(|e| format!("TLS: {e}"))?;
     if addr.ip().is_unspecified() {
         log::warn!("listening on {addr}: every interface, reachable from other machines");
     } else if !addr.ip().is_loopback() {
@@ -157,9 +187,22 @@ fn run(opts: Options) -> Result<(), String> {
         request_timeout: opts.request_timeout,
         ..ServerOptions::default()
     };
-    let server = match opts.protocol {
-        Protocol::Echo => SimpleServer::new(Echo::new, addr, options),
-        Protocol::Chat => SimpleServer::new(|| chat::member(CHAT), addr, options),
+    // With TLS, every connection's handler is the plain one wrapped in a
+    // TlsServer: TLS to the connection, plaintext to the handler.
+    let tls_suffix = if tls.is_some() { " (tls)" } else { "" };
+    let server = match (opts.protocol, tls) {
+        (Protocol::Echo, None) => SimpleServer::new(Echo::new, addr, options),
+        (Protocol::Chat, None) => SimpleServer::new(|| chat::member(CHAT), addr, options),
+        (Protocol::Echo, Some(config)) => SimpleServer::new(
+            move || TlsServer::wrap(config.clone(), Echo::new()),
+            addr,
+            options,
+        ),
+        (Protocol::Chat, Some(config)) => SimpleServer::new(
+            move || TlsServer::wrap(config.clone(), chat::member(CHAT)),
+            addr,
+            options,
+        ),
     }
     .map_err(|e| e.to_string())?;
     let local = server.local_addr();
@@ -168,9 +211,12 @@ fn run(opts: Options) -> Result<(), String> {
     // us as soon as it reads the line gets the graceful path.
     let _signals = SignalStop::install(&core, &scheduler.handle(), DRAIN)
         .map_err(|e| format!("cannot watch signals: {e}"))?;
-    println!("listening on {local}");
+    println!("listening on {local}{tls_suffix}");
     let _ = std::io::stdout().flush();
-    log::info!("selector-demo: {:?} server on {local}", opts.protocol);
+    log::info!(
+        "selector-demo: {:?} server on {local}{tls_suffix}",
+        opts.protocol
+    );
 
     if opts.protocol == Protocol::Chat {
         // The backplane ends when the server has; it is activated first, so

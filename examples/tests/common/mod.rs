@@ -103,12 +103,15 @@ impl Demo {
             demo.stderr.text()
         );
         let line = line.trim_end_matches('\n').to_string();
+        // `listening on HOST:PORT`, or `listening on HOST:PORT (tls)`
+        // with --tls-cert/--tls-key.
         demo.addr = line
             .strip_prefix("listening on ")
+            .map(|a| a.strip_suffix(" (tls)").unwrap_or(a))
             .and_then(|a| a.parse::<SocketAddr>().ok())
             .unwrap_or_else(|| {
                 panic!(
-                    "first stdout line {line:?} is not `listening on HOST:PORT`; stderr: {}",
+                    "first stdout line {line:?} is not `listening on HOST:PORT[ (tls)]`; stderr: {}",
                     demo.stderr.text()
                 )
             });
