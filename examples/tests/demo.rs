@@ -22,54 +22,10 @@ mod common;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::Instant;
 
-use common::{
-    await_joined, byte_at, connect, demo_command, drain, wait_with_deadline, ChatPeer, Demo,
-    DEADLINE,
-};
-
-/// The outcome of a run of the demo expected to exit by itself.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the demo with `args` and waits (with a deadline) for it to exit.
-/// The child is killed if it does not.
-fn run_to_exit(args: &[&str]) -> Finished {
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Kill(
-        demo_command()
-            .args(args)
-            .spawn()
-            .expect("spawn selector-demo"),
-    );
-    let stdout = drain(child.0.stdout.take().unwrap());
-    let stderr = drain(child.0.stderr.take().unwrap());
-    let status = wait_with_deadline(&mut child.0, DEADLINE).unwrap_or_else(|| {
-        panic!(
-            "selector-demo {args:?} did not exit within {DEADLINE:?}; stdout: {}; stderr: {}",
-            stdout.text(),
-            stderr.text()
-        )
-    });
-    // The pipes close when the child exits: collect them to their end.
-    Finished {
-        status,
-        stdout: stdout.finish(),
-        stderr: stderr.finish(),
-    }
-}
+use common::{await_joined, byte_at, connect, run_to_exit, ChatPeer, Demo, DEADLINE};
 
 // ---------------------------------------------------------------- command line
 

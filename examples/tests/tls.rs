@@ -10,14 +10,13 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{connect, demo_command, drain, wait_with_deadline, Demo, DEADLINE};
+use common::{await_joined, connect, run_to_exit, ChatPeer, Demo, TimedStream, DEADLINE};
 use tls::rustls::pki_types::{CertificateDer, ServerName};
 use tls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
@@ -133,108 +132,20 @@ fn tls_echo_of_256_kib_is_byte_exact() {
     assert!(rest.is_empty(), "{} bytes after the echo", rest.len());
 }
 
-/// A TLS chat member read line by line with a deadline.
-struct TlsPeer {
-    name: &'static str,
-    stream: Client,
-    partial: Vec<u8>,
-}
-
-impl TlsPeer {
-    fn new(name: &'static str, stream: Client) -> TlsPeer {
-        TlsPeer {
-            name,
-            stream,
-            partial: Vec::new(),
-        }
+impl TimedStream for Client {
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        self.sock.set_read_timeout(t)
     }
-
-    fn send(&mut self, line: &str) {
-        self.stream
-            .write_all(line.as_bytes())
-            .and_then(|()| self.stream.flush())
-            .unwrap_or_else(|e| panic!("{}: send {line:?}: {e}", self.name));
-    }
-
-    /// The next complete line, or `None` if none arrives within `wait`.
-    fn line_within(&mut self, wait: Duration) -> Option<String> {
-        let start = Instant::now();
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.partial.drain(..=end).collect();
-                return Some(String::from_utf8_lossy(&line).into_owned());
-            }
-            let left = wait.checked_sub(start.elapsed())?;
-            if left.is_zero() {
-                return None;
-            }
-            self.stream.sock.set_read_timeout(Some(left)).unwrap();
-            match self.stream.read(&mut buf) {
-                Ok(0) => panic!("{}: EOF from the chat server", self.name),
-                Ok(n) => self.partial.extend_from_slice(&buf[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => panic!("{}: read: {e}", self.name),
-            }
-        }
-    }
-
-    /// The next line that is not a join probe, within `DEADLINE`.
-    fn next_message(&mut self) -> String {
-        let start = Instant::now();
-        loop {
-            let left = DEADLINE.saturating_sub(start.elapsed());
-            match self.line_within(left) {
-                Some(line) if line.starts_with("probe ") => continue,
-                Some(line) => return line,
-                None => panic!("{}: no message within {DEADLINE:?}", self.name),
-            }
-        }
-    }
-}
-
-/// `sender` sends probe lines until `receiver` has seen one (as
-/// `common::await_joined`, over TLS): then both have joined the chat.
-/// Pacing comes from the receiver's read timeout, not from sleeps.
-fn await_joined(sender: &mut TlsPeer, receiver: &mut TlsPeer) {
-    let start = Instant::now();
-    let prefix = format!("probe {} ", sender.name);
-    for n in 0..1_000 {
-        if start.elapsed() > DEADLINE {
-            break;
-        }
-        sender.send(&format!("{prefix}{n}\n"));
-        let mut seen = false;
-        while let Some(line) = receiver.line_within(Duration::from_millis(20)) {
-            assert!(
-                line.starts_with("probe "),
-                "{}: unexpected line {line:?} during the join handshake",
-                receiver.name
-            );
-            seen |= line.starts_with(&prefix);
-        }
-        if seen {
-            return;
-        }
-    }
-    panic!(
-        "{} never received a probe from {} within {DEADLINE:?}",
-        receiver.name, sender.name
-    );
 }
 
 #[test]
 fn tls_chat_members_exchange_lines() {
     let pki = Pki::new("chat");
     let demo = start_tls(&pki, &["--protocol", "chat"]);
-    let mut a = TlsPeer::new("a", client(demo.addr, pki.client_config()));
-    let mut b = TlsPeer::new("b", client(demo.addr, pki.client_config()));
-    await_joined(&mut a, &mut b);
-    await_joined(&mut b, &mut a);
+    let mut a = ChatPeer::new("a", client(demo.addr, pki.client_config()));
+    let mut b = ChatPeer::new("b", client(demo.addr, pki.client_config()));
+    await_joined(&mut a, &mut [&mut b]);
+    await_joined(&mut b, &mut [&mut a]);
 
     a.send("hello from ");
     a.send("a\n");
@@ -247,44 +158,6 @@ fn tls_chat_members_exchange_lines() {
         "reply from b\n",
         "the sender got its own line back"
     );
-}
-
-/// The outcome of a run of the demo expected to exit by itself.
-struct Finished {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the demo with `args` and waits (with a deadline) for it to exit.
-fn run_to_exit(args: &[&str]) -> Finished {
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut child = Kill(
-        demo_command()
-            .args(args)
-            .spawn()
-            .expect("spawn selector-demo"),
-    );
-    let stdout = drain(child.0.stdout.take().unwrap());
-    let stderr = drain(child.0.stderr.take().unwrap());
-    let status = wait_with_deadline(&mut child.0, DEADLINE).unwrap_or_else(|| {
-        panic!(
-            "selector-demo {args:?} did not exit within {DEADLINE:?}; stdout: {}; stderr: {}",
-            stdout.text(),
-            stderr.text()
-        )
-    });
-    Finished {
-        status,
-        stdout: stdout.finish(),
-        stderr: stderr.finish(),
-    }
 }
 
 #[test]

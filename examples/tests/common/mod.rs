@@ -36,6 +36,46 @@ pub fn byte_at(client: usize, i: usize) -> u8 {
     ((i * 31 + client * 7 + (i >> 8)) % 251) as u8
 }
 
+/// The outcome of a run of the demo expected to exit by itself.
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the demo with `args` and waits (with a deadline) for it to exit.
+/// The child is killed if it does not.
+pub fn run_to_exit(args: &[&str]) -> Finished {
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(
+        demo_command()
+            .args(args)
+            .spawn()
+            .expect("spawn selector-demo"),
+    );
+    let stdout = drain(child.0.stdout.take().unwrap());
+    let stderr = drain(child.0.stderr.take().unwrap());
+    let status = wait_with_deadline(&mut child.0, DEADLINE).unwrap_or_else(|| {
+        panic!(
+            "selector-demo {args:?} did not exit within {DEADLINE:?}; stdout: {}; stderr: {}",
+            stdout.text(),
+            stderr.text()
+        )
+    });
+    // The pipes close when the child exits: collect them to their end.
+    Finished {
+        status,
+        stdout: stdout.finish(),
+        stderr: stderr.finish(),
+    }
+}
+
 /// A running demo. Dropping it kills and reaps the child.
 pub struct Demo {
     pub child: Child,
@@ -160,14 +200,26 @@ impl Drop for Demo {
 // ------------------------------------------------------------------------ chat
 
 /// A chat connection read line by line with a deadline.
-pub struct ChatPeer {
+pub struct ChatPeer<S = TcpStream> {
     pub name: &'static str,
-    pub stream: TcpStream,
+    pub stream: S,
     partial: Vec<u8>,
 }
 
-impl ChatPeer {
-    pub fn new(name: &'static str, stream: TcpStream) -> ChatPeer {
+/// A byte stream a [`ChatPeer`] can read with a timeout: a plain
+/// connection, or a TLS one over it.
+pub trait TimedStream: Read + Write {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()>;
+}
+
+impl TimedStream for TcpStream {
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, t)
+    }
+}
+
+impl<S: TimedStream> ChatPeer<S> {
+    pub fn new(name: &'static str, stream: S) -> ChatPeer<S> {
         ChatPeer {
             name,
             stream,
@@ -178,6 +230,7 @@ impl ChatPeer {
     pub fn send(&mut self, line: &str) {
         self.stream
             .write_all(line.as_bytes())
+            .and_then(|()| self.stream.flush())
             .unwrap_or_else(|e| panic!("{}: send {line:?}: {e}", self.name));
     }
 
@@ -228,7 +281,7 @@ impl ChatPeer {
 /// Makes sure `receivers` have all joined the chat: `sender` sends probe
 /// lines until each receiver has seen one of them. Pacing comes from the
 /// receivers' read timeouts, not from sleeps.
-pub fn await_joined(sender: &mut ChatPeer, receivers: &mut [&mut ChatPeer]) {
+pub fn await_joined<S: TimedStream>(sender: &mut ChatPeer<S>, receivers: &mut [&mut ChatPeer<S>]) {
     let start = Instant::now();
     let mut seen = vec![false; receivers.len()];
     let prefix = format!("probe {} ", sender.name);
