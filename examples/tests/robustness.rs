@@ -30,12 +30,11 @@
 
 mod common;
 
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
+use std::io::{ErrorKind, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, ensure_fd_limit, Demo, DEADLINE};
+use common::{cpu_ms, echo, ensure_fd_limit, open_and_echo, wait_for_fd_count, Demo};
 use testkit::Proc;
 
 const KIB: u64 = 1024;
@@ -54,22 +53,6 @@ fn start_echo() -> Demo {
     )
 }
 
-/// Writes `msg` and reads exactly as many bytes back (each read bounded by
-/// the socket's read timeout), checking they are `msg`.
-fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
-    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
-    if back != msg {
-        return Err(format!(
-            "sent {:?}, echoed {:?}",
-            String::from_utf8_lossy(msg),
-            String::from_utf8_lossy(&back)
-        ));
-    }
-    Ok(())
-}
-
 // ------------------------------------------------------------ /proc readings
 
 fn rss_bytes(pid: u32) -> u64 {
@@ -78,76 +61,6 @@ fn rss_bytes(pid: u32) -> u64 {
 
 fn fd_count(pid: u32) -> usize {
     Proc::of(pid).fd_count()
-}
-
-/// CPU time the process (all its threads) has used, in milliseconds.
-fn cpu_ms(pid: u32) -> u64 {
-    (Proc::of(pid).cpu_seconds() * 1000.0) as u64
-}
-
-/// Waits, polling at most every 20 ms and for at most `limit`, until the
-/// server's descriptor count is `target`; returns the last count seen.
-/// A poll is the only way: there is no event for "descriptor closed".
-fn wait_for_fd_count(pid: u32, target: usize, limit: Duration) -> usize {
-    let start = Instant::now();
-    let mut count = fd_count(pid);
-    for _ in 0..10_000 {
-        if count == target || start.elapsed() > limit {
-            break;
-        }
-        thread::sleep(Duration::from_millis(20));
-        count = fd_count(pid);
-    }
-    count
-}
-
-/// Opens `total` connections from `threads` threads, echoing a unique
-/// message on each (`tag` and the connection's number), and returns them all
-/// still open. Panics, with every error, if any connection fails.
-fn open_and_echo(demo: &Demo, total: usize, threads: usize, tag: &str) -> Vec<TcpStream> {
-    let addr = demo.addr;
-    let per = total.div_ceil(threads);
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            let tag = tag.to_string();
-            thread::spawn(move || -> Result<Vec<TcpStream>, String> {
-                let start = Instant::now();
-                let range = (t * per)..((t + 1) * per).min(total);
-                let mut conns = Vec::with_capacity(range.len());
-                for i in range {
-                    if start.elapsed() > DEADLINE * 4 {
-                        return Err(format!(
-                            "thread {t}: too slow, {} connections in {:?}",
-                            conns.len(),
-                            start.elapsed()
-                        ));
-                    }
-                    let mut s = connect(addr)
-                        .map_err(|e| format!("connection {i}: connect to {addr}: {e}"))?;
-                    echo(&mut s, format!("{tag} {i:05}\n").as_bytes())
-                        .map_err(|e| format!("connection {i}: {e}"))?;
-                    conns.push(s);
-                }
-                Ok(conns)
-            })
-        })
-        .collect();
-    let mut conns = Vec::with_capacity(total);
-    let mut errors = Vec::new();
-    for w in workers {
-        match w.join() {
-            Ok(Ok(mut c)) => conns.append(&mut c),
-            Ok(Err(e)) => errors.push(e),
-            Err(_) => errors.push("a client thread panicked".into()),
-        }
-    }
-    assert!(
-        errors.is_empty(),
-        "opening {total} echoed connections failed: {errors:#?}\nstderr: {}",
-        demo.stderr.text()
-    );
-    assert_eq!(conns.len(), total);
-    conns
 }
 
 // ---------------------------------------------------------------------- tests

@@ -18,12 +18,14 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
 use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{connect, demo_command, ensure_fd_limit, Demo, DEADLINE};
+use common::{
+    cpu_ms, demo_command, echo, ensure_fd_limit, open_and_echo, wait_for_fd_count, Demo, DEADLINE,
+};
 use testkit::Proc;
 
 const MIB: u64 = 1024 * 1024;
@@ -35,69 +37,6 @@ fn start_echo(extra: &[&str]) -> Demo {
     let mut args = vec!["--protocol", "echo"];
     args.extend_from_slice(extra);
     Demo::start_with_env(&args, &[("RUST_LOG", "info")])
-}
-
-/// CPU time the process (all its threads) has used, in milliseconds.
-fn cpu_ms(pid: u32) -> u64 {
-    (Proc::of(pid).cpu_seconds() * 1000.0) as u64
-}
-
-/// Waits, polling every 20 ms for at most `limit`, until the process's
-/// descriptor count is `target`; returns the last count seen. There is no
-/// event for "descriptor closed".
-fn wait_for_fd_count(pid: u32, target: usize, limit: Duration) -> usize {
-    let start = Instant::now();
-    let mut count = Proc::of(pid).fd_count();
-    while count != target && start.elapsed() < limit {
-        thread::sleep(Duration::from_millis(20));
-        count = Proc::of(pid).fd_count();
-    }
-    count
-}
-
-/// Writes `msg` and reads it back.
-fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
-    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
-    let mut back = vec![0u8; msg.len()];
-    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
-    if back != msg {
-        return Err("echoed bytes differ".into());
-    }
-    Ok(())
-}
-
-/// Opens `total` connections from `threads` threads, each echoed once
-/// (so the server has accepted and served it), and returns them open.
-fn open_and_echo(demo: &Demo, total: usize, threads: usize) -> Vec<TcpStream> {
-    let addr = demo.addr;
-    let per = total.div_ceil(threads);
-    let workers: Vec<_> = (0..threads)
-        .map(|t| {
-            thread::spawn(move || -> Result<Vec<TcpStream>, String> {
-                let range = (t * per)..((t + 1) * per).min(total);
-                let mut conns = Vec::with_capacity(range.len());
-                for i in range {
-                    let mut s = connect(addr).map_err(|e| format!("connection {i}: {e}"))?;
-                    echo(&mut s, format!("idle {i:05}\n").as_bytes())
-                        .map_err(|e| format!("connection {i}: {e}"))?;
-                    conns.push(s);
-                }
-                Ok(conns)
-            })
-        })
-        .collect();
-    let mut conns = Vec::with_capacity(total);
-    for w in workers {
-        match w.join() {
-            Ok(Ok(mut c)) => conns.append(&mut c),
-            Ok(Err(e)) => panic!(
-                "opening {total} connections: {e}; stderr: {}",
-                demo.stderr.text()
-            ),
-            Err(_) => panic!("a client thread panicked"),
-        }
-    }
-    conns
 }
 
 #[test]
@@ -139,7 +78,7 @@ fn c9_2000_idle_connections_are_closed_at_the_idle_timeout_with_no_cpu_while_wai
     let fds_at_start = Proc::of(pid).fd_count();
 
     let first = Instant::now();
-    let mut conns = open_and_echo(&demo, CONNECTIONS, 8);
+    let mut conns = open_and_echo(&demo, CONNECTIONS, 8, "idle");
     let opened = first.elapsed();
     let last = Instant::now();
     assert!(

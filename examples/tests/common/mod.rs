@@ -318,3 +318,91 @@ pub fn await_joined<S: TimedStream>(sender: &mut ChatPeer<S>, receivers: &mut [&
         missing, sender.name
     );
 }
+
+// ------------------------------------------------- many clients, /proc readings
+
+/// Writes `msg` and reads exactly as many bytes back (each read bounded by
+/// the socket's read timeout), checking they are `msg`.
+pub fn echo(s: &mut TcpStream, msg: &[u8]) -> Result<(), String> {
+    s.write_all(msg).map_err(|e| format!("write: {e}"))?;
+    let mut back = vec![0u8; msg.len()];
+    s.read_exact(&mut back).map_err(|e| format!("read: {e}"))?;
+    if back != msg {
+        return Err(format!(
+            "sent {:?}, echoed {:?}",
+            String::from_utf8_lossy(msg),
+            String::from_utf8_lossy(&back)
+        ));
+    }
+    Ok(())
+}
+
+/// CPU time the process (all its threads) has used, in milliseconds.
+pub fn cpu_ms(pid: u32) -> u64 {
+    (testkit::Proc::of(pid).cpu_seconds() * 1000.0) as u64
+}
+
+/// Waits, polling at most every 20 ms and for at most `limit`, until the
+/// server's descriptor count is `target`; returns the last count seen.
+/// A poll is the only way: there is no event for "descriptor closed".
+pub fn wait_for_fd_count(pid: u32, target: usize, limit: Duration) -> usize {
+    let start = Instant::now();
+    let mut count = testkit::Proc::of(pid).fd_count();
+    for _ in 0..10_000 {
+        if count == target || start.elapsed() > limit {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+        count = testkit::Proc::of(pid).fd_count();
+    }
+    count
+}
+
+/// Opens `total` connections from `threads` threads, echoing a unique
+/// message on each (`tag` and the connection's number), and returns them all
+/// still open. Panics, with every error, if any connection fails.
+pub fn open_and_echo(demo: &Demo, total: usize, threads: usize, tag: &str) -> Vec<TcpStream> {
+    let addr = demo.addr;
+    let per = total.div_ceil(threads);
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let tag = tag.to_string();
+            thread::spawn(move || -> Result<Vec<TcpStream>, String> {
+                let start = Instant::now();
+                let range = (t * per)..((t + 1) * per).min(total);
+                let mut conns = Vec::with_capacity(range.len());
+                for i in range {
+                    if start.elapsed() > DEADLINE * 4 {
+                        return Err(format!(
+                            "thread {t}: too slow, {} connections in {:?}",
+                            conns.len(),
+                            start.elapsed()
+                        ));
+                    }
+                    let mut s = connect(addr)
+                        .map_err(|e| format!("connection {i}: connect to {addr}: {e}"))?;
+                    echo(&mut s, format!("{tag} {i:05}\n").as_bytes())
+                        .map_err(|e| format!("connection {i}: {e}"))?;
+                    conns.push(s);
+                }
+                Ok(conns)
+            })
+        })
+        .collect();
+    let mut conns = Vec::with_capacity(total);
+    let mut errors = Vec::new();
+    for w in workers {
+        match w.join() {
+            Ok(Ok(mut c)) => conns.append(&mut c),
+            Ok(Err(e)) => errors.push(e),
+            Err(_) => errors.push("a client thread panicked".into()),
+        }
+    }
+    assert!(
+        errors.is_empty(),
+        "opening {total} echoed connections failed: {errors:#?}\nstderr: {}",
+        demo.stderr.text()
+    );
+    assert_eq!(conns.len(), total);
+    conns
+}
