@@ -280,6 +280,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod guide;
+mod shards;
 mod signals;
 mod single;
 
@@ -298,8 +299,26 @@ pub use tcpserver::{
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
 pub const HANDLER_INBOX_LIMIT: usize = 16;
 
-/// Makes one protocol handler per connection.
-type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
+/// Makes one protocol handler per connection; `fork` makes another for a
+/// shard ([`ServerCore::threads`]).
+trait Protocol: Send {
+    fn make(&mut self, info: &ConnectionInfo) -> Handle;
+    fn fork(&self) -> Box<dyn Protocol>;
+}
+
+impl<F, H> Protocol for F
+where
+    F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
+    H: Into<Handle>,
+{
+    fn make(&mut self, info: &ConnectionInfo) -> Handle {
+        self(info).into()
+    }
+
+    fn fork(&self) -> Box<dyn Protocol> {
+        Box::new(self.clone())
+    }
+}
 
 struct Connection {
     handler: Handle,
@@ -327,6 +346,8 @@ fn tell(component: &Handle, msg: Control) {
 /// has a `serversignal` outbox, from it to the ServerCore `me`).
 type Ends<'a> = (&'a Handle, &'static str);
 
+/// `me` is the ServerCore a handler's `serversignal` reaches: on a shard,
+/// the one that stands for the whole server.
 fn wiring<'a>(csa: &'a Handle, handler: &'a Handle, me: &'a Handle) -> Vec<(Ends<'a>, Ends<'a>)> {
     let mut pairs = vec![
         ((csa, "outbox"), (handler, "inbox")),
@@ -351,6 +372,9 @@ boxes! {
         /// serverShutdown to the TCPServer
         #[name = "_serversignal"]
         pub server_signal: Outbox<Control>,
+        /// producerFinished from each shard's ServerCore (with threads(n))
+        #[name = "_shardsignal"]
+        pub shard_signal: Inbox<Control>,
         /// producerFinished when everything has ended
         pub signal: Outbox<Control>,
     }
@@ -358,9 +382,17 @@ boxes! {
 
 /// Kamaelia's `ServerCore(protocol, port, socketOptions)` (H1–H4).
 pub struct ServerCore {
-    server: Handle,
+    /// The TCPServer until it starts (so [`threads`](Self::threads) can
+    /// split it), then its handle.
+    server: Server,
     local_addr: SocketAddr,
-    protocol: Protocol,
+    protocol: Box<dyn Protocol>,
+    /// The shards to spread connections over (none: today's code path),
+    /// made by [`threads`](Self::threads), run once this starts.
+    shards: shards::Shards,
+    /// On a shard: the ServerCore that stands for the whole server (its
+    /// handlers' `serversignal` goes there).
+    top: Option<Handle>,
     /// Keyed by the CSA's id.
     connections: HashMap<u64, Connection>,
     /// Handler id → CSA id, to close a connection whose handler ended.
@@ -369,14 +401,24 @@ pub struct ServerCore {
     stopping: bool,
 }
 
+/// A ServerCore's TCPServer: a value until the ServerCore starts.
+enum Server {
+    Unstarted(Option<Box<TcpServer>>),
+    Started(Handle),
+}
+
 impl fmt::Debug for ServerCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ServerCore({}, {} connections)",
+            "ServerCore({}, {} connections",
             self.local_addr,
             self.connections.len()
-        )
+        )?;
+        if !self.shards.is_empty() {
+            write!(f, ", {} shards", self.shards.count())?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -385,13 +427,17 @@ impl ServerCore {
     /// component: run it with [`run`](Self::run), or activate it on a
     /// scheduler made by [`selector::scheduler`]. `protocol` makes one
     /// handler per connection (a component body or a [`Handle`]).
+    ///
+    /// `protocol` is `Clone` so that [`threads`](Self::threads) can give
+    /// each shard its own copy (a closure is `Clone` when what it captures
+    /// is: share state between copies through an `Arc`).
     pub fn new<F, H>(
         protocol: F,
         addr: SocketAddr,
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         let server = TcpServer::bind(addr, options)?;
@@ -403,21 +449,72 @@ impl ServerCore {
     /// options, perhaps with [`TcpServer::with_csa`] wrapping each
     /// connection; see [Wrapping connections](crate#wrapping-connections)).
     /// `protocol` is as for [`new`](Self::new).
-    pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
+    pub fn with_server<F, H>(protocol: F, server: TcpServer) -> ServerCore
     where
-        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         let local_addr = server.local_addr();
         ServerCore {
-            server: Handle::new(server),
+            server: Server::Unstarted(Some(Box::new(server))),
             local_addr,
-            protocol: Box::new(move |info| protocol(info).into()),
+            protocol: Box::new(protocol),
+            shards: shards::Shards::default(),
+            top: None,
             connections: HashMap::new(),
             by_handler: HashMap::new(),
             started: false,
             stopping: false,
         }
+    }
+
+    /// Spreads the connections over `n` shards, each a thread with a
+    /// scheduler, a Selector, a TCPServer and a ServerCore of its own, so
+    /// that a connection's CSA, handler and Selector registration all live
+    /// on one thread and nothing on its hot path changes thread. One
+    /// acceptor (this ServerCore's TCPServer, on the scheduler this
+    /// ServerCore runs on) hands each new connection to the shard with the
+    /// fewest connections waiting to be taken (a busy or stalled shard gets
+    /// no more), then the fewest open
+    /// ([`TcpServer::into_shards`]). Limits stay global: the connection
+    /// limit (T8) counts every shard's connections, and running out of
+    /// descriptors (T5) pauses the one acceptor. A handler's
+    /// `serversignal` stops the whole server; a graceful stop first
+    /// accepts what is queued, so closing the listener resets nobody, then
+    /// every shard finishes its connections.
+    ///
+    /// Services registered on the scheduler this ServerCore runs on (a
+    /// Backplane) are found from every shard
+    /// ([`Cat::consult_after`](axon::Cat::consult_after)), and messages
+    /// to them cross threads through the usual boxes.
+    ///
+    /// `threads(1)` (the default) is the single-threaded ServerCore: no
+    /// acceptor, no extra thread. `0` is taken as 1. The shards' pollers
+    /// are made here, so that running out of descriptors is an error now,
+    /// as binding is (T2); their threads start with the ServerCore.
+    ///
+    /// ```
+    /// # use axon::{Component, Cx, Standard, Step};
+    /// # #[derive(Default, Clone)] struct Shout;
+    /// # impl Component for Shout {
+    /// #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+    /// #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+    /// # }
+    /// let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let server = chassis::SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(),
+    ///                                         Default::default())?
+    ///     .threads(cores)?;
+    /// # let _ = server;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn threads(mut self, n: usize) -> io::Result<ServerCore> {
+        let n = n.max(1);
+        self.shards = if n > 1 {
+            shards::Shards::new(n)?
+        } else {
+            shards::Shards::default()
+        };
+        Ok(self)
     }
 
     /// The address listened on (the real port when 0 was asked).
@@ -467,9 +564,9 @@ impl ServerCore {
             peer: n.peer,
             local: n.local,
         };
-        let handler = (self.protocol)(&info);
+        let handler = self.protocol.make(&info);
         let _ = handler.set_inbox_size("inbox", Some(HANDLER_INBOX_LIMIT));
-        let me = cx.me().clone();
+        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         let csa = n.csa;
         // H2's linkages. None is recorded: H3 removes them by their ends
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
@@ -512,7 +609,7 @@ impl ServerCore {
         self.by_handler.remove(&conn.handler.id());
         tell(&conn.handler, Control::SocketShutdown);
         tell(csa, Control::ShutdownMicroprocess);
-        let me = cx.me().clone();
+        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         for (src, dst) in wiring(csa, &conn.handler, &me) {
             axon::unlink_boxes(src, dst);
         }
@@ -569,7 +666,83 @@ impl ServerCore {
         for conn in self.connections.values() {
             tell(&conn.csa, close.clone());
         }
-        let _ = cx.server_signal.send(Control::ServerShutdown);
+        // An acceptor passes the message on to its shards (after the last
+        // connection it hands them), so it must know how to stop them.
+        let to_server = if self.shards.is_empty() {
+            Control::ServerShutdown
+        } else {
+            msg.clone()
+        };
+        let _ = cx.server_signal.send(to_server);
+    }
+
+    /// Starts the TCPServer (and, with [`threads`](Self::threads), the
+    /// shards). False if it cannot.
+    fn start(&mut self, cx: &Cx<ServerCoreBoxes>) -> bool {
+        let me = cx.me().clone();
+        let server = match std::mem::replace(&mut self.server, Server::Unstarted(None)) {
+            Server::Started(handle) => handle,
+            Server::Unstarted(None) => return false,
+            Server::Unstarted(Some(server)) if !self.shards.is_empty() => {
+                let split = server.into_shards(self.shards.count());
+                match self.shards.start(
+                    split.shards,
+                    self.local_addr,
+                    &*self.protocol,
+                    &me,
+                    cx.cat(),
+                ) {
+                    Ok(()) => {}
+                    Err(e) => {
+                        log::error!("servercore {}: cannot start shards: {e}", self.local_addr);
+                        return false;
+                    }
+                }
+                Handle::new(split.acceptor)
+            }
+            Server::Unstarted(Some(server)) => Handle::new(*server),
+        };
+        self.server = Server::Started(server.clone());
+        cx.add_child(&server);
+        let mut linked = cx
+            .link((&server, "protocolHandlerSignal"), (&me, "_socketactivity"))
+            .and_then(|_| cx.link((&me, "_serversignal"), (&server, "control")));
+        if self.top.is_some() {
+            // A shard's server ends when the acceptor tells it to; this
+            // ServerCore then stops as it was told.
+            linked = linked.and_then(|_| cx.link((&server, "signal"), (&me, "control")));
+        }
+        if let Err(e) = linked {
+            log::error!("servercore: {e}");
+            return false;
+        }
+        if let Err(e) = cx.activate(&server) {
+            log::error!("servercore: {e}");
+            return false;
+        }
+        true
+    }
+
+    /// A shard's ServerCore: serves what `server` (a shard of
+    /// [`TcpServer::into_shards`]) is handed, with `protocol`; `top` is
+    /// the ServerCore standing for the whole server.
+    fn shard(
+        server: Handle,
+        local_addr: SocketAddr,
+        protocol: Box<dyn Protocol>,
+        top: Handle,
+    ) -> ServerCore {
+        ServerCore {
+            server: Server::Started(server),
+            local_addr,
+            protocol,
+            shards: shards::Shards::default(),
+            top: Some(top),
+            connections: HashMap::new(),
+            by_handler: HashMap::new(),
+            started: false,
+            stopping: false,
+        }
     }
 }
 
@@ -583,18 +756,8 @@ impl Component for ServerCore {
     fn main(&mut self, cx: &mut Cx<ServerCoreBoxes>) -> Step {
         if !self.started {
             self.started = true;
-            let me = cx.me().clone();
-            let server = self.server.clone();
-            cx.add_child(&server);
-            let linked = cx
-                .link((&server, "protocolHandlerSignal"), (&me, "_socketactivity"))
-                .and_then(|_| cx.link((&me, "_serversignal"), (&server, "control")));
-            if let Err(e) = linked {
-                log::error!("servercore: {e}");
-                return Step::Done;
-            }
-            if let Err(e) = cx.activate(&server) {
-                log::error!("servercore: {e}");
+            if !self.start(cx) {
+                self.shards.stop();
                 return Step::Done;
             }
         }
@@ -607,6 +770,9 @@ impl Component for ServerCore {
         while let Some(msg) = cx.control.recv() {
             self.stop(cx, &msg);
         }
+        while cx.shard_signal.recv().is_some() {
+            self.shards.one_ended();
+        }
         for child in cx.ended_children() {
             if self.connections.contains_key(&child.id()) {
                 // A CSA ended without the TCPServer telling us: it has
@@ -616,7 +782,11 @@ impl Component for ServerCore {
                 self.handler_ended(&child);
             }
         }
-        if self.stopping && self.connections.is_empty() && self.server.is_done() {
+        let server_done = match &self.server {
+            Server::Started(server) => server.is_done(),
+            Server::Unstarted(_) => true,
+        };
+        if self.stopping && self.connections.is_empty() && server_done && self.shards.all_ended() {
             let _ = cx.signal.send(Control::ProducerFinished);
             log::info!("servercore {}: stopped", self.local_addr);
             return Step::Done;
@@ -639,7 +809,7 @@ impl SimpleServer {
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut() -> H + Send + 'static,
+        F: FnMut() -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         ServerCore::new(move |_: &ConnectionInfo| protocol(), addr, options)
@@ -649,7 +819,7 @@ impl SimpleServer {
     /// [`TcpServer`] the caller made ([`ServerCore::with_server`]).
     pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
     where
-        F: FnMut() -> H + Send + 'static,
+        F: FnMut() -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         ServerCore::with_server(move |_: &ConnectionInfo| protocol(), server)

@@ -67,7 +67,7 @@ impl Pki {
 /// A SimpleServer on 127.0.0.1 port 0 whose handler is `handler()`, on a
 /// Selector scheduler of its own thread.
 pub fn serve<H: Into<Handle>>(
-    handler: impl FnMut() -> H + Send + 'static,
+    handler: impl FnMut() -> H + Clone + Send + 'static,
 ) -> (SocketAddr, Running) {
     let server = SimpleServer::new(
         handler,
