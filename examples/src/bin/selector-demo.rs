@@ -2,7 +2,7 @@
 //!
 //! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
 //! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-//! [--tls-cert PATH --tls-key PATH]`
+//! [--tls-cert PATH --tls-key PATH] [--threads N]`
 //!
 //! Prints `listening on HOST:PORT` as its first line on stdout (`listening
 //! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`); logs go to
@@ -30,7 +30,7 @@ selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
 USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
                   [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-                  [--tls-cert PATH --tls-key PATH]
+                  [--tls-cert PATH --tls-key PATH] [--threads N]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
@@ -51,6 +51,9 @@ OPTIONS:
                          with this PEM certificate chain (leaf first); needs
                          --tls-key
     --tls-key PATH       the PEM private key for --tls-cert; needs --tls-cert
+    --threads N          serve on N threads (shards), each with its own poller:
+                         one acceptor hands every new connection to the least
+                         busy shard (default 1; 0: one per CPU)
     -h, --help           print this help
 
 SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
@@ -76,6 +79,8 @@ struct Options {
     request_timeout: Option<Duration>,
     /// `--tls-cert` and `--tls-key`: serve TLS. Both or neither.
     tls: Option<(PathBuf, PathBuf)>,
+    /// `--threads`: shards (`ServerCore::threads`); 0 is one per CPU.
+    threads: usize,
 }
 
 /// A timeout option's value: seconds, maybe with a fraction; 0 is off.
@@ -100,6 +105,7 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
         stall_timeout: defaults.stall_timeout,
         request_timeout: defaults.request_timeout,
         tls: None,
+        threads: 1,
     };
     let (mut tls_cert, mut tls_key) = (None::<PathBuf>, None::<PathBuf>);
     let mut parser = lexopt::Parser::from_env();
@@ -130,6 +136,12 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             }
             Long("request-timeout") => {
                 opts.request_timeout = timeout("--request-timeout", &parser.value()?.string()?)?;
+            }
+            Long("threads") => {
+                let v = parser.value()?.string()?;
+                opts.threads = v.parse().map_err(|_| {
+                    format!("--threads: {v:?} is not a number of threads (0: one per CPU)")
+                })?;
             }
             Long("tls-cert") => tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => tls_key = Some(parser.value()?.into()),
@@ -205,6 +217,13 @@ fn run(opts: Options) -> Result<(), String> {
         ),
     }
     .map_err(|e| e.to_string())?;
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let server = server
+        .threads(threads)
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let local = server.local_addr();
     let core = Handle::new(server);
     // Watch for signals before announcing the port, so a script that stops
