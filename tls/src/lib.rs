@@ -96,6 +96,8 @@
 //! | `plainSignal` | outbox | [`Control`] | to the handler's `control`: `socketShutdown` after the last decrypted byte, when the peer sent close_notify or the connection ended (a half-close: the reply is still delivered); `shutdownMicroprocess` when the layer closes the connection |
 //! | `sslready` | outbox | [`SslReady`] | once, when the handshake has finished |
 //! | `serversignal` | outbox | [`Control`] | the inner handler's `serversignal`, passed through (ServerCore links it to its `control`) |
+//! | `tlsClosed` | outbox | [`TlsClosed`] | exactly once, when the layer ends: how the TLS session ended (`how_died`: `None`, or a [`TlsError`]); linked to the inner handler's `tlsClosed` inbox if it has one |
+//! | `_handshakeTurn` | inbox | `()` | a turn under the server's [`HandshakeLimit`] has come (sent by the layer that gave it back) |
 //!
 //! ## Mapping onto rustls (issue 11)
 //!
@@ -117,12 +119,29 @@
 //!   CSA, which writes it all and closes (C5). The peer's close_notify is a
 //!   half-close: `socketShutdown` to the handler, whose reply is still
 //!   delivered (C7). The connection ending (`socketShutdown` from the CSA
-//!   or ServerCore) after the handshake without close_notify is logged as
-//!   truncation and is otherwise the same half-close; during the handshake
-//!   it ends the connection.
+//!   or ServerCore: a FIN) after the handshake without close_notify is
+//!   truncation: input ends there as on the same half-close, the reply is
+//!   still sent, and `tlsClosed` reports [`TlsError::Truncated`]; during
+//!   the handshake it ends the connection at once
+//!   ([`TlsError::EndedInHandshake`]).
+//! - **How it ended.** The connection's own `socketShutdown` (C6) says how
+//!   the *socket* died; a TLS session can end badly over a socket that
+//!   closed in order, so the layer says how the *session* ended, once, out
+//!   of `tlsClosed` ([`TlsClosed`], whose `how_died` converts to the
+//!   `io::Error` a `socketShutdown` would carry).
 //! - **Deadline.** A handshake not finished within [`HANDSHAKE_TIMEOUT`]
 //!   (10 s; see [`TlsServer::with_handshake_timeout`]) closes the
 //!   connection: a timer (`wake_at`), no polling.
+//! - **A cap on handshakes in progress** ([`HandshakeLimit`], shared by
+//!   the server's layers through [`TlsServer::with_handshake_limit`]):
+//!   above it a connection's first ciphertext waits, unread, for a turn,
+//!   first come, first served, and its deadline runs meanwhile.
+//! - **Resumption** works with rustls's defaults (the server's session
+//!   cache and TLS 1.3 tickets; a client config's session store):
+//!   [`SslReady::resumed`] says which handshakes were resumed. **Early
+//!   data** (0-RTT) is refused: a server config that would accept it
+//!   (`max_early_data_size` above 0) is an error at the layer's start,
+//!   since the layer never reads early data and it would be lost.
 //! - **Errors** (a bad or unknown certificate, a wrong name, plaintext on
 //!   the TLS port): logged with rustls's error (`debug` on a server, where
 //!   it is the peer's fault; `warn` on a client), the alert rustls makes
@@ -148,6 +167,7 @@
 
 mod engine;
 mod layer;
+mod limit;
 
 use std::fmt;
 use std::io;
@@ -160,6 +180,7 @@ pub use rustls;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use layer::Layer;
+pub use limit::HandshakeLimit;
 
 /// How long a handshake may take before the connection is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,6 +204,90 @@ pub struct SslReady {
     pub alpn: Option<Vec<u8>>,
     /// On a server, the name the client asked for (SNI), if any.
     pub server_name: Option<String>,
+    /// True on the server side.
+    pub is_server: bool,
+    /// True if this was a resumed handshake (a session ticket or ID from
+    /// an earlier connection), false for a full one.
+    pub resumed: bool,
+}
+
+/// Why a TLS session ended badly: the `how_died` of [`TlsClosed`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// Truncation: after the handshake the connection's input ended (a
+    /// FIN, or its end announced by `socketShutdown`) without the peer's
+    /// close_notify. Input ends there, as on a half-close (C7): the
+    /// handler's reply is still sent.
+    Truncated,
+    /// The connection's input ended during the handshake, which then
+    /// could never finish: the connection is closed at once.
+    EndedInHandshake,
+    /// No handshake within the deadline ([`HANDSHAKE_TIMEOUT`] unless set
+    /// otherwise).
+    HandshakeTimeout(Duration),
+    /// `shutdownMicroprocess` (from the connection's side or the handler)
+    /// during the handshake.
+    StoppedInHandshake,
+    /// rustls refused the peer or its bytes: a bad, unknown or expired
+    /// certificate, a wrong name, an alert from the peer, bytes that are
+    /// not TLS. Its alert (if any) was sent before the close.
+    Tls(rustls::Error),
+    /// The layer could not start: its config, or linking its handler.
+    Setup(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Truncated => {
+                f.write_str("truncated: the connection ended without close_notify")
+            }
+            TlsError::EndedInHandshake => f.write_str("the connection ended during the handshake"),
+            TlsError::HandshakeTimeout(t) => write!(f, "no handshake within {t:?}"),
+            TlsError::StoppedInHandshake => f.write_str("stopped during the handshake"),
+            TlsError::Tls(e) => write!(f, "tls: {e}"),
+            TlsError::Setup(e) => write!(f, "tls setup: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TlsError> for io::Error {
+    /// As a socket error would be (`how_died` of a CSA's `socketShutdown`):
+    /// truncation and an end during the handshake are `UnexpectedEof`, the
+    /// deadline `TimedOut`, a stop `Interrupted`, the rest `InvalidData`.
+    fn from(e: TlsError) -> io::Error {
+        let kind = match e {
+            TlsError::Truncated | TlsError::EndedInHandshake => io::ErrorKind::UnexpectedEof,
+            TlsError::HandshakeTimeout(_) => io::ErrorKind::TimedOut,
+            TlsError::StoppedInHandshake => io::ErrorKind::Interrupted,
+            TlsError::Tls(_) | TlsError::Setup(_) => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// What `tlsClosed` carries, exactly once, when the layer ends: how the
+/// TLS session ended. The TLS counterpart of the `how_died` in C6's
+/// `socketShutdown`, which the connection itself reports for the socket
+/// (there, a TLS session that ended badly over a socket that closed in
+/// order shows as `None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsClosed {
+    /// `None` for an orderly end (close_notify, or the handler's
+    /// `producerFinished` after the handshake); what went wrong otherwise.
+    pub how_died: Option<TlsError>,
+    /// True if the handshake had finished.
+    pub handshaken: bool,
     /// True on the server side.
     pub is_server: bool,
 }
@@ -214,6 +319,12 @@ boxes! {
         pub sslready: Outbox<SslReady>,
         /// the inner handler's serversignal, passed through
         pub serversignal: Outbox<Control>,
+        /// once, when the layer ends: how the TLS session ended
+        #[name = "tlsClosed"]
+        pub tls_closed: Outbox<TlsClosed>,
+        /// a turn under the server's HandshakeLimit has come
+        #[name = "_handshakeTurn"]
+        pub handshake_turn: Inbox<()>,
     }
 }
 
@@ -247,6 +358,14 @@ impl TlsServer {
     /// A handshake deadline other than [`HANDSHAKE_TIMEOUT`].
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsServer {
         self.0.handshake_timeout = timeout;
+        self
+    }
+
+    /// Counts this connection's handshake under `limit`, shared by every
+    /// connection of the server: above it the handshake waits, its
+    /// ciphertext unread, for a turn (see [`HandshakeLimit`]).
+    pub fn with_handshake_limit(mut self, limit: &HandshakeLimit) -> TlsServer {
+        self.0.turn = Some(limit.turn());
         self
     }
 }
