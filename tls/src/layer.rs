@@ -49,6 +49,12 @@ pub(crate) struct Layer {
     verdict: Option<TlsError>,
     /// This layer's place under the server's handshake cap, if any.
     pub(crate) turn: Option<Turn>,
+    /// STARTTLS: bytes pass through unchanged until `makessl`.
+    pub(crate) plain_mode: bool,
+    /// `makessl` has come: what was read and what the handler sent before
+    /// it (these many messages of `inbox` and `plainInbox`) still pass in
+    /// the clear, then TLS begins.
+    switching: Option<(usize, usize)>,
 }
 
 impl Layer {
@@ -73,6 +79,8 @@ impl Layer {
             peer_closed: false,
             verdict: None,
             turn: None,
+            plain_mode: false,
+            switching: None,
         }
     }
 
@@ -101,6 +109,9 @@ impl Layer {
         if inner.has_box("tlsClosed") {
             pairs.push(((me, "tlsClosed"), (inner, "tlsClosed")));
         }
+        if inner.has_box("makessl") {
+            pairs.push(((inner, "makessl"), (me, "makessl")));
+        }
         for (src, dst) in pairs {
             if let Err(e) = me.link(src, dst) {
                 self.engine = Err(format!("cannot link the inner handler: {e}"));
@@ -124,11 +135,27 @@ impl Layer {
                     return self.abort(cx, Some(TlsError::Setup(e.to_string())));
                 }
             }
-            let deadline = Instant::now() + self.handshake_timeout;
-            self.deadline = Some(deadline);
-            cx.wake_at(deadline);
+            if !self.plain_mode {
+                self.arm_deadline(cx);
+            }
+        }
+        if self.plain_mode {
+            match self.plain_step(cx) {
+                Some(step) => return step,
+                None => {
+                    // Switched: TLS from here on (the rest of this step).
+                    self.plain_mode = false;
+                    if self.cipher_eof {
+                        log::debug!("tls {}: the connection ended at makessl", self.role);
+                        return self.abort(cx, Some(TlsError::EndedInHandshake));
+                    }
+                    self.arm_deadline(cx);
+                }
+            }
         }
         while cx.handshake_turn.recv().is_some() {}
+        // Already TLS: a makessl means nothing.
+        while cx.makessl.recv().is_some() {}
         // Control first: the bytes sent before it are then in the inbox.
         while let Some(msg) = cx.control.recv() {
             if msg.is_producer_finished() {
@@ -231,6 +258,124 @@ impl Layer {
             }
         }
         Step::Pause
+    }
+
+    fn arm_deadline(&mut self, cx: &Cx<TlsBoxes>) {
+        let deadline = Instant::now() + self.handshake_timeout;
+        self.deadline = Some(deadline);
+        cx.wake_at(deadline);
+    }
+
+    /// STARTTLS, before the switch: a passthrough, with A5 both ways (one
+    /// message held each way), C5 and C7 as the connection's own. `None`
+    /// once `makessl` has come and everything before it has passed: the
+    /// caller goes on in TLS.
+    fn plain_step(&mut self, cx: &Cx<TlsBoxes>) -> Option<Step> {
+        while let Some(msg) = cx.control.recv() {
+            if msg.is_producer_finished() {
+                self.cipher_eof = true;
+            } else {
+                log::debug!("tls {}: {msg:?} before makessl: closing", self.role);
+                return Some(self.abort(cx, None));
+            }
+        }
+        while let Some(msg) = cx.plain_control.recv() {
+            if msg.is_producer_finished() {
+                self.plain_finished = true;
+            } else {
+                // C5: one pass writing what the handler sent, then close.
+                self.pass_out(cx);
+                let _ = cx.signal.send(Control::ShutdownMicroprocess);
+                return Some(self.end(cx, None));
+            }
+        }
+        if let Some(inner) = &self.inner {
+            if inner.is_done() && !self.plain_finished {
+                if inner.panicked() {
+                    log::warn!("tls {}: the inner handler panicked; closing", self.role);
+                    return Some(self.abort(cx, None));
+                }
+                self.plain_finished = true;
+            }
+        }
+        if self.switching.is_none() && !self.plain_finished && cx.makessl.recv().is_some() {
+            // What is in the boxes now came before the switch (as
+            // Kamaelia's CSA, which wrote its inbox before makessl): it
+            // passes in the clear, and nothing read before the switch is
+            // ever fed to TLS.
+            log::debug!("tls {}: makessl", self.role);
+            self.switching = Some((cx.inbox.len(), cx.plain_inbox.len()));
+        }
+        while self.pass_in(cx) | self.pass_out(cx) {}
+        if let Some((0, 0)) = self.switching {
+            if self.held_plain.is_none() && self.held_cipher.is_none() {
+                self.switching = None;
+                return None;
+            }
+        }
+        let input_over = self.cipher_eof && cx.inbox.is_empty() && self.held_plain.is_none();
+        if input_over && !self.told_handler {
+            self.told_handler = true; // C7, as the connection's own
+            let _ = cx.plain_signal.send(Control::SocketShutdown);
+        }
+        if self.plain_finished && cx.plain_inbox.is_empty() && self.held_cipher.is_none() {
+            let _ = cx.signal.send(Control::ProducerFinished);
+            return Some(self.end(cx, None));
+        }
+        Some(Step::Pause)
+    }
+
+    /// Before the switch: one read chunk on to the handler, in the clear.
+    fn pass_in(&mut self, cx: &Cx<TlsBoxes>) -> bool {
+        let chunk = match self.held_plain.take() {
+            Some(c) => c,
+            None => {
+                if let Some((left, _)) = &mut self.switching {
+                    if *left == 0 {
+                        return false;
+                    }
+                    *left -= 1;
+                }
+                match cx.inbox.recv() {
+                    Some(c) => c,
+                    None => return false,
+                }
+            }
+        };
+        match cx.plain_outbox.send(chunk) {
+            Ok(()) => true,
+            Err(full) => {
+                self.held_plain = Some(full.into_inner());
+                false
+            }
+        }
+    }
+
+    /// Before the switch: one message of the handler's on to the
+    /// connection, in the clear.
+    fn pass_out(&mut self, cx: &Cx<TlsBoxes>) -> bool {
+        let chunk = match self.held_cipher.take() {
+            Some(c) => c,
+            None => {
+                if let Some((_, left)) = &mut self.switching {
+                    if *left == 0 {
+                        return false;
+                    }
+                    *left -= 1;
+                }
+                match cx.plain_inbox.recv() {
+                    Some(c) => c,
+                    None => return false,
+                }
+            }
+        };
+        match cx.outbox.send(chunk) {
+            Ok(()) => true,
+            Err(full) => {
+                self.held_cipher = Some(full.into_inner());
+                false
+            }
+        }
     }
 
     fn handshaking(&self) -> bool {

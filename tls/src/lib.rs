@@ -76,7 +76,7 @@
 //!
 //! | Kamaelia | here |
 //! |---|---|
-//! | CSA `makessl` inbox (switch a live connection to TLS) | not yet: a connection is TLS from its first byte when its handler is a [`TlsServer`] |
+//! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
 //! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
@@ -95,6 +95,7 @@
 //! | `plainOutbox` | outbox | `Vec<u8>` | decrypted bytes (to the handler's `inbox`) |
 //! | `plainSignal` | outbox | [`Control`] | to the handler's `control`: `socketShutdown` after the last decrypted byte, when the peer sent close_notify or the connection ended (a half-close: the reply is still delivered); `shutdownMicroprocess` when the layer closes the connection |
 //! | `sslready` | outbox | [`SslReady`] | once, when the handshake has finished |
+//! | `makessl` | inbox | `()` | STARTTLS ([`TlsServer::starttls`]): switch to TLS once what was read and sent before it has passed in the clear; ignored once TLS |
 //! | `serversignal` | outbox | [`Control`] | the inner handler's `serversignal`, passed through (ServerCore links it to its `control`) |
 //! | `tlsClosed` | outbox | [`TlsClosed`] | exactly once, when the layer ends: how the TLS session ended (`how_died`: `None`, or a [`TlsError`]); linked to the inner handler's `tlsClosed` inbox if it has one |
 //! | `_handshakeTurn` | inbox | `()` | a turn under the server's [`HandshakeLimit`] has come (sent by the layer that gave it back) |
@@ -325,6 +326,8 @@ boxes! {
         /// a turn under the server's HandshakeLimit has come
         #[name = "_handshakeTurn"]
         pub handshake_turn: Inbox<()>,
+        /// STARTTLS: switch this connection to TLS (Kamaelia's makessl)
+        pub makessl: Inbox<()>,
     }
 }
 
@@ -352,6 +355,21 @@ impl TlsServer {
     pub fn wrap(config: Arc<ServerConfig>, inner: impl Into<Handle>) -> TlsServer {
         let mut server = TlsServer::new(config);
         server.0.set_inner(inner.into());
+        server
+    }
+
+    /// STARTTLS (Kamaelia's CSA `makessl`): a protocol handler that passes
+    /// bytes between the connection and `inner` unchanged until a message
+    /// arrives in its `makessl` inbox (linked from `inner`'s `makessl`
+    /// outbox if it has one), then speaks TLS. What was read before the
+    /// switch reaches `inner` in the clear, never rustls; what `inner`
+    /// sent before it is written in the clear. `inner` should send
+    /// nothing more until `sslready`, as with Kamaelia's CSA: bytes that
+    /// reach the layer before it has taken `makessl` still go in the
+    /// clear. The handshake deadline runs from the switch.
+    pub fn starttls(config: Arc<ServerConfig>, inner: impl Into<Handle>) -> TlsServer {
+        let mut server = TlsServer::wrap(config, inner);
+        server.0.plain_mode = true;
         server
     }
 
