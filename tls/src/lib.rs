@@ -78,6 +78,7 @@
 //! |---|---|
 //! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
+//! | overriding `TCPServer.CSA` with an SSL one | [`TlsServer::over_csa`] through `TcpServer::with_csa`: the connection itself speaks TLS, the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died` |
 //! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
 //! ## Boxes
@@ -129,7 +130,9 @@
 //!   the *socket* died; a TLS session can end badly over a socket that
 //!   closed in order, so the layer says how the *session* ended, once, out
 //!   of `tlsClosed` ([`TlsClosed`], whose `how_died` converts to the
-//!   `io::Error` a `socketShutdown` would carry).
+//!   `io::Error` a `socketShutdown` would carry). With
+//!   [`TlsServer::over_csa`] the creator's `socketShutdown` itself
+//!   carries it.
 //! - **Deadline.** A handshake not finished within [`HANDSHAKE_TIMEOUT`]
 //!   (10 s; see [`TlsServer::with_handshake_timeout`]) closes the
 //!   connection: a timer (`wake_at`), no polling.
@@ -166,6 +169,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod connection;
 mod engine;
 mod layer;
 mod limit;
@@ -377,6 +381,45 @@ impl TlsServer {
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsServer {
         self.0.handshake_timeout = timeout;
         self
+    }
+
+    /// TLS as the connection itself, for `TcpServer::with_csa`
+    /// (Kamaelia's `TCPServer.CSA` override): a Graphline of `csa`, this
+    /// layer (made with [`new`](Self::new), not [`wrap`](Self::wrap)) and
+    /// a relay, presenting the CSA's boxes, so that ServerCore's handler
+    /// is given plaintext and the creator's `socketShutdown` (C6) says how
+    /// the TLS session ended: a session that ended badly over a socket
+    /// that closed in order has the session's [`TlsError`] (as an
+    /// `io::Error`, see its `From`) as `how_died`; a socket error stands.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
+    /// use tls::TlsServer;
+    ///
+    /// fn echo_over_tls(cfg: Arc<rustls::ServerConfig>) -> std::io::Result<ServerCore> {
+    ///     let addr = "127.0.0.1:0".parse().unwrap();
+    ///     let server = TcpServer::bind(addr, ServerOptions::default())
+    ///         .map_err(std::io::Error::other)?
+    ///         .with_csa(move |csa, _: &ConnectionInfo| TlsServer::new(cfg.clone()).over_csa(csa));
+    ///     Ok(ServerCore::with_server(|_: &ConnectionInfo| examples::Echo::new(), server))
+    /// }
+    /// ```
+    ///
+    /// The layer's `sslready` and `tlsClosed` are the Graphline's
+    /// children's own (not linked to the handler). Should the linking
+    /// fail (as for a layer from `wrap`, whose plaintext boxes are taken),
+    /// the connection is refused: what is returned then lacks the CSA's
+    /// boxes, and the server closes it and logs why.
+    pub fn over_csa(self, csa: impl Into<Handle>) -> Handle {
+        let layer = Handle::new(self);
+        match connection::over_csa(layer.clone(), csa.into()) {
+            Ok(graph) => Handle::new(graph),
+            Err(e) => {
+                log::error!("tls server: cannot wrap the connection: {e}");
+                layer
+            }
+        }
     }
 
     /// Counts this connection's handshake under `limit`, shared by every
