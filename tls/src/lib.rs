@@ -76,7 +76,7 @@
 //!
 //! | Kamaelia | here |
 //! |---|---|
-//! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
+//! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
 //! | overriding `TCPServer.CSA` with an SSL one | [`TlsServer::over_csa`] through `TcpServer::with_csa`: the connection itself speaks TLS, the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died` |
 //! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
@@ -96,7 +96,7 @@
 //! | `plainOutbox` | outbox | `Vec<u8>` | decrypted bytes (to the handler's `inbox`) |
 //! | `plainSignal` | outbox | [`Control`] | to the handler's `control`: `socketShutdown` after the last decrypted byte, when the peer sent close_notify or the connection ended (a half-close: the reply is still delivered); `shutdownMicroprocess` when the layer closes the connection |
 //! | `sslready` | outbox | [`SslReady`] | once, when the handshake has finished |
-//! | `makessl` | inbox | `()` | STARTTLS ([`TlsServer::starttls`]): switch to TLS once what was read and sent before it has passed in the clear; ignored once TLS |
+//! | `makessl` | inbox | `()` | STARTTLS ([`TlsServer::starttls`], [`TlsClient::starttls`]): switch to TLS once what was read and sent before it has passed in the clear; ignored once TLS |
 //! | `serversignal` | outbox | [`Control`] | the inner handler's `serversignal`, passed through (ServerCore links it to its `control`) |
 //! | `tlsClosed` | outbox | [`TlsClosed`] | exactly once, when the layer ends: how the TLS session ended (`how_died`: `None`, or a [`TlsError`]); linked to the inner handler's `tlsClosed` inbox if it has one |
 //! | `_handshakeTurn` | inbox | `()` | a turn under the server's [`HandshakeLimit`] has come (sent by the layer that gave it back) |
@@ -476,6 +476,22 @@ impl TlsClient {
     ) -> io::Result<TlsClient> {
         let mut client = TlsClient::new(config, server_name)?;
         client.0.set_inner(inner.into());
+        Ok(client)
+    }
+
+    /// STARTTLS on the client side: as [`TlsServer::starttls`], bytes
+    /// pass between the connection and `inner` in the clear until a
+    /// message arrives in the layer's `makessl` inbox (linked from
+    /// `inner`'s `makessl` outbox if it has one); then the client's
+    /// handshake begins, `sslready` reports its end, and everything after
+    /// is TLS. Errors: a name that is neither a DNS name nor an IP address.
+    pub fn starttls(
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        inner: impl Into<Handle>,
+    ) -> io::Result<TlsClient> {
+        let mut client = TlsClient::wrap(config, server_name, inner)?;
+        client.0.plain_mode = true;
         Ok(client)
     }
 

@@ -12,7 +12,9 @@ use axon::{boxes, Component, Control, Cx, Inbox, Outbox, Step};
 use common::{exchange, handshake, serve, Client, Pki};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
+use tcpclient::TcpClient;
 use testkit::{connect, read_n, Running};
+use tls::TlsClient;
 use tls::{SslReady, TlsServer};
 
 boxes! {
@@ -154,4 +156,94 @@ fn starttls_bytes_read_before_the_switch_reach_the_handler_in_the_clear_never_tl
     let (_, got) = exchange(c, b"clean".to_vec());
     assert_eq!(got, b"clean");
     assert_eq!(seen.lock().unwrap().before_tls, b"INJECTED");
+}
+
+boxes! {
+    /// The client side of the STARTTLS line protocol.
+    pub struct UpgraderBoxes {
+        /// bytes from the server (plaintext, before and after the switch)
+        pub inbox: Inbox<Vec<u8>>,
+        /// the connection ended
+        pub control: Inbox<Control>,
+        /// bytes to the server
+        pub outbox: Outbox<Vec<u8>>,
+        /// producerFinished when done
+        pub signal: Outbox<Control>,
+        /// switch the connection to TLS
+        pub makessl: Outbox<()>,
+        /// the handshake has finished
+        pub sslready: Inbox<SslReady>,
+    }
+}
+
+/// Says `hello` in the clear, then `STARTTLS`; on `GO` sends makessl; on
+/// sslready sends `secret` and, once it is echoed, finishes.
+struct Upgrader {
+    got: Arc<Mutex<(Vec<u8>, Option<SslReady>)>>,
+    sent: u8, // 0 nothing, 1 hello, 2 STARTTLS, 3 makessl, 4 secret
+}
+
+impl Component for Upgrader {
+    type Boxes = UpgraderBoxes;
+
+    fn main(&mut self, cx: &mut Cx<UpgraderBoxes>) -> Step {
+        let mut got = self.got.lock().unwrap();
+        while let Some(b) = cx.inbox.recv() {
+            got.0.extend_from_slice(&b);
+        }
+        if let Some(ready) = cx.sslready.recv() {
+            got.1 = Some(ready);
+        }
+        let step = match (self.sent, got.0.as_slice(), got.1.is_some()) {
+            (0, _, _) => Some(b"hello\n".to_vec()),
+            (1, b"hello\n", _) => Some(b"STARTTLS\n".to_vec()),
+            (2, b"hello\nGO\n", _) => {
+                let _ = cx.makessl.send(());
+                self.sent = 3;
+                None
+            }
+            (3, _, true) => Some(b"secret".to_vec()),
+            (4, b"hello\nGO\nsecret", _) => {
+                let _ = cx.signal.send(Control::ProducerFinished);
+                return Step::Done;
+            }
+            _ => None,
+        };
+        if let Some(bytes) = step {
+            let _ = cx.outbox.send(bytes);
+            self.sent += 1;
+        }
+        if cx.control.recv().is_some() {
+            return Step::Done; // the connection ended first
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn starttls_a_tls_client_upgrades_a_live_connection_on_makessl() {
+    let pki = Pki::new();
+    let (addr, _running, seen) = starttls_server(&pki);
+    let got = Arc::new(Mutex::new((Vec::new(), None)));
+    let upgrader = Upgrader {
+        got: got.clone(),
+        sent: 0,
+    };
+    let client = TlsClient::starttls(pki.client(), "localhost", upgrader)
+        .unwrap()
+        .over(TcpClient::new(addr))
+        .unwrap();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(client).unwrap();
+    Running::to_completion(scheduler);
+    let (bytes, ready) = &*got.lock().unwrap();
+    assert_eq!(bytes, b"hello\nGO\nsecret");
+    let ready = ready
+        .as_ref()
+        .expect("sslready reached the client's handler");
+    assert!(!ready.is_server);
+    // The server's side: TLS came after GO, nothing before it.
+    let seen = seen.lock().unwrap();
+    assert!(seen.ready.is_some());
+    assert!(seen.before_tls.is_empty(), "{:?}", seen.before_tls);
 }
