@@ -92,11 +92,12 @@ fn a_bulk_stream_keeps_moving_during_1000_handshakes() {
     );
     // The bounds (debug build, two cores shared with the 4 handshaking
     // clients and the stream's own client: about 1/6 of the stream's
-    // rate alone, p99 under 10 ms, worst under 15 ms, seen here): the
-    // stream never waits behind the handshakes for long, and keeps at
-    // least 1/30 of its rate alone.
+    // rate alone, p99 under 10 ms, worst under 15 ms, seen here; the
+    // bounds leave room for a loaded machine): the stream never waits
+    // behind the handshakes for long, and keeps at least 1/30 of its
+    // rate alone.
     assert!(trips > 0);
-    assert!(p99 < Duration::from_millis(100), "p99 round trip {p99:?}");
+    assert!(p99 < Duration::from_millis(250), "p99 round trip {p99:?}");
     assert!(
         worst < Duration::from_secs(2),
         "a round trip took {worst:?}"
