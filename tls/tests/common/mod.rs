@@ -170,7 +170,7 @@ pub type Observer = Endpoint<ObserverBoxes>;
 /// [`serve`] with layers made by `layer()`, each one's `sslready` and
 /// `tlsClosed` linked to the [`Observer`] returned.
 pub fn serve_observed(
-    mut layer: impl FnMut() -> TlsServer + Send + 'static,
+    mut layer: impl FnMut() -> TlsServer + Clone + Send + 'static,
 ) -> (SocketAddr, Running, Observer) {
     let observer = Observer::new("observer");
     let to = observer.handle().clone();
