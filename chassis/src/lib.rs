@@ -261,14 +261,57 @@
 //! [`ServerCore::new`] is `with_server` around `TcpServer::bind`: without
 //! `with_csa`, each connection is its CSA, at no extra cost.
 //!
+//! ## Many cores
+//!
+//! [`ServerCore::threads`] spreads the connections over shards, each a
+//! thread with a scheduler, Selector, TCPServer and ServerCore of its own;
+//! one acceptor hands each new socket to the least busy shard
+//! ([`TcpServer::into_shards`]). The protocol factory is `Clone`: each
+//! shard makes its handlers with its own copy, on its own thread. Services
+//! registered on the scheduler the ServerCore runs on (a Backplane) are
+//! found from every shard.
+//!
+//! ```
+//! # use axon::{Component, Control, Cx, Standard, Step};
+//! # #[derive(Default, Clone)] struct Shout;
+//! # impl Component for Shout {
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//! #         while let Some(b) = cx.inbox.recv() { let _ = cx.outbox.send(b.to_ascii_uppercase()); }
+//! #         if cx.control.recv().is_some() { let _ = cx.signal.send(Control::ProducerFinished); return Step::Done; }
+//! #         Step::Pause
+//! #     }
+//! # }
+//! use chassis::{ServerOptions, SimpleServer};
+//! use std::io::{Read, Write};
+//!
+//! let server = SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(),
+//!                                ServerOptions::default())?
+//!     .threads(2)?;
+//! let addr = server.local_addr();
+//! let scheduler = selector::scheduler()?;
+//! let core = scheduler.activate(server).unwrap();
+//! let running = std::thread::spawn(move || scheduler.run());
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.write_all(b"hi")?;
+//! let mut back = [0u8; 2];
+//! client.read_exact(&mut back)?;
+//! assert_eq!(&back, b"HI");
+//! // A graceful stop: every shard finishes, then the scheduler returns.
+//! core.postbox::<Control>("control").unwrap().send(Control::ProducerFinished).unwrap();
+//! running.join().unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! ## ServerCore boxes
 //!
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
-//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: stop the server gracefully: each connection stops reading, its handler is told (`socketShutdown`, as on a client's half-close) and finishes, and everything it sent is written before the close |
+//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: stop the server gracefully: each connection reads what its client has already sent, stops reading, its handler is told (`socketShutdown`, as on a client's half-close) and finishes, and everything it sent is written before the close |
 //! | `_socketactivity` | inbox | [`ServerEvent`] | `newCSA` / `shutdownCSA` from the TCPServer |
-//! | `_serversignal` | outbox | [`Control`] | `serverShutdown` to the TCPServer's `control` |
-//! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended |
+//! | `_shardsignal` | inbox | [`Control`] | with [`threads`](ServerCore::threads): `producerFinished` from each shard's ServerCore as it ends |
+//! | `_serversignal` | outbox | [`Control`] | `serverShutdown` to the TCPServer's `control` (sharded: the stop message itself, which the acceptor passes on to the shards) |
+//! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended (sharded: every shard too) |
 //!
 //! Kamaelia gives ServerCore two new outboxes per connection, linked to the
 //! handler's and the CSA's `control`. Here a [`Postbox`](axon::Postbox) to
@@ -398,7 +441,9 @@ pub struct ServerCore {
     /// Handler id → CSA id, to close a connection whose handler ended.
     by_handler: HashMap<u64, u64>,
     started: bool,
-    stopping: bool,
+    /// What each connection is told once the server stops (H4):
+    /// `socketShutdown` (graceful) or `shutdownMicroprocess`.
+    stopping: Option<Control>,
 }
 
 /// A ServerCore's TCPServer: a value until the ServerCore starts.
@@ -464,7 +509,7 @@ impl ServerCore {
             connections: HashMap::new(),
             by_handler: HashMap::new(),
             started: false,
-            stopping: false,
+            stopping: None,
         }
     }
 
@@ -582,8 +627,10 @@ impl ServerCore {
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
             tell(&csa, Control::ShutdownMicroprocess);
-        } else if self.stopping {
-            tell(&csa, Control::ShutdownMicroprocess);
+        } else if let Some(stop) = &self.stopping {
+            // Accepted as the server stops (T7 takes what was queued):
+            // stopped as the others were, gracefully or not.
+            tell(&csa, stop.clone());
         }
         self.by_handler.insert(handler.id(), csa.id());
         self.connections.insert(
@@ -648,10 +695,9 @@ impl ServerCore {
     /// H4: close every connection (gracefully for producerFinished) and
     /// stop the server.
     fn stop(&mut self, cx: &Cx<ServerCoreBoxes>, msg: &Control) {
-        if self.stopping {
+        if self.stopping.is_some() {
             return;
         }
-        self.stopping = true;
         log::info!("servercore {}: stopping ({msg:?})", self.local_addr);
         // Graceful: each CSA stops reading and tells its handler, exactly
         // as when a client half-closes (C7); the handler finishes its
@@ -666,12 +712,15 @@ impl ServerCore {
         for conn in self.connections.values() {
             tell(&conn.csa, close.clone());
         }
-        // An acceptor passes the message on to its shards (after the last
-        // connection it hands them), so it must know how to stop them.
-        let to_server = if self.shards.is_empty() {
-            Control::ServerShutdown
+        self.stopping = Some(close);
+        // The TCPServer is told how (T7): gracefully, it first takes what
+        // is queued so that closing the listener resets nobody; an
+        // acceptor passes the message on to its shards, after the last
+        // connection it hands them.
+        let to_server = if msg.is_producer_finished() {
+            Control::ProducerFinished
         } else {
-            msg.clone()
+            Control::ServerShutdown
         };
         let _ = cx.server_signal.send(to_server);
     }
@@ -741,7 +790,7 @@ impl ServerCore {
             connections: HashMap::new(),
             by_handler: HashMap::new(),
             started: false,
-            stopping: false,
+            stopping: None,
         }
     }
 }
@@ -786,7 +835,11 @@ impl Component for ServerCore {
             Server::Started(server) => server.is_done(),
             Server::Unstarted(_) => true,
         };
-        if self.stopping && self.connections.is_empty() && server_done && self.shards.all_ended() {
+        if self.stopping.is_some()
+            && self.connections.is_empty()
+            && server_done
+            && self.shards.all_ended()
+        {
             let _ = cx.signal.send(Control::ProducerFinished);
             log::info!("servercore {}: stopped", self.local_addr);
             return Step::Done;

@@ -13,6 +13,7 @@
 //! | `control` | inbox | [`Control`] | `serverShutdown` (or any shutdown): stop listening and end (T7) |
 //! | `newconnection` | inbox | [`Ready`] | the Selector's notice that the listener is readable (T4) |
 //! | `_feedbackFromCSA` | inbox | [`SocketShutdown`] | `socketShutdown` from its CSAs (T6) |
+//! | `_handoff` | inbox | [`HandOff`] | sharded ([`TcpServer::into_shards`]): sockets and the finish from the acceptor (a shard); closes from the shards (the acceptor) |
 //! | `protocolHandlerSignal` | outbox | [`ServerEvent`] | `newCSA` and `shutdownCSA` |
 //! | `signal` | outbox | [`Control`] | `producerFinished` when it ends |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector's `notify` |
@@ -116,6 +117,22 @@
 //!
 //! Without a factory, each connection's component is its CSA, made as
 //! always: nothing more is looked up or kept per connection.
+//!
+//! ## Shards
+//!
+//! [`TcpServer::into_shards`] splits a bound server into an acceptor and
+//! n shard servers, for a server on many cores (`chassis::ServerCore::threads`
+//! runs each shard on a thread of its own). The acceptor listens and
+//! accepts (T4, T5) and hands each socket to the shard with the fewest
+//! sockets waiting, then the fewest open; each shard server does the rest
+//! of T4 (CSA, `newCSA`, registration with *its own* Selector) and T6, so
+//! a connection never meets the acceptor's thread again. T8 counts every
+//! shard's connections; T5 pauses the one acceptor until a shard's
+//! connection closes or a client knocks. Stopping the acceptor (T7) first
+//! cuts the listen backlog to its least and accepts and hands on every
+//! connection already queued, so that closing the listener resets none of
+//! them, then sends each shard [`HandOff::Finish`] after its last socket;
+//! a shard server then ends and sends that message out of `signal`.
 //!
 //! ## Names
 //!
@@ -691,6 +708,41 @@ impl TcpServer {
         }
     }
 
+    /// Before the listener closes (T7): every connection already in the
+    /// backlog is accepted and served (or handed on), so that closing the
+    /// listener resets none of them. The backlog is first cut to its
+    /// least, so that clients still knocking are held off (their SYNs are
+    /// not answered, and they are refused once the listener has closed)
+    /// rather than queued behind the last accept. Bounded: the backlog
+    /// holds no more than it was given.
+    fn last_round(&mut self, cx: &Cx<TcpServerBoxes>) {
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        let _ = socket2::SockRef::from(&*listener).listen(0);
+        let most = usize::try_from(self.options.backlog).unwrap_or(0) + ACCEPT_BATCH;
+        let mut taken = 0usize;
+        while taken < most {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    taken += 1;
+                    match &mut self.role {
+                        Role::Acceptor(a) => a.hand_off(stream, peer),
+                        _ => self.new_connection(cx, stream, peer),
+                    }
+                }
+                Err(e) if is_transient(&e) => {}
+                Err(_) => break,
+            }
+        }
+        if taken > 0 {
+            log::info!(
+                "tcpserver {}: {taken} queued connection(s) accepted while stopping",
+                self.local_addr
+            );
+        }
+    }
+
     /// An acceptor that has paused (T5, T8) asks its shards to tell it when
     /// one of their connections closes. True if the acceptor should try
     /// again now (not an acceptor: never).
@@ -710,14 +762,15 @@ impl TcpServer {
     fn stop(&mut self, cx: &Cx<TcpServerBoxes>, why: Control) -> Step {
         log::info!("tcpserver {}: stopping", self.local_addr);
         let mut finished = Control::ProducerFinished;
+        // Graceful (an acceptor always: its shards decide): what is queued
+        // is accepted and served, not reset by the close.
+        let graceful = why.is_producer_finished();
+        if graceful || matches!(self.role, Role::Acceptor(_)) {
+            self.last_round(cx);
+        }
         match &mut self.role {
             Role::Listener => {}
-            Role::Acceptor(a) => {
-                if let Some(listener) = &self.listener {
-                    a.last_round(listener, &self.options);
-                }
-                a.finish(&why);
-            }
+            Role::Acceptor(a) => a.finish(&why),
             Role::Shard(_) => finished = why,
         }
         if let Some(source) = self.source.take() {
@@ -838,32 +891,6 @@ impl Acceptor {
             log::warn!("tcpserver: shard {i} has ended; closing {peer}");
         } else {
             log::trace!("tcpserver: {peer} to shard {i}");
-        }
-    }
-
-    /// Before the listener closes (T7): every connection already in the
-    /// backlog is accepted and handed on, so that closing the listener
-    /// resets none of them. The backlog is first cut to its least, so
-    /// that clients still knocking are held off (their SYNs are not
-    /// answered, and they are refused once the listener has closed)
-    /// rather than queued behind the last accept.
-    fn last_round(&mut self, listener: &TcpListener, options: &ServerOptions) {
-        let _ = socket2::SockRef::from(listener).listen(0);
-        let mut handed = 0usize;
-        // Bounded: the backlog cannot hold more than it was given.
-        let most = usize::try_from(options.backlog).unwrap_or(0) + ACCEPT_BATCH;
-        while handed < most {
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    self.hand_off(stream, peer);
-                    handed += 1;
-                }
-                Err(e) if is_transient(&e) => {}
-                Err(_) => break,
-            }
-        }
-        if handed > 0 {
-            log::info!("tcpserver: {handed} queued connection(s) accepted while stopping");
         }
     }
 
