@@ -11,7 +11,7 @@
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
-//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: stop reading, as if the peer had half-closed (C7; a graceful server stop) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: read what the peer has already sent (one bounded pass), then stop reading, as if the peer had half-closed (C7; a graceful server stop: a request that arrived just before it is answered, and the close resets nobody over unread bytes) |
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
