@@ -10,7 +10,10 @@
 //! - a chat's lines reach members on every shard (the Backplane lives on
 //!   the top scheduler, found through `Cat::consult_after`);
 //! - after a stop, every thread has ended and the descriptors are back to
-//!   their starting count.
+//!   their starting count;
+//! - with `Accept::ReusePort` (a `SO_REUSEPORT` listener per shard), the
+//!   kernel spreads 256 connections over every shard, and a stop leaves
+//!   nothing behind either.
 //!
 //! The existing ServerCore, robustness and stress tests also run sharded:
 //! CI runs them again with the fixture parameter `KAMAELIA_SHARDS=2` and
@@ -30,7 +33,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axon::{Component, Control, Cx, Handle, Standard, Step};
-use chassis::{ServerOptions, SimpleServer};
+use chassis::{Accept, ServerOptions, SimpleServer};
 use util::*;
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -67,8 +70,22 @@ fn sharded(
     options: ServerOptions,
     n: usize,
 ) -> (std::net::SocketAddr, Handle, Running) {
+    sharded_by(protocol, options, n, Accept::HandOff)
+}
+
+fn sharded_by(
+    protocol: impl FnMut() -> Handle + Clone + Send + 'static,
+    options: ServerOptions,
+    n: usize,
+    accept: Accept,
+) -> (std::net::SocketAddr, Handle, Running) {
+    let options = ServerOptions {
+        reuse_port: accept == Accept::ReusePort,
+        ..options
+    };
     let server = SimpleServer::new(protocol, any_loopback_port(), options)
         .unwrap()
+        .accept(accept)
         .threads(n)
         .unwrap();
     let addr = server.local_addr();
@@ -321,16 +338,50 @@ fn threads() -> usize {
 
 #[test]
 fn after_a_graceful_stop_every_shard_thread_and_descriptor_is_gone() {
+    stop_leaves_nothing(Accept::HandOff);
+}
+
+#[test]
+fn reuseport_after_a_graceful_stop_every_shard_thread_and_descriptor_is_gone() {
+    stop_leaves_nothing(Accept::ReusePort);
+}
+
+#[test]
+fn reuseport_spreads_256_connections_over_every_shard() {
+    let _serial = serial();
+    let seen = Seen::default();
+    let (addr, _core, _running) = sharded_by(
+        recording(&seen, examples::Echo::new),
+        ServerOptions::default(),
+        4,
+        Accept::ReusePort,
+    );
+    let clients: Vec<TcpStream> = (0..256)
+        .map(|i| {
+            let mut c = connect(addr);
+            round_trip(&mut c, format!("client {i}").as_bytes());
+            c
+        })
+        .collect();
+    let counts = counts(&seen);
+    assert_eq!(counts.len(), 4, "every shard got a connection: {counts:?}");
+    assert_eq!(counts.values().sum::<usize>(), 256);
+    drop(clients);
+}
+
+fn stop_leaves_nothing(accept: Accept) {
     let _serial = serial();
     let fds_before = open_fds();
     let threads_before = threads();
     let seen = Seen::default();
-    let (addr, core, running) = sharded(
+    let (addr, core, running) = sharded_by(
         recording(&seen, examples::Echo::new),
         ServerOptions::default(),
         4,
+        accept,
     );
-    let mut clients: Vec<TcpStream> = (0..8)
+    // Enough that reuseport's hash reaches every shard too.
+    let mut clients: Vec<TcpStream> = (0..64)
         .map(|i| {
             let mut c = connect(addr);
             round_trip(&mut c, format!("client {i}").as_bytes());

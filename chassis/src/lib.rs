@@ -433,6 +433,8 @@ pub struct ServerCore {
     /// The shards to spread connections over (none: today's code path),
     /// made by [`threads`](Self::threads), run once this starts.
     shards: shards::Shards,
+    /// How the shards get their connections.
+    accept: Accept,
     /// On a shard: the ServerCore that stands for the whole server (its
     /// handlers' `serversignal` goes there).
     top: Option<Handle>,
@@ -450,6 +452,26 @@ pub struct ServerCore {
 enum Server {
     Unstarted(Option<Box<TcpServer>>),
     Started(Handle),
+    /// `SO_REUSEPORT` shards: each has its own listener, none is here.
+    InShards,
+}
+
+/// How a server spread over shards ([`ServerCore::threads`]) gets its
+/// connections to them ([`ServerCore::accept`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accept {
+    /// One acceptor hands each socket to the least busy shard
+    /// ([`TcpServer::into_shards`]); limits stay global. Every platform.
+    #[default]
+    HandOff,
+    /// A `SO_REUSEPORT` listener per shard, the kernel spreading new
+    /// connections over them ([`TcpServer::reuse_port_shards`]): no
+    /// acceptor thread, but the limits (T8, T5) are per shard, the spread
+    /// is by hash (uneven for few clients), and a stalled shard still gets
+    /// its share. Needs [`ServerOptions::reuse_port`] set when the server
+    /// binds (`ServerCore::new` does not set it for you). Linux and the
+    /// BSDs.
+    ReusePort,
 }
 
 impl fmt::Debug for ServerCore {
@@ -504,6 +526,7 @@ impl ServerCore {
             server: Server::Unstarted(Some(Box::new(server))),
             local_addr,
             protocol: Box::new(protocol),
+            accept: Accept::HandOff,
             shards: shards::Shards::default(),
             top: None,
             connections: HashMap::new(),
@@ -511,6 +534,14 @@ impl ServerCore {
             started: false,
             stopping: None,
         }
+    }
+
+    /// How the shards of [`threads`](Self::threads) get their connections
+    /// (builder style): [`Accept::HandOff`] (the default) or
+    /// [`Accept::ReusePort`]. No effect on a single-threaded ServerCore.
+    pub fn accept(mut self, how: Accept) -> ServerCore {
+        self.accept = how;
+        self
     }
 
     /// Spreads the connections over `n` shards, each a thread with a
@@ -713,6 +744,13 @@ impl ServerCore {
             tell(&conn.csa, close.clone());
         }
         self.stopping = Some(close);
+        if matches!(self.server, Server::InShards) {
+            // Each shard's ServerCore stops its own listener and
+            // connections; all are told at once, so every listener stops
+            // queueing before any closes.
+            self.shards.tell_all(msg);
+            return;
+        }
         // The TCPServer is told how (T7): gracefully, it first takes what
         // is queued so that closing the listener resets nobody; an
         // acceptor passes the message on to its shards, after the last
@@ -731,23 +769,37 @@ impl ServerCore {
         let me = cx.me().clone();
         let server = match std::mem::replace(&mut self.server, Server::Unstarted(None)) {
             Server::Started(handle) => handle,
-            Server::Unstarted(None) => return false,
+            Server::Unstarted(None) | Server::InShards => return false,
             Server::Unstarted(Some(server)) if !self.shards.is_empty() => {
-                let split = server.into_shards(self.shards.count());
-                match self.shards.start(
-                    split.shards,
-                    self.local_addr,
-                    &*self.protocol,
-                    &me,
-                    cx.cat(),
-                ) {
-                    Ok(()) => {}
-                    Err(e) => {
-                        log::error!("servercore {}: cannot start shards: {e}", self.local_addr);
-                        return false;
+                let n = self.shards.count();
+                let (acceptor, servers) = match self.accept {
+                    Accept::HandOff => {
+                        let split = server.into_shards(n);
+                        (Some(split.acceptor), split.shards)
+                    }
+                    Accept::ReusePort => match server.reuse_port_shards(n) {
+                        Ok(servers) => (None, servers.into_iter().map(Handle::new).collect()),
+                        Err(e) => {
+                            log::error!("servercore {}: {e}", self.local_addr);
+                            return false;
+                        }
+                    },
+                };
+                let started =
+                    self.shards
+                        .start(servers, self.local_addr, &*self.protocol, &me, cx.cat());
+                if let Err(e) = started {
+                    log::error!("servercore {}: cannot start shards: {e}", self.local_addr);
+                    return false;
+                }
+                match acceptor {
+                    Some(acceptor) => Handle::new(acceptor),
+                    None => {
+                        // Each shard listens for itself.
+                        self.server = Server::InShards;
+                        return true;
                     }
                 }
-                Handle::new(split.acceptor)
             }
             Server::Unstarted(Some(server)) => Handle::new(*server),
         };
@@ -785,6 +837,7 @@ impl ServerCore {
             server: Server::Started(server),
             local_addr,
             protocol,
+            accept: Accept::HandOff,
             shards: shards::Shards::default(),
             top: Some(top),
             connections: HashMap::new(),
@@ -833,7 +886,7 @@ impl Component for ServerCore {
         }
         let server_done = match &self.server {
             Server::Started(server) => server.is_done(),
-            Server::Unstarted(_) => true,
+            Server::Unstarted(_) | Server::InShards => true,
         };
         if self.stopping.is_some()
             && self.connections.is_empty()

@@ -8,12 +8,14 @@ use std::io;
 use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 
-use axon::{Cat, Handle, Scheduler, SchedulerHandle};
+use axon::{Cat, Control, Handle, Scheduler, SchedulerHandle};
 
 use crate::{Protocol, ServerCore};
 
 /// One shard's thread and the handle that stops its scheduler.
 struct ShardThread {
+    /// The shard's ServerCore.
+    core: Handle,
     scheduler: SchedulerHandle,
     thread: Option<JoinHandle<()>>,
 }
@@ -107,7 +109,7 @@ impl Shards {
         ));
         axon::link((&core, "signal"), (top, "_shardsignal")).map_err(io::Error::other)?;
         scheduler.cat().consult_after(cat);
-        scheduler.activate(&core).map_err(io::Error::other)?;
+        scheduler.activate(core.clone()).map_err(io::Error::other)?;
         let handle = scheduler.handle();
         let thread = thread::Builder::new()
             .name(format!("shard-{i}"))
@@ -116,11 +118,19 @@ impl Shards {
                 log::debug!("shard {i}: stopped");
             })?;
         self.threads.push(ShardThread {
+            core: core.clone(),
             scheduler: handle,
             thread: Some(thread),
         });
         self.running += 1;
         Ok(())
+    }
+
+    /// Sends `msg` to every shard's ServerCore `control` (a stop).
+    pub(crate) fn tell_all(&self, msg: &Control) {
+        for shard in &self.threads {
+            crate::tell(&shard.core, msg.clone());
+        }
     }
 
     /// A shard's ServerCore has ended.

@@ -794,6 +794,17 @@ enum Outcome {
 /// input); none gets a part. Counts of each outcome are printed.
 #[test]
 fn sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing_and_exits_zero() {
+    storm_then_sigterm("handoff");
+}
+
+/// As above with `--accept reuseport`: 4 `SO_REUSEPORT` listeners, all
+/// told to stop at once, each taking what it has queued before it closes.
+#[test]
+fn reuseport_sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing() {
+    storm_then_sigterm("reuseport");
+}
+
+fn storm_then_sigterm(accept: &str) {
     const STORMERS: usize = 8;
     /// Caps that keep every loop bounded even if the server never stops.
     const MOST_PER_STORMER: usize = 2_000;
@@ -810,6 +821,8 @@ fn sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing_and_exi
             "echo",
             "--threads",
             "4",
+            "--accept",
+            accept,
         ],
         &[("RUST_LOG", "warn")],
     );
@@ -889,7 +902,7 @@ fn sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing_and_exi
         .filter(|o| matches!(o, Outcome::Partial(_)))
         .collect();
     eprintln!(
-        "connect storm over 4 shards, SIGTERM after {BEFORE_SIGNAL} echoes: {} echoed, {} nothing, {} refused, {} partial",
+        "connect storm over 4 shards ({accept}), SIGTERM after {BEFORE_SIGNAL} echoes: {} echoed, {} nothing, {} refused, {} partial",
         count(&Outcome::Echoed),
         count(&Outcome::Nothing),
         count(&Outcome::Refused),

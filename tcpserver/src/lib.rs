@@ -168,6 +168,11 @@ pub struct ServerOptions {
     /// `SO_REUSEADDR`, so a restarted server can bind while old
     /// connections sit in TIME_WAIT. Default true.
     pub reuse_address: bool,
+    /// `SO_REUSEPORT` (Linux and the BSDs): several listeners, one per
+    /// shard, share the port and the kernel spreads new connections over
+    /// them ([`TcpServer::reuse_port_shards`]). Default false; must be set
+    /// when the first listener binds.
+    pub reuse_port: bool,
     /// `TCP_NODELAY` on accepted sockets. Default true.
     pub nodelay: bool,
     /// T8: the most connections open at once; `None` is unlimited.
@@ -201,6 +206,7 @@ impl Default for ServerOptions {
         ServerOptions {
             backlog: 1024,
             reuse_address: true,
+            reuse_port: false,
             nodelay: true,
             max_connections: None,
             linger: csa.linger,
@@ -390,6 +396,9 @@ fn listen(addr: SocketAddr, options: &ServerOptions) -> io::Result<std::net::Tcp
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(options.reuse_address)?;
+    if options.reuse_port {
+        set_reuse_port(&socket)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(options.backlog)?;
@@ -511,6 +520,35 @@ impl TcpServer {
             acceptor: self,
             shards,
         }
+    }
+
+    /// Splits this server into `n` listeners on one port, with
+    /// `SO_REUSEPORT` ([`ServerOptions::reuse_port`], which must have been
+    /// set when this one bound): this server and `n - 1` more bound to its
+    /// address (its real port, when 0 was asked), with the same options
+    /// and a copy of the [`with_csa`](Self::with_csa) factory. The kernel
+    /// spreads new connections over them; each is an ordinary TCPServer
+    /// (T1–T8), so its limits (T8) are its own, per shard. Errors: the
+    /// option was not set, or a bind failed.
+    pub fn reuse_port_shards(self, n: usize) -> Result<Vec<TcpServer>, BindError> {
+        let addr = self.local_addr;
+        if !self.options.reuse_port {
+            return Err(BindError {
+                addr,
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "SO_REUSEPORT shards need ServerOptions::reuse_port set when the server binds",
+                ),
+            });
+        }
+        let mut servers = Vec::with_capacity(n.max(1));
+        for _ in 1..n.max(1) {
+            let mut more = TcpServer::bind(addr, self.options.clone())?;
+            more.wrap = self.wrap.as_ref().map(|w| w.fork());
+            servers.push(more);
+        }
+        servers.insert(0, self);
+        Ok(servers)
     }
 
     /// The address actually listened on (the real port when 0 was asked).
@@ -933,6 +971,25 @@ pub struct Shards {
     /// the connections handed to it (T4 on), and ends on
     /// [`HandOff::Finish`], sending its message out of `signal`.
     pub shards: Vec<Handle>,
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn set_reuse_port(socket: &socket2::Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn set_reuse_port(_: &socket2::Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform",
+    ))
 }
 
 fn is_transient(e: &io::Error) -> bool {

@@ -2,7 +2,7 @@
 //!
 //! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
 //! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-//! [--tls-cert PATH --tls-key PATH] [--threads N]`
+//! [--tls-cert PATH --tls-key PATH] [--threads N] [--accept handoff|reuseport]`
 //!
 //! Prints `listening on HOST:PORT` as its first line on stdout (`listening
 //! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`); logs go to
@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axon::Handle;
-use chassis::{ServerOptions, SignalStop, SimpleServer, DRAIN};
+use chassis::{Accept, ServerOptions, SignalStop, SimpleServer, DRAIN};
 use examples::{chat, Echo};
 use tls::TlsServer;
 
@@ -31,6 +31,7 @@ USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
                   [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
                   [--tls-cert PATH --tls-key PATH] [--threads N]
+                  [--accept handoff|reuseport]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
@@ -54,6 +55,10 @@ OPTIONS:
     --threads N          serve on N threads (shards), each with its own poller:
                          one acceptor hands every new connection to the least
                          busy shard (default 1; 0: one per CPU)
+    --accept HOW         how --threads shards get connections: handoff (one
+                         acceptor; limits are global; the default) or
+                         reuseport (a SO_REUSEPORT listener per shard, spread
+                         by the kernel; limits per shard)
     -h, --help           print this help
 
 SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
@@ -81,6 +86,8 @@ struct Options {
     tls: Option<(PathBuf, PathBuf)>,
     /// `--threads`: shards (`ServerCore::threads`); 0 is one per CPU.
     threads: usize,
+    /// `--accept`: how the shards get their connections.
+    accept: Accept,
 }
 
 /// A timeout option's value: seconds, maybe with a fraction; 0 is off.
@@ -106,6 +113,7 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
         request_timeout: defaults.request_timeout,
         tls: None,
         threads: 1,
+        accept: Accept::HandOff,
     };
     let (mut tls_cert, mut tls_key) = (None::<PathBuf>, None::<PathBuf>);
     let mut parser = lexopt::Parser::from_env();
@@ -142,6 +150,18 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
                 opts.threads = v.parse().map_err(|_| {
                     format!("--threads: {v:?} is not a number of threads (0: one per CPU)")
                 })?;
+            }
+            Long("accept") => {
+                opts.accept = match parser.value()?.string()?.as_str() {
+                    "handoff" => Accept::HandOff,
+                    "reuseport" => Accept::ReusePort,
+                    other => {
+                        return Err(format!(
+                            "--accept: unknown way {other:?} (handoff or reuseport)"
+                        )
+                        .into())
+                    }
+                }
             }
             Long("tls-cert") => tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => tls_key = Some(parser.value()?.into()),
@@ -194,6 +214,7 @@ fn run(opts: Options) -> Result<(), String> {
     // Chat: the backplane every member publishes to and subscribes from.
     let plane = Handle::new(chat::backplane(CHAT));
     let options = ServerOptions {
+        reuse_port: opts.accept == Accept::ReusePort,
         idle_timeout: opts.idle_timeout,
         stall_timeout: opts.stall_timeout,
         request_timeout: opts.request_timeout,
@@ -222,6 +243,7 @@ fn run(opts: Options) -> Result<(), String> {
         n => n,
     };
     let server = server
+        .accept(opts.accept)
         .threads(threads)
         .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let local = server.local_addr();
