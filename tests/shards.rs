@@ -331,9 +331,14 @@ fn chat_lines_reach_every_member_on_every_shard() {
     running.stop();
 }
 
-/// Threads of this process, from /proc.
+/// Shard threads (`shard-N`) of this process, from /proc (the test
+/// harness's own threads come and go as tests start and end).
 fn threads() -> usize {
-    std::fs::read_dir("/proc/self/task").unwrap().count()
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("shard-"))
+        .count()
 }
 
 #[test]
@@ -373,6 +378,7 @@ fn stop_leaves_nothing(accept: Accept) {
     let _serial = serial();
     let fds_before = open_fds();
     let threads_before = threads();
+    assert_eq!(threads_before, 0, "shard threads left by an earlier test");
     let seen = Seen::default();
     let (addr, core, running) = sharded_by(
         recording(&seen, examples::Echo::new),
