@@ -4,10 +4,11 @@
 //!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
 //!   other `selector-demo`-compatible builds) under our load generator.
 //! - `cargo run --release -p kamaelia-bench -- scale [--quick] [--shards
-//!   1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T]`: the
-//!   same echo servers spread over N threads (our shards, raw mio with a
-//!   `SO_REUSEPORT` listener per thread, tokio multi-thread), each pinned
-//!   to its own cores, against several load generators on the others.
+//!   1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T]
+//!   [--same-conns]`: the same echo servers spread over N threads (our
+//!   shards, raw mio with a `SO_REUSEPORT` listener per thread, tokio
+//!   multi-thread), each pinned to its own cores, against several load
+//!   generators on the others.
 //! - `cargo run --release -p kamaelia-bench -- callgrind [--quick]`: the
 //!   server's instructions per round trip and per connection, counted by
 //!   valgrind's callgrind over a fixed workload (a figure that does not
@@ -290,7 +291,7 @@ const USAGE: &str = "usage:
   bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
-  bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T]
+  bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]";
 
 fn main() {

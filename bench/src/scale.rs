@@ -86,6 +86,9 @@ struct Options {
     runs: Option<usize>,
     server_cores: Option<Vec<u32>>,
     load_threads: Option<usize>,
+    /// `--same-conns`: every N gets N = 1's connections (64, 16) instead
+    /// of N times as many.
+    same_conns: bool,
 }
 
 /// `0,2-3`: a list of cores (or numbers), each at most once, ascending.
@@ -121,10 +124,12 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
         runs: None,
         server_cores: None,
         load_threads: None,
+        same_conns: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
             Long("quick") => o.quick = true,
+            Long("same-conns") => o.same_conns = true,
             Long("shards") => {
                 let text: String = crate::value(&mut parser, "--shards")?;
                 let list = number_list(&text).map_err(|e| format!("--shards: {e}"))?;
@@ -524,7 +529,11 @@ pub fn scale(parser: lexopt::Parser) -> Result<(), String> {
                 }
                 for &n in &shard_order {
                     let cores = &plan.server[&n];
-                    let conns = scenario.conns_per_shard * n;
+                    let conns = if opts.same_conns {
+                        scenario.conns_per_shard
+                    } else {
+                        scenario.conns_per_shard * n
+                    };
                     let gens = plan.generators.min(conns);
                     let load: Vec<u32> =
                         (0..gens).map(|i| plan.load[i % plan.load.len()]).collect();
@@ -620,10 +629,17 @@ fn print_table(
     );
     for scenario in SCENARIOS {
         let unit = scenario.unit;
-        println!(
-            "\n{} ({} connections per shard)",
-            scenario.name, scenario.conns_per_shard
-        );
+        if opts.same_conns {
+            println!(
+                "\n{} ({} connections for every N: --same-conns)",
+                scenario.name, scenario.conns_per_shard
+            );
+        } else {
+            println!(
+                "\n{} ({} connections per shard)",
+                scenario.name, scenario.conns_per_shard
+            );
+        }
         println!(
             "  {:<6} {:>3} {:>9} {:>11} {:>6} {:>11} {:>6} {:>7} {:>9} {:>5} {:>9}",
             "server",
