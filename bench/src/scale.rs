@@ -314,6 +314,27 @@ fn thread_cpu(pid: u32) -> BTreeMap<u32, f64> {
         .collect()
 }
 
+/// Context switches (voluntary + involuntary) of all threads of `pid`
+/// alive now, from `/proc/PID/task/*/status`.
+fn context_switches(pid: u32) -> u64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    dir.filter_map(|e| {
+        let tid = e.ok()?.file_name();
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{}/status", tid.to_str()?)).ok()?;
+        Some(
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>(),
+        )
+    })
+    .sum()
+}
+
 /// utime+stime of one `stat` file, seconds (as [`cpu_secs`]).
 fn cpu_secs_of(path: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(path) else {
@@ -337,6 +358,9 @@ struct Merged {
     server_cpu_us_per_op: f64,
     /// The largest of the generators' p99s.
     p99_us: f64,
+    /// The server threads' context switches (voluntary: waits in
+    /// `epoll_wait` or a lock; involuntary: preempted) per operation.
+    server_csw_per_op: f64,
     /// The server's busiest threads' CPU over the window, seconds,
     /// descending (how evenly the work spread).
     thread_cpu_s: Vec<f64>,
@@ -447,9 +471,9 @@ fn measure(
         children.push(child);
     }
     std::thread::sleep(open.saturating_duration_since(Instant::now()));
-    let (cpu0, threads0) = (cpu_secs(pid), thread_cpu(pid));
+    let (cpu0, threads0, csw0) = (cpu_secs(pid), thread_cpu(pid), context_switches(pid));
     std::thread::sleep(close.saturating_duration_since(Instant::now()));
-    let (cpu1, threads1) = (cpu_secs(pid), thread_cpu(pid));
+    let (cpu1, threads1, csw1) = (cpu_secs(pid), thread_cpu(pid), context_switches(pid));
     // Generators end on their own just after the window; 10 s more at most.
     let deadline = close + Duration::from_secs(10);
     let mut summaries = Vec::with_capacity(gens);
@@ -482,6 +506,7 @@ fn measure(
         ops,
         server_cpu_us_per_op: (cpu1 - cpu0) * 1e6 / ops.max(1) as f64,
         p99_us: summaries.iter().map(|s| s.p99_us).fold(0.0, f64::max),
+        server_csw_per_op: csw1.saturating_sub(csw0) as f64 / ops.max(1) as f64,
         thread_cpu_s,
     };
     Ok((merged, summaries))
@@ -641,7 +666,7 @@ fn print_table(
             );
         }
         println!(
-            "  {:<6} {:>3} {:>9} {:>11} {:>6} {:>11} {:>6} {:>7} {:>9} {:>5} {:>9}",
+            "  {:<6} {:>3} {:>9} {:>11} {:>6} {:>11} {:>6} {:>7} {:>9} {:>5} {:>9} {:>6}",
             "server",
             "N",
             "cores",
@@ -652,7 +677,8 @@ fn print_table(
             "vs N=1",
             "p99 µs",
             "E(N)",
-            "thr max/min"
+            "thr max/min",
+            "csw/op"
         );
         for c in contenders {
             for &n in &opts.shards {
@@ -670,6 +696,7 @@ fn print_table(
                 // churn records no latencies: its p99 is 0, shown as "-".
                 let p99 = median(mine.iter().map(|m| m.p99_us).collect());
                 let p99 = if p99 > 0.0 { p99 } else { f64::NAN };
+                let csw = median(mine.iter().map(|m| m.server_csw_per_op).collect());
                 let rate_x = paired(mine, mio, |a, b| a.rate / b.rate);
                 let cpu_x = paired(mine, mio, |a, b| {
                     a.server_cpu_us_per_op / b.server_cpu_us_per_op
@@ -691,7 +718,7 @@ fn print_table(
                         .collect(),
                 );
                 println!(
-                    "  {:<6} {n:>3} {:>9} {} {} {} {} {} {} {} {}",
+                    "  {:<6} {n:>3} {:>9} {} {} {} {} {} {} {} {} {}",
                     c.name,
                     cores_text(&plan.server[&n]),
                     fmt(rate, 0, 11),
@@ -702,6 +729,7 @@ fn print_table(
                     fmt(p99, 1, 9),
                     fmt(e, 2, 5),
                     fmt(spread, 2, 9),
+                    fmt(csw, 3, 6),
                 );
             }
         }
