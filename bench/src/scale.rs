@@ -335,6 +335,34 @@ fn context_switches(pid: u32) -> u64 {
     .sum()
 }
 
+/// Busy time of `cores` so far, seconds (`/proc/stat`: user, nice, system
+/// and steal; USER_HZ = 100). Interrupt and softirq time, which the
+/// kernel charges to no process, are left out: on loopback much of it is
+/// the benchmark's own traffic.
+fn cores_busy(cores: &[u32]) -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    stat.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let core: u32 = f.next()?.strip_prefix("cpu")?.parse().ok()?;
+            if !cores.contains(&core) {
+                return None;
+            }
+            let v: Vec<f64> = f.filter_map(|x| x.parse().ok()).collect();
+            // user nice system idle iowait irq softirq steal
+            Some(
+                [0, 1, 2, 5, 6, 7]
+                    .iter()
+                    .filter_map(|&i| v.get(i))
+                    .sum::<f64>(),
+            )
+        })
+        .sum::<f64>()
+        / 100.0
+}
+
 /// utime+stime of one `stat` file, seconds (as [`cpu_secs`]).
 fn cpu_secs_of(path: &str) -> f64 {
     let Ok(stat) = std::fs::read_to_string(path) else {
@@ -361,6 +389,11 @@ struct Merged {
     /// The server threads' context switches (voluntary: waits in
     /// `epoll_wait` or a lock; involuntary: preempted) per operation.
     server_csw_per_op: f64,
+    /// Noise: the share of the server's cores that other processes (and
+    /// the hypervisor's steal) used in the window: (busy − server CPU) /
+    /// (window × cores), 0 to 1. Load generators sharing those cores count
+    /// here too.
+    others_on_server_cores: f64,
     /// The server's busiest threads' CPU over the window, seconds,
     /// descending (how evenly the work spread).
     thread_cpu_s: Vec<f64>,
@@ -435,6 +468,7 @@ fn measure(
     scenario: &Scenario,
     addr: &str,
     pid: u32,
+    server_cores: &[u32],
     conns: usize,
     load: &[u32],
     gens: usize,
@@ -471,9 +505,11 @@ fn measure(
         children.push(child);
     }
     std::thread::sleep(open.saturating_duration_since(Instant::now()));
+    let busy0 = cores_busy(server_cores);
     let (cpu0, threads0, csw0) = (cpu_secs(pid), thread_cpu(pid), context_switches(pid));
     std::thread::sleep(close.saturating_duration_since(Instant::now()));
     let (cpu1, threads1, csw1) = (cpu_secs(pid), thread_cpu(pid), context_switches(pid));
+    let busy1 = cores_busy(server_cores);
     // Generators end on their own just after the window; 10 s more at most.
     let deadline = close + Duration::from_secs(10);
     let mut summaries = Vec::with_capacity(gens);
@@ -507,6 +543,9 @@ fn measure(
         server_cpu_us_per_op: (cpu1 - cpu0) * 1e6 / ops.max(1) as f64,
         p99_us: summaries.iter().map(|s| s.p99_us).fold(0.0, f64::max),
         server_csw_per_op: csw1.saturating_sub(csw0) as f64 / ops.max(1) as f64,
+        others_on_server_cores: (((busy1 - busy0) - (cpu1 - cpu0))
+            / (timing.window.as_secs_f64() * server_cores.len().max(1) as f64))
+            .clamp(0.0, 1.0),
         thread_cpu_s,
     };
     Ok((merged, summaries))
@@ -566,11 +605,12 @@ pub fn scale(parser: lexopt::Parser) -> Result<(), String> {
                     let (server, addr) = start_server(c, n, cores, taskset)?;
                     let pid = server.0.id();
                     let (merged, summaries) = measure(
-                        &me, scenario, &addr, pid, conns, &load, gens, &timing, taskset, &what,
+                        &me, scenario, &addr, pid, cores, conns, &load, gens, &timing, taskset,
+                        &what,
                     )?;
                     drop(server);
                     eprintln!(
-                        "{:<18} run {} {:<6} N={n:<2} {:>10.0} {}/s {:>7.3} CPU µs/{} p99 {:>8.1} µs ({gens} gen)",
+                        "{:<18} run {} {:<6} N={n:<2} {:>10.0} {}/s {:>7.3} CPU µs/{} p99 {:>8.1} µs ({gens} gen; others {:.0}% of the server's cores)",
                         scenario.name,
                         run + 1,
                         c.name,
@@ -579,6 +619,7 @@ pub fn scale(parser: lexopt::Parser) -> Result<(), String> {
                         merged.server_cpu_us_per_op,
                         scenario.unit,
                         merged.p99_us,
+                        merged.others_on_server_cores * 100.0,
                     );
                     raw.push(
                         serde_json::to_string(&Record {
@@ -666,7 +707,7 @@ fn print_table(
             );
         }
         println!(
-            "  {:<6} {:>3} {:>9} {:>11} {:>6} {:>11} {:>6} {:>7} {:>9} {:>5} {:>9} {:>6}",
+            "  {:<6} {:>3} {:>9} {:>11} {:>6} {:>11} {:>6} {:>7} {:>9} {:>5} {:>9} {:>6} {:>6}",
             "server",
             "N",
             "cores",
@@ -678,7 +719,8 @@ fn print_table(
             "p99 µs",
             "E(N)",
             "thr max/min",
-            "csw/op"
+            "csw/op",
+            "other"
         );
         for c in contenders {
             for &n in &opts.shards {
@@ -697,6 +739,7 @@ fn print_table(
                 let p99 = median(mine.iter().map(|m| m.p99_us).collect());
                 let p99 = if p99 > 0.0 { p99 } else { f64::NAN };
                 let csw = median(mine.iter().map(|m| m.server_csw_per_op).collect());
+                let other = median(mine.iter().map(|m| m.others_on_server_cores).collect());
                 let rate_x = paired(mine, mio, |a, b| a.rate / b.rate);
                 let cpu_x = paired(mine, mio, |a, b| {
                     a.server_cpu_us_per_op / b.server_cpu_us_per_op
@@ -718,7 +761,7 @@ fn print_table(
                         .collect(),
                 );
                 println!(
-                    "  {:<6} {n:>3} {:>9} {} {} {} {} {} {} {} {} {}",
+                    "  {:<6} {n:>3} {:>9} {} {} {} {} {} {} {} {} {} {:>5.0}%",
                     c.name,
                     cores_text(&plan.server[&n]),
                     fmt(rate, 0, 11),
@@ -730,6 +773,7 @@ fn print_table(
                     fmt(e, 2, 5),
                     fmt(spread, 2, 9),
                     fmt(csw, 3, 6),
+                    other * 100.0,
                 );
             }
         }
