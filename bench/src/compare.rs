@@ -141,7 +141,7 @@ pub(crate) fn pinned(core: u32, bin: &Path, taskset: bool) -> Command {
     }
 }
 
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -175,12 +175,12 @@ fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, Str
 }
 
 /// Parses the JSON object the load generator prints.
-fn parse(json: &str) -> Result<Summary, String> {
+pub(crate) fn parse(json: &str) -> Result<Summary, String> {
     serde_json::from_str(json)
         .map_err(|e| format!("unreadable load generator result {json:?}: {e}"))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

@@ -1,10 +1,12 @@
 //! The load generator: one thread, mio, edge-triggered. Each scenario
 //! prints one `RESULT {json}` line; the server's CPU time is read from
-//! `/proc/PID/stat` over the measurement window only.
+//! `/proc/PID/stat` over the measurement window only (not at all when no
+//! PID is given: `bench scale` runs several generators against one server
+//! and reads the server's CPU itself, over the window they share).
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -99,8 +101,20 @@ pub fn rss_kib(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// When a scenario's measured window opens.
+#[derive(Clone, Copy, Debug)]
+pub enum Start {
+    /// This long after the connections are set up (a warm-up).
+    After(Duration),
+    /// At this wall-clock time (`--start-at`), so that several load
+    /// generators share one window; the time before it is the warm-up. If
+    /// setting up took longer, the window opens at once (said on stderr)
+    /// and still lasts its full length.
+    At(SystemTime),
+}
+
 /// A scenario's timing: a warm-up, then the window in which operations
-/// count and over which the server's CPU time is read.
+/// count and over which the server's CPU time is read (`pid` 0: not read).
 struct Window {
     pid: u32,
     measure_from: Instant,
@@ -120,7 +134,17 @@ enum Phase {
 }
 
 impl Window {
-    fn new(pid: u32, warmup: Duration, window: Duration) -> Window {
+    fn new(pid: u32, start: Start, window: Duration) -> Window {
+        let warmup = match start {
+            Start::After(warmup) => warmup,
+            Start::At(at) => at.duration_since(SystemTime::now()).unwrap_or_else(|late| {
+                eprintln!(
+                    "loadgen: the window opens {:.1} ms after --start-at (setting up took longer)",
+                    late.duration().as_secs_f64() * 1e3
+                );
+                Duration::ZERO
+            }),
+        };
         let measure_from = Instant::now() + warmup;
         Window {
             pid,
@@ -139,7 +163,7 @@ impl Window {
         } else if self.cpu0.is_some() {
             Phase::Measuring
         } else if now >= self.measure_from {
-            self.cpu0 = Some(cpu_secs(self.pid));
+            self.cpu0 = Some(self.server_cpu());
             Phase::Started
         } else {
             Phase::WarmUp
@@ -152,8 +176,17 @@ impl Window {
 
     fn finish(&self, out: &mut Outcome) {
         out.secs = self.length.as_secs_f64();
-        let now = cpu_secs(self.pid);
+        let now = self.server_cpu();
         out.server_cpu_secs = now - self.cpu0.unwrap_or(now);
+    }
+
+    /// The server's CPU seconds so far; 0 when there is no PID to read.
+    fn server_cpu(&self) -> f64 {
+        if self.pid == 0 {
+            0.0
+        } else {
+            cpu_secs(self.pid)
+        }
     }
 }
 
@@ -190,7 +223,7 @@ pub fn pingpong(
     pid: u32,
     conns: usize,
     size: usize,
-    warmup: Duration,
+    warmup: Start,
     window: Duration,
 ) -> io::Result<Outcome> {
     let mut poll = Poll::new()?;
@@ -253,7 +286,7 @@ pub fn bulk(
     addr: SocketAddr,
     pid: u32,
     conns: usize,
-    warmup: Duration,
+    warmup: Start,
     window: Duration,
 ) -> io::Result<Outcome> {
     const IN_FLIGHT: u64 = 4 << 20;
@@ -323,7 +356,7 @@ pub fn churn(
     addr: SocketAddr,
     pid: u32,
     workers: usize,
-    warmup: Duration,
+    warmup: Start,
     window: Duration,
 ) -> io::Result<Outcome> {
     enum St {

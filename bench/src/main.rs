@@ -3,6 +3,12 @@
 //! - `cargo run --release -p kamaelia-bench -- compare [--quick] [--runs R]
 //!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
 //!   other `selector-demo`-compatible builds) under our load generator.
+//! - `cargo run --release -p kamaelia-bench -- scale [--quick] [--shards
+//!   1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T]
+//!   [--same-conns]`: the same echo servers spread over N threads (our
+//!   shards, raw mio with a `SO_REUSEPORT` listener per thread, tokio
+//!   multi-thread), each pinned to its own cores, against several load
+//!   generators on the others.
 //! - `cargo run --release -p kamaelia-bench -- callgrind [--quick]`: the
 //!   server's instructions per round trip and per connection, counted by
 //!   valgrind's callgrind over a fixed workload (a figure that does not
@@ -10,7 +16,7 @@
 //! - `cargo run --release -p kamaelia-bench -- hop [--messages N] [--runs R]`: the
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
-//!   `compare`, and with `--rounds` by `callgrind`).
+//!   `compare` and `scale`, and with `--rounds` by `callgrind`).
 //! - `bench soak [--quick] [--seconds N] [--clients M] [--seed S]`: mixed
 //!   clients against `selector-demo`, every byte checked, no descriptor
 //!   leaks.
@@ -21,6 +27,7 @@
 mod callgrind;
 mod compare;
 mod loadgen;
+mod scale;
 mod soak;
 
 use std::net::SocketAddr;
@@ -215,6 +222,10 @@ struct LoadgenOptions {
     conns: usize,
     size: usize,
     warmup: Duration,
+    /// `--start-at UNIX_MS`: the window opens at this wall-clock time
+    /// (milliseconds since the Unix epoch) instead of `warmup` after the
+    /// connections are set up.
+    start_at: Option<u64>,
     window: Duration,
     /// A fixed count instead of a timed window: round trips per connection
     /// (pingpong) or connections in all (churn).
@@ -230,6 +241,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
         conns: 1,
         size: 64,
         warmup: Duration::from_millis(300),
+        start_at: None,
         window: Duration::from_millis(1500),
         rounds: None,
     };
@@ -241,6 +253,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
             Long("conns") => o.conns = at_least_one(&mut parser, "--conns")?,
             Long("size") => o.size = at_least_one(&mut parser, "--size")?,
             Long("warmup") => o.warmup = seconds(&mut parser, "--warmup")?,
+            Long("start-at") => o.start_at = Some(value(&mut parser, "--start-at")?),
             Long("window") => o.window = seconds(&mut parser, "--window")?,
             Long("rounds") => o.rounds = Some(at_least_one(&mut parser, "--rounds")?),
             _ => return Err(arg.unexpected()),
@@ -251,7 +264,11 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
 
 fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
     let o = loadgen_options(parser).map_err(|e| format!("loadgen: {e}"))?;
-    let (pid, conns, warmup, window) = (o.pid, o.conns, o.warmup, o.window);
+    let (pid, conns, window) = (o.pid, o.conns, o.window);
+    let warmup = match o.start_at {
+        Some(ms) => loadgen::Start::At(std::time::UNIX_EPOCH + Duration::from_millis(ms)),
+        None => loadgen::Start::After(o.warmup),
+    };
     let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
     let outcome = match (o.scenario.as_deref(), o.rounds) {
         (Some("pingpong"), Some(rounds)) => loadgen::pingpong_fixed(addr, conns, o.size, rounds),
@@ -260,6 +277,7 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
         (Some("pingpong"), None) => loadgen::pingpong(addr, pid, conns, o.size, warmup, window),
         (Some("bulk"), None) => loadgen::bulk(addr, pid, conns, warmup, window),
         (Some("churn"), None) => loadgen::churn(addr, pid, conns, warmup, window),
+        (Some("idle"), None) if pid == 0 => return Err("loadgen: idle needs --pid".into()),
         (Some("idle"), None) => loadgen::idle(addr, pid, conns, window),
         (other, None) => return Err(format!("loadgen: unknown scenario {other:?}")),
     }
@@ -273,7 +291,8 @@ const USAGE: &str = "usage:
   bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
-  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT --pid PID [--conns N] [--size B] [--warmup S] [--window S] [--rounds N]";
+  bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
+  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]";
 
 fn main() {
     use lexopt::prelude::*;
@@ -291,6 +310,7 @@ fn main() {
     let result = command.and_then(|c| match c.as_str() {
         "hop" => hop(parser),
         "compare" => compare::compare(parser),
+        "scale" => scale::scale(parser),
         "callgrind" => callgrind::callgrind(parser),
         "loadgen" => run_loadgen(parser),
         "soak" => soak::soak(parser),

@@ -14,8 +14,14 @@
 //! `--strict` is mio's documented pattern instead ("Draining readiness"):
 //! read until `WouldBlock` every time. `compare` runs it as `mio-strict`.
 //!
-//! `mio-echo [--port N] [--strict]`: prints `listening on HOST:PORT`,
-//! serves loopback until killed.
+//! `--threads N` (for `bench scale`): N such loops, each on its own thread
+//! with its own `SO_REUSEPORT` listener on the same port, so the kernel
+//! spreads new connections over them (glommio's and monoio's design, and
+//! the ceiling for our shards). `--threads 1`, the default, is exactly the
+//! one-thread server above: one plain listener, no extra thread.
+//!
+//! `mio-echo [--port N] [--strict] [--threads N]`: prints `listening on
+//! HOST:PORT`, serves loopback until killed.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -43,6 +49,7 @@ struct Conn {
 struct Options {
     port: u16,
     strict: bool,
+    threads: usize,
 }
 
 fn main() -> io::Result<()> {
@@ -50,12 +57,61 @@ fn main() -> io::Result<()> {
         eprintln!("{}: {e}", env!("CARGO_BIN_NAME"));
         std::process::exit(2);
     });
+    if opts.threads > 1 {
+        return reuseport(&opts);
+    }
     let mut listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port)))?;
-    let mut poll = Poll::new()?;
+    let poll = Poll::new()?;
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)?;
     // Announced once it is ready to serve, every descriptor open.
     println!("listening on {}", listener.local_addr()?);
+    run(listener, poll, opts.strict)
+}
+
+/// `--threads N`, N > 1: N listeners bound with `SO_REUSEPORT` to one port
+/// (the first picks it when `--port 0`), all bound and registered before
+/// the port is announced, then one thread each running [`run`].
+fn reuseport(opts: &Options) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let mut addr = SocketAddr::from(([127, 0, 0, 1], opts.port));
+    let mut shards = Vec::with_capacity(opts.threads);
+    for _ in 0..opts.threads {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let mut listener = TcpListener::from_std(socket.into());
+        // Every later listener joins the port the first one got.
+        addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        shards.push((listener, poll));
+    }
+    println!("listening on {addr}");
+    let strict = opts.strict;
+    let threads: Vec<_> = shards
+        .into_iter()
+        .enumerate()
+        .map(|(i, (listener, poll))| {
+            std::thread::Builder::new()
+                .name(format!("mio-echo-{i}"))
+                .spawn(move || run(listener, poll, strict))
+        })
+        .collect::<io::Result<_>>()?;
+    for t in threads {
+        t.join()
+            .map_err(|_| io::Error::other("a server thread panicked"))??;
+    }
+    Ok(())
+}
+
+/// One server loop: accepts on `listener` (registered with `poll` as
+/// [`LISTENER`]) and echoes every connection it accepted, until an error.
+fn run(listener: TcpListener, mut poll: Poll, strict: bool) -> io::Result<()> {
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
     let mut buf = vec![0u8; BUF];
@@ -96,7 +152,7 @@ fn main() -> io::Result<()> {
             let closed = match conns.get_mut(key) {
                 Some(conn) => {
                     note(conn, event);
-                    serve(conn, &mut buf, opts.strict)
+                    serve(conn, &mut buf, strict)
                 }
                 None => false,
             };
@@ -166,19 +222,26 @@ fn serve(conn: &mut Conn, buf: &mut [u8], strict: bool) -> bool {
     }
 }
 
-/// `--port N` (or `--port=N`; 0, the default, picks a free port) and
-/// `--strict`.
+/// `--port N` (or `--port=N`; 0, the default, picks a free port),
+/// `--strict` and `--threads N` (at least 1; 1 by default).
 fn options() -> Result<Options, lexopt::Error> {
     use lexopt::prelude::*;
     let mut o = Options {
         port: 0,
         strict: false,
+        threads: 1,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("port") => o.port = parser.value()?.parse()?,
             Long("strict") => o.strict = true,
+            Long("threads") => {
+                o.threads = parser.value()?.parse()?;
+                if o.threads == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+            }
             _ => return Err(arg.unexpected()),
         }
     }
