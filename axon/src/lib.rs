@@ -127,6 +127,7 @@
 //! | `Axon.Ipc.*`                           | [`ipc`] ([`Control`] and friends)      |
 //! | `Pipeline`, `Graphline`                | [`Pipeline`], [`Graphline`]            |
 //! | `Axon.Handle` / likefile               | [`Endpoint`]                           |
+//! | `Axon.Introspector`                    | [`SchedulerHandle::snapshot`] ([`Snapshot`]) |
 //!
 //! ## One constructor rule
 //!
@@ -151,7 +152,8 @@
 //! pause/wake state), `node` (a box's queue and linkage), `ports` (typed
 //! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
 //! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
-//! `scheduler`, then `compose`, `endpoint` and `ipc`.
+//! `scheduler`, then `compose`, `endpoint` and `ipc`; `snapshot` (seeing
+//! the running system: [`SchedulerHandle::snapshot`]) reads them all.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -174,6 +176,7 @@ mod ports;
 mod ready;
 mod scheduler;
 mod shared;
+mod snapshot;
 mod sync;
 mod timers;
 mod wake;
@@ -194,6 +197,7 @@ pub use ports::{Inbox, Outbox, Postbox};
 pub use ready::Unpark;
 pub use scheduler::{Reactor, Scheduler, ThreadReactor};
 pub use shared::SchedulerHandle;
+pub use snapshot::{BoxSnapshot, ComponentInfo, LinkInfo, RunState, Snapshot};
 
 /// What the [`boxes!`] macro expands to needs; not for use by hand.
 #[doc(hidden)]
