@@ -225,6 +225,18 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+impl From<&Scheduler> for SchedulerHandle {
+    fn from(s: &Scheduler) -> SchedulerHandle {
+        s.handle()
+    }
+}
+
+impl From<&SchedulerHandle> for SchedulerHandle {
+    fn from(s: &SchedulerHandle) -> SchedulerHandle {
+        s.clone()
+    }
+}
+
 impl Default for Scheduler {
     fn default() -> Self {
         Scheduler::new()
