@@ -561,6 +561,8 @@ pub trait ErasedBox: Send + Sync + 'static {
 pub struct Observed {
     /// Messages waiting.
     pub len: usize,
+    /// A5's limit.
+    pub limit: Option<usize>,
     /// The counters.
     pub counts: Counts,
     /// The next box along the linkage, if any: its owner's wake cell (as
@@ -730,6 +732,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let inner = lock(&self.inner);
         Observed {
             len: inner.queue().map_or(0, |q| q.len()),
+            limit: Node::limit(self),
             counts: inner.counts(),
             next: inner
                 .target()

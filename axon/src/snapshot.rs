@@ -156,6 +156,31 @@ pub struct Snapshot {
     pub took: Duration,
 }
 
+/// A quick hasher for the snapshot's maps, keyed by addresses: a multiply,
+/// with the well-mixed high bits rotated down (aligned addresses have
+/// their low bits clear). Not for keys an adversary picks.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
 /// A callback waiting for the next snapshot.
 pub(crate) type SnapshotFn = Box<dyn FnOnce(Arc<Snapshot>) + Send>;
 
@@ -168,15 +193,16 @@ pub(crate) fn short_kind(full: &'static str) -> &'static str {
 /// Takes a snapshot of `entries` (each component with its body's type
 /// name), on the scheduler's thread.
 pub(crate) fn take<'a>(
-    entries: impl Iterator<Item = (&'a Handle, &'static str)>,
+    entries: impl ExactSizeIterator<Item = (&'a Handle, &'static str)>,
     threaded: usize,
 ) -> Snapshot {
     let started = Instant::now();
-    let mut components = Vec::new();
+    let mut components = Vec::with_capacity(entries.len());
     // Where each component is, by its wake cell's address (what a box's
     // linkage knows of the next box's owner), and the linkages to resolve.
-    let mut by_cell: HashMap<usize, usize> = HashMap::new();
-    let mut hops: Vec<(usize, usize, (usize, u16))> = Vec::new();
+    let mut by_cell: AddrMap<usize> = AddrMap::default();
+    by_cell.reserve(entries.len());
+    let mut hops: Vec<(usize, usize, (usize, u16))> = Vec::with_capacity(entries.len() * 4);
     for (handle, type_name) in entries {
         let core = &handle.0;
         let at = components.len();
@@ -212,7 +238,7 @@ pub(crate) fn take<'a>(
                 name: meta.name.clone(),
                 direction: meta.direction,
                 len: seen.len,
-                limit: b.limit(),
+                limit: seen.limit,
                 high_water: usize::from(seen.counts.high_water),
                 delivered: seen.counts.delivered,
             });

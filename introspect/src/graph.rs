@@ -13,6 +13,39 @@ use std::time::Instant;
 use axon::{Direction, RunState, Snapshot};
 use serde::Serialize;
 
+/// A quick hasher for [`View::own`] and the maps behind the graph, keyed
+/// by ids and names we made ourselves (never by what a client sends): a
+/// multiply per word, the mixed high bits rotated down.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QuickHasher(u64);
+
+impl std::hash::Hasher for QuickHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+        for &b in words.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type Quick = std::hash::BuildHasherDefault<QuickHasher>;
+type QuickMap<K, V> = HashMap<K, V, Quick>;
+type QuickSet<K> = HashSet<K, Quick>;
+
 /// The suffix of a kind's node id when its components are the
 /// introspection server's own (see [`Graph`]).
 pub const OWN_SUFFIX: &str = "@introspect";
@@ -24,7 +57,7 @@ pub struct View {
     /// The snapshot everything here comes from.
     pub snapshot: Arc<Snapshot>,
     /// The ids of the introspection server's own components.
-    pub own: HashSet<u64>,
+    pub own: HashSet<u64, std::hash::BuildHasherDefault<QuickHasher>>,
     /// The kind-level graph.
     pub graph: Graph,
     /// When the snapshot arrived.
@@ -141,13 +174,13 @@ impl View {
 }
 
 /// `roots` and everything below them in the parent/child tree.
-fn descendants(snap: &Snapshot, roots: &[u64]) -> HashSet<u64> {
-    let children: HashMap<u64, &[u64]> = snap
+fn descendants(snap: &Snapshot, roots: &[u64]) -> QuickSet<u64> {
+    let children: QuickMap<u64, &[u64]> = snap
         .components
         .iter()
         .map(|c| (c.id, c.children.as_slice()))
         .collect();
-    let mut own: HashSet<u64> = HashSet::new();
+    let mut own: QuickSet<u64> = QuickSet::default();
     let mut todo: Vec<u64> = roots.to_vec();
     while let Some(id) = todo.pop() {
         if own.insert(id) {
@@ -266,17 +299,17 @@ pub struct KindLink {
 
 impl Graph {
     /// Aggregates `snap` by kind; `own` are the introspection server's.
-    pub fn new(snap: &Snapshot, own: &HashSet<u64>) -> Graph {
+    pub fn new<S: std::hash::BuildHasher>(snap: &Snapshot, own: &HashSet<u64, S>) -> Graph {
         let mut nodes: Vec<KindNode> = Vec::new();
-        let mut node_at: HashMap<String, usize> = HashMap::new();
-        let mut box_at: Vec<HashMap<String, usize>> = Vec::new();
-        let mut node_of: HashMap<u64, usize> = HashMap::new();
+        let mut node_at: QuickMap<(&str, bool), usize> = QuickMap::default();
+        let mut box_at: Vec<QuickMap<&str, usize>> = Vec::new();
+        let mut node_of: QuickMap<u64, usize> = QuickMap::default();
+        node_of.reserve(snap.components.len());
         for c in &snap.components {
             let is_own = own.contains(&c.id);
-            let id = node_id(c.kind, is_own);
-            let n = *node_at.entry(id.clone()).or_insert_with(|| {
+            let n = *node_at.entry((c.kind, is_own)).or_insert_with(|| {
                 nodes.push(KindNode {
-                    id,
+                    id: node_id(c.kind, is_own),
                     kind: c.kind.to_owned(),
                     own: is_own,
                     count: 0,
@@ -285,7 +318,7 @@ impl Graph {
                     done: 0,
                     boxes: Vec::new(),
                 });
-                box_at.push(HashMap::new());
+                box_at.push(QuickMap::default());
                 nodes.len() - 1
             });
             node_of.insert(c.id, n);
@@ -297,18 +330,30 @@ impl Graph {
                 RunState::Done => node.done += 1,
             }
             let first = node.count == 1;
-            for b in &c.boxes {
-                let at = *box_at[n].entry(b.name.to_string()).or_insert_with(|| {
-                    node.boxes.push(KindBox {
-                        name: b.name.to_string(),
-                        direction: direction(b.direction),
-                        len: 0,
-                        limit: b.limit,
-                        high_water: 0,
-                        delivered: 0,
-                    });
-                    node.boxes.len() - 1
-                });
+            // Instances of a kind nearly always have the same boxes in the
+            // same order: then each box's place is its index.
+            let same_boxes = node.boxes.len() == c.boxes.len()
+                && node
+                    .boxes
+                    .iter()
+                    .zip(&c.boxes)
+                    .all(|(k, b)| k.name == b.name);
+            for (i, b) in c.boxes.iter().enumerate() {
+                let at = if same_boxes {
+                    i
+                } else {
+                    *box_at[n].entry(b.name.as_ref()).or_insert_with(|| {
+                        node.boxes.push(KindBox {
+                            name: b.name.to_string(),
+                            direction: direction(b.direction),
+                            len: 0,
+                            limit: b.limit,
+                            high_water: 0,
+                            delivered: 0,
+                        });
+                        node.boxes.len() - 1
+                    })
+                };
                 let kb = &mut node.boxes[at];
                 kb.len += b.len;
                 kb.high_water = kb.high_water.max(b.high_water);
@@ -322,7 +367,7 @@ impl Graph {
             }
         }
         let mut links: Vec<KindLink> = Vec::new();
-        let mut link_at: HashMap<(usize, &str, usize, &str), usize> = HashMap::new();
+        let mut link_at: QuickMap<(usize, &str, usize, &str), usize> = QuickMap::default();
         for l in &snap.linkages {
             let (Some(&s), Some(&d)) = (node_of.get(&l.src), l.dst.and_then(|d| node_of.get(&d)))
             else {
@@ -333,9 +378,11 @@ impl Graph {
                 Some(&i) => links[i].count += 1,
                 None => {
                     let dir = |n: usize, name: &str| {
-                        box_at[n]
-                            .get(name)
-                            .map_or("?", |&b| nodes[n].boxes[b].direction)
+                        nodes[n]
+                            .boxes
+                            .iter()
+                            .find(|b| b.name == name)
+                            .map_or("?", |b| b.direction)
                     };
                     link_at.insert(key, links.len());
                     links.push(KindLink {

@@ -57,7 +57,7 @@ fn box_id(component: u64, direction: Direction, name: &str) -> String {
 impl Topology {
     /// The topology of `snap`, leaving out the components in `skip` (the
     /// introspection server's own, say) and their boxes and links.
-    pub fn of(snap: &Snapshot, skip: &HashSet<u64>) -> Topology {
+    pub fn of<S: std::hash::BuildHasher>(snap: &Snapshot, skip: &HashSet<u64, S>) -> Topology {
         let mut t = Topology::default();
         let mut dirs = std::collections::HashMap::new();
         for c in snap.components.iter().filter(|c| !skip.contains(&c.id)) {
