@@ -105,6 +105,17 @@
 //! component is runnable the scheduler blocks in its [`Reactor`] (by default
 //! it parks the thread): an idle system uses no CPU and no timer.
 //!
+//! ## Seeing it run
+//!
+//! [`SchedulerHandle::snapshot`] lists every component a scheduler runs
+//! ([`Snapshot`]): its name, kind, state, parent and children, each box
+//! with its queue length, limit, high-water mark and delivered count, and
+//! every linkage, passthroughs included. The scheduler takes it itself,
+//! between two steps, only when asked. The counters are always on: each
+//! inbox counts under the lock a delivery already holds, in what was
+//! padding, so they cost no memory and no atomic. The `introspect` crate
+//! serves snapshots as a live page, `graph.json` and `graph.dot`.
+//!
 //! ## Names: Kamaelia → Rust
 //!
 //! | Kamaelia                               | here                                   |

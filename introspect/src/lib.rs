@@ -141,7 +141,7 @@ pub fn serve(
 }
 
 /// Binds `addr` now (so a port in use is an error here) and activates, on
-/// `scheduler` (a [`selector::scheduler`]-made one, running or not yet),
+/// `scheduler` (one made by `selector::scheduler()`, running or not yet),
 /// an [`Introspector`] running a ServerCore of [`HttpHandler`]s.
 pub fn serve_with(
     scheduler: impl Into<SchedulerHandle>,
