@@ -113,11 +113,13 @@ impl<T> Queue<T> {
 /// bytes) and a delivery no extra lock or atomic (it is counted under the
 /// lock the push already holds).
 enum Inner<T> {
-    /// Not linked onwards, nothing waiting.
-    Empty {
+    /// Not linked onwards: messages wait here, in a queue made when one
+    /// arrives and freed when the last is taken (inboxes only).
+    Local {
         high: u16,
         wraps: u8,
         delivered: u32,
+        queue: Option<Box<Queue<T>>>,
     },
     /// Linked onwards: the next box along the linkage (A3).
     Linked {
@@ -125,14 +127,6 @@ enum Inner<T> {
         wraps: u8,
         delivered: u32,
         next: Arc<Node<T>>,
-    },
-    /// Messages (or producers) waiting: inboxes only, made when one arrives
-    /// and freed when the last is taken.
-    Queued {
-        high: u16,
-        wraps: u8,
-        delivered: u32,
-        queue: Box<Queue<T>>,
     },
 }
 
@@ -149,27 +143,23 @@ pub struct Counts {
 
 impl<T> Inner<T> {
     const fn new() -> Self {
-        Inner::Empty {
+        Inner::Local {
             high: 0,
             wraps: 0,
             delivered: 0,
+            queue: None,
         }
     }
 
     fn parts(&self) -> (u16, u8, u32) {
         match *self {
-            Inner::Empty {
-                high,
-                wraps,
-                delivered,
-            }
-            | Inner::Linked {
+            Inner::Local {
                 high,
                 wraps,
                 delivered,
                 ..
             }
-            | Inner::Queued {
+            | Inner::Linked {
                 high,
                 wraps,
                 delivered,
@@ -186,92 +176,33 @@ impl<T> Inner<T> {
         }
     }
 
-    /// Counts one message arriving, `len` now waiting.
-    #[inline]
-    fn count(&mut self, len: usize) {
-        let (Inner::Empty {
-            high,
-            wraps,
-            delivered,
-        }
-        | Inner::Linked {
-            high,
-            wraps,
-            delivered,
-            ..
-        }
-        | Inner::Queued {
-            high,
-            wraps,
-            delivered,
-            ..
-        }) = self;
-        *delivered = delivered.wrapping_add(1);
-        if *delivered == 0 {
-            *wraps = wraps.wrapping_add(1);
-        }
-        let len = u16::try_from(len).unwrap_or(u16::MAX);
-        if len > *high {
-            *high = len;
-        }
-    }
-
     fn target(&self) -> Option<&Arc<Node<T>>> {
         match self {
             Inner::Linked { next, .. } => Some(next),
-            _ => None,
+            Inner::Local { .. } => None,
         }
     }
 
     fn queue(&self) -> Option<&Queue<T>> {
         match self {
-            Inner::Queued { queue, .. } => Some(queue),
-            _ => None,
+            Inner::Local { queue, .. } => queue.as_deref(),
+            Inner::Linked { .. } => None,
         }
     }
 
     fn queue_mut(&mut self) -> Option<&mut Queue<T>> {
         match self {
-            Inner::Queued { queue, .. } => Some(queue),
-            _ => None,
+            Inner::Local { queue, .. } => queue.as_deref_mut(),
+            Inner::Linked { .. } => None,
         }
-    }
-
-    /// The queue, made if the box is empty; `None` if it is linked onwards
-    /// (callers look at the target first, under the same lock).
-    fn queue_or_insert(&mut self) -> Option<&mut Queue<T>> {
-        if let Inner::Empty {
-            high,
-            wraps,
-            delivered,
-        } = *self
-        {
-            *self = Inner::Queued {
-                high,
-                wraps,
-                delivered,
-                queue: Queue::new(),
-            };
-        }
-        self.queue_mut()
     }
 
     /// Takes the queue out, if any, leaving the box empty.
+    #[inline]
     fn take_queue(&mut self) -> Option<Box<Queue<T>>> {
-        let (high, wraps, delivered) = self.parts();
-        match std::mem::replace(
-            self,
-            Inner::Empty {
-                high,
-                wraps,
-                delivered,
-            },
-        ) {
-            Inner::Queued { queue, .. } => Some(queue),
-            other => {
-                *self = other;
-                None
-            }
+        match self {
+            Inner::Local { queue, .. } => queue.take(),
+            Inner::Linked { .. } => None,
         }
     }
 
@@ -286,16 +217,61 @@ impl<T> Inner<T> {
                 delivered,
                 next,
             },
-            None => Inner::Empty {
+            None => Inner::Local {
                 high,
                 wraps,
                 delivered,
+                queue: None,
             },
         };
         match std::mem::replace(self, new) {
-            Inner::Queued { queue, .. } => Some(queue),
-            _ => None,
+            Inner::Local { queue, .. } => queue,
+            Inner::Linked { .. } => None,
         }
+    }
+
+    /// Appends `msg` if fewer than `limit` wait, counting it; gives it back
+    /// if the box is full or linked onwards (`Err(msg, queue)`: the queue,
+    /// if any, to register a waiting producer in). `made` is told when a
+    /// queue had to be made.
+    #[inline]
+    fn push(
+        &mut self,
+        msg: T,
+        limit: usize,
+        made: impl FnOnce(),
+    ) -> Result<(), (T, Option<&mut Queue<T>>)> {
+        let Inner::Local {
+            high,
+            wraps,
+            delivered,
+            queue,
+        } = self
+        else {
+            // Linked onwards: the callers looked under this lock, so this
+            // is never reached; refusing is the safe answer (A5: retried).
+            return Err((msg, None));
+        };
+        let queue = match queue {
+            Some(q) => q,
+            None => {
+                made();
+                queue.insert(Queue::new())
+            }
+        };
+        let len = queue.len();
+        if len >= limit {
+            return Err((msg, Some(queue)));
+        }
+        queue.push(msg);
+        *delivered = delivered.wrapping_add(1);
+        if *delivered == 0 {
+            *wraps = wraps.wrapping_add(1);
+        }
+        if len >= usize::from(*high) {
+            *high = u16::try_from(len + 1).unwrap_or(u16::MAX);
+        }
+        Ok(())
     }
 }
 
@@ -425,26 +401,21 @@ impl<T: Send + 'static> Node<T> {
         msg: T,
         waiter: Option<&Arc<WakeCell>>,
     ) -> Result<(), Full<T>> {
-        if inner.queue().is_none() {
+        let limit = self.limit.load(Ordering::Relaxed) as usize;
+        let made = || {
             self.flags.fetch_or(HAS_QUEUE, Ordering::Release);
-        }
-        let Some(queue) = inner.queue_or_insert() else {
-            // Linked onwards: the callers looked under this lock, so this
-            // is never reached; refusing is the safe answer (A5: retried).
-            return Err(Full(msg));
         };
-        if queue.len() >= self.limit.load(Ordering::Relaxed) as usize {
-            if let Some(w) = waiter {
-                if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
-                    queue.waiting.push(w.clone());
+        match inner.push(msg, limit, made) {
+            Ok(()) => Ok(()),
+            Err((msg, queue)) => {
+                if let (Some(w), Some(queue)) = (waiter, queue) {
+                    if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
+                        queue.waiting.push(w.clone());
+                    }
                 }
+                Err(Full(msg))
             }
-            return Err(Full(msg));
         }
-        queue.push(msg);
-        let len = queue.len();
-        inner.count(len);
-        Ok(())
     }
 
     /// Takes the oldest message (A2); wakes producers waiting for space.
@@ -704,12 +675,9 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             let mut dest_inner = lock(&dest.inner);
             dest.flags.fetch_or(HAS_QUEUE, Ordering::Release);
             for msg in moved {
-                let Some(queue) = dest_inner.queue_or_insert() else {
-                    break; // unreachable: the final inbox leads nowhere
-                };
-                queue.push(msg);
-                let len = queue.len();
-                dest_inner.count(len);
+                // Unbounded here (A4: nothing waiting is lost), and the
+                // final inbox leads nowhere, so this is never refused.
+                let _ = dest_inner.push(msg, usize::MAX, || {});
             }
             drop(dest_inner);
             dest.owner.wake();
