@@ -67,10 +67,12 @@ boxes! {
 /// | `signal` | out | the stop message, once stopped |
 /// | `_serverSignal` | out | `shutdownMicroprocess` to the server it runs |
 ///
-/// A5: its `inbox` holds at most [`REQUEST_LIMIT`] requests; a view or a
-/// topology text that a full inbox refuses is kept and sent again when
-/// woken (a view to a handler's inbox never is refused: each handler asks
-/// once at a time).
+/// A5: its `inbox` holds at most [`REQUEST_LIMIT`] requests (a handler
+/// asking while it is full keeps its request and is woken when there is
+/// room); topology text the `outbox`'s full destination refuses is kept
+/// and sent first at the next look, with the changes since. A view is
+/// never refused: it goes to the asking handler's `view` inbox, which is
+/// unbounded and holds at most one, as a handler asks once at a time.
 #[derive(Debug, Default)]
 pub struct Introspector {
     /// The server to adopt and run (the introspection ServerCore).
