@@ -155,3 +155,52 @@ fn introspect_usage_errors() {
     assert!(out.stderr.contains(&at), "{}", out.stderr);
     assert!(!out.stdout.contains("listening on"), "{}", out.stdout);
 }
+
+/// The one real-browser test: Debian's chromium, headless, loads the page
+/// with 3 clients connected and its DOM shows the CSA kind with count 3.
+/// Skips (passing, with a message) where `/usr/bin/chromium` is absent;
+/// `.ci/run` installs it. With `KAMAELIA_SCREENSHOT=PATH` it also saves a
+/// screenshot of the page there (the README's).
+#[test]
+fn introspect_page_in_a_real_browser_shows_three_csas() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        eprintln!("skipped: /usr/bin/chromium is absent (apt-get install chromium to run it)");
+        return;
+    }
+    let demo = start(&["--port", "0", "--introspect", "127.0.0.1:0"]);
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| testkit::connect(demo.echo)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        round_trip(c, &pattern(i as u64, 64));
+    }
+    let url = format!("http://{}/", demo.web);
+    let profile = std::env::temp_dir().join(format!("kamaelia-chromium-{}", std::process::id()));
+    let browser = |extra: &[&str]| {
+        let mut cmd = std::process::Command::new(chromium);
+        cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(["--virtual-time-budget=2000", "--window-size=1200,900"])
+            .args(extra)
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("start chromium");
+        let out = drain(child.stdout.take().expect("stdout"));
+        let err = drain(child.stderr.take().expect("stderr"));
+        let status = wait_with_deadline(&mut child, Duration::from_secs(90));
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(status.is_some_and(|s| s.success()), "chromium: {status:?}: {}", err.finish());
+        out.finish()
+    };
+    let dom = browser(&["--dump-dom"]);
+    assert!(dom.contains("<td id=\"count-Csa\">3</td>"), "the page: {dom}");
+    assert!(dom.contains("<td id=\"count-Echo\">3</td>"), "the page: {dom}");
+    if let Ok(path) = std::env::var("KAMAELIA_SCREENSHOT") {
+        browser(&[&format!("--screenshot={path}")]);
+    }
+    let _ = std::fs::remove_dir_all(&profile);
+}
