@@ -361,3 +361,46 @@ fn a_pipeline_handler_buffered_everything_a_peer_that_never_reads_sent() {
     );
     running.stop();
 }
+
+/// Found while testing shards (`ServerCore::threads`): after a graceful
+/// stop (producerFinished, what SIGTERM sends) every server-side socket
+/// stayed open until the process ended. The TCPServer ends first (T7);
+/// each CSA's `socketShutdown` then waited for ever in the ended server's
+/// inbox, holding the CSA and its socket, and the CSA's feedback linkage
+/// held the server: a cycle nothing freed. A message to a component that
+/// has ended is now discarded, and its inboxes are emptied when it ends.
+#[test]
+fn a_graceful_stop_left_every_connections_socket_open() {
+    let _serial = serial();
+    let before = open_fds();
+    {
+        let server = SimpleServer::new(
+            examples::Echo::new,
+            any_loopback_port(),
+            ServerOptions::default(),
+        )
+        .unwrap();
+        let addr = server.local_addr();
+        let scheduler = selector::scheduler().unwrap();
+        let core: Handle = scheduler.activate(server).unwrap();
+        let running = Running::start(scheduler);
+        let mut clients: Vec<_> = (0..4).map(|_| connect(addr)).collect();
+        for c in &mut clients {
+            testkit::round_trip(c, b"ping");
+        }
+        core.postbox::<Control>("control")
+            .unwrap()
+            .send(Control::ProducerFinished)
+            .unwrap();
+        for c in &mut clients {
+            assert!(sees_eof(c), "a client was left open");
+        }
+        // Returns by itself once everything has ended (not stopped).
+        running.join();
+        drop(core);
+    }
+    wait_until("every descriptor to be closed again", || {
+        open_fds() <= before
+    });
+    assert_eq!(open_fds(), before);
+}

@@ -22,7 +22,7 @@ use chassis::{ConnectionInfo, Csa, ServerCore, ServerOptions, SimpleServer, TcpS
 use csa::ShutdownCsa;
 use testkit::{
     any_loopback_port, connect, open_fds, pattern, read_n, read_to_eof, round_trip, sees_eof,
-    wait_until, Running,
+    shards, wait_until, Running,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -147,7 +147,9 @@ fn wrapped_echo_server() -> Wrapped {
             m.lock().unwrap().push(wrapper.clone());
             wrapper
         });
-    let core = ServerCore::with_server(|_: &ConnectionInfo| examples::Echo::new(), server);
+    let core = ServerCore::with_server(|_: &ConnectionInfo| examples::Echo::new(), server)
+        .threads(shards())
+        .unwrap();
     let addr = core.local_addr();
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(core).unwrap();

@@ -286,6 +286,20 @@ impl Handle {
     pub(crate) fn finish(&self) {
         let core = &self.0;
         core.wake.set_done();
+        // What waits in its inboxes will never be taken, and later sends
+        // are discarded (see `Node::push_locked`): freed now, so that no
+        // message keeps its sender (or a socket it holds) alive.
+        let table = core.wake.table();
+        for i in 0..table.len() {
+            if table
+                .get(i)
+                .is_some_and(|m| m.direction == Direction::Inbox)
+            {
+                if let Some(b) = core.set.port(i) {
+                    b.discard_all();
+                }
+            }
+        }
         let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
         for link in links {
             link.remove();

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use crate::declare::{BoxInfo, Direction};
 use crate::error::LinkError;
 use crate::sync::lock;
-use crate::wake::WakeCell;
+use crate::wake::{WakeCell, DONE};
 
 /// Serialises every change of linkage topology in the process.
 static TOPOLOGY: Mutex<()> = Mutex::new(());
@@ -344,10 +344,7 @@ impl<T: Send + 'static> Node<T> {
             None if self.direction == Direction::Inbox => {
                 let pushed = self.push_locked(&mut inner, msg, waiter);
                 drop(inner);
-                if pushed.is_ok() {
-                    self.owner.wake();
-                }
-                pushed
+                self.pushed(pushed)
             }
             None => {
                 log::trace!(
@@ -387,26 +384,49 @@ impl<T: Send + 'static> Node<T> {
         }
         let pushed = self.push_locked(&mut inner, msg, waiter);
         drop(inner);
-        if pushed.is_ok() {
-            self.owner.wake();
+        self.pushed(pushed)
+    }
+
+    /// After a push, outside the lock: wakes the owner of a message queued,
+    /// or drops one discarded.
+    #[inline]
+    fn pushed(&self, pushed: Result<Option<T>, Full<T>>) -> Result<(), Full<T>> {
+        match pushed {
+            Ok(None) => {
+                self.owner.wake();
+                Ok(())
+            }
+            Ok(Some(discarded)) => {
+                drop(discarded);
+                Ok(())
+            }
+            Err(full) => Err(full),
         }
-        pushed
     }
 
     /// The queue part of a push, under the lock; the caller wakes the owner
-    /// after unlocking.
+    /// (or drops the message given back: the owner has ended) after
+    /// unlocking ([`pushed`](Self::pushed)).
     fn push_locked(
         &self,
         inner: &mut Inner<T>,
         msg: T,
         waiter: Option<&Arc<WakeCell>>,
-    ) -> Result<(), Full<T>> {
+    ) -> Result<Option<T>, Full<T>> {
+        if self.owner.state() == DONE {
+            // Nobody will ever take it: a message to a component that has
+            // ended is discarded, as one to an unlinked outbox is (A4).
+            // Kept, it could keep its sender alive through a cycle (a
+            // CSA's socketShutdown holds the CSA, whose feedback linkage
+            // holds the ended server) and, with it, a socket.
+            return Ok(Some(msg));
+        }
         let limit = self.limit.load(Ordering::Relaxed) as usize;
         let made = || {
             self.flags.fetch_or(HAS_QUEUE, Ordering::Release);
         };
         match inner.push(msg, limit, made) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(None),
             Err((msg, queue)) => {
                 if let (Some(w), Some(queue)) = (waiter, queue) {
                     if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
@@ -414,6 +434,25 @@ impl<T: Send + 'static> Node<T> {
                     }
                 }
                 Err(Full(msg))
+            }
+        }
+    }
+
+    /// Drops every message waiting, outside the lock, and wakes the
+    /// producers waiting for room (their next send is discarded): what a
+    /// component's inboxes do when it ends.
+    fn discard_queue(&self) {
+        let queue = {
+            let mut inner = lock(&self.inner);
+            let queue = inner.take_queue();
+            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
+            queue
+        };
+        if let Some(mut queue) = queue {
+            let waiting = std::mem::take(&mut queue.waiting);
+            drop(queue.drain());
+            for w in waiting {
+                w.wake();
             }
         }
     }
@@ -523,6 +562,8 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool;
     /// True if both are the same box.
     fn same(&self, other: &dyn ErasedBox) -> bool;
+    /// Drops every message waiting (its owner has ended).
+    fn discard_all(&self);
     /// What a snapshot needs of the box, under one lock.
     fn observe(&self) -> Observed;
 }
@@ -713,6 +754,12 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             self as *const Self as *const u8,
             other.as_any() as *const dyn Any as *const u8,
         )
+    }
+
+    fn discard_all(&self) {
+        if self.direction == Direction::Inbox {
+            self.discard_queue();
+        }
     }
 }
 

@@ -261,14 +261,57 @@
 //! [`ServerCore::new`] is `with_server` around `TcpServer::bind`: without
 //! `with_csa`, each connection is its CSA, at no extra cost.
 //!
+//! ## Many cores
+//!
+//! [`ServerCore::threads`] spreads the connections over shards, each a
+//! thread with a scheduler, Selector, TCPServer and ServerCore of its own;
+//! one acceptor hands each new socket to the least busy shard
+//! ([`TcpServer::into_shards`]). The protocol factory is `Clone`: each
+//! shard makes its handlers with its own copy, on its own thread. Services
+//! registered on the scheduler the ServerCore runs on (a Backplane) are
+//! found from every shard.
+//!
+//! ```
+//! # use axon::{Component, Control, Cx, Standard, Step};
+//! # #[derive(Default, Clone)] struct Shout;
+//! # impl Component for Shout {
+//! #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+//! #     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//! #         while let Some(b) = cx.inbox.recv() { let _ = cx.outbox.send(b.to_ascii_uppercase()); }
+//! #         if cx.control.recv().is_some() { let _ = cx.signal.send(Control::ProducerFinished); return Step::Done; }
+//! #         Step::Pause
+//! #     }
+//! # }
+//! use chassis::{ServerOptions, SimpleServer};
+//! use std::io::{Read, Write};
+//!
+//! let server = SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(),
+//!                                ServerOptions::default())?
+//!     .threads(2)?;
+//! let addr = server.local_addr();
+//! let scheduler = selector::scheduler()?;
+//! let core = scheduler.activate(server).unwrap();
+//! let running = std::thread::spawn(move || scheduler.run());
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.write_all(b"hi")?;
+//! let mut back = [0u8; 2];
+//! client.read_exact(&mut back)?;
+//! assert_eq!(&back, b"HI");
+//! // A graceful stop: every shard finishes, then the scheduler returns.
+//! core.postbox::<Control>("control").unwrap().send(Control::ProducerFinished).unwrap();
+//! running.join().unwrap();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! ## ServerCore boxes
 //!
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
-//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: stop the server gracefully: each connection stops reading, its handler is told (`socketShutdown`, as on a client's half-close) and finishes, and everything it sent is written before the close |
+//! | `control` | inbox | [`Control`] | `shutdownMicroprocess` / `serverShutdown`: close every connection now, stop the server (H4); `producerFinished`: stop the server gracefully: each connection reads what its client has already sent, stops reading, its handler is told (`socketShutdown`, as on a client's half-close) and finishes, and everything it sent is written before the close |
 //! | `_socketactivity` | inbox | [`ServerEvent`] | `newCSA` / `shutdownCSA` from the TCPServer |
-//! | `_serversignal` | outbox | [`Control`] | `serverShutdown` to the TCPServer's `control` |
-//! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended |
+//! | `_shardsignal` | inbox | [`Control`] | with [`threads`](ServerCore::threads): `producerFinished` from each shard's ServerCore as it ends |
+//! | `_serversignal` | outbox | [`Control`] | `serverShutdown` to the TCPServer's `control` (sharded: the stop message itself, which the acceptor passes on to the shards) |
+//! | `signal` | outbox | [`Control`] | `producerFinished` when everything has ended (sharded: every shard too) |
 //!
 //! Kamaelia gives ServerCore two new outboxes per connection, linked to the
 //! handler's and the CSA's `control`. Here a [`Postbox`](axon::Postbox) to
@@ -280,6 +323,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 pub mod guide;
+mod shards;
 mod signals;
 mod single;
 
@@ -298,8 +342,26 @@ pub use tcpserver::{
 /// The size limit of a handler's `inbox`, in messages (C3 backpressure).
 pub const HANDLER_INBOX_LIMIT: usize = 16;
 
-/// Makes one protocol handler per connection.
-type Protocol = Box<dyn FnMut(&ConnectionInfo) -> Handle + Send>;
+/// Makes one protocol handler per connection; `fork` makes another for a
+/// shard ([`ServerCore::threads`]).
+trait Protocol: Send {
+    fn make(&mut self, info: &ConnectionInfo) -> Handle;
+    fn fork(&self) -> Box<dyn Protocol>;
+}
+
+impl<F, H> Protocol for F
+where
+    F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
+    H: Into<Handle>,
+{
+    fn make(&mut self, info: &ConnectionInfo) -> Handle {
+        self(info).into()
+    }
+
+    fn fork(&self) -> Box<dyn Protocol> {
+        Box::new(self.clone())
+    }
+}
 
 struct Connection {
     handler: Handle,
@@ -327,6 +389,8 @@ fn tell(component: &Handle, msg: Control) {
 /// has a `serversignal` outbox, from it to the ServerCore `me`).
 type Ends<'a> = (&'a Handle, &'static str);
 
+/// `me` is the ServerCore a handler's `serversignal` reaches: on a shard,
+/// the one that stands for the whole server.
 fn wiring<'a>(csa: &'a Handle, handler: &'a Handle, me: &'a Handle) -> Vec<(Ends<'a>, Ends<'a>)> {
     let mut pairs = vec![
         ((csa, "outbox"), (handler, "inbox")),
@@ -351,6 +415,9 @@ boxes! {
         /// serverShutdown to the TCPServer
         #[name = "_serversignal"]
         pub server_signal: Outbox<Control>,
+        /// producerFinished from each shard's ServerCore (with threads(n))
+        #[name = "_shardsignal"]
+        pub shard_signal: Inbox<Control>,
         /// producerFinished when everything has ended
         pub signal: Outbox<Control>,
     }
@@ -358,25 +425,67 @@ boxes! {
 
 /// Kamaelia's `ServerCore(protocol, port, socketOptions)` (H1–H4).
 pub struct ServerCore {
-    server: Handle,
+    /// The TCPServer until it starts (so [`threads`](Self::threads) can
+    /// split it), then its handle.
+    server: Server,
     local_addr: SocketAddr,
-    protocol: Protocol,
+    protocol: Box<dyn Protocol>,
+    /// The shards to spread connections over (none: today's code path),
+    /// made by [`threads`](Self::threads), run once this starts.
+    shards: shards::Shards,
+    /// How the shards get their connections.
+    accept: Accept,
+    /// On a shard: the ServerCore that stands for the whole server (its
+    /// handlers' `serversignal` goes there).
+    top: Option<Handle>,
     /// Keyed by the CSA's id.
     connections: HashMap<u64, Connection>,
     /// Handler id → CSA id, to close a connection whose handler ended.
     by_handler: HashMap<u64, u64>,
     started: bool,
-    stopping: bool,
+    /// What each connection is told once the server stops (H4):
+    /// `socketShutdown` (graceful) or `shutdownMicroprocess`.
+    stopping: Option<Control>,
+}
+
+/// A ServerCore's TCPServer: a value until the ServerCore starts.
+enum Server {
+    Unstarted(Option<Box<TcpServer>>),
+    Started(Handle),
+    /// `SO_REUSEPORT` shards: each has its own listener, none is here.
+    InShards,
+}
+
+/// How a server spread over shards ([`ServerCore::threads`]) gets its
+/// connections to them ([`ServerCore::accept`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Accept {
+    /// One acceptor hands each socket to the least busy shard
+    /// ([`TcpServer::into_shards`]); limits stay global. Every platform.
+    #[default]
+    HandOff,
+    /// A `SO_REUSEPORT` listener per shard, the kernel spreading new
+    /// connections over them ([`TcpServer::reuse_port_shards`]): no
+    /// acceptor thread, but the limits (T8, T5) are per shard, the spread
+    /// is by hash (uneven for few clients), and a stalled shard still gets
+    /// its share. Needs [`ServerOptions::reuse_port`] set when the server
+    /// binds (`ServerCore::new` does not set it for you). Linux and the
+    /// BSDs.
+    ReusePort,
 }
 
 impl fmt::Debug for ServerCore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "ServerCore({}, {} connections)",
+            "ServerCore({}, {} connections",
             self.local_addr,
             self.connections.len()
-        )
+        )?;
+        if !self.shards.is_empty() {
+            write!(f, ", {} shards", self.shards.count())?;
+        }
+        f.write_str(")")
     }
 }
 
@@ -385,13 +494,17 @@ impl ServerCore {
     /// component: run it with [`run`](Self::run), or activate it on a
     /// scheduler made by [`selector::scheduler`]. `protocol` makes one
     /// handler per connection (a component body or a [`Handle`]).
+    ///
+    /// `protocol` is `Clone` so that [`threads`](Self::threads) can give
+    /// each shard its own copy (a closure is `Clone` when what it captures
+    /// is: share state between copies through an `Arc`).
     pub fn new<F, H>(
         protocol: F,
         addr: SocketAddr,
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         let server = TcpServer::bind(addr, options)?;
@@ -403,21 +516,81 @@ impl ServerCore {
     /// options, perhaps with [`TcpServer::with_csa`] wrapping each
     /// connection; see [Wrapping connections](crate#wrapping-connections)).
     /// `protocol` is as for [`new`](Self::new).
-    pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
+    pub fn with_server<F, H>(protocol: F, server: TcpServer) -> ServerCore
     where
-        F: FnMut(&ConnectionInfo) -> H + Send + 'static,
+        F: FnMut(&ConnectionInfo) -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         let local_addr = server.local_addr();
         ServerCore {
-            server: Handle::new(server),
+            server: Server::Unstarted(Some(Box::new(server))),
             local_addr,
-            protocol: Box::new(move |info| protocol(info).into()),
+            protocol: Box::new(protocol),
+            accept: Accept::HandOff,
+            shards: shards::Shards::default(),
+            top: None,
             connections: HashMap::new(),
             by_handler: HashMap::new(),
             started: false,
-            stopping: false,
+            stopping: None,
         }
+    }
+
+    /// How the shards of [`threads`](Self::threads) get their connections
+    /// (builder style): [`Accept::HandOff`] (the default) or
+    /// [`Accept::ReusePort`]. No effect on a single-threaded ServerCore.
+    pub fn accept(mut self, how: Accept) -> ServerCore {
+        self.accept = how;
+        self
+    }
+
+    /// Spreads the connections over `n` shards, each a thread with a
+    /// scheduler, a Selector, a TCPServer and a ServerCore of its own, so
+    /// that a connection's CSA, handler and Selector registration all live
+    /// on one thread and nothing on its hot path changes thread. One
+    /// acceptor (this ServerCore's TCPServer, on the scheduler this
+    /// ServerCore runs on) hands each new connection to the shard with the
+    /// fewest connections waiting to be taken (a busy or stalled shard gets
+    /// no more), then the fewest open
+    /// ([`TcpServer::into_shards`]). Limits stay global: the connection
+    /// limit (T8) counts every shard's connections, and running out of
+    /// descriptors (T5) pauses the one acceptor. A handler's
+    /// `serversignal` stops the whole server; a graceful stop first
+    /// accepts what is queued, so closing the listener resets nobody, then
+    /// every shard finishes its connections.
+    ///
+    /// Services registered on the scheduler this ServerCore runs on (a
+    /// Backplane) are found from every shard
+    /// ([`Cat::consult_after`](axon::Cat::consult_after)), and messages
+    /// to them cross threads through the usual boxes.
+    ///
+    /// `threads(1)` (the default) is the single-threaded ServerCore: no
+    /// acceptor, no extra thread. `0` is taken as 1. The shards' pollers
+    /// are made here, so that running out of descriptors is an error now,
+    /// as binding is (T2); their threads start with the ServerCore.
+    ///
+    /// ```
+    /// # use axon::{Component, Cx, Standard, Step};
+    /// # #[derive(Default, Clone)] struct Shout;
+    /// # impl Component for Shout {
+    /// #     type Boxes = Standard<Vec<u8>, Vec<u8>>;
+    /// #     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+    /// # }
+    /// let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    /// let server = chassis::SimpleServer::new(Shout::default, "127.0.0.1:0".parse().unwrap(),
+    ///                                         Default::default())?
+    ///     .threads(cores)?;
+    /// # let _ = server;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn threads(mut self, n: usize) -> io::Result<ServerCore> {
+        let n = n.max(1);
+        self.shards = if n > 1 {
+            shards::Shards::new(n)?
+        } else {
+            shards::Shards::default()
+        };
+        Ok(self)
     }
 
     /// The address listened on (the real port when 0 was asked).
@@ -467,9 +640,9 @@ impl ServerCore {
             peer: n.peer,
             local: n.local,
         };
-        let handler = (self.protocol)(&info);
+        let handler = self.protocol.make(&info);
         let _ = handler.set_inbox_size("inbox", Some(HANDLER_INBOX_LIMIT));
-        let me = cx.me().clone();
+        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         let csa = n.csa;
         // H2's linkages. None is recorded: H3 removes them by their ends
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
@@ -485,8 +658,10 @@ impl ServerCore {
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
             tell(&csa, Control::ShutdownMicroprocess);
-        } else if self.stopping {
-            tell(&csa, Control::ShutdownMicroprocess);
+        } else if let Some(stop) = &self.stopping {
+            // Accepted as the server stops (T7 takes what was queued):
+            // stopped as the others were, gracefully or not.
+            tell(&csa, stop.clone());
         }
         self.by_handler.insert(handler.id(), csa.id());
         self.connections.insert(
@@ -512,7 +687,7 @@ impl ServerCore {
         self.by_handler.remove(&conn.handler.id());
         tell(&conn.handler, Control::SocketShutdown);
         tell(csa, Control::ShutdownMicroprocess);
-        let me = cx.me().clone();
+        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         for (src, dst) in wiring(csa, &conn.handler, &me) {
             axon::unlink_boxes(src, dst);
         }
@@ -551,10 +726,9 @@ impl ServerCore {
     /// H4: close every connection (gracefully for producerFinished) and
     /// stop the server.
     fn stop(&mut self, cx: &Cx<ServerCoreBoxes>, msg: &Control) {
-        if self.stopping {
+        if self.stopping.is_some() {
             return;
         }
-        self.stopping = true;
         log::info!("servercore {}: stopping ({msg:?})", self.local_addr);
         // Graceful: each CSA stops reading and tells its handler, exactly
         // as when a client half-closes (C7); the handler finishes its
@@ -569,7 +743,108 @@ impl ServerCore {
         for conn in self.connections.values() {
             tell(&conn.csa, close.clone());
         }
-        let _ = cx.server_signal.send(Control::ServerShutdown);
+        self.stopping = Some(close);
+        if matches!(self.server, Server::InShards) {
+            // Each shard's ServerCore stops its own listener and
+            // connections; all are told at once, so every listener stops
+            // queueing before any closes.
+            self.shards.tell_all(msg);
+            return;
+        }
+        // The TCPServer is told how (T7): gracefully, it first takes what
+        // is queued so that closing the listener resets nobody; an
+        // acceptor passes the message on to its shards, after the last
+        // connection it hands them.
+        let to_server = if msg.is_producer_finished() {
+            Control::ProducerFinished
+        } else {
+            Control::ServerShutdown
+        };
+        let _ = cx.server_signal.send(to_server);
+    }
+
+    /// Starts the TCPServer (and, with [`threads`](Self::threads), the
+    /// shards). False if it cannot.
+    fn start(&mut self, cx: &Cx<ServerCoreBoxes>) -> bool {
+        let me = cx.me().clone();
+        let server = match std::mem::replace(&mut self.server, Server::Unstarted(None)) {
+            Server::Started(handle) => handle,
+            Server::Unstarted(None) | Server::InShards => return false,
+            Server::Unstarted(Some(server)) if !self.shards.is_empty() => {
+                let n = self.shards.count();
+                let (acceptor, servers) = match self.accept {
+                    Accept::HandOff => {
+                        let split = server.into_shards(n);
+                        (Some(split.acceptor), split.shards)
+                    }
+                    Accept::ReusePort => match server.reuse_port_shards(n) {
+                        Ok(servers) => (None, servers.into_iter().map(Handle::new).collect()),
+                        Err(e) => {
+                            log::error!("servercore {}: {e}", self.local_addr);
+                            return false;
+                        }
+                    },
+                };
+                let started =
+                    self.shards
+                        .start(servers, self.local_addr, &*self.protocol, &me, cx.cat());
+                if let Err(e) = started {
+                    log::error!("servercore {}: cannot start shards: {e}", self.local_addr);
+                    return false;
+                }
+                match acceptor {
+                    Some(acceptor) => Handle::new(acceptor),
+                    None => {
+                        // Each shard listens for itself.
+                        self.server = Server::InShards;
+                        return true;
+                    }
+                }
+            }
+            Server::Unstarted(Some(server)) => Handle::new(*server),
+        };
+        self.server = Server::Started(server.clone());
+        cx.add_child(&server);
+        let mut linked = cx
+            .link((&server, "protocolHandlerSignal"), (&me, "_socketactivity"))
+            .and_then(|_| cx.link((&me, "_serversignal"), (&server, "control")));
+        if self.top.is_some() {
+            // A shard's server ends when the acceptor tells it to; this
+            // ServerCore then stops as it was told.
+            linked = linked.and_then(|_| cx.link((&server, "signal"), (&me, "control")));
+        }
+        if let Err(e) = linked {
+            log::error!("servercore: {e}");
+            return false;
+        }
+        if let Err(e) = cx.activate(&server) {
+            log::error!("servercore: {e}");
+            return false;
+        }
+        true
+    }
+
+    /// A shard's ServerCore: serves what `server` (a shard of
+    /// [`TcpServer::into_shards`]) is handed, with `protocol`; `top` is
+    /// the ServerCore standing for the whole server.
+    fn shard(
+        server: Handle,
+        local_addr: SocketAddr,
+        protocol: Box<dyn Protocol>,
+        top: Handle,
+    ) -> ServerCore {
+        ServerCore {
+            server: Server::Started(server),
+            local_addr,
+            protocol,
+            accept: Accept::HandOff,
+            shards: shards::Shards::default(),
+            top: Some(top),
+            connections: HashMap::new(),
+            by_handler: HashMap::new(),
+            started: false,
+            stopping: None,
+        }
     }
 }
 
@@ -583,18 +858,8 @@ impl Component for ServerCore {
     fn main(&mut self, cx: &mut Cx<ServerCoreBoxes>) -> Step {
         if !self.started {
             self.started = true;
-            let me = cx.me().clone();
-            let server = self.server.clone();
-            cx.add_child(&server);
-            let linked = cx
-                .link((&server, "protocolHandlerSignal"), (&me, "_socketactivity"))
-                .and_then(|_| cx.link((&me, "_serversignal"), (&server, "control")));
-            if let Err(e) = linked {
-                log::error!("servercore: {e}");
-                return Step::Done;
-            }
-            if let Err(e) = cx.activate(&server) {
-                log::error!("servercore: {e}");
+            if !self.start(cx) {
+                self.shards.stop();
                 return Step::Done;
             }
         }
@@ -607,6 +872,9 @@ impl Component for ServerCore {
         while let Some(msg) = cx.control.recv() {
             self.stop(cx, &msg);
         }
+        while cx.shard_signal.recv().is_some() {
+            self.shards.one_ended();
+        }
         for child in cx.ended_children() {
             if self.connections.contains_key(&child.id()) {
                 // A CSA ended without the TCPServer telling us: it has
@@ -616,7 +884,15 @@ impl Component for ServerCore {
                 self.handler_ended(&child);
             }
         }
-        if self.stopping && self.connections.is_empty() && self.server.is_done() {
+        let server_done = match &self.server {
+            Server::Started(server) => server.is_done(),
+            Server::Unstarted(_) | Server::InShards => true,
+        };
+        if self.stopping.is_some()
+            && self.connections.is_empty()
+            && server_done
+            && self.shards.all_ended()
+        {
             let _ = cx.signal.send(Control::ProducerFinished);
             log::info!("servercore {}: stopped", self.local_addr);
             return Step::Done;
@@ -639,7 +915,7 @@ impl SimpleServer {
         options: ServerOptions,
     ) -> Result<ServerCore, BindError>
     where
-        F: FnMut() -> H + Send + 'static,
+        F: FnMut() -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         ServerCore::new(move |_: &ConnectionInfo| protocol(), addr, options)
@@ -649,7 +925,7 @@ impl SimpleServer {
     /// [`TcpServer`] the caller made ([`ServerCore::with_server`]).
     pub fn with_server<F, H>(mut protocol: F, server: TcpServer) -> ServerCore
     where
-        F: FnMut() -> H + Send + 'static,
+        F: FnMut() -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
         ServerCore::with_server(move |_: &ConnectionInfo| protocol(), server)

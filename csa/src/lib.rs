@@ -11,7 +11,7 @@
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
-//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: stop reading, as if the peer had half-closed (C7; a graceful server stop) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: read what the peer has already sent (one bounded pass), then stop reading, as if the peer had half-closed (C7; a graceful server stop: a request that arrived just before it is answered, and the close resets nobody over unread bytes) |
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
@@ -348,6 +348,9 @@ pub struct Csa {
     read_requested: bool,
     write_requested: bool,
     read_closed: bool,
+    /// `socketShutdown` came (a graceful stop): one more read pass takes
+    /// what the peer has already sent, then input ends.
+    ending_input: bool,
     finishing: bool,
     /// The write side has been shut down (half-close after
     /// `producerFinished`, see [`CsaOptions::half_close`]).
@@ -415,6 +418,7 @@ impl Csa {
             read_requested: false,
             write_requested: false,
             read_closed: false,
+            ending_input: false,
             finishing: false,
             write_shut: false,
             backlog: None,
@@ -753,7 +757,15 @@ impl Component for Csa {
             match msg {
                 // Stop taking input, as if the peer had half-closed (C7):
                 // the handler hears of it and finishes in its own time.
-                Control::SocketShutdown => self.end_input(b),
+                // What the peer has sent already is read first (one pass,
+                // bounded as any step's reads), so that a request that
+                // arrived just before a graceful stop is answered, and
+                // closing does not reset the connection over unread bytes.
+                Control::SocketShutdown if !self.read_closed => {
+                    self.ending_input = true;
+                    self.readable = true;
+                }
+                Control::SocketShutdown => {}
                 m if m.is_producer_finished() => self.finishing = true,
                 // shutdownMicroprocess (C5): one pass writing what is
                 // queued, as far as the socket takes it now, then close.
@@ -766,10 +778,15 @@ impl Component for Csa {
         if let Err(e) = self.flush(b) {
             return self.die(cx, Some(e));
         }
-        let more = match self.read(b) {
+        let mut more = match self.read(b) {
             Ok(more) => more,
             Err(e) => return self.die(cx, Some(e)),
         };
+        if self.ending_input {
+            self.ending_input = false;
+            self.end_input(b);
+            more = false;
+        }
         let closing = self.finishing || (self.read_closed && !b.read_shutdown.is_linked());
         if closing && self.backlog.is_none() && b.inbox.is_empty() {
             if !(self.finishing && self.half_close && !self.read_closed) {

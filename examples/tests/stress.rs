@@ -24,6 +24,11 @@
 //!   still in the server's kernel receive buffer when it closes are never
 //!   read, so they cannot be echoed (and closing over them sends a reset).
 //!
+//! - `sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing_and_exits_zero`
+//!   proves the sharded server's graceful stop (`--threads 4`, hand-off):
+//!   with 8 threads connecting back to back, SIGTERM gets exit 0, and every
+//!   connection gets its whole message back or nothing, never a part.
+//!
 //! Nothing here sleeps to synchronise: every wait is a read, a gate or a
 //! channel receive with a deadline (the only polling is the bounded
 //! `try_wait` loop for a process exit, which std offers no event for), every
@@ -763,4 +768,146 @@ fn graceful_sigterm_under_load_echoes_every_accepted_byte_then_exits_zero() {
     );
     let log = demo.stderr.text();
     assert!(!log.contains("panicked"), "the server panicked: {log}");
+}
+
+// ------------------------------------------- shards: SIGTERM in a connect storm
+
+/// What one storm connection got.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// Its whole message back.
+    Echoed,
+    /// Nothing: EOF or a reset before any byte (it reached the server as
+    /// the server stopped, after its last read).
+    Nothing,
+    /// The connect was refused: the listener had closed.
+    Refused,
+    /// Part of its message, or other bytes: never allowed.
+    Partial(usize),
+}
+
+/// SIGTERM while 8 threads open connections back to back against 4 shards
+/// (`--threads 4`, hand-off): the server exits 0 within the linger bound;
+/// every connection gets its whole message back or nothing at all (one the
+/// server accepted just as it stopped gets what it had already sent
+/// echoed, since a graceful stop reads what has arrived before ending
+/// input); none gets a part. Counts of each outcome are printed.
+#[test]
+fn sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing_and_exits_zero() {
+    storm_then_sigterm("handoff");
+}
+
+/// As above with `--accept reuseport`: 4 `SO_REUSEPORT` listeners, all
+/// told to stop at once, each taking what it has queued before it closes.
+#[test]
+fn reuseport_sigterm_during_a_connect_storm_with_4_shards_answers_whole_or_nothing() {
+    storm_then_sigterm("reuseport");
+}
+
+fn storm_then_sigterm(accept: &str) {
+    const STORMERS: usize = 8;
+    /// Caps that keep every loop bounded even if the server never stops.
+    const MOST_PER_STORMER: usize = 2_000;
+    const MAX_TIME: Duration = Duration::from_secs(30);
+    /// Echoes served before the signal.
+    const BEFORE_SIGNAL: usize = 400;
+    let mut demo = Demo::start_exactly(
+        &[
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--protocol",
+            "echo",
+            "--threads",
+            "4",
+            "--accept",
+            accept,
+        ],
+        &[("RUST_LOG", "warn")],
+    );
+    let addr = demo.addr;
+    let echoed = Arc::new(AtomicU64::new(0));
+    let stormers: Vec<_> = (0..STORMERS)
+        .map(|t| {
+            let echoed = Arc::clone(&echoed);
+            thread::spawn(move || -> Vec<Outcome> {
+                let begun = Instant::now();
+                let mut outcomes = Vec::new();
+                for k in 0..MOST_PER_STORMER {
+                    if begun.elapsed() > MAX_TIME {
+                        break;
+                    }
+                    let mut s = match connect(addr) {
+                        Ok(s) => s,
+                        Err(_) => {
+                            outcomes.push(Outcome::Refused);
+                            break;
+                        }
+                    };
+                    let msg = format!("stormer {t} connection {k:05}\n");
+                    if s.write_all(msg.as_bytes()).is_err() {
+                        outcomes.push(Outcome::Nothing);
+                        continue;
+                    }
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 64];
+                    while got.len() < msg.len() {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let outcome = if got == msg.as_bytes() {
+                        echoed.fetch_add(1, Ordering::SeqCst);
+                        Outcome::Echoed
+                    } else if got.is_empty() {
+                        Outcome::Nothing
+                    } else {
+                        Outcome::Partial(got.len())
+                    };
+                    outcomes.push(outcome);
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let waited = Instant::now();
+    while echoed.load(Ordering::SeqCst) < BEFORE_SIGNAL as u64 {
+        assert!(
+            waited.elapsed() < DEADLINE,
+            "only {} echoes before the deadline",
+            echoed.load(Ordering::SeqCst)
+        );
+        demo.assert_alive();
+        thread::yield_now();
+    }
+    demo.sigterm();
+    let status = demo
+        .wait_exit(Duration::from_secs(10))
+        .expect("the server did not exit within 10 s of SIGTERM");
+    let stderr = demo.stderr.text();
+    assert!(status.success(), "exit {status:?}; stderr: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "the server panicked: {stderr}"
+    );
+    let outcomes: Vec<Outcome> = stormers
+        .into_iter()
+        .flat_map(|s| s.join().expect("stormer"))
+        .collect();
+    let count = |o: &Outcome| outcomes.iter().filter(|x| *x == o).count();
+    let partial: Vec<_> = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Partial(_)))
+        .collect();
+    eprintln!(
+        "connect storm over 4 shards ({accept}), SIGTERM after {BEFORE_SIGNAL} echoes: {} echoed, {} nothing, {} refused, {} partial",
+        count(&Outcome::Echoed),
+        count(&Outcome::Nothing),
+        count(&Outcome::Refused),
+        partial.len()
+    );
+    assert!(partial.is_empty(), "partial echoes: {partial:?}");
+    assert!(count(&Outcome::Echoed) >= BEFORE_SIGNAL);
 }

@@ -448,7 +448,7 @@ fn decode(s: &str) -> String {
 pub(crate) fn factory(
     slot: Arc<OnceLock<Postbox<Want>>>,
     head_timeout: Duration,
-) -> impl FnMut() -> Handle + Send + 'static {
+) -> impl FnMut() -> Handle + Send + Clone + 'static {
     move || Handle::new(HttpHandler::asking(slot.get().cloned(), head_timeout))
 }
 

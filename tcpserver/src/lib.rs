@@ -13,6 +13,7 @@
 //! | `control` | inbox | [`Control`] | `serverShutdown` (or any shutdown): stop listening and end (T7) |
 //! | `newconnection` | inbox | [`Ready`] | the Selector's notice that the listener is readable (T4) |
 //! | `_feedbackFromCSA` | inbox | [`SocketShutdown`] | `socketShutdown` from its CSAs (T6) |
+//! | `_handoff` | inbox | [`HandOff`] | sharded ([`TcpServer::into_shards`]): sockets and the finish from the acceptor (a shard); closes from the shards (the acceptor) |
 //! | `protocolHandlerSignal` | outbox | [`ServerEvent`] | `newCSA` and `shutdownCSA` |
 //! | `signal` | outbox | [`Control`] | `producerFinished` when it ends |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector's `notify` |
@@ -117,6 +118,22 @@
 //! Without a factory, each connection's component is its CSA, made as
 //! always: nothing more is looked up or kept per connection.
 //!
+//! ## Shards
+//!
+//! [`TcpServer::into_shards`] splits a bound server into an acceptor and
+//! n shard servers, for a server on many cores (`chassis::ServerCore::threads`
+//! runs each shard on a thread of its own). The acceptor listens and
+//! accepts (T4, T5) and hands each socket to the shard with the fewest
+//! sockets waiting, then the fewest open; each shard server does the rest
+//! of T4 (CSA, `newCSA`, registration with *its own* Selector) and T6, so
+//! a connection never meets the acceptor's thread again. T8 counts every
+//! shard's connections; T5 pauses the one acceptor until a shard's
+//! connection closes or a client knocks. Stopping the acceptor (T7) first
+//! cuts the listen backlog to its least and accepts and hands on every
+//! connection already queued, so that closing the listener resets none of
+//! them, then sends each shard [`HandOff::Finish`] after its last socket;
+//! a shard server then ends and sends that message out of `signal`.
+//!
 //! ## Names
 //!
 //! Kamaelia `TCPServer` is [`TcpServer`]; `newCSA` is
@@ -131,7 +148,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axon::{boxes, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step};
@@ -150,6 +168,11 @@ pub struct ServerOptions {
     /// `SO_REUSEADDR`, so a restarted server can bind while old
     /// connections sit in TIME_WAIT. Default true.
     pub reuse_address: bool,
+    /// `SO_REUSEPORT` (Linux and the BSDs): several listeners, one per
+    /// shard, share the port and the kernel spreads new connections over
+    /// them ([`TcpServer::reuse_port_shards`]). Default false; must be set
+    /// when the first listener binds.
+    pub reuse_port: bool,
     /// `TCP_NODELAY` on accepted sockets. Default true.
     pub nodelay: bool,
     /// T8: the most connections open at once; `None` is unlimited.
@@ -183,6 +206,7 @@ impl Default for ServerOptions {
         ServerOptions {
             backlog: 1024,
             reuse_address: true,
+            reuse_port: false,
             nodelay: true,
             max_connections: None,
             linger: csa.linger,
@@ -206,8 +230,25 @@ pub struct ConnectionInfo {
 }
 
 /// Makes the component that stands for a connection, given its CSA
-/// ([`TcpServer::with_csa`]).
-type CsaFactory = Box<dyn FnMut(Csa, &ConnectionInfo) -> Handle + Send>;
+/// ([`TcpServer::with_csa`]); `fork` makes another for a shard.
+trait CsaFactory: Send {
+    fn make(&mut self, csa: Csa, info: &ConnectionInfo) -> Handle;
+    fn fork(&self) -> Box<dyn CsaFactory>;
+}
+
+impl<F, H> CsaFactory for F
+where
+    F: FnMut(Csa, &ConnectionInfo) -> H + Clone + Send + 'static,
+    H: Into<Handle>,
+{
+    fn make(&mut self, csa: Csa, info: &ConnectionInfo) -> Handle {
+        self(csa, info).into()
+    }
+
+    fn fork(&self) -> Box<dyn CsaFactory> {
+        Box::new(self.clone())
+    }
+}
 
 /// The boxes of a connection's component that the TCPServer (T4, T6) and
 /// ServerCore (H2, H3) link or reach by name: a component made by
@@ -283,7 +324,9 @@ pub enum ServerEvent {
 /// The TCPServer component (see the crate docs).
 pub struct TcpServer {
     listener: Option<Arc<TcpListener>>,
-    source: Source,
+    /// The listener for the Selector; `None` once it has closed, and for a
+    /// shard (which must not keep the acceptor's listener open).
+    source: Option<Source>,
     local_addr: SocketAddr,
     options: ServerOptions,
     started: bool,
@@ -296,7 +339,9 @@ pub struct TcpServer {
     open: usize,
     /// Makes each connection's component from its CSA; `None`: the CSA
     /// itself (checked once per accept).
-    wrap: Option<CsaFactory>,
+    wrap: Option<Box<dyn CsaFactory>>,
+    /// Listener, acceptor for shards, or shard ([`TcpServer::into_shards`]).
+    role: Role,
     /// The components made in place of their CSAs, by socket: a CSA's
     /// `socketShutdown` names the CSA, and T6 must name (and drop) what
     /// `newCSA` announced. Empty unless [`with_csa`](TcpServer::with_csa)
@@ -306,7 +351,17 @@ pub struct TcpServer {
 
 impl fmt::Debug for TcpServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TcpServer({}, {} open)", self.local_addr, self.open)
+        let role = match &self.role {
+            Role::Listener => "",
+            Role::Acceptor(_) => ", acceptor",
+            Role::Shard(_) => ", shard",
+        };
+        write!(
+            f,
+            "TcpServer({}, {} open{role})",
+            self.local_addr,
+            self.open()
+        )
     }
 }
 
@@ -341,6 +396,9 @@ fn listen(addr: SocketAddr, options: &ServerOptions) -> io::Result<std::net::Tcp
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(options.reuse_address)?;
+    if options.reuse_port {
+        set_reuse_port(&socket)?;
+    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(options.backlog)?;
@@ -365,7 +423,7 @@ impl TcpServer {
         let listener = Arc::new(TcpListener::from_std(listener));
         log::info!("tcpserver: listening on {local_addr}");
         Ok(TcpServer {
-            source: Source::new(listener.clone()),
+            source: Some(Source::new(listener.clone())),
             listener: Some(listener),
             local_addr,
             options,
@@ -375,6 +433,7 @@ impl TcpServer {
             starved: false,
             open: 0,
             wrap: None,
+            role: Role::Listener,
             wrapped: HashMap::new(),
         })
     }
@@ -396,13 +455,100 @@ impl TcpServer {
     ///
     /// Without it, each connection's component is its CSA, made exactly
     /// as before: nothing is looked up or kept per connection.
-    pub fn with_csa<F, H>(mut self, mut wrap: F) -> TcpServer
+    ///
+    /// `wrap` is `Clone` so that a server spread over several threads
+    /// ([`into_shards`](Self::into_shards)) gives each its own copy.
+    pub fn with_csa<F, H>(mut self, wrap: F) -> TcpServer
     where
-        F: FnMut(Csa, &ConnectionInfo) -> H + Send + 'static,
+        F: FnMut(Csa, &ConnectionInfo) -> H + Clone + Send + 'static,
         H: Into<Handle>,
     {
-        self.wrap = Some(Box::new(move |csa, info| wrap(csa, info).into()));
+        self.wrap = Some(Box::new(wrap));
         self
+    }
+
+    /// Splits this server over `n` shards (hand-off): the returned
+    /// [`Shards::acceptor`] listens, accepts (T4, T5) and hands each
+    /// connection to the shard with the fewest sockets waiting, then the
+    /// fewest open ([`HandOff::Socket`]); each of [`Shards::shards`] is a
+    /// TCPServer without a listener that serves what it is handed exactly
+    /// as this one would have (CSA, `newCSA`, its own Selector, T6), with
+    /// the same options and a copy of the [`with_csa`](Self::with_csa)
+    /// factory. The connection limit (T8) counts every shard's
+    /// connections. On stop (T7), the acceptor first accepts every
+    /// connection already queued and hands it on, then tells each shard
+    /// to finish ([`HandOff::Finish`]) after its last socket. `n` is at
+    /// least 1.
+    pub fn into_shards(mut self, n: usize) -> Shards {
+        let common = Arc::new(Common::default());
+        let mut inlets = Vec::new();
+        let mut shards = Vec::new();
+        for _ in 0..n.max(1) {
+            let load = Arc::new(Load::default());
+            let shard = TcpServer {
+                listener: None,
+                source: None,
+                local_addr: self.local_addr,
+                options: self.options.clone(),
+                started: false,
+                accepting: false,
+                requested: false,
+                starved: false,
+                open: 0,
+                wrap: self.wrap.as_ref().map(|w| w.fork()),
+                role: Role::Shard(Shard {
+                    common: common.clone(),
+                    load: load.clone(),
+                }),
+                wrapped: HashMap::new(),
+            };
+            let handle = Handle::new(shard);
+            let inlet = handle
+                .typed_boxes::<TcpServerBoxes>()
+                .map(|b| b.handoff.postbox())
+                .expect("a TcpServer has TcpServer boxes");
+            inlets.push((inlet, load));
+            shards.push(handle);
+        }
+        self.wrap = None;
+        self.role = Role::Acceptor(Acceptor {
+            common,
+            shards: inlets,
+            next: 0,
+        });
+        Shards {
+            acceptor: self,
+            shards,
+        }
+    }
+
+    /// Splits this server into `n` listeners on one port, with
+    /// `SO_REUSEPORT` ([`ServerOptions::reuse_port`], which must have been
+    /// set when this one bound): this server and `n - 1` more bound to its
+    /// address (its real port, when 0 was asked), with the same options
+    /// and a copy of the [`with_csa`](Self::with_csa) factory. The kernel
+    /// spreads new connections over them; each is an ordinary TCPServer
+    /// (T1–T8), so its limits (T8) are its own, per shard. Errors: the
+    /// option was not set, or a bind failed.
+    pub fn reuse_port_shards(self, n: usize) -> Result<Vec<TcpServer>, BindError> {
+        let addr = self.local_addr;
+        if !self.options.reuse_port {
+            return Err(BindError {
+                addr,
+                error: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "SO_REUSEPORT shards need ServerOptions::reuse_port set when the server binds",
+                ),
+            });
+        }
+        let mut servers = Vec::with_capacity(n.max(1));
+        for _ in 1..n.max(1) {
+            let mut more = TcpServer::bind(addr, self.options.clone())?;
+            more.wrap = self.wrap.as_ref().map(|w| w.fork());
+            servers.push(more);
+        }
+        servers.insert(0, self);
+        Ok(servers)
     }
 
     /// The address actually listened on (the real port when 0 was asked).
@@ -411,20 +557,31 @@ impl TcpServer {
     }
 
     fn request_newconnection(&mut self, cx: &Cx<TcpServerBoxes>) {
+        let Some(source) = &self.source else {
+            return;
+        };
         if self.requested {
             return;
         }
         self.requested = true;
         let _ = cx.selector_signal.send(Request::NewReader(
             cx.newconnection.postbox(),
-            self.source.clone(),
+            source.clone(),
         ));
+    }
+
+    /// Connections open: ours, or (an acceptor) all its shards'.
+    fn open(&self) -> usize {
+        match &self.role {
+            Role::Acceptor(a) => a.common.open.load(Ordering::SeqCst),
+            _ => self.open,
+        }
     }
 
     fn at_limit(&self) -> bool {
         self.options
             .max_connections
-            .is_some_and(|max| self.open >= max)
+            .is_some_and(|max| self.open() >= max)
     }
 
     /// One bounded accept round (T4, T5, T8). True if more may be waiting.
@@ -436,6 +593,12 @@ impl TcpServer {
             if self.at_limit() {
                 // T8: leave the rest in the backlog until one closes.
                 self.accepting = false;
+                // An acceptor hears of its shards' closes only when it asks;
+                // one may have closed since the count was read.
+                if self.hear_of_closes() && !self.at_limit() {
+                    self.accepting = true;
+                    return true;
+                }
                 return false;
             }
             match listener.accept() {
@@ -444,7 +607,10 @@ impl TcpServer {
                         log::info!("tcpserver {}: accepting again", self.local_addr);
                         self.starved = false;
                     }
-                    self.new_connection(cx, stream, peer);
+                    match &mut self.role {
+                        Role::Acceptor(a) => a.hand_off(stream, peer),
+                        _ => self.new_connection(cx, stream, peer),
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.accepting = false;
@@ -466,6 +632,7 @@ impl TcpServer {
                     self.starved = true;
                     self.accepting = false;
                     self.request_newconnection(cx);
+                    self.hear_of_closes();
                     return false;
                 }
             }
@@ -502,7 +669,7 @@ impl TcpServer {
         let csa = match self.wrap.as_mut() {
             None => Handle::new(csa),
             Some(wrap) => {
-                let made = wrap(csa, &ConnectionInfo { peer, local });
+                let made = wrap.make(csa, &ConnectionInfo { peer, local });
                 if made.typed_boxes::<csa::CsaBoxes>().is_none() {
                     match wrapped_ready(&made) {
                         Ok(postboxes) => ready = Some(postboxes),
@@ -574,19 +741,255 @@ impl TcpServer {
         self.open = self.open.saturating_sub(1);
         // A descriptor and a slot have freed: T5, T8.
         self.accepting = true;
+        if let Role::Shard(shard) = &self.role {
+            shard.closed();
+        }
     }
 
-    /// T7.
-    fn stop(&mut self, cx: &Cx<TcpServerBoxes>) -> Step {
+    /// Before the listener closes (T7): every connection already in the
+    /// backlog is accepted and served (or handed on), so that closing the
+    /// listener resets none of them. The backlog is first cut to its
+    /// least, so that clients still knocking are held off (their SYNs are
+    /// not answered, and they are refused once the listener has closed)
+    /// rather than queued behind the last accept. Bounded: the backlog
+    /// holds no more than it was given.
+    fn last_round(&mut self, cx: &Cx<TcpServerBoxes>) {
+        let Some(listener) = self.listener.clone() else {
+            return;
+        };
+        let _ = socket2::SockRef::from(&*listener).listen(0);
+        let most = usize::try_from(self.options.backlog).unwrap_or(0) + ACCEPT_BATCH;
+        let mut taken = 0usize;
+        while taken < most {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    taken += 1;
+                    match &mut self.role {
+                        Role::Acceptor(a) => a.hand_off(stream, peer),
+                        _ => self.new_connection(cx, stream, peer),
+                    }
+                }
+                Err(e) if is_transient(&e) => {}
+                Err(_) => break,
+            }
+        }
+        if taken > 0 {
+            log::info!(
+                "tcpserver {}: {taken} queued connection(s) accepted while stopping",
+                self.local_addr
+            );
+        }
+    }
+
+    /// An acceptor that has paused (T5, T8) asks its shards to tell it when
+    /// one of their connections closes. True if the acceptor should try
+    /// again now (not an acceptor: never).
+    fn hear_of_closes(&mut self) -> bool {
+        let Role::Acceptor(a) = &self.role else {
+            return false;
+        };
+        a.common.waiting.store(true, Ordering::SeqCst);
+        // Dekker's pattern with `Shard::closed`: a close after the count
+        // was read either sees `waiting` and tells us, or is seen here.
+        let _ = a.common.open.load(Ordering::SeqCst);
+        true
+    }
+
+    /// T7. `why` is the message that stopped it: an acceptor passes it on
+    /// to its shards, and a shard sends it out of `signal`.
+    fn stop(&mut self, cx: &Cx<TcpServerBoxes>, why: Control) -> Step {
         log::info!("tcpserver {}: stopping", self.local_addr);
-        let _ = cx
-            .selector_signal
-            .send(Request::RemoveReader(self.source.clone()));
+        let mut finished = Control::ProducerFinished;
+        // Graceful (an acceptor always: its shards decide): what is queued
+        // is accepted and served, not reset by the close.
+        let graceful = why.is_producer_finished();
+        if graceful || matches!(self.role, Role::Acceptor(_)) {
+            self.last_round(cx);
+        }
+        match &mut self.role {
+            Role::Listener => {}
+            Role::Acceptor(a) => a.finish(&why),
+            Role::Shard(_) => finished = why,
+        }
+        if let Some(source) = self.source.take() {
+            let _ = cx.selector_signal.send(Request::RemoveReader(source));
+        }
         let _ = cx.selector_shutdown_signal.send(Control::Shutdown);
         self.listener = None;
-        let _ = cx.signal.send(Control::ProducerFinished);
+        let _ = cx.signal.send(finished);
         Step::Done
     }
+}
+
+/// What passes between an acceptor and its shards' TCPServers
+/// ([`TcpServer::into_shards`]), through their `_handoff` inboxes.
+#[derive(Debug)]
+pub enum HandOff {
+    /// To a shard: a connection the acceptor accepted, to serve from T4 on
+    /// (CSA, `newCSA`, registration with the shard's own Selector).
+    Socket {
+        /// The accepted socket.
+        stream: TcpStream,
+        /// The client's address.
+        peer: SocketAddr,
+    },
+    /// To a shard: the acceptor has stopped (after every socket before
+    /// this one); the shard's server stops too and sends this message out
+    /// of `signal` (`producerFinished`: gracefully).
+    Finish(Control),
+    /// To the acceptor: a shard's connection has closed, and the acceptor
+    /// had paused for one to (T5, T8).
+    Closed,
+}
+
+/// Listener (T1–T8 as Kamaelia's), acceptor or shard.
+enum Role {
+    Listener,
+    Acceptor(Acceptor),
+    Shard(Shard),
+}
+
+/// What an acceptor and all its shards share.
+#[derive(Default)]
+struct Common {
+    /// Connections open on all shards together (T8 across them).
+    open: AtomicUsize,
+    /// The acceptor has paused (T5, T8) and wants [`HandOff::Closed`].
+    waiting: AtomicBool,
+    /// The acceptor's `_handoff`, known once it runs.
+    acceptor: OnceLock<Postbox<HandOff>>,
+}
+
+/// One shard's counts, written by one side each.
+#[derive(Default)]
+struct Load {
+    /// Sockets handed to it (by the acceptor).
+    handed: AtomicUsize,
+    /// Sockets it has taken from its inbox (by the shard).
+    taken: AtomicUsize,
+    /// Connections of its that have closed (by the shard).
+    closed: AtomicUsize,
+}
+
+impl Load {
+    /// Handed but not yet taken: a shard that is busy (or stalled) has
+    /// some.
+    fn pending(&self) -> usize {
+        let handed = self.handed.load(Ordering::SeqCst);
+        handed.saturating_sub(self.taken.load(Ordering::SeqCst))
+    }
+
+    fn open(&self) -> usize {
+        let handed = self.handed.load(Ordering::SeqCst);
+        handed.saturating_sub(self.closed.load(Ordering::SeqCst))
+    }
+}
+
+/// The acceptor's side: where each shard's sockets go.
+struct Acceptor {
+    common: Arc<Common>,
+    shards: Vec<(Postbox<HandOff>, Arc<Load>)>,
+    /// Where the next search for the least loaded shard starts.
+    next: usize,
+}
+
+impl Acceptor {
+    /// The shard for the next connection: the one with the fewest sockets
+    /// waiting in its inbox (a stalled shard gets no more), then the
+    /// fewest open; ties go round in turn.
+    fn pick(&mut self) -> usize {
+        let n = self.shards.len();
+        let key = |i: usize| {
+            let load = &self.shards[i].1;
+            (load.pending(), load.open())
+        };
+        let mut best = self.next % n;
+        let mut best_key = key(best);
+        for k in 1..n {
+            let i = (self.next + k) % n;
+            let candidate = key(i);
+            if candidate < best_key {
+                best = i;
+                best_key = candidate;
+            }
+        }
+        self.next = (best + 1) % n;
+        best
+    }
+
+    fn hand_off(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let i = self.pick();
+        let (inlet, load) = &self.shards[i];
+        load.handed.fetch_add(1, Ordering::SeqCst);
+        self.common.open.fetch_add(1, Ordering::SeqCst);
+        if inlet.send(HandOff::Socket { stream, peer }).is_err() {
+            // Its inbox is unbounded: only a shard that has ended refuses.
+            load.closed.fetch_add(1, Ordering::SeqCst);
+            self.common.open.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("tcpserver: shard {i} has ended; closing {peer}");
+        } else {
+            log::trace!("tcpserver: {peer} to shard {i}");
+        }
+    }
+
+    /// After the last socket: each shard stops (`why` says how).
+    fn finish(&mut self, why: &Control) {
+        for (inlet, _) in &self.shards {
+            let _ = inlet.send(HandOff::Finish(why.clone()));
+        }
+    }
+}
+
+/// A shard's side: its counts, and the acceptor to tell of a close.
+struct Shard {
+    common: Arc<Common>,
+    load: Arc<Load>,
+}
+
+impl Shard {
+    /// T6 on a shard: counted, and the acceptor told if it is waiting for a
+    /// close (T5, T8).
+    fn closed(&self) {
+        self.load.closed.fetch_add(1, Ordering::SeqCst);
+        self.common.open.fetch_sub(1, Ordering::SeqCst);
+        if self.common.waiting.swap(false, Ordering::SeqCst) {
+            if let Some(acceptor) = self.common.acceptor.get() {
+                let _ = acceptor.send(HandOff::Closed);
+            }
+        }
+    }
+}
+
+/// A server spread over shards: what [`TcpServer::into_shards`] returns.
+#[derive(Debug)]
+pub struct Shards {
+    /// The server that listens and accepts, and hands each connection to a
+    /// shard. Run it where the listener's Selector is (any one thread).
+    pub acceptor: TcpServer,
+    /// One server per shard, each to run on its own scheduler (with its
+    /// own Selector), normally inside a `ServerCore`: it makes the CSAs of
+    /// the connections handed to it (T4 on), and ends on
+    /// [`HandOff::Finish`], sending its message out of `signal`.
+    pub shards: Vec<Handle>,
+}
+
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
+fn set_reuse_port(socket: &socket2::Socket) -> io::Result<()> {
+    socket.set_reuse_port(true)
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
+fn set_reuse_port(_: &socket2::Socket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "SO_REUSEPORT is not available on this platform",
+    ))
 }
 
 fn is_transient(e: &io::Error) -> bool {
@@ -609,6 +1012,9 @@ boxes! {
         /// socketShutdown from our CSAs
         #[name = "_feedbackFromCSA"]
         pub feedback_from_csa: Inbox<SocketShutdown>,
+        /// sockets from an acceptor (a shard), closes from shards (an acceptor)
+        #[name = "_handoff"]
+        pub handoff: Inbox<HandOff>,
         /// newCSA / shutdownCSA
         #[name = "protocolHandlerSignal"]
         pub protocol_handler_signal: Outbox<ServerEvent>,
@@ -639,19 +1045,39 @@ impl Component for TcpServer {
                     if let Err(e) = cx.link((&me, "_selectorShutdownSignal"), (&sel, "control")) {
                         log::error!("tcpserver: {e}");
                     }
-                    self.request_newconnection(cx);
+                    match &self.role {
+                        Role::Shard(_) => self.accepting = false,
+                        Role::Acceptor(a) => {
+                            let _ = a.common.acceptor.set(cx.handoff.postbox());
+                            self.request_newconnection(cx);
+                        }
+                        Role::Listener => self.request_newconnection(cx),
+                    }
                 }
                 Err(e) => {
                     log::error!("tcpserver {}: {e}", self.local_addr);
-                    return self.stop(cx);
+                    return self.stop(cx, Control::ShutdownMicroprocess);
                 }
             }
         }
-        if cx.control.recv().is_some() {
-            return self.stop(cx);
+        if let Some(why) = cx.control.recv() {
+            return self.stop(cx, why);
         }
         while let Some(msg) = cx.feedback_from_csa.recv() {
             self.connection_closed(cx, msg);
+        }
+        while let Some(handed) = cx.handoff.recv() {
+            match handed {
+                HandOff::Socket { stream, peer } => {
+                    if let Role::Shard(shard) = &self.role {
+                        shard.load.taken.fetch_add(1, Ordering::SeqCst);
+                    }
+                    self.new_connection(cx, stream, peer);
+                }
+                HandOff::Finish(why) => return self.stop(cx, why),
+                // A shard's connection closed: T5, T8.
+                HandOff::Closed => self.accepting = true,
+            }
         }
         while cx.newconnection.recv().is_some() {
             self.requested = false;

@@ -43,6 +43,21 @@ pub use user::{collect_until_signal, User};
 /// CI machine; a test that needs it is failing anyway.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
+/// The fixture parameter for sharded servers: how many shards a test's
+/// server runs with (`ServerCore::threads`), from the environment variable
+/// `KAMAELIA_SHARDS` (default 1: one thread, no acceptor). CI runs the
+/// server tests again with 2 and 4; a value that is not a positive number
+/// fails the test that asks, rather than testing something else.
+pub fn shards() -> usize {
+    match std::env::var("KAMAELIA_SHARDS") {
+        Err(_) => 1,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("KAMAELIA_SHARDS={v:?}: not a positive number of shards"),
+        },
+    }
+}
+
 /// Waits until `f` holds, failing at [`DEADLINE`] with `what` in the
 /// message. Only for conditions with no event to wait on (another
 /// process's state, a descriptor count); it yields between tries.

@@ -21,7 +21,7 @@ pub fn echo_server() -> (SocketAddr, Handle, Running) {
 /// running.
 pub fn server_with<F, H>(protocol: F, options: ServerOptions) -> (SocketAddr, Handle, Running)
 where
-    F: FnMut() -> H + Send + 'static,
+    F: FnMut() -> H + Clone + Send + 'static,
     H: Into<Handle>,
 {
     let (addr, core, scheduler) = activate_on_new_scheduler(
@@ -32,11 +32,12 @@ where
 
 /// Activates `core` on a new Selector scheduler that is not running yet:
 /// the caller starts it (`Running::start`) when the test is ready, e.g.
-/// once clients wait in the backlog.
+/// once clients wait in the backlog. It runs with [`shards`] shards (the
+/// fixture parameter `KAMAELIA_SHARDS`, default 1).
 pub fn activate_on_new_scheduler(core: ServerCore) -> (SocketAddr, Handle, Scheduler) {
     let scheduler = selector::scheduler().unwrap();
     let addr = core.local_addr();
-    let core = scheduler.activate(core).unwrap();
+    let core = scheduler.activate(core.threads(shards()).unwrap()).unwrap();
     (addr, core, scheduler)
 }
 

@@ -30,8 +30,17 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// A server side. Errors only if `config` cannot make a connection.
+    /// A server side. Errors if `config` cannot make a connection, or if
+    /// it accepts early data (0-RTT): rustls keeps early data apart
+    /// (`ServerConnection::early_data`), the layer never reads it, so it
+    /// would be lost; refused is the default (`max_early_data_size` 0).
     pub(crate) fn server(config: Arc<ServerConfig>, buffer_limit: usize) -> Result<Engine, Error> {
+        if config.max_early_data_size != 0 {
+            return Err(Error::General(
+                "early data (0-RTT) is not supported: leave ServerConfig::max_early_data_size at 0"
+                    .into(),
+            ));
+        }
         let conn = ServerConnection::new(config)?;
         Ok(Engine::with(Connection::Server(conn), buffer_limit))
     }
@@ -160,6 +169,7 @@ impl Engine {
             alpn: self.conn.alpn_protocol().map(<[u8]>::to_vec),
             server_name: sni,
             is_server,
+            resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
     }
 }
@@ -171,6 +181,7 @@ pub(crate) struct Summary {
     pub alpn: Option<Vec<u8>>,
     pub server_name: Option<String>,
     pub is_server: bool,
+    pub resumed: bool,
 }
 
 /// Parses a server name (a DNS name or an IP address) for a client.

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use axon::{Control, Cx, Handle, Step};
 
 use crate::engine::{Engine, Error, Plain};
-use crate::{SslReady, TlsBoxes, INBOX_LIMIT};
+use crate::limit::Turn;
+use crate::{SslReady, TlsBoxes, TlsClosed, TlsError, INBOX_LIMIT};
 
 /// The most plaintext passed to the handler in one message.
 const PLAIN_CHUNK: usize = 32 * 1024;
@@ -42,6 +43,18 @@ pub(crate) struct Layer {
     close_sent: bool,
     /// socketShutdown has gone to the handler.
     told_handler: bool,
+    /// The peer's close_notify has come.
+    peer_closed: bool,
+    /// What went wrong so far (truncation), for `tlsClosed`.
+    verdict: Option<TlsError>,
+    /// This layer's place under the server's handshake cap, if any.
+    pub(crate) turn: Option<Turn>,
+    /// STARTTLS: bytes pass through unchanged until `makessl`.
+    pub(crate) plain_mode: bool,
+    /// `makessl` has come: what was read and what the handler sent before
+    /// it (these many messages of `inbox` and `plainInbox`) still pass in
+    /// the clear, then TLS begins.
+    switching: Option<(usize, usize)>,
 }
 
 impl Layer {
@@ -63,6 +76,11 @@ impl Layer {
             plain_finished: false,
             close_sent: false,
             told_handler: false,
+            peer_closed: false,
+            verdict: None,
+            turn: None,
+            plain_mode: false,
+            switching: None,
         }
     }
 
@@ -88,6 +106,12 @@ impl Layer {
         if inner.has_box("sslready") {
             pairs.push(((me, "sslready"), (inner, "sslready")));
         }
+        if inner.has_box("tlsClosed") {
+            pairs.push(((me, "tlsClosed"), (inner, "tlsClosed")));
+        }
+        if inner.has_box("makessl") {
+            pairs.push(((inner, "makessl"), (me, "makessl")));
+        }
         for (src, dst) in pairs {
             if let Err(e) = me.link(src, dst) {
                 self.engine = Err(format!("cannot link the inner handler: {e}"));
@@ -101,26 +125,45 @@ impl Layer {
             self.started = true;
             if let Err(e) = &self.engine {
                 log::error!("tls {}: {e}", self.role);
-                return self.abort(cx);
+                let e = TlsError::Setup(e.clone());
+                return self.abort(cx, Some(e));
             }
             if let Some(inner) = self.inner.clone() {
                 cx.add_child(&inner);
                 if let Err(e) = cx.activate(&inner) {
                     log::error!("tls {}: {e}", self.role);
-                    return self.abort(cx);
+                    return self.abort(cx, Some(TlsError::Setup(e.to_string())));
                 }
             }
-            let deadline = Instant::now() + self.handshake_timeout;
-            self.deadline = Some(deadline);
-            cx.wake_at(deadline);
+            if !self.plain_mode {
+                self.arm_deadline(cx);
+            }
         }
+        if self.plain_mode {
+            match self.plain_step(cx) {
+                Some(step) => return step,
+                None => {
+                    // Switched: TLS from here on (the rest of this step).
+                    self.plain_mode = false;
+                    if self.cipher_eof {
+                        log::debug!("tls {}: the connection ended at makessl", self.role);
+                        return self.abort(cx, Some(TlsError::EndedInHandshake));
+                    }
+                    self.arm_deadline(cx);
+                }
+            }
+        }
+        while cx.handshake_turn.recv().is_some() {}
+        // Already TLS: a makessl means nothing.
+        while cx.makessl.recv().is_some() {}
         // Control first: the bytes sent before it are then in the inbox.
         while let Some(msg) = cx.control.recv() {
             if msg.is_producer_finished() {
                 self.cipher_eof = true;
             } else {
                 log::debug!("tls {}: {msg:?}: closing", self.role);
-                return self.abort(cx);
+                let how = self.stopped();
+                return self.abort(cx, how);
             }
         }
         while let Some(msg) = cx.plain_control.recv() {
@@ -129,6 +172,7 @@ impl Layer {
             } else {
                 // C5: one pass writing what the handler sent, then close.
                 self.plain_finished = true;
+                let how = self.stopped();
                 let _ = self.pump(cx);
                 if !self.handshaking() && !self.close_sent {
                     self.close_sent = true;
@@ -138,14 +182,15 @@ impl Layer {
                     self.flush(cx);
                 }
                 let _ = cx.signal.send(Control::ShutdownMicroprocess);
-                return Step::Done;
+                return self.end(cx, how);
             }
         }
         if let Some(inner) = &self.inner {
             if inner.is_done() && !self.plain_finished {
                 if inner.panicked() {
                     log::warn!("tls {}: the inner handler panicked; closing", self.role);
-                    return self.abort(cx);
+                    let how = self.stopped();
+                    return self.abort(cx, how);
                 }
                 self.plain_finished = true;
             }
@@ -156,7 +201,17 @@ impl Layer {
                 self.role,
                 self.handshake_timeout
             );
-            return self.abort(cx);
+            let how = TlsError::HandshakeTimeout(self.handshake_timeout);
+            return self.abort(cx, Some(how));
+        }
+        if self.cipher_eof && self.turn.as_ref().is_some_and(Turn::is_waiting) {
+            // Queued for a turn, nothing sent yet: the peer cannot have
+            // sent its Finished, and now never will.
+            log::debug!(
+                "tls {}: the connection ended while waiting for a handshake turn",
+                self.role
+            );
+            return self.abort(cx, Some(TlsError::EndedInHandshake));
         }
         if let Err(e) = self.pump(cx) {
             return self.fail(cx, &e);
@@ -169,7 +224,7 @@ impl Layer {
                     "tls {}: the connection ended during the handshake",
                     self.role
                 );
-                return self.abort(cx);
+                return self.abort(cx, Some(TlsError::EndedInHandshake));
             }
             if self.held_plain.is_none() {
                 // C7 over TLS: the handler finishes its reply all the same.
@@ -178,6 +233,7 @@ impl Layer {
                     self.role
                 );
                 self.told_handler = true;
+                self.verdict = Some(TlsError::Truncated);
                 let _ = cx.plain_signal.send(Control::SocketShutdown);
             }
         }
@@ -197,10 +253,129 @@ impl Layer {
             if self.held_cipher.is_none() && !pending {
                 // C5: the connection writes all this, then closes.
                 let _ = cx.signal.send(Control::ProducerFinished);
-                return Step::Done;
+                let how = self.verdict.take();
+                return self.end(cx, how);
             }
         }
         Step::Pause
+    }
+
+    fn arm_deadline(&mut self, cx: &Cx<TlsBoxes>) {
+        let deadline = Instant::now() + self.handshake_timeout;
+        self.deadline = Some(deadline);
+        cx.wake_at(deadline);
+    }
+
+    /// STARTTLS, before the switch: a passthrough, with A5 both ways (one
+    /// message held each way), C5 and C7 as the connection's own. `None`
+    /// once `makessl` has come and everything before it has passed: the
+    /// caller goes on in TLS.
+    fn plain_step(&mut self, cx: &Cx<TlsBoxes>) -> Option<Step> {
+        while let Some(msg) = cx.control.recv() {
+            if msg.is_producer_finished() {
+                self.cipher_eof = true;
+            } else {
+                log::debug!("tls {}: {msg:?} before makessl: closing", self.role);
+                return Some(self.abort(cx, None));
+            }
+        }
+        while let Some(msg) = cx.plain_control.recv() {
+            if msg.is_producer_finished() {
+                self.plain_finished = true;
+            } else {
+                // C5: one pass writing what the handler sent, then close.
+                self.pass_out(cx);
+                let _ = cx.signal.send(Control::ShutdownMicroprocess);
+                return Some(self.end(cx, None));
+            }
+        }
+        if let Some(inner) = &self.inner {
+            if inner.is_done() && !self.plain_finished {
+                if inner.panicked() {
+                    log::warn!("tls {}: the inner handler panicked; closing", self.role);
+                    return Some(self.abort(cx, None));
+                }
+                self.plain_finished = true;
+            }
+        }
+        if self.switching.is_none() && !self.plain_finished && cx.makessl.recv().is_some() {
+            // What is in the boxes now came before the switch (as
+            // Kamaelia's CSA, which wrote its inbox before makessl): it
+            // passes in the clear, and nothing read before the switch is
+            // ever fed to TLS.
+            log::debug!("tls {}: makessl", self.role);
+            self.switching = Some((cx.inbox.len(), cx.plain_inbox.len()));
+        }
+        while self.pass_in(cx) | self.pass_out(cx) {}
+        if let Some((0, 0)) = self.switching {
+            if self.held_plain.is_none() && self.held_cipher.is_none() {
+                self.switching = None;
+                return None;
+            }
+        }
+        let input_over = self.cipher_eof && cx.inbox.is_empty() && self.held_plain.is_none();
+        if input_over && !self.told_handler {
+            self.told_handler = true; // C7, as the connection's own
+            let _ = cx.plain_signal.send(Control::SocketShutdown);
+        }
+        if self.plain_finished && cx.plain_inbox.is_empty() && self.held_cipher.is_none() {
+            let _ = cx.signal.send(Control::ProducerFinished);
+            return Some(self.end(cx, None));
+        }
+        Some(Step::Pause)
+    }
+
+    /// Before the switch: one read chunk on to the handler, in the clear.
+    fn pass_in(&mut self, cx: &Cx<TlsBoxes>) -> bool {
+        let chunk = match self.held_plain.take() {
+            Some(c) => c,
+            None => {
+                if let Some((left, _)) = &mut self.switching {
+                    if *left == 0 {
+                        return false;
+                    }
+                    *left -= 1;
+                }
+                match cx.inbox.recv() {
+                    Some(c) => c,
+                    None => return false,
+                }
+            }
+        };
+        match cx.plain_outbox.send(chunk) {
+            Ok(()) => true,
+            Err(full) => {
+                self.held_plain = Some(full.into_inner());
+                false
+            }
+        }
+    }
+
+    /// Before the switch: one message of the handler's on to the
+    /// connection, in the clear.
+    fn pass_out(&mut self, cx: &Cx<TlsBoxes>) -> bool {
+        let chunk = match self.held_cipher.take() {
+            Some(c) => c,
+            None => {
+                if let Some((_, left)) = &mut self.switching {
+                    if *left == 0 {
+                        return false;
+                    }
+                    *left -= 1;
+                }
+                match cx.plain_inbox.recv() {
+                    Some(c) => c,
+                    None => return false,
+                }
+            }
+        };
+        match cx.outbox.send(chunk) {
+            Ok(()) => true,
+            Err(full) => {
+                self.held_cipher = Some(full.into_inner());
+                false
+            }
+        }
     }
 
     fn handshaking(&self) -> bool {
@@ -257,6 +432,7 @@ impl Layer {
                             // The peer's close_notify: a half-close (C7).
                             log::debug!("tls {}: close_notify from the peer", self.role);
                             self.told_handler = true;
+                            self.peer_closed = true;
                             let _ = cx.plain_signal.send(Control::SocketShutdown);
                         }
                         return moved;
@@ -291,6 +467,13 @@ impl Layer {
         if self.held_plain.is_some() || !engine.wants_read() {
             return Ok(false);
         }
+        let pending = self.cipher_at < self.cipher_in.len() || !cx.inbox.is_empty();
+        if let Some(turn) = self.turn.as_mut().filter(|_| engine.is_handshaking()) {
+            // The cap (HandshakeLimit): ciphertext waits, unread, for a turn.
+            if pending && !turn.take(&cx.handshake_turn.postbox()) {
+                return Ok(false);
+            }
+        }
         if self.cipher_at >= self.cipher_in.len() {
             match cx.inbox.recv() {
                 Some(c) => {
@@ -311,6 +494,9 @@ impl Layer {
             self.cipher_at = 0;
         }
         if was_handshaking && !engine.is_handshaking() {
+            if let Some(turn) = self.turn.as_mut() {
+                turn.release();
+            }
             let s = engine.summary();
             log::debug!(
                 "tls {}: handshake done: {} {}",
@@ -324,6 +510,7 @@ impl Layer {
                 alpn: s.alpn,
                 server_name: s.server_name,
                 is_server: s.is_server,
+                resumed: s.resumed,
             });
         }
         self.flush(cx);
@@ -365,15 +552,45 @@ impl Layer {
         } else {
             log::debug!("tls server: {e}");
         }
-        self.abort(cx)
+        self.abort(cx, Some(TlsError::Tls(e.clone())))
+    }
+
+    /// Why a stop (`shutdownMicroprocess`) ends the session: during the
+    /// handshake, the input's end if it came, or the stop; after it,
+    /// truncation if the input ended without close_notify.
+    fn stopped(&mut self) -> Option<TlsError> {
+        if self.handshaking() || self.engine.is_err() {
+            return Some(if self.cipher_eof {
+                TlsError::EndedInHandshake
+            } else {
+                TlsError::StoppedInHandshake
+            });
+        }
+        if self.cipher_eof && !self.peer_closed {
+            return Some(TlsError::Truncated);
+        }
+        self.verdict.take()
     }
 
     /// Ends now: one pass sending what is ready (an alert, perhaps), then
     /// `shutdownMicroprocess` to the connection and to the handler.
-    fn abort(&mut self, cx: &Cx<TlsBoxes>) -> Step {
+    fn abort(&mut self, cx: &Cx<TlsBoxes>, how_died: Option<TlsError>) -> Step {
         self.flush(cx);
         let _ = cx.signal.send(Control::ShutdownMicroprocess);
         let _ = cx.plain_signal.send(Control::ShutdownMicroprocess);
+        self.end(cx, how_died)
+    }
+
+    /// Every end goes through here: the turn under the cap is given back
+    /// and `tlsClosed` says how the session ended, once.
+    fn end(&mut self, cx: &Cx<TlsBoxes>, how_died: Option<TlsError>) -> Step {
+        self.turn = None;
+        let handshaken = self.engine.is_ok() && !self.handshaking();
+        let _ = cx.tls_closed.send(TlsClosed {
+            how_died,
+            handshaken,
+            is_server: self.role == "server",
+        });
         Step::Done
     }
 }

@@ -76,8 +76,9 @@
 //!
 //! | Kamaelia | here |
 //! |---|---|
-//! | CSA `makessl` inbox (switch a live connection to TLS) | not yet: a connection is TLS from its first byte when its handler is a [`TlsServer`] |
+//! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
+//! | overriding `TCPServer.CSA` with an SSL one | [`TlsServer::over_csa`] through `TcpServer::with_csa`: the connection itself speaks TLS, the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died` |
 //! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
 //! ## Boxes
@@ -95,7 +96,10 @@
 //! | `plainOutbox` | outbox | `Vec<u8>` | decrypted bytes (to the handler's `inbox`) |
 //! | `plainSignal` | outbox | [`Control`] | to the handler's `control`: `socketShutdown` after the last decrypted byte, when the peer sent close_notify or the connection ended (a half-close: the reply is still delivered); `shutdownMicroprocess` when the layer closes the connection |
 //! | `sslready` | outbox | [`SslReady`] | once, when the handshake has finished |
+//! | `makessl` | inbox | `()` | STARTTLS ([`TlsServer::starttls`], [`TlsClient::starttls`]): switch to TLS once what was read and sent before it has passed in the clear; ignored once TLS |
 //! | `serversignal` | outbox | [`Control`] | the inner handler's `serversignal`, passed through (ServerCore links it to its `control`) |
+//! | `tlsClosed` | outbox | [`TlsClosed`] | exactly once, when the layer ends: how the TLS session ended (`how_died`: `None`, or a [`TlsError`]); linked to the inner handler's `tlsClosed` inbox if it has one |
+//! | `_handshakeTurn` | inbox | `()` | a turn under the server's [`HandshakeLimit`] has come (sent by the layer that gave it back) |
 //!
 //! ## Mapping onto rustls (issue 11)
 //!
@@ -117,12 +121,31 @@
 //!   CSA, which writes it all and closes (C5). The peer's close_notify is a
 //!   half-close: `socketShutdown` to the handler, whose reply is still
 //!   delivered (C7). The connection ending (`socketShutdown` from the CSA
-//!   or ServerCore) after the handshake without close_notify is logged as
-//!   truncation and is otherwise the same half-close; during the handshake
-//!   it ends the connection.
+//!   or ServerCore: a FIN) after the handshake without close_notify is
+//!   truncation: input ends there as on the same half-close, the reply is
+//!   still sent, and `tlsClosed` reports [`TlsError::Truncated`]; during
+//!   the handshake it ends the connection at once
+//!   ([`TlsError::EndedInHandshake`]).
+//! - **How it ended.** The connection's own `socketShutdown` (C6) says how
+//!   the *socket* died; a TLS session can end badly over a socket that
+//!   closed in order, so the layer says how the *session* ended, once, out
+//!   of `tlsClosed` ([`TlsClosed`], whose `how_died` converts to the
+//!   `io::Error` a `socketShutdown` would carry). With
+//!   [`TlsServer::over_csa`] the creator's `socketShutdown` itself
+//!   carries it.
 //! - **Deadline.** A handshake not finished within [`HANDSHAKE_TIMEOUT`]
 //!   (10 s; see [`TlsServer::with_handshake_timeout`]) closes the
 //!   connection: a timer (`wake_at`), no polling.
+//! - **A cap on handshakes in progress** ([`HandshakeLimit`], shared by
+//!   the server's layers through [`TlsServer::with_handshake_limit`]):
+//!   above it a connection's first ciphertext waits, unread, for a turn,
+//!   first come, first served, and its deadline runs meanwhile.
+//! - **Resumption** works with rustls's defaults (the server's session
+//!   cache and TLS 1.3 tickets; a client config's session store):
+//!   [`SslReady::resumed`] says which handshakes were resumed. **Early
+//!   data** (0-RTT) is refused: a server config that would accept it
+//!   (`max_early_data_size` above 0) is an error at the layer's start,
+//!   since the layer never reads early data and it would be lost.
 //! - **Errors** (a bad or unknown certificate, a wrong name, plaintext on
 //!   the TLS port): logged with rustls's error (`debug` on a server, where
 //!   it is the peer's fault; `warn` on a client), the alert rustls makes
@@ -146,8 +169,10 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod connection;
 mod engine;
 mod layer;
+mod limit;
 
 use std::fmt;
 use std::io;
@@ -160,6 +185,7 @@ pub use rustls;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use layer::Layer;
+pub use limit::HandshakeLimit;
 
 /// How long a handshake may take before the connection is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,6 +209,90 @@ pub struct SslReady {
     pub alpn: Option<Vec<u8>>,
     /// On a server, the name the client asked for (SNI), if any.
     pub server_name: Option<String>,
+    /// True on the server side.
+    pub is_server: bool,
+    /// True if this was a resumed handshake (a session ticket or ID from
+    /// an earlier connection), false for a full one.
+    pub resumed: bool,
+}
+
+/// Why a TLS session ended badly: the `how_died` of [`TlsClosed`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// Truncation: after the handshake the connection's input ended (a
+    /// FIN, or its end announced by `socketShutdown`) without the peer's
+    /// close_notify. Input ends there, as on a half-close (C7): the
+    /// handler's reply is still sent.
+    Truncated,
+    /// The connection's input ended during the handshake, which then
+    /// could never finish: the connection is closed at once.
+    EndedInHandshake,
+    /// No handshake within the deadline ([`HANDSHAKE_TIMEOUT`] unless set
+    /// otherwise).
+    HandshakeTimeout(Duration),
+    /// `shutdownMicroprocess` (from the connection's side or the handler)
+    /// during the handshake.
+    StoppedInHandshake,
+    /// rustls refused the peer or its bytes: a bad, unknown or expired
+    /// certificate, a wrong name, an alert from the peer, bytes that are
+    /// not TLS. Its alert (if any) was sent before the close.
+    Tls(rustls::Error),
+    /// The layer could not start: its config, or linking its handler.
+    Setup(String),
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Truncated => {
+                f.write_str("truncated: the connection ended without close_notify")
+            }
+            TlsError::EndedInHandshake => f.write_str("the connection ended during the handshake"),
+            TlsError::HandshakeTimeout(t) => write!(f, "no handshake within {t:?}"),
+            TlsError::StoppedInHandshake => f.write_str("stopped during the handshake"),
+            TlsError::Tls(e) => write!(f, "tls: {e}"),
+            TlsError::Setup(e) => write!(f, "tls setup: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TlsError::Tls(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<TlsError> for io::Error {
+    /// As a socket error would be (`how_died` of a CSA's `socketShutdown`):
+    /// truncation and an end during the handshake are `UnexpectedEof`, the
+    /// deadline `TimedOut`, a stop `Interrupted`, the rest `InvalidData`.
+    fn from(e: TlsError) -> io::Error {
+        let kind = match e {
+            TlsError::Truncated | TlsError::EndedInHandshake => io::ErrorKind::UnexpectedEof,
+            TlsError::HandshakeTimeout(_) => io::ErrorKind::TimedOut,
+            TlsError::StoppedInHandshake => io::ErrorKind::Interrupted,
+            TlsError::Tls(_) | TlsError::Setup(_) => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// What `tlsClosed` carries, exactly once, when the layer ends: how the
+/// TLS session ended. The TLS counterpart of the `how_died` in C6's
+/// `socketShutdown`, which the connection itself reports for the socket
+/// (there, a TLS session that ended badly over a socket that closed in
+/// order shows as `None`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsClosed {
+    /// `None` for an orderly end (close_notify, or the handler's
+    /// `producerFinished` after the handshake); what went wrong otherwise.
+    pub how_died: Option<TlsError>,
+    /// True if the handshake had finished.
+    pub handshaken: bool,
     /// True on the server side.
     pub is_server: bool,
 }
@@ -214,6 +324,14 @@ boxes! {
         pub sslready: Outbox<SslReady>,
         /// the inner handler's serversignal, passed through
         pub serversignal: Outbox<Control>,
+        /// once, when the layer ends: how the TLS session ended
+        #[name = "tlsClosed"]
+        pub tls_closed: Outbox<TlsClosed>,
+        /// a turn under the server's HandshakeLimit has come
+        #[name = "_handshakeTurn"]
+        pub handshake_turn: Inbox<()>,
+        /// STARTTLS: switch this connection to TLS (Kamaelia's makessl)
+        pub makessl: Inbox<()>,
     }
 }
 
@@ -244,9 +362,71 @@ impl TlsServer {
         server
     }
 
+    /// STARTTLS (Kamaelia's CSA `makessl`): a protocol handler that passes
+    /// bytes between the connection and `inner` unchanged until a message
+    /// arrives in its `makessl` inbox (linked from `inner`'s `makessl`
+    /// outbox if it has one), then speaks TLS. What was read before the
+    /// switch reaches `inner` in the clear, never rustls; what `inner`
+    /// sent before it is written in the clear. `inner` should send
+    /// nothing more until `sslready`, as with Kamaelia's CSA: bytes that
+    /// reach the layer before it has taken `makessl` still go in the
+    /// clear. The handshake deadline runs from the switch.
+    pub fn starttls(config: Arc<ServerConfig>, inner: impl Into<Handle>) -> TlsServer {
+        let mut server = TlsServer::wrap(config, inner);
+        server.0.plain_mode = true;
+        server
+    }
+
     /// A handshake deadline other than [`HANDSHAKE_TIMEOUT`].
     pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsServer {
         self.0.handshake_timeout = timeout;
+        self
+    }
+
+    /// TLS as the connection itself, for `TcpServer::with_csa`
+    /// (Kamaelia's `TCPServer.CSA` override): a Graphline of `csa`, this
+    /// layer (made with [`new`](Self::new), not [`wrap`](Self::wrap)) and
+    /// a relay, presenting the CSA's boxes, so that ServerCore's handler
+    /// is given plaintext and the creator's `socketShutdown` (C6) says how
+    /// the TLS session ended: a session that ended badly over a socket
+    /// that closed in order has the session's [`TlsError`] (as an
+    /// `io::Error`, see its `From`) as `how_died`; a socket error stands.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
+    /// use tls::TlsServer;
+    ///
+    /// fn echo_over_tls(cfg: Arc<rustls::ServerConfig>) -> std::io::Result<ServerCore> {
+    ///     let addr = "127.0.0.1:0".parse().unwrap();
+    ///     let server = TcpServer::bind(addr, ServerOptions::default())
+    ///         .map_err(std::io::Error::other)?
+    ///         .with_csa(move |csa, _: &ConnectionInfo| TlsServer::new(cfg.clone()).over_csa(csa));
+    ///     Ok(ServerCore::with_server(|_: &ConnectionInfo| examples::Echo::new(), server))
+    /// }
+    /// ```
+    ///
+    /// The layer's `sslready` and `tlsClosed` are the Graphline's
+    /// children's own (not linked to the handler). Should the linking
+    /// fail (as for a layer from `wrap`, whose plaintext boxes are taken),
+    /// the connection is refused: what is returned then lacks the CSA's
+    /// boxes, and the server closes it and logs why.
+    pub fn over_csa(self, csa: impl Into<Handle>) -> Handle {
+        let layer = Handle::new(self);
+        match connection::over_csa(layer.clone(), csa.into()) {
+            Ok(graph) => Handle::new(graph),
+            Err(e) => {
+                log::error!("tls server: cannot wrap the connection: {e}");
+                layer
+            }
+        }
+    }
+
+    /// Counts this connection's handshake under `limit`, shared by every
+    /// connection of the server: above it the handshake waits, its
+    /// ciphertext unread, for a turn (see [`HandshakeLimit`]).
+    pub fn with_handshake_limit(mut self, limit: &HandshakeLimit) -> TlsServer {
+        self.0.turn = Some(limit.turn());
         self
     }
 }
@@ -296,6 +476,22 @@ impl TlsClient {
     ) -> io::Result<TlsClient> {
         let mut client = TlsClient::new(config, server_name)?;
         client.0.set_inner(inner.into());
+        Ok(client)
+    }
+
+    /// STARTTLS on the client side: as [`TlsServer::starttls`], bytes
+    /// pass between the connection and `inner` in the clear until a
+    /// message arrives in the layer's `makessl` inbox (linked from
+    /// `inner`'s `makessl` outbox if it has one); then the client's
+    /// handshake begins, `sslready` reports its end, and everything after
+    /// is TLS. Errors: a name that is neither a DNS name nor an IP address.
+    pub fn starttls(
+        config: Arc<ClientConfig>,
+        server_name: &str,
+        inner: impl Into<Handle>,
+    ) -> io::Result<TlsClient> {
+        let mut client = TlsClient::wrap(config, server_name, inner)?;
+        client.0.plain_mode = true;
         Ok(client)
     }
 

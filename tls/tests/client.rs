@@ -4,12 +4,13 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use axon::{Component, Control, Cx, Standard, Step};
-use common::{serve, Pki};
+use axon::{boxes, Component, Control, Cx, Inbox, Outbox, Standard, Step};
+use common::{expired, serve, Pki};
 use examples::Echo;
+use rustls::CertificateError;
 use tcpclient::TcpClient;
 use testkit::{pattern, Running};
-use tls::{TlsClient, TlsServer};
+use tls::{TlsClient, TlsClosed, TlsError, TlsServer};
 
 /// Sends `msg` once, collects `msg.len()` bytes back, then says
 /// producerFinished.
@@ -85,4 +86,77 @@ fn a_tls_client_refuses_a_server_for_another_name() {
     scheduler.activate(client).unwrap();
     Running::to_completion(scheduler);
     assert!(got.lock().unwrap().is_empty());
+}
+
+boxes! {
+    /// A handler that also hears how the TLS session ended.
+    pub struct WatchBoxes {
+        /// decrypted bytes
+        pub inbox: Inbox<Vec<u8>>,
+        /// the layer's socketShutdown / shutdownMicroprocess
+        pub control: Inbox<Control>,
+        /// bytes to send
+        pub outbox: Outbox<Vec<u8>>,
+        /// producerFinished
+        pub signal: Outbox<Control>,
+        /// how the session ended (linked by the layer, by name)
+        #[name = "tlsClosed"]
+        pub tls_closed: Inbox<TlsClosed>,
+    }
+}
+
+/// Sends one message, keeps what comes back and the layer's tlsClosed.
+struct Watch {
+    msg: Option<Vec<u8>>,
+    got: Arc<Mutex<(Vec<u8>, Option<TlsClosed>)>>,
+}
+
+impl Component for Watch {
+    type Boxes = WatchBoxes;
+
+    fn main(&mut self, cx: &mut Cx<WatchBoxes>) -> Step {
+        if let Some(m) = self.msg.take() {
+            let _ = cx.outbox.send(m);
+        }
+        let mut got = self.got.lock().unwrap();
+        while let Some(b) = cx.inbox.recv() {
+            got.0.extend_from_slice(&b);
+        }
+        if let Some(closed) = cx.tls_closed.recv() {
+            got.1 = Some(closed);
+        }
+        if cx.control.recv().is_some() {
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn a_tls_client_refuses_an_expired_server_certificate_with_a_clear_how_died() {
+    let pki = Pki::with_server_cert(expired);
+    let cfg = pki.server.clone();
+    let (addr, _server) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    let got = Arc::new(Mutex::new((Vec::new(), None)));
+    let watch = Watch {
+        msg: Some(b"secret".to_vec()),
+        got: got.clone(),
+    };
+    let client = TlsClient::wrap(pki.client(), "localhost", watch)
+        .unwrap()
+        .over(TcpClient::new(addr))
+        .unwrap();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(client).unwrap();
+    Running::to_completion(scheduler);
+    let (bytes, closed) = &*got.lock().unwrap();
+    assert!(bytes.is_empty());
+    let closed = closed.clone().expect("tlsClosed reached the handler");
+    assert!(!closed.is_server && !closed.handshaken);
+    match closed.how_died {
+        Some(TlsError::Tls(rustls::Error::InvalidCertificate(
+            CertificateError::Expired | CertificateError::ExpiredContext { .. },
+        ))) => {}
+        other => panic!("expected an expired certificate, got {other:?}"),
+    }
 }

@@ -257,15 +257,17 @@ pub fn service_name(name: &str) -> String {
 }
 
 /// The inbox of the backplane called `name` on this component's
-/// scheduler, or why there is none (not activated yet, or it carries
-/// another message type).
+/// scheduler, or on one whose CAT it consults (a server spread over
+/// several schedulers: [`Cat::consult_after`](axon::Cat::consult_after)),
+/// or why there is none (not activated yet, or it carries another message
+/// type).
 pub fn find_backplane<T: Send + 'static, B>(
     cx: &Cx<B>,
     name: &str,
 ) -> Result<Postbox<PlaneMessage<T>>, String> {
     let (plane, inbox) = cx
         .cat()
-        .retrieve_service(&service_name(name))
+        .find_service(&service_name(name))
         .map_err(|e| format!("no backplane {name:?}: {e}"))?;
     plane
         .postbox::<PlaneMessage<T>>(&inbox)

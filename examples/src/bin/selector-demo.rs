@@ -2,7 +2,8 @@
 //!
 //! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
 //! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-//! [--tls-cert PATH --tls-key PATH] [--introspect HOST:PORT]`
+//! [--tls-cert PATH --tls-key PATH] [--threads N] [--accept handoff|reuseport]
+//! [--introspect HOST:PORT]`
 //!
 //! Prints `listening on HOST:PORT` as its first line on stdout (`listening
 //! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`) and, with
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use axon::Handle;
-use chassis::{ServerOptions, SignalStop, SimpleServer, DRAIN};
+use chassis::{Accept, ServerOptions, SignalStop, SimpleServer, DRAIN};
 use examples::{chat, Echo};
 use tls::TlsServer;
 
@@ -32,7 +33,8 @@ selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
 USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
                   [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-                  [--tls-cert PATH --tls-key PATH] [--introspect HOST:PORT]
+                  [--tls-cert PATH --tls-key PATH] [--threads N]
+                  [--accept handoff|reuseport] [--introspect HOST:PORT]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
@@ -53,6 +55,13 @@ OPTIONS:
                          with this PEM certificate chain (leaf first); needs
                          --tls-key
     --tls-key PATH       the PEM private key for --tls-cert; needs --tls-cert
+    --threads N          serve on N threads (shards), each with its own poller:
+                         one acceptor hands every new connection to the least
+                         busy shard (default 1; 0: one per CPU)
+    --accept HOW         how --threads shards get connections: handoff (one
+                         acceptor; limits are global; the default) or
+                         reuseport (a SO_REUSEPORT listener per shard, spread
+                         by the kernel; limits per shard)
     --introspect HOST:PORT
                          serve a live view of the running components over HTTP
                          on HOST:PORT (off by default; keep HOST loopback: it
@@ -83,6 +92,10 @@ struct Options {
     request_timeout: Option<Duration>,
     /// `--tls-cert` and `--tls-key`: serve TLS. Both or neither.
     tls: Option<(PathBuf, PathBuf)>,
+    /// `--threads`: shards (`ServerCore::threads`); 0 is one per CPU.
+    threads: usize,
+    /// `--accept`: how the shards get their connections.
+    accept: Accept,
     /// `--introspect HOST:PORT`: the introspection server's host and port.
     introspect: Option<(String, u16)>,
 }
@@ -122,6 +135,8 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
         request_timeout: defaults.request_timeout,
         tls: None,
         introspect: None,
+        threads: 1,
+        accept: Accept::HandOff,
     };
     let (mut tls_cert, mut tls_key) = (None::<PathBuf>, None::<PathBuf>);
     let mut parser = lexopt::Parser::from_env();
@@ -152,6 +167,24 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             }
             Long("request-timeout") => {
                 opts.request_timeout = timeout("--request-timeout", &parser.value()?.string()?)?;
+            }
+            Long("threads") => {
+                let v = parser.value()?.string()?;
+                opts.threads = v.parse().map_err(|_| {
+                    format!("--threads: {v:?} is not a number of threads (0: one per CPU)")
+                })?;
+            }
+            Long("accept") => {
+                opts.accept = match parser.value()?.string()?.as_str() {
+                    "handoff" => Accept::HandOff,
+                    "reuseport" => Accept::ReusePort,
+                    other => {
+                        return Err(format!(
+                            "--accept: unknown way {other:?} (handoff or reuseport)"
+                        )
+                        .into())
+                    }
+                }
             }
             Long("tls-cert") => tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => tls_key = Some(parser.value()?.into()),
@@ -215,6 +248,7 @@ fn run(opts: Options) -> Result<(), String> {
     // Chat: the backplane every member publishes to and subscribes from.
     let plane = Handle::new(chat::backplane(CHAT));
     let options = ServerOptions {
+        reuse_port: opts.accept == Accept::ReusePort,
         idle_timeout: opts.idle_timeout,
         stall_timeout: opts.stall_timeout,
         request_timeout: opts.request_timeout,
@@ -238,6 +272,14 @@ fn run(opts: Options) -> Result<(), String> {
         ),
     }
     .map_err(|e| e.to_string())?;
+    let threads = match opts.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let server = server
+        .accept(opts.accept)
+        .threads(threads)
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let local = server.local_addr();
     let core = Handle::new(server);
     // The introspection server: a second ServerCore on this scheduler,
@@ -271,9 +313,9 @@ fn run(opts: Options) -> Result<(), String> {
     );
 
     if opts.protocol == Protocol::Chat {
-        // The backplane ends when the server (and the introspection server,
-        // if any) has; it is activated first, so
-        // it is registered before the first member looks for it.
+        // The backplane ends when the server (and the introspection
+        // server, if any) has; it is activated first, so it is registered
+        // before the first member looks for it.
         axon::link((&stopped_by, "signal"), (&plane, "control")).map_err(|e| e.to_string())?;
         scheduler.activate(&plane).map_err(|e| e.to_string())?;
     }

@@ -94,8 +94,14 @@ impl Demo {
 
     /// As [`Demo::start`], with these environment variables set for the
     /// child (on top of this process's environment).
+    /// With the fixture parameter `KAMAELIA_SHARDS` above 1, the demo
+    /// runs with `--threads` that many shards.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Demo {
         let mut args = vec!["--host", "127.0.0.1", "--port", "0"];
+        let shards = testkit::shards().to_string();
+        if testkit::shards() > 1 {
+            args.extend(["--threads", shards.as_str()]);
+        }
         args.extend_from_slice(extra);
         Demo::start_exactly(&args, env)
     }

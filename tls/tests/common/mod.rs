@@ -7,16 +7,31 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axon::Handle;
+use axon::{boxes, link, Endpoint, Handle, Inbox};
 use chassis::{ServerOptions, SimpleServer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
 use testkit::{Running, DEADLINE};
+use tls::{SslReady, TlsClosed, TlsServer};
 
 /// A CA and a server certificate for `localhost` signed by it.
 pub struct Pki {
     pub ca: CertificateDer<'static>,
     pub server: Arc<ServerConfig>,
+    ca_cert: rcgen::Certificate,
+    ca_key: rcgen::KeyPair,
+}
+
+/// A certificate and its key, for rustls.
+pub struct Leaf {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Validity from 2000 to 2001: long expired.
+pub fn expired(params: &mut rcgen::CertificateParams) {
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
 }
 
 fn ca() -> (rcgen::Certificate, rcgen::KeyPair) {
@@ -26,27 +41,84 @@ fn ca() -> (rcgen::Certificate, rcgen::KeyPair) {
     (params.self_signed(&key).unwrap(), key)
 }
 
+fn signed_by(
+    ca: &rcgen::Certificate,
+    ca_key: &rcgen::KeyPair,
+    name: &str,
+    tweak: impl FnOnce(&mut rcgen::CertificateParams),
+) -> Leaf {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.into()]).unwrap();
+    tweak(&mut params);
+    let cert = params.signed_by(&key, ca, ca_key).unwrap();
+    Leaf {
+        chain: vec![cert.der().clone()],
+        key: PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    }
+}
+
 impl Pki {
     pub fn new() -> Pki {
-        let (ca, ca_key) = ca();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".into()])
-            .unwrap()
-            .signed_by(&key, &ca, &ca_key)
-            .unwrap();
+        Pki::with_server_cert(|_| {})
+    }
+
+    /// As [`Pki::new`], the server certificate's parameters changed by
+    /// `tweak` (see [`expired`]).
+    pub fn with_server_cert(tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> Pki {
+        let (ca_cert, ca_key) = ca();
+        let leaf = signed_by(&ca_cert, &ca_key, "localhost", tweak);
         let server = ServerConfig::builder_with_provider(tls::provider())
             .with_safe_default_protocol_versions()
             .unwrap()
             .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .with_single_cert(leaf.chain, leaf.key)
             .unwrap();
         Pki {
-            ca: ca.der().clone(),
+            ca: ca_cert.der().clone(),
             server: Arc::new(server),
+            ca_cert,
+            ca_key,
         }
+    }
+
+    /// A certificate for `name` signed by this CA, its parameters changed
+    /// by `tweak`.
+    pub fn leaf(&self, name: &str, tweak: impl FnOnce(&mut rcgen::CertificateParams)) -> Leaf {
+        signed_by(&self.ca_cert, &self.ca_key, name, tweak)
+    }
+
+    /// A server config that asks every client for a certificate from this
+    /// CA (and serves the same `localhost` certificate).
+    pub fn server_verifying_clients(&self) -> Arc<ServerConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            tls::provider(),
+        )
+        .build()
+        .unwrap();
+        let leaf = self.leaf("localhost", |_| {});
+        let server = ServerConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(leaf.chain, leaf.key)
+            .unwrap();
+        Arc::new(server)
+    }
+
+    /// A client config trusting this CA and presenting `leaf`.
+    pub fn client_with_cert(&self, leaf: Leaf) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.clone()).unwrap();
+        let config = ClientConfig::builder_with_provider(tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(leaf.chain, leaf.key)
+            .unwrap();
+        Arc::new(config)
     }
 
     /// A client config trusting this CA.
@@ -67,7 +139,7 @@ impl Pki {
 /// A SimpleServer on 127.0.0.1 port 0 whose handler is `handler()`, on a
 /// Selector scheduler of its own thread.
 pub fn serve<H: Into<Handle>>(
-    handler: impl FnMut() -> H + Send + 'static,
+    handler: impl FnMut() -> H + Clone + Send + 'static,
 ) -> (SocketAddr, Running) {
     let server = SimpleServer::new(
         handler,
@@ -79,6 +151,45 @@ pub fn serve<H: Into<Handle>>(
     let scheduler = selector::scheduler().unwrap();
     scheduler.activate(server).unwrap();
     (addr, Running::start(scheduler))
+}
+
+boxes! {
+    /// What the layers of a server report: each layer's `sslready` and
+    /// `tlsClosed` lead here.
+    pub struct ObserverBoxes {
+        /// handshakes finished
+        pub sslready: Inbox<SslReady>,
+        /// sessions ended, and how
+        #[name = "tlsClosed"]
+        pub closed: Inbox<TlsClosed>,
+    }
+}
+
+pub type Observer = Endpoint<ObserverBoxes>;
+
+/// [`serve`] with layers made by `layer()`, each one's `sslready` and
+/// `tlsClosed` linked to the [`Observer`] returned.
+pub fn serve_observed(
+    mut layer: impl FnMut() -> TlsServer + Clone + Send + 'static,
+) -> (SocketAddr, Running, Observer) {
+    let observer = Observer::new("observer");
+    let to = observer.handle().clone();
+    let (addr, running) = serve(move || {
+        let h = Handle::new(layer());
+        link((&h, "sslready"), (&to, "sslready")).unwrap();
+        link((&h, "tlsClosed"), (&to, "tlsClosed")).unwrap();
+        h
+    });
+    (addr, running, observer)
+}
+
+/// The next session end a server's layers report (within the deadline).
+#[track_caller]
+pub fn next_closed(observer: &Observer) -> TlsClosed {
+    observer
+        .closed
+        .recv_timeout(DEADLINE)
+        .expect("no tlsClosed before the deadline")
 }
 
 pub type Client = StreamOwned<ClientConnection, TcpStream>;
