@@ -177,14 +177,19 @@ fn introspect_page_in_a_real_browser_shows_three_csas() {
     let profile = std::env::temp_dir().join(format!("kamaelia-chromium-{}", std::process::id()));
     let browser = |extra: &[&str]| {
         let mut cmd = std::process::Command::new(chromium);
-        cmd.args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .args(["--virtual-time-budget=2000", "--window-size=1200,900"])
-            .args(extra)
-            .arg(&url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
+        cmd.args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--virtual-time-budget=2000", "--window-size=1200,900"])
+        .args(extra)
+        .arg(&url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().expect("start chromium");
         let out = drain(child.stdout.take().expect("stdout"));
         let err = drain(child.stderr.take().expect("stderr"));
@@ -193,12 +198,22 @@ fn introspect_page_in_a_real_browser_shows_three_csas() {
             let _ = child.kill();
             let _ = child.wait();
         }
-        assert!(status.is_some_and(|s| s.success()), "chromium: {status:?}: {}", err.finish());
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "chromium: {status:?}: {}",
+            err.finish()
+        );
         out.finish()
     };
     let dom = browser(&["--dump-dom"]);
-    assert!(dom.contains("<td id=\"count-Csa\">3</td>"), "the page: {dom}");
-    assert!(dom.contains("<td id=\"count-Echo\">3</td>"), "the page: {dom}");
+    assert!(
+        dom.contains("<td id=\"count-Csa\">3</td>"),
+        "the page: {dom}"
+    );
+    assert!(
+        dom.contains("<td id=\"count-Echo\">3</td>"),
+        "the page: {dom}"
+    );
     if let Ok(path) = std::env::var("KAMAELIA_SCREENSHOT") {
         browser(&[&format!("--screenshot={path}")]);
     }
