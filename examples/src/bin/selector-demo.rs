@@ -65,7 +65,9 @@ OPTIONS:
     --introspect HOST:PORT
                          serve a live view of the running components over HTTP
                          on HOST:PORT (off by default; keep HOST loopback: it
-                         has no authentication); PORT 0 picks a free one
+                         has no authentication); PORT 0 picks a free one.
+                         With --threads above 1 it shows the main thread's
+                         scheduler (the acceptor), not the shards'
     -h, --help           print this help
 
 SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
