@@ -200,8 +200,14 @@ impl Component for Introspector {
                     log::debug!("introspector: a handler's view inbox is full");
                 }
             }
+            // Kept to answer requests while fresh, then let go (woken
+            // then): a view of a big system is megabytes.
+            cx.wake_at(view.at + FRESH);
             self.latest = Some(view.clone());
             fresh = Some(view);
+        }
+        if self.latest.as_ref().is_some_and(|v| v.at.elapsed() >= FRESH) {
+            self.latest = None;
         }
         while let Some(want) = cx.inbox.recv() {
             match &self.latest {
