@@ -206,7 +206,11 @@ impl Component for Introspector {
             self.latest = Some(view.clone());
             fresh = Some(view);
         }
-        if self.latest.as_ref().is_some_and(|v| v.at.elapsed() >= FRESH) {
+        if self
+            .latest
+            .as_ref()
+            .is_some_and(|v| v.at.elapsed() >= FRESH)
+        {
             self.latest = None;
         }
         while let Some(want) = cx.inbox.recv() {

@@ -380,3 +380,39 @@ fn stopping_the_introspection_leaves_the_served_system_alone() {
         r.stop();
     }
 }
+
+/// Kamaelia's `Pipeline(Introspector(), ...)`: while its `outbox` is
+/// linked, the Introspector sends `DEL ALL` and the topology, then the
+/// changes once a second (its own components left out).
+#[test]
+fn the_introspector_outbox_feeds_kamaelias_topology_text() {
+    use axon::{Endpoint, Scheduler, Standard};
+    let scheduler = Scheduler::new();
+    let intro = axon::Handle::new(introspect::Introspector::new());
+    let watcher = Endpoint::<Standard<Vec<u8>, ()>>::new("watcher");
+    axon::link((&intro, "outbox"), (watcher.handle(), "inbox")).unwrap();
+    scheduler.activate(&intro).unwrap();
+    let first = scheduler.activate(examples::Echo::new()).unwrap();
+    let running = Running::start(scheduler);
+    let text = |what: &str| {
+        let bytes = watcher
+            .inbox
+            .recv_timeout(DEADLINE)
+            .unwrap_or_else(|| panic!("no topology text ({what}) within {DEADLINE:?}"));
+        String::from_utf8(bytes).unwrap()
+    };
+    let all = text("the first");
+    assert!(all.starts_with("DEL ALL\n"), "{all}");
+    let node = |id: u64| format!("ADD NODE \"{id}\" \"Echo\" randompos component");
+    assert!(all.contains(&node(first.id())), "{all}");
+    assert!(!all.contains("Introspector"), "its own left out: {all}");
+    let second = running.handle.activate(examples::Echo::new()).unwrap();
+    let changes = text("the changes");
+    assert!(!changes.contains("DEL ALL"), "{changes}");
+    assert!(changes.contains(&node(second.id())), "{changes}");
+    assert!(
+        !changes.contains(&node(first.id())),
+        "only what changed: {changes}"
+    );
+    running.stop();
+}
