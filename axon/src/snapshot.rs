@@ -203,6 +203,19 @@ pub(crate) fn take<'a>(
     let mut by_cell: AddrMap<usize> = AddrMap::default();
     by_cell.reserve(entries.len());
     let mut hops: Vec<(usize, usize, (usize, u16))> = Vec::with_capacity(entries.len() * 4);
+    // Kinds by type name: a few types make up most components (a CSA and
+    // a handler per connection), so the last few are remembered.
+    let mut kinds: [(usize, &'static str); 4] = [(0, ""); 4];
+    let mut kind_of = |type_name: &'static str| {
+        let key = type_name.as_ptr() as usize ^ type_name.len();
+        if let Some(&(_, kind)) = kinds.iter().find(|(k, _)| *k == key) {
+            return kind;
+        }
+        let kind = short_kind(type_name);
+        kinds.rotate_right(1);
+        kinds[0] = (key, kind);
+        kind
+    };
     for (handle, type_name) in entries {
         let core = &handle.0;
         let at = components.len();
@@ -246,7 +259,7 @@ pub(crate) fn take<'a>(
         components.push(ComponentInfo {
             id: core.id,
             name: core.name.clone(),
-            kind: short_kind(type_name),
+            kind: kind_of(type_name),
             type_name,
             state,
             parent,
