@@ -127,6 +127,9 @@ pub(crate) struct Env<'a> {
 /// A component's body with its boxes, as its runner holds it.
 pub(crate) trait Body: Send {
     fn step(&mut self, env: Env<'_>) -> Step;
+    /// The component's type name, for snapshots: a method, so that it costs
+    /// no memory per component.
+    fn kind(&self) -> &'static str;
 }
 
 struct Wrapped<C: Component> {
@@ -144,6 +147,10 @@ impl<C: Component> Body for Wrapped<C> {
             idle_service: env.idle_service,
         };
         self.component.main(&mut cx)
+    }
+
+    fn kind(&self) -> &'static str {
+        std::any::type_name::<C>()
     }
 }
 

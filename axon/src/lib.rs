@@ -105,6 +105,17 @@
 //! component is runnable the scheduler blocks in its [`Reactor`] (by default
 //! it parks the thread): an idle system uses no CPU and no timer.
 //!
+//! ## Seeing it run
+//!
+//! [`SchedulerHandle::snapshot`] lists every component a scheduler runs
+//! ([`Snapshot`]): its name, kind, state, parent and children, each box
+//! with its queue length, limit, high-water mark and delivered count, and
+//! every linkage, passthroughs included. The scheduler takes it itself,
+//! between two steps, only when asked. The counters are always on: each
+//! inbox counts under the lock a delivery already holds, in what was
+//! padding, so they cost no memory and no atomic. The `introspect` crate
+//! serves snapshots as a live page, `graph.json` and `graph.dot`.
+//!
 //! ## Names: Kamaelia → Rust
 //!
 //! | Kamaelia                               | here                                   |
@@ -127,6 +138,7 @@
 //! | `Axon.Ipc.*`                           | [`ipc`] ([`Control`] and friends)      |
 //! | `Pipeline`, `Graphline`                | [`Pipeline`], [`Graphline`]            |
 //! | `Axon.Handle` / likefile               | [`Endpoint`]                           |
+//! | `Axon.Introspector`                    | [`SchedulerHandle::snapshot`] ([`Snapshot`]) |
 //!
 //! ## One constructor rule
 //!
@@ -151,7 +163,8 @@
 //! pause/wake state), `node` (a box's queue and linkage), `ports` (typed
 //! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
 //! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
-//! `scheduler`, then `compose`, `endpoint` and `ipc`.
+//! `scheduler`, then `compose`, `endpoint` and `ipc`; `snapshot` (seeing
+//! the running system: [`SchedulerHandle::snapshot`]) reads them all.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
@@ -174,6 +187,7 @@ mod ports;
 mod ready;
 mod scheduler;
 mod shared;
+mod snapshot;
 mod sync;
 mod timers;
 mod wake;
@@ -194,6 +208,7 @@ pub use ports::{Inbox, Outbox, Postbox};
 pub use ready::Unpark;
 pub use scheduler::{Reactor, Scheduler, ThreadReactor};
 pub use shared::SchedulerHandle;
+pub use snapshot::{BoxSnapshot, ComponentInfo, LinkInfo, RunState, Snapshot};
 
 /// What the [`boxes!`] macro expands to needs; not for use by hand.
 #[doc(hidden)]

@@ -22,6 +22,14 @@
 //! owner's wake cell), its target and its queue share one lock, and the
 //! queue itself is allocated only when the first message arrives. A queue
 //! that grew during a burst gives its buffer back once it is empty again.
+//!
+//! ## Counters
+//!
+//! Each box counts the messages that arrive in its queue and the most that
+//! ever waited at once, for [`Snapshot`](crate::Snapshot)s. Both are
+//! written under the lock a push already holds, and they live in what was
+//! padding beside the lock's data, so they cost no memory, no atomic and
+//! no lock of their own.
 
 use std::any::{Any, TypeId};
 use std::collections::VecDeque;
@@ -96,13 +104,175 @@ impl<T> Queue<T> {
     }
 }
 
-/// What a box's lock guards.
-struct Inner<T> {
-    /// The next box along the linkage (A3).
-    target: Option<Arc<Node<T>>>,
-    /// The messages waiting: inboxes only, made when one arrives and freed
-    /// when the last is taken.
-    queue: Option<Box<Queue<T>>>,
+/// What a box's lock guards: where the box leads, or the messages waiting
+/// in it (never both: a box linked onwards hands on what it held, A4),
+/// and its two counters (for introspection, see [`Counts`]).
+///
+/// The counters sit in every variant, beside the tag, in bytes that would
+/// otherwise be padding: counting costs a box no memory (it stays 40
+/// bytes) and a delivery no extra lock or atomic (it is counted under the
+/// lock the push already holds).
+enum Inner<T> {
+    /// Not linked onwards: messages wait here, in a queue made when one
+    /// arrives and freed when the last is taken (inboxes only).
+    Local {
+        high: u16,
+        wraps: u8,
+        delivered: u32,
+        queue: Option<Box<Queue<T>>>,
+    },
+    /// Linked onwards: the next box along the linkage (A3).
+    Linked {
+        high: u16,
+        wraps: u8,
+        delivered: u32,
+        next: Arc<Node<T>>,
+    },
+}
+
+/// A box's counters, as a snapshot reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// The most messages that have waited in the box at once (saturates
+    /// at 65,535).
+    pub high_water: u16,
+    /// Messages that have arrived in the box's queue (40 bits: it wraps
+    /// after about 10^12).
+    pub delivered: u64,
+}
+
+impl<T> Inner<T> {
+    const fn new() -> Self {
+        Inner::Local {
+            high: 0,
+            wraps: 0,
+            delivered: 0,
+            queue: None,
+        }
+    }
+
+    fn parts(&self) -> (u16, u8, u32) {
+        match *self {
+            Inner::Local {
+                high,
+                wraps,
+                delivered,
+                ..
+            }
+            | Inner::Linked {
+                high,
+                wraps,
+                delivered,
+                ..
+            } => (high, wraps, delivered),
+        }
+    }
+
+    fn counts(&self) -> Counts {
+        let (high, wraps, delivered) = self.parts();
+        Counts {
+            high_water: high,
+            delivered: (u64::from(wraps) << 32) | u64::from(delivered),
+        }
+    }
+
+    fn target(&self) -> Option<&Arc<Node<T>>> {
+        match self {
+            Inner::Linked { next, .. } => Some(next),
+            Inner::Local { .. } => None,
+        }
+    }
+
+    fn queue(&self) -> Option<&Queue<T>> {
+        match self {
+            Inner::Local { queue, .. } => queue.as_deref(),
+            Inner::Linked { .. } => None,
+        }
+    }
+
+    fn queue_mut(&mut self) -> Option<&mut Queue<T>> {
+        match self {
+            Inner::Local { queue, .. } => queue.as_deref_mut(),
+            Inner::Linked { .. } => None,
+        }
+    }
+
+    /// Takes the queue out, if any, leaving the box empty.
+    #[inline]
+    fn take_queue(&mut self) -> Option<Box<Queue<T>>> {
+        match self {
+            Inner::Local { queue, .. } => queue.take(),
+            Inner::Linked { .. } => None,
+        }
+    }
+
+    /// Links onwards (`Some`) or not (`None`), handing back any queue the
+    /// box held (A4: its messages move on).
+    fn set_target(&mut self, next: Option<Arc<Node<T>>>) -> Option<Box<Queue<T>>> {
+        let (high, wraps, delivered) = self.parts();
+        let new = match next {
+            Some(next) => Inner::Linked {
+                high,
+                wraps,
+                delivered,
+                next,
+            },
+            None => Inner::Local {
+                high,
+                wraps,
+                delivered,
+                queue: None,
+            },
+        };
+        match std::mem::replace(self, new) {
+            Inner::Local { queue, .. } => queue,
+            Inner::Linked { .. } => None,
+        }
+    }
+
+    /// Appends `msg` if fewer than `limit` wait, counting it; gives it back
+    /// if the box is full or linked onwards (`Err(msg, queue)`: the queue,
+    /// if any, to register a waiting producer in). `made` is told when a
+    /// queue had to be made.
+    #[inline]
+    fn push(
+        &mut self,
+        msg: T,
+        limit: usize,
+        made: impl FnOnce(),
+    ) -> Result<(), (T, Option<&mut Queue<T>>)> {
+        let Inner::Local {
+            high,
+            wraps,
+            delivered,
+            queue,
+        } = self
+        else {
+            // Linked onwards: the callers looked under this lock, so this
+            // is never reached; refusing is the safe answer (A5: retried).
+            return Err((msg, None));
+        };
+        let queue = match queue {
+            Some(q) => q,
+            None => {
+                made();
+                queue.insert(Queue::new())
+            }
+        };
+        let len = queue.len();
+        if len >= limit {
+            return Err((msg, Some(queue)));
+        }
+        queue.push(msg);
+        *delivered = delivered.wrapping_add(1);
+        if *delivered == 0 {
+            *wraps = wraps.wrapping_add(1);
+        }
+        if len >= usize::from(*high) {
+            *high = u16::try_from(len + 1).unwrap_or(u16::MAX);
+        }
+        Ok(())
+    }
 }
 
 /// `flags`: the box is linked onwards (`target.is_some()`).
@@ -142,10 +312,7 @@ impl<T: Send + 'static> Node<T> {
     pub(crate) fn new(direction: Direction, index: u16, owner: Arc<WakeCell>) -> Self {
         Node {
             owner,
-            inner: Mutex::new(Inner {
-                target: None,
-                queue: None,
-            }),
+            inner: Mutex::new(Inner::new()),
             limit: AtomicU32::new(UNBOUNDED),
             index,
             direction,
@@ -173,7 +340,7 @@ impl<T: Send + 'static> Node<T> {
     /// frees (A5, A6).
     pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), Full<T>> {
         let mut inner = lock(&self.inner);
-        match &inner.target {
+        match inner.target() {
             None if self.direction == Direction::Inbox => {
                 let pushed = self.push_locked(&mut inner, msg, waiter);
                 drop(inner);
@@ -209,7 +376,7 @@ impl<T: Send + 'static> Node<T> {
     /// sender looked) and wakes its owner.
     fn push(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), Full<T>> {
         let mut inner = lock(&self.inner);
-        if let Some(next) = &inner.target {
+        if let Some(next) = inner.target() {
             // Linked onwards since the sender looked (A4): follow the link.
             let next = next.clone();
             drop(inner);
@@ -254,20 +421,21 @@ impl<T: Send + 'static> Node<T> {
             // holds the ended server) and, with it, a socket.
             return Ok(Some(msg));
         }
-        if inner.queue.is_none() {
+        let limit = self.limit.load(Ordering::Relaxed) as usize;
+        let made = || {
             self.flags.fetch_or(HAS_QUEUE, Ordering::Release);
-        }
-        let queue = inner.queue.get_or_insert_with(Queue::new);
-        if queue.len() >= self.limit.load(Ordering::Relaxed) as usize {
-            if let Some(w) = waiter {
-                if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
-                    queue.waiting.push(w.clone());
+        };
+        match inner.push(msg, limit, made) {
+            Ok(()) => Ok(None),
+            Err((msg, queue)) => {
+                if let (Some(w), Some(queue)) = (waiter, queue) {
+                    if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
+                        queue.waiting.push(w.clone());
+                    }
                 }
+                Err(Full(msg))
             }
-            return Err(Full(msg));
         }
-        queue.push(msg);
-        Ok(None)
     }
 
     /// Drops every message waiting, outside the lock, and wakes the
@@ -276,7 +444,7 @@ impl<T: Send + 'static> Node<T> {
     fn discard_queue(&self) {
         let queue = {
             let mut inner = lock(&self.inner);
-            let queue = inner.queue.take();
+            let queue = inner.take_queue();
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
             queue
         };
@@ -300,7 +468,7 @@ impl<T: Send + 'static> Node<T> {
 
     fn pop_locked(&self) -> Option<T> {
         let mut inner = lock(&self.inner);
-        let queue = inner.queue.as_mut()?;
+        let queue = inner.queue_mut()?;
         let msg = queue.pop();
         let waiting = if msg.is_some() {
             std::mem::take(&mut queue.waiting)
@@ -308,7 +476,7 @@ impl<T: Send + 'static> Node<T> {
             Vec::new()
         };
         if queue.front.is_none() && queue.waiting.is_empty() {
-            inner.queue = None; // empty: an idle box holds nothing
+            drop(inner.take_queue()); // empty: an idle box holds nothing
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
         }
         drop(inner);
@@ -324,7 +492,7 @@ impl<T: Send + 'static> Node<T> {
         if self.flags.load(Ordering::Acquire) & HAS_QUEUE == 0 {
             return 0; // as `pop`: an empty inbox is looked at without its lock
         }
-        lock(&self.inner).queue.as_ref().map_or(0, |q| q.len())
+        lock(&self.inner).queue().map_or(0, |q| q.len())
     }
 
     /// The size limit (A5), `None` when unbounded.
@@ -339,7 +507,7 @@ impl<T: Send + 'static> Node<T> {
     fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
         let mut node = self.clone();
         loop {
-            let next = lock(&node.inner).target.clone();
+            let next = lock(&node.inner).target().cloned();
             match next {
                 Some(next) => node = next,
                 None => break,
@@ -396,6 +564,22 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn same(&self, other: &dyn ErasedBox) -> bool;
     /// Drops every message waiting (its owner has ended).
     fn discard_all(&self);
+    /// What a snapshot needs of the box, under one lock.
+    fn observe(&self) -> Observed;
+}
+
+/// A box as a snapshot sees it ([`ErasedBox::observe`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Observed {
+    /// Messages waiting.
+    pub len: usize,
+    /// A5's limit.
+    pub limit: Option<usize>,
+    /// The counters.
+    pub counts: Counts,
+    /// The next box along the linkage, if any: its owner's wake cell (as
+    /// an address, to find the owner by) and its index there.
+    pub next: Option<(usize, u16)>,
 }
 
 impl<T: Send + 'static> ErasedBox for Node<T> {
@@ -451,8 +635,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let mut inner = lock(&self.inner);
         self.limit.store(limit, Ordering::Relaxed);
         let waiting = inner
-            .queue
-            .as_mut()
+            .queue_mut()
             .map(|q| std::mem::take(&mut q.waiting))
             .unwrap_or_default();
         drop(inner);
@@ -467,7 +650,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn is_linked(&self) -> bool {
-        let next = lock(&self.inner).target.clone();
+        let next = lock(&self.inner).target().cloned();
         next.and_then(|n| n.final_inbox()).is_some()
     }
 
@@ -495,7 +678,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                 sink: dst_name,
             });
         }
-        if let Some(existing) = &lock(&self.inner).target {
+        if let Some(existing) = lock(&self.inner).target() {
             return Err(LinkError::AlreadyLinked {
                 source: self.box_name().to_string(),
                 existing: existing.box_name().to_string(),
@@ -510,16 +693,15 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                     sink: dst_name,
                 });
             }
-            cursor = lock(&node.inner).target.clone();
+            cursor = lock(&node.inner).target().cloned();
         }
         // A4: messages already waiting here move on. A push racing with
         // this takes the same lock, so it either queued before (and moves
         // now) or sees the target and follows it.
         let moved = {
             let mut inner = lock(&self.inner);
-            inner.target = Some(dst);
+            let queue = inner.set_target(Some(dst));
             self.flags.fetch_or(HAS_TARGET, Ordering::Release);
-            let queue = inner.queue.take();
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
             drop(inner);
             queue.map_or_else(Vec::new, |mut q| {
@@ -533,9 +715,10 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
             let mut dest_inner = lock(&dest.inner);
             dest.flags.fetch_or(HAS_QUEUE, Ordering::Release);
-            let queue = dest_inner.queue.get_or_insert_with(Queue::new);
             for msg in moved {
-                queue.push(msg);
+                // Unbounded here (A4: nothing waiting is lost), and the
+                // final inbox leads nowhere, so this is never refused.
+                let _ = dest_inner.push(msg, usize::MAX, || {});
             }
             drop(dest_inner);
             dest.owner.wake();
@@ -546,12 +729,24 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool {
         let _topology = lock(&TOPOLOGY);
         let mut inner = lock(&self.inner);
-        if inner.target.as_ref().is_some_and(|t| t.same(&**dst)) {
-            inner.target = None;
+        if inner.target().is_some_and(|t| t.same(&**dst)) {
+            inner.set_target(None);
             self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
             return true;
         }
         false
+    }
+
+    fn observe(&self) -> Observed {
+        let inner = lock(&self.inner);
+        Observed {
+            len: inner.queue().map_or(0, |q| q.len()),
+            limit: Node::limit(self),
+            counts: inner.counts(),
+            next: inner
+                .target()
+                .map(|next| (Arc::as_ptr(&next.owner) as usize, next.index)),
+        }
     }
 
     fn same(&self, other: &dyn ErasedBox) -> bool {

@@ -81,6 +81,11 @@ pub(crate) struct RunQueue {
     /// Threaded components still running (they keep the scheduler alive).
     pub(crate) threaded: usize,
     pub(crate) stop: bool,
+    /// Someone asked for a snapshot (its callbacks wait in
+    /// `Shared::snapshots`): taken at the start of the next round.
+    pub(crate) snapshot: bool,
+    /// The scheduler has been dropped: nobody will take a snapshot.
+    pub(crate) gone: bool,
 }
 
 /// The run queue (see the module docs). Every wake cell bound to the
@@ -99,6 +104,11 @@ impl ReadyQueue {
     /// Sets how the sleeping scheduler is woken (once, when it starts).
     pub(crate) fn set_unpark(&self, unpark: Arc<dyn Unpark>) {
         let _ = self.unpark.set(unpark);
+    }
+
+    /// True if this queue's scheduler is running on this thread.
+    pub(crate) fn is_running_here(&self) -> bool {
+        ON_THIS_THREAD.with(|t| std::ptr::eq(t.running.get(), self))
     }
 
     /// A6: queue a woken component (see the module docs).

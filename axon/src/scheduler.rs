@@ -225,6 +225,18 @@ impl fmt::Debug for Scheduler {
     }
 }
 
+impl From<&Scheduler> for SchedulerHandle {
+    fn from(s: &Scheduler) -> SchedulerHandle {
+        s.handle()
+    }
+}
+
+impl From<&SchedulerHandle> for SchedulerHandle {
+    fn from(s: &SchedulerHandle) -> SchedulerHandle {
+        s.clone()
+    }
+}
+
 impl Default for Scheduler {
     fn default() -> Self {
         Scheduler::new()
@@ -302,13 +314,20 @@ impl Scheduler {
         // Wake-ups made on this thread (by the last round's components, by
         // the reactor's events, by the timers just fired).
         here.take_local(&mut self.local);
-        let take_new = {
+        let (take_new, snapshot) = {
             let mut q = self.shared.queue.lock();
             q.sleeping = false;
             if q.stop {
                 return false;
             }
-            if q.ready.is_empty() && q.activations == 0 && self.local.is_empty() {
+            // A snapshot asked for: taken this round, after the new
+            // components are in and before anything runs.
+            let snapshot = std::mem::take(&mut q.snapshot).then_some(q.threaded);
+            if snapshot.is_none()
+                && q.ready.is_empty()
+                && q.activations == 0
+                && self.local.is_empty()
+            {
                 if self.table.len() == self.idle_services && q.threaded == 0 {
                     return false;
                 }
@@ -322,11 +341,14 @@ impl Scheduler {
                 return true;
             }
             self.local.extend(q.ready.drain(..));
-            std::mem::replace(&mut q.activations, 0) > 0
+            (std::mem::replace(&mut q.activations, 0) > 0, snapshot)
         };
         if take_new {
             std::mem::swap(&mut self.new, &mut *lock(&self.shared.new));
             self.take_in_new();
+        }
+        if let Some(threaded) = snapshot {
+            self.serve_snapshots(threaded);
         }
         for _ in 0..self.local.len() {
             let Some(key) = self.local.pop_front() else {
@@ -340,6 +362,24 @@ impl Scheduler {
             self.rounds_since_park = 0;
         }
         true
+    }
+
+    /// Takes a snapshot and hands it to everyone who asked.
+    fn serve_snapshots(&mut self, threaded: usize) {
+        let asked = std::mem::take(&mut *lock(&self.shared.snapshots));
+        if asked.is_empty() {
+            return;
+        }
+        let entries = self.table.iter().map(|(_, e)| (&e.handle, e.body.kind()));
+        let snapshot = Arc::new(crate::snapshot::take(entries, threaded));
+        log::trace!(
+            "snapshot of {} components in {:?}",
+            snapshot.components.len(),
+            snapshot.took
+        );
+        for f in asked {
+            f(snapshot.clone());
+        }
     }
 
     /// Puts newly activated components in the table, runnable.
@@ -428,6 +468,10 @@ impl Drop for Scheduler {
         }
         lock(&self.shared.timers).clear();
         self.shared.cat.clear();
+        // Nobody will take a snapshot now: waiters see the end at once,
+        // and later askers are refused (`SchedulerHandle::snapshot_then`).
+        self.shared.queue.lock().gone = true;
+        lock(&self.shared.snapshots).clear();
     }
 }
 

@@ -10,6 +10,7 @@ use crate::cat::Cat;
 use crate::error::ActivateError;
 use crate::handle::Handle;
 use crate::ready::ReadyQueue;
+use crate::snapshot::SnapshotFn;
 use crate::sync::lock;
 use crate::timers::Timers;
 use crate::wake::WakeCell;
@@ -21,6 +22,9 @@ pub(crate) struct Shared {
     pub(crate) new: Mutex<Vec<Handle>>,
     pub(crate) timers: Mutex<Timers>,
     pub(crate) cat: Cat,
+    /// Callbacks waiting for the next snapshot (`RunQueue::snapshot` says
+    /// there are some).
+    pub(crate) snapshots: Mutex<Vec<SnapshotFn>>,
 }
 
 impl Shared {
@@ -30,6 +34,7 @@ impl Shared {
             new: Mutex::new(Vec::new()),
             timers: Mutex::new(Timers::default()),
             cat: Cat::new(),
+            snapshots: Mutex::new(Vec::new()),
         }
     }
 

@@ -17,6 +17,9 @@
 //!   Axon message hop against bare crossbeam-channel operations.
 //! - `bench loadgen …`: one scenario against one server (used by
 //!   `compare` and `scale`, and with `--rounds` by `callgrind`).
+//! - `bench snapshot [--connections N] [--runs R]`: the scheduler time a
+//!   snapshot of N open connections takes (issue 12), and the time to make
+//!   a view and `graph.json` of it.
 //! - `bench soak [--quick] [--seconds N] [--clients M] [--seed S]`: mixed
 //!   clients against `selector-demo`, every byte checked, no descriptor
 //!   leaks.
@@ -28,6 +31,7 @@ mod callgrind;
 mod compare;
 mod loadgen;
 mod scale;
+mod snapshot;
 mod soak;
 
 use std::net::SocketAddr;
@@ -292,6 +296,7 @@ const USAGE: &str = "usage:
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
+  bench snapshot [--connections N] [--runs R]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]";
 
 fn main() {
@@ -314,6 +319,7 @@ fn main() {
         "callgrind" => callgrind::callgrind(parser),
         "loadgen" => run_loadgen(parser),
         "soak" => soak::soak(parser),
+        "snapshot" => snapshot::snapshot(parser),
         other => Err(format!("unknown command {other:?}\n{USAGE}")),
     });
     if let Err(e) = result {

@@ -2,10 +2,13 @@
 //!
 //! `selector-demo [--host 127.0.0.1] [--port 1601] [--protocol echo|chat]
 //! [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
-//! [--tls-cert PATH --tls-key PATH] [--threads N] [--accept handoff|reuseport]`
+//! [--tls-cert PATH --tls-key PATH] [--threads N] [--accept handoff|reuseport]
+//! [--introspect HOST:PORT]`
 //!
 //! Prints `listening on HOST:PORT` as its first line on stdout (`listening
-//! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`); logs go to
+//! on HOST:PORT (tls)` with `--tls-cert`/`--tls-key`) and, with
+//! `--introspect`, `introspection on http://HOST:PORT/` as its second
+//! (the `introspect` crate's server, on the same scheduler); logs go to
 //! stderr (`RUST_LOG=debug` shows each connect and disconnect). SIGINT or
 //! SIGTERM stops accepting, lets queued output drain (at most
 //! [`chassis::DRAIN`]) and exits 0.
@@ -31,7 +34,7 @@ USAGE:
     selector-demo [--host HOST] [--port PORT] [--protocol echo|chat]
                   [--idle-timeout SECS] [--stall-timeout SECS] [--request-timeout SECS]
                   [--tls-cert PATH --tls-key PATH] [--threads N]
-                  [--accept handoff|reuseport]
+                  [--accept handoff|reuseport] [--introspect HOST:PORT]
 
 OPTIONS:
     --host HOST          address or name to listen on (default 127.0.0.1, loopback only)
@@ -59,12 +62,19 @@ OPTIONS:
                          acceptor; limits are global; the default) or
                          reuseport (a SO_REUSEPORT listener per shard, spread
                          by the kernel; limits per shard)
+    --introspect HOST:PORT
+                         serve a live view of the running components over HTTP
+                         on HOST:PORT (off by default; keep HOST loopback: it
+                         has no authentication); PORT 0 picks a free one.
+                         With --threads above 1 it shows the main thread's
+                         scheduler (the acceptor), not the shards'
     -h, --help           print this help
 
 SECS may have a fraction (0.5); 0 turns that timeout off. Values may also
 be given as --port=PORT. The first line on stdout is
 `listening on HOST:PORT` with the real port (`listening on HOST:PORT (tls)`
-with --tls-cert and --tls-key). Logs go to stderr; set
+with --tls-cert and --tls-key); with --introspect the second is
+`introspection on http://HOST:PORT/`. Logs go to stderr; set
 RUST_LOG=debug to see connects and disconnects. SIGINT or SIGTERM stops
 accepting, lets queued output drain (at most 5 s) and exits 0.";
 
@@ -88,6 +98,20 @@ struct Options {
     threads: usize,
     /// `--accept`: how the shards get their connections.
     accept: Accept,
+    /// `--introspect HOST:PORT`: the introspection server's host and port.
+    introspect: Option<(String, u16)>,
+}
+
+/// `--introspect`'s value: `HOST:PORT` (`[::1]:PORT` for an IPv6 address).
+fn host_port(value: &str) -> Result<(String, u16), String> {
+    let bad = || format!("--introspect: {value:?} is not HOST:PORT (127.0.0.1:1602, say)");
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// A timeout option's value: seconds, maybe with a fraction; 0 is off.
@@ -112,6 +136,7 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
         stall_timeout: defaults.stall_timeout,
         request_timeout: defaults.request_timeout,
         tls: None,
+        introspect: None,
         threads: 1,
         accept: Accept::HandOff,
     };
@@ -165,6 +190,7 @@ fn parse() -> Result<Option<Options>, lexopt::Error> {
             }
             Long("tls-cert") => tls_cert = Some(parser.value()?.into()),
             Long("tls-key") => tls_key = Some(parser.value()?.into()),
+            Long("introspect") => opts.introspect = Some(host_port(&parser.value()?.string()?)?),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -195,6 +221,15 @@ fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("--host {host:?}: no address"))
 }
 
+/// Warns when `addr` can be reached from other machines.
+fn warn_if_reachable(what: &str, addr: SocketAddr) {
+    if addr.ip().is_unspecified() {
+        log::warn!("{what} on {addr}: every interface, reachable from other machines");
+    } else if !addr.ip().is_loopback() {
+        log::warn!("{what} on {addr}: not a loopback address, reachable from other machines");
+    }
+}
+
 fn run(opts: Options) -> Result<(), String> {
     let addr = resolve(&opts.host, opts.port)?;
     // Load the certificate and key before binding, so a bad file is an
@@ -205,11 +240,12 @@ fn run(opts: Options) -> Result<(), String> {
         .map(|(cert, key)| tls::server_config_from_pem(cert, key))
         .transpose()
         .map_err(|e| format!("TLS: {e}"))?;
-    if addr.ip().is_unspecified() {
-        log::warn!("listening on {addr}: every interface, reachable from other machines");
-    } else if !addr.ip().is_loopback() {
-        log::warn!("listening on {addr}: not a loopback address, reachable from other machines");
-    }
+    warn_if_reachable("listening", addr);
+    let introspect_addr = opts
+        .introspect
+        .as_ref()
+        .map(|(host, port)| resolve(host, *port).map_err(|e| format!("--introspect: {e}")))
+        .transpose()?;
     let scheduler = selector::scheduler().map_err(|e| format!("cannot start the poller: {e}"))?;
     // Chat: the backplane every member publishes to and subscribes from.
     let plane = Handle::new(chat::backplane(CHAT));
@@ -248,11 +284,30 @@ fn run(opts: Options) -> Result<(), String> {
         .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
     let local = server.local_addr();
     let core = Handle::new(server);
+    // The introspection server: a second ServerCore on this scheduler,
+    // stopped when the served one has (its `signal`), and passing that on.
+    let introspection = introspect_addr
+        .map(|at| {
+            warn_if_reachable("introspection", at);
+            introspect::serve(&scheduler, at).map_err(|e| format!("--introspect: {e}"))
+        })
+        .transpose()?;
+    let stopped_by = match &introspection {
+        Some(seen) => {
+            axon::link((&core, "signal"), (seen.introspector(), "control"))
+                .map_err(|e| e.to_string())?;
+            seen.introspector().clone()
+        }
+        None => core.clone(),
+    };
     // Watch for signals before announcing the port, so a script that stops
     // us as soon as it reads the line gets the graceful path.
     let _signals = SignalStop::install(&core, &scheduler.handle(), DRAIN)
         .map_err(|e| format!("cannot watch signals: {e}"))?;
     println!("listening on {local}{tls_suffix}");
+    if let Some(seen) = &introspection {
+        println!("introspection on http://{}/", seen.local_addr());
+    }
     let _ = std::io::stdout().flush();
     log::info!(
         "selector-demo: {:?} server on {local}{tls_suffix}",
@@ -260,9 +315,10 @@ fn run(opts: Options) -> Result<(), String> {
     );
 
     if opts.protocol == Protocol::Chat {
-        // The backplane ends when the server has; it is activated first, so
-        // it is registered before the first member looks for it.
-        axon::link((&core, "signal"), (&plane, "control")).map_err(|e| e.to_string())?;
+        // The backplane ends when the server (and the introspection
+        // server, if any) has; it is activated first, so it is registered
+        // before the first member looks for it.
+        axon::link((&stopped_by, "signal"), (&plane, "control")).map_err(|e| e.to_string())?;
         scheduler.activate(&plane).map_err(|e| e.to_string())?;
     }
     scheduler.activate(&core).map_err(|e| e.to_string())?;

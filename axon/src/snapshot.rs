@@ -1,0 +1,493 @@
+//! Seeing the running system: a [`Snapshot`] of every component a
+//! scheduler runs, its boxes with their counters, and every linkage
+//! between them (Kamaelia's `Introspector`, with counts).
+//!
+//! A snapshot is taken *by the scheduler*, on its own thread, between two
+//! components' steps: nothing runs while it is taken (threaded components
+//! aside), so it is consistent, and taking one costs the running system
+//! nothing until someone asks. Ask from anywhere with
+//! [`SchedulerHandle::snapshot`] (blocking, with a timeout) or
+//! [`SchedulerHandle::snapshot_then`] (a callback, for a component that
+//! must not block: see the `introspect` crate's `Introspector`).
+//!
+//! ```
+//! use axon::{Component, Cx, Scheduler, Standard, Step, RunState};
+//! use std::time::Duration;
+//!
+//! struct Sleeper;
+//! impl Component for Sleeper {
+//!     type Boxes = Standard<u32, ()>;
+//!     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+//!         while cx.inbox.recv().is_some() {}
+//!         Step::Pause
+//!     }
+//! }
+//!
+//! let scheduler = Scheduler::new();
+//! let sleeper = scheduler.activate(Sleeper).unwrap();
+//! let handle = scheduler.handle();
+//! let running = std::thread::spawn(move || scheduler.run());
+//! sleeper.postbox::<u32>("inbox").unwrap().send(7).unwrap();
+//!
+//! let snap = handle.snapshot(Duration::from_secs(10)).expect("the scheduler answers");
+//! let me = snap.components.iter().find(|c| c.id == sleeper.id()).unwrap();
+//! assert_eq!(me.kind, "Sleeper");
+//! let inbox = me.boxes.iter().find(|b| b.name == "inbox").unwrap();
+//! assert_eq!(inbox.delivered, 1); // counted when it arrived
+//! assert!(matches!(me.state, RunState::Paused | RunState::Running));
+//! handle.stop();
+//! running.join().unwrap();
+//! ```
+//!
+//! ## What the counters cost
+//!
+//! Each inbox counts the messages that arrive in it and the most that ever
+//! waited in it at once. Both are written under the lock the delivery
+//! already holds, in bytes that were padding: no atomic, no lock and no
+//! memory is added to a send or to a box (see `node.rs`). A snapshot reads
+//! them under each box's lock, once per box.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::declare::Direction;
+use crate::handle::Handle;
+use crate::shared::SchedulerHandle;
+use crate::sync::lock;
+use crate::wake::{DONE, IDLE, INACTIVE};
+
+/// What a component was doing when the snapshot was taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RunState {
+    /// Runnable: woken, waiting for its turn (or, for the component that
+    /// asked, running).
+    Running,
+    /// Paused until woken (A6), or not yet started.
+    Paused,
+    /// Finished, still held by its parent.
+    Done,
+}
+
+impl RunState {
+    /// `"running"`, `"paused"` or `"done"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Paused => "paused",
+            RunState::Done => "done",
+        }
+    }
+}
+
+/// One box of a component, with its counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoxSnapshot {
+    /// The box's name (Kamaelia's: `inbox`, `_selectorSignal`, ...).
+    pub name: Cow<'static, str>,
+    /// Inbox or outbox.
+    pub direction: Direction,
+    /// Messages waiting now (inboxes; 0 for an outbox, which never holds
+    /// any, and for an inbox passing through to another).
+    pub len: usize,
+    /// A5's size limit; `None` for unbounded.
+    pub limit: Option<usize>,
+    /// The most messages that ever waited at once (saturates at 65,535).
+    pub high_water: usize,
+    /// Messages that have arrived in this box's queue since it was made
+    /// (inboxes only; it wraps after about 10^12).
+    pub delivered: u64,
+}
+
+/// One component, as the scheduler saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ComponentInfo {
+    /// Its process-unique id ([`Handle::id`]).
+    pub id: u64,
+    /// Its name ([`Component::name`](crate::Component::name)).
+    pub name: Cow<'static, str>,
+    /// Its type's name without the path or generic parameters: what the
+    /// `introspect` crate aggregates by ("Csa", "Echo", "Pipeline").
+    pub kind: &'static str,
+    /// Its type's full name.
+    pub type_name: &'static str,
+    /// Running, paused or done.
+    pub state: RunState,
+    /// The component that adopted it (A7), if any.
+    pub parent: Option<u64>,
+    /// The ids of its children (A7).
+    pub children: Vec<u64>,
+    /// Its boxes, in declaration order.
+    pub boxes: Vec<BoxSnapshot>,
+}
+
+/// One linkage (A3): a box leading to the next box along its chain.
+/// Passthroughs (inbox → inbox, outbox → outbox) are linkages too, so a
+/// chain of them appears hop by hop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The component owning the source box.
+    pub src: u64,
+    /// The source box's name.
+    pub src_box: Cow<'static, str>,
+    /// The component owning the destination box; `None` if it is not one
+    /// this scheduler runs (an [`Endpoint`](crate::Endpoint), a threaded
+    /// component, one not yet activated).
+    pub dst: Option<u64>,
+    /// The destination box's name (`"?"` when `dst` is `None`).
+    pub dst_box: Cow<'static, str>,
+    /// True for inbox → inbox and outbox → outbox (Kamaelia's
+    /// `passthrough=1` and `=2`).
+    pub passthrough: bool,
+}
+
+/// Every component one scheduler runs, with its boxes and linkages, taken
+/// between two steps (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The components on the scheduler's thread, in no particular order.
+    pub components: Vec<ComponentInfo>,
+    /// Every linkage out of their boxes.
+    pub linkages: Vec<LinkInfo>,
+    /// Threaded components running (A8): counted, not listed.
+    pub threaded: usize,
+    /// How long the scheduler spent taking it.
+    pub took: Duration,
+}
+
+/// A quick hasher for the snapshot's maps, keyed by addresses: a multiply,
+/// with the well-mixed high bits rotated down (aligned addresses have
+/// their low bits clear). Not for keys an adversary picks.
+#[derive(Default, Clone, Copy)]
+struct AddrHasher(u64);
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
+/// A callback waiting for the next snapshot.
+pub(crate) type SnapshotFn = Box<dyn FnOnce(Arc<Snapshot>) + Send>;
+
+/// A type name without its path and generic parameters.
+pub(crate) fn short_kind(full: &'static str) -> &'static str {
+    let path = full.split('<').next().unwrap_or(full);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
+/// Takes a snapshot of `entries` (each component with its body's type
+/// name), on the scheduler's thread.
+pub(crate) fn take<'a>(
+    entries: impl ExactSizeIterator<Item = (&'a Handle, &'static str)>,
+    threaded: usize,
+) -> Snapshot {
+    let started = Instant::now();
+    let mut components = Vec::with_capacity(entries.len());
+    // Where each component is, by its wake cell's address (what a box's
+    // linkage knows of the next box's owner), and the linkages to resolve.
+    let mut by_cell: AddrMap<usize> = AddrMap::default();
+    by_cell.reserve(entries.len());
+    let mut hops: Vec<(usize, usize, (usize, u16))> = Vec::with_capacity(entries.len() * 4);
+    // Kinds by type name: a few types make up most components (a CSA and
+    // a handler per connection), so the last few are remembered.
+    let mut kinds: [(usize, &'static str); 4] = [(0, ""); 4];
+    let mut kind_of = |type_name: &'static str| {
+        let key = type_name.as_ptr() as usize ^ type_name.len();
+        if let Some(&(_, kind)) = kinds.iter().find(|(k, _)| *k == key) {
+            return kind;
+        }
+        let kind = short_kind(type_name);
+        kinds.rotate_right(1);
+        kinds[0] = (key, kind);
+        kind
+    };
+    for (handle, type_name) in entries {
+        let core = &handle.0;
+        let at = components.len();
+        by_cell.insert(Arc::as_ptr(&core.wake) as usize, at);
+        let state = match core.wake.state() {
+            DONE => RunState::Done,
+            IDLE | INACTIVE => RunState::Paused,
+            _ => RunState::Running,
+        };
+        let (parent, children) = {
+            let family = lock(&core.family);
+            let parent = family
+                .parent
+                .as_ref()
+                .and_then(|p| p.upgrade())
+                .map(|p| p.id);
+            let children = family
+                .kin
+                .as_ref()
+                .map(|k| k.children.iter().map(Handle::id).collect())
+                .unwrap_or_default();
+            (parent, children)
+        };
+        let table = core.wake.table();
+        let mut boxes = Vec::with_capacity(table.len());
+        for (i, meta) in table.iter().enumerate() {
+            let Some(b) = core.set.port(i) else { continue };
+            let seen = b.observe();
+            if let Some(next) = seen.next {
+                hops.push((at, boxes.len(), next));
+            }
+            boxes.push(BoxSnapshot {
+                name: meta.name.clone(),
+                direction: meta.direction,
+                len: seen.len,
+                limit: seen.limit,
+                high_water: usize::from(seen.counts.high_water),
+                delivered: seen.counts.delivered,
+            });
+        }
+        components.push(ComponentInfo {
+            id: core.id,
+            name: core.name.clone(),
+            kind: kind_of(type_name),
+            type_name,
+            state,
+            parent,
+            children,
+            boxes,
+        });
+    }
+    let linkages = hops
+        .into_iter()
+        .map(|(at, b, (cell, index))| {
+            let src = &components[at];
+            let src_box = &src.boxes[b];
+            let dst = by_cell.get(&cell).map(|&j| &components[j]);
+            let dst_box = dst.and_then(|d| d.boxes.get(usize::from(index)));
+            LinkInfo {
+                src: src.id,
+                src_box: src_box.name.clone(),
+                dst: dst.map(|d| d.id),
+                dst_box: dst_box.map_or(Cow::Borrowed("?"), |d| d.name.clone()),
+                passthrough: dst_box.is_some_and(|d| d.direction == src_box.direction),
+            }
+        })
+        .collect();
+    Snapshot {
+        components,
+        linkages,
+        threaded,
+        took: started.elapsed(),
+    }
+}
+
+impl SchedulerHandle {
+    /// Asks the scheduler for a [`Snapshot`] and calls `f` with it, on the
+    /// scheduler's thread, before its next round of steps (the module docs
+    /// say what is in it). `f` must be quick and must not block: send the
+    /// snapshot somewhere (a component's postbox, a channel). If the
+    /// scheduler ends first, `f` is dropped uncalled.
+    ///
+    /// Requests made while one is pending share its snapshot.
+    pub fn snapshot_then(&self, f: impl FnOnce(Arc<Snapshot>) + Send + 'static) {
+        let mut q = self.shared.queue.lock();
+        if q.gone {
+            return; // `f` is dropped uncalled
+        }
+        // Under the queue's lock, so a scheduler being dropped either
+        // clears this callback or has refused it.
+        lock(&self.shared.snapshots).push(Box::new(f));
+        q.snapshot = true;
+        self.shared.queue.kick(q);
+    }
+
+    /// Takes a [`Snapshot`], waiting up to `timeout` for the scheduler to
+    /// take it: for code outside the scheduler (a test, a `main`, an
+    /// embedding application's own thread). `None` if the scheduler did
+    /// not answer in time, has ended, or runs on this very thread (a
+    /// component asks with [`snapshot_then`](Self::snapshot_then)
+    /// instead).
+    pub fn snapshot(&self, timeout: Duration) -> Option<Arc<Snapshot>> {
+        if self.shared.queue.is_running_here() {
+            return None;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.snapshot_then(move |s| {
+            let _ = tx.try_send(s);
+        });
+        rx.recv_timeout(timeout).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Component, Cx, Pipeline, Scheduler, Standard, Step};
+
+    /// Never reads its inbox: what is sent waits there.
+    struct Hoarder;
+    impl Component for Hoarder {
+        type Boxes = Standard<u32, u32>;
+        fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
+            Step::Pause
+        }
+    }
+
+    /// Passes every message on, keeping one the next box refuses (A5).
+    #[derive(Default)]
+    struct Relay(Option<u32>);
+    impl Component for Relay {
+        type Boxes = Standard<u32, u32>;
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            while let Some(m) = self.0.take().or_else(|| cx.inbox.recv()) {
+                if let Err(full) = cx.outbox.send(m) {
+                    self.0 = Some(full.into_inner());
+                    return Step::Pause;
+                }
+            }
+            Step::Pause
+        }
+    }
+
+    const WAIT: Duration = Duration::from_secs(20);
+
+    fn find<'a>(s: &'a Snapshot, h: &Handle) -> &'a ComponentInfo {
+        s.components
+            .iter()
+            .find(|c| c.id == h.id())
+            .expect("listed")
+    }
+
+    fn boxed<'a>(c: &'a ComponentInfo, name: &str) -> &'a BoxSnapshot {
+        c.boxes.iter().find(|b| b.name == name).expect("box listed")
+    }
+
+    #[test]
+    fn a_snapshot_counts_what_arrived_and_what_waits() {
+        let scheduler = Scheduler::new();
+        let hoarder = scheduler.activate(Hoarder).unwrap();
+        let handle = scheduler.handle();
+        let running = std::thread::spawn(move || scheduler.run());
+        let inbox = hoarder.postbox::<u32>("inbox").unwrap();
+        for i in 0..5 {
+            inbox.send(i).unwrap();
+        }
+        let snap = handle.snapshot(WAIT).expect("a snapshot");
+        let me = find(&snap, &hoarder);
+        assert_eq!((me.kind, me.name.as_ref()), ("Hoarder", "Hoarder"));
+        let b = boxed(me, "inbox");
+        assert_eq!((b.len, b.high_water, b.delivered), (5, 5, 5));
+        assert_eq!(b.direction, Direction::Inbox);
+        assert_eq!(b.limit, None);
+        // Taking them leaves the counts.
+        for _ in 0..5 {
+            hoarder.collect::<u32>("inbox").unwrap();
+        }
+        let snap = handle.snapshot(WAIT).expect("a snapshot");
+        let b = boxed(find(&snap, &hoarder), "inbox");
+        assert_eq!((b.len, b.high_water, b.delivered), (0, 5, 5));
+        handle.stop();
+        running.join().unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_lists_linkages_passthroughs_and_children() {
+        let scheduler = Scheduler::new();
+        let first = Handle::new(Relay::default());
+        let last = Handle::new(Hoarder);
+        let pipe = Pipeline::new(vec![first.clone(), last.clone()]).unwrap();
+        let pipe = scheduler.activate(pipe).unwrap();
+        let handle = scheduler.handle();
+        let running = std::thread::spawn(move || scheduler.run());
+        let into = pipe.postbox::<u32>("inbox").unwrap();
+        into.send(1).unwrap();
+        into.send(2).unwrap();
+        // Wait (with a deadline) until the relay has passed both on.
+        let deadline = Instant::now() + WAIT;
+        let snap = loop {
+            let snap = handle.snapshot(WAIT).expect("a snapshot");
+            if snap.components.len() == 3 && boxed(find(&snap, &last), "inbox").delivered == 2 {
+                break snap;
+            }
+            assert!(Instant::now() < deadline, "the relay never passed both on");
+            std::thread::yield_now();
+        };
+        let p = find(&snap, &pipe);
+        assert_eq!(p.kind, "Pipeline");
+        let mut kids = p.children.clone();
+        kids.sort_unstable();
+        let mut want = vec![first.id(), last.id()];
+        want.sort_unstable();
+        assert_eq!(kids, want);
+        assert_eq!(find(&snap, &first).parent, Some(pipe.id()));
+        let has = |src: &Handle, sb: &str, dst: &Handle, db: &str, pass: bool| {
+            snap.linkages.iter().any(|l| {
+                l.src == src.id()
+                    && l.src_box == sb
+                    && l.dst == Some(dst.id())
+                    && l.dst_box == db
+                    && l.passthrough == pass
+            })
+        };
+        assert!(
+            has(&pipe, "inbox", &first, "inbox", true),
+            "{:?}",
+            snap.linkages
+        );
+        assert!(has(&first, "outbox", &last, "inbox", false));
+        assert!(has(&last, "outbox", &pipe, "outbox", true));
+        // The relay's inbox passed through nothing and held both in turn.
+        assert_eq!(boxed(find(&snap, &first), "inbox").delivered, 2);
+        // A passthrough inbox holds nothing and counts nothing.
+        assert_eq!(boxed(p, "inbox").delivered, 0);
+        handle.stop();
+        running.join().unwrap();
+    }
+
+    /// Asks for a snapshot from inside a step: the blocking call refuses
+    /// at once instead of waiting for itself.
+    struct AsksItself(std::sync::mpsc::Sender<bool>);
+    impl Component for AsksItself {
+        type Boxes = Standard<(), ()>;
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            let _ = self.0.send(cx.scheduler().snapshot(WAIT).is_none());
+            Step::Done
+        }
+    }
+
+    #[test]
+    fn a_blocking_snapshot_on_the_schedulers_own_thread_is_refused() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let scheduler = Scheduler::new();
+        scheduler.activate(AsksItself(tx)).unwrap();
+        scheduler.run();
+        assert!(rx.recv_timeout(WAIT).unwrap());
+    }
+
+    #[test]
+    fn waiting_for_a_snapshot_ends_when_the_scheduler_does() {
+        let scheduler = Scheduler::new();
+        let handle = scheduler.handle();
+        drop(scheduler);
+        let started = Instant::now();
+        assert!(handle.snapshot(WAIT).is_none());
+        assert!(started.elapsed() < WAIT);
+    }
+
+    #[test]
+    fn kinds_lose_their_path_and_generics() {
+        assert_eq!(short_kind("csa::Csa"), "Csa");
+        assert_eq!(short_kind("util::Pure<alloc::vec::Vec<u8>>"), "Pure");
+        assert_eq!(short_kind("Echo"), "Echo");
+    }
+}
