@@ -577,9 +577,19 @@ pub struct Observed {
     pub limit: Option<usize>,
     /// The counters.
     pub counts: Counts,
-    /// The next box along the linkage, if any: its owner's wake cell (as
-    /// an address, to find the owner by) and its index there.
-    pub next: Option<(usize, u16)>,
+    /// The next box along the linkage, if any.
+    pub next: Option<NextBox>,
+}
+
+/// The box a linkage leads to, as a snapshot sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct NextBox {
+    /// Its owner's wake cell, as an address to find the owner by.
+    pub cell: usize,
+    /// Its index in its owner's box table.
+    pub index: u16,
+    /// Inbox or outbox.
+    pub direction: Direction,
 }
 
 impl<T: Send + 'static> ErasedBox for Node<T> {
@@ -743,9 +753,11 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             len: inner.queue().map_or(0, |q| q.len()),
             limit: Node::limit(self),
             counts: inner.counts(),
-            next: inner
-                .target()
-                .map(|next| (Arc::as_ptr(&next.owner) as usize, next.index)),
+            next: inner.target().map(|next| NextBox {
+                cell: Arc::as_ptr(&next.owner) as usize,
+                index: next.index,
+                direction: next.direction,
+            }),
         }
     }
 

@@ -370,8 +370,13 @@ impl Scheduler {
         if asked.is_empty() {
             return;
         }
+        // Memory handed back by whoever had the last one, if nobody else
+        // still holds it.
+        let old = lock(&self.shared.recycled)
+            .take()
+            .and_then(|old| Arc::try_unwrap(old).ok());
         let entries = self.table.iter().map(|(_, e)| (&e.handle, e.body.kind()));
-        let snapshot = Arc::new(crate::snapshot::take(entries, threaded));
+        let snapshot = Arc::new(crate::snapshot::take(entries, threaded, old));
         log::trace!(
             "snapshot of {} components in {:?}",
             snapshot.components.len(),
@@ -472,6 +477,7 @@ impl Drop for Scheduler {
         // and later askers are refused (`SchedulerHandle::snapshot_then`).
         self.shared.queue.lock().gone = true;
         lock(&self.shared.snapshots).clear();
+        lock(&self.shared.recycled).take();
     }
 }
 

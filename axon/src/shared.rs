@@ -25,6 +25,9 @@ pub(crate) struct Shared {
     /// Callbacks waiting for the next snapshot (`RunQueue::snapshot` says
     /// there are some).
     pub(crate) snapshots: Mutex<Vec<SnapshotFn>>,
+    /// A finished snapshot handed back for the next one to reuse its
+    /// memory ([`SchedulerHandle::snapshot_then_reusing`]).
+    pub(crate) recycled: Mutex<Option<Arc<crate::Snapshot>>>,
 }
 
 impl Shared {
@@ -35,6 +38,7 @@ impl Shared {
             timers: Mutex::new(Timers::default()),
             cat: Cat::new(),
             snapshots: Mutex::new(Vec::new()),
+            recycled: Mutex::new(None),
         }
     }
 

@@ -52,7 +52,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::declare::Direction;
+use crate::declare::{BoxTable, Direction};
 use crate::handle::Handle;
 use crate::shared::SchedulerHandle;
 use crate::sync::lock;
@@ -191,18 +191,35 @@ pub(crate) fn short_kind(full: &'static str) -> &'static str {
 }
 
 /// Takes a snapshot of `entries` (each component with its body's type
-/// name), on the scheduler's thread.
+/// name), on the scheduler's thread, reusing the memory of `old` if given.
+///
+/// A snapshot of a big system is megabytes (10,000 connections: about
+/// 20,000 components and 150,000 boxes), and memory freshly taken from
+/// the system costs a page fault per 4 KiB: about as much as the walk
+/// itself. Reusing the last one's vectors, overwritten in place, avoids
+/// both those faults and an allocation per component.
 pub(crate) fn take<'a>(
     entries: impl ExactSizeIterator<Item = (&'a Handle, &'static str)>,
     threaded: usize,
+    old: Option<Snapshot>,
 ) -> Snapshot {
     let started = Instant::now();
-    let mut components = Vec::with_capacity(entries.len());
-    // Where each component is, by its wake cell's address (what a box's
-    // linkage knows of the next box's owner), and the linkages to resolve.
-    let mut by_cell: AddrMap<usize> = AddrMap::default();
+    let Snapshot {
+        mut components,
+        mut linkages,
+        ..
+    } = old.unwrap_or_default();
+    // Entries below `reusable` are the old snapshot's, overwritten in turn.
+    let reusable = components.len();
+    components.reserve(entries.len().saturating_sub(reusable));
+    // Each component's id by its wake cell's address (what a box's
+    // linkage knows of the next box's owner), and the owner's cell of each
+    // linkage's destination, to find its id once every component is seen.
+    let mut by_cell: AddrMap<(u64, &BoxTable)> = AddrMap::default();
     by_cell.reserve(entries.len());
-    let mut hops: Vec<(usize, usize, (usize, u16))> = Vec::with_capacity(entries.len() * 4);
+    linkages.clear();
+    let mut cells: Vec<(usize, u16)> =
+        Vec::with_capacity(linkages.capacity().max(entries.len() * 3));
     // Kinds by type name: a few types make up most components (a CSA and
     // a handler per connection), so the last few are remembered.
     let mut kinds: [(usize, &'static str); 4] = [(0, ""); 4];
@@ -216,36 +233,50 @@ pub(crate) fn take<'a>(
         kinds[0] = (key, kind);
         kind
     };
+    let mut count = 0;
     for (handle, type_name) in entries {
         let core = &handle.0;
-        let at = components.len();
-        by_cell.insert(Arc::as_ptr(&core.wake) as usize, at);
+        let at = count;
+        count += 1;
+        let table = core.wake.table();
+        by_cell.insert(Arc::as_ptr(&core.wake) as usize, (core.id, table));
         let state = match core.wake.state() {
             DONE => RunState::Done,
             IDLE | INACTIVE => RunState::Paused,
             _ => RunState::Running,
         };
-        let (parent, children) = {
+        let (mut children, mut boxes) = match components.get_mut(at) {
+            Some(c) if at < reusable => (
+                std::mem::take(&mut c.children),
+                std::mem::take(&mut c.boxes),
+            ),
+            _ => (Vec::new(), Vec::with_capacity(table.len())),
+        };
+        children.clear();
+        boxes.clear();
+        let parent = {
             let family = lock(&core.family);
-            let parent = family
+            if let Some(kin) = &family.kin {
+                children.extend(kin.children.iter().map(Handle::id));
+            }
+            family
                 .parent
                 .as_ref()
                 .and_then(|p| p.upgrade())
-                .map(|p| p.id);
-            let children = family
-                .kin
-                .as_ref()
-                .map(|k| k.children.iter().map(Handle::id).collect())
-                .unwrap_or_default();
-            (parent, children)
+                .map(|p| p.id)
         };
-        let table = core.wake.table();
-        let mut boxes = Vec::with_capacity(table.len());
         for (i, meta) in table.iter().enumerate() {
             let Some(b) = core.set.port(i) else { continue };
             let seen = b.observe();
             if let Some(next) = seen.next {
-                hops.push((at, boxes.len(), next));
+                cells.push((next.cell, next.index));
+                linkages.push(LinkInfo {
+                    src: core.id,
+                    src_box: meta.name.clone(),
+                    dst: None,
+                    passthrough: next.direction == meta.direction,
+                    dst_box: Cow::Borrowed("?"),
+                });
             }
             boxes.push(BoxSnapshot {
                 name: meta.name.clone(),
@@ -256,7 +287,7 @@ pub(crate) fn take<'a>(
                 delivered: seen.counts.delivered,
             });
         }
-        components.push(ComponentInfo {
+        let info = ComponentInfo {
             id: core.id,
             name: core.name.clone(),
             kind: kind_of(type_name),
@@ -265,24 +296,25 @@ pub(crate) fn take<'a>(
             parent,
             children,
             boxes,
-        });
+        };
+        match components.get_mut(at) {
+            Some(slot) => *slot = info,
+            None => components.push(info),
+        }
     }
-    let linkages = hops
-        .into_iter()
-        .map(|(at, b, (cell, index))| {
-            let src = &components[at];
-            let src_box = &src.boxes[b];
-            let dst = by_cell.get(&cell).map(|&j| &components[j]);
-            let dst_box = dst.and_then(|d| d.boxes.get(usize::from(index)));
-            LinkInfo {
-                src: src.id,
-                src_box: src_box.name.clone(),
-                dst: dst.map(|d| d.id),
-                dst_box: dst_box.map_or(Cow::Borrowed("?"), |d| d.name.clone()),
-                passthrough: dst_box.is_some_and(|d| d.direction == src_box.direction),
-            }
-        })
-        .collect();
+    components.truncate(count);
+    for (link, (cell, index)) in linkages.iter_mut().zip(cells) {
+        // Not a component of ours (an endpoint, a threaded component):
+        // left as `None` and `"?"`.
+        let Some(&(id, table)) = by_cell.get(&cell) else {
+            link.passthrough = false;
+            continue;
+        };
+        link.dst = Some(id);
+        if let Some(meta) = table.get(usize::from(index)) {
+            link.dst_box = meta.name.clone();
+        }
+    }
     Snapshot {
         components,
         linkages,
@@ -300,13 +332,38 @@ impl SchedulerHandle {
     ///
     /// Requests made while one is pending share its snapshot.
     pub fn snapshot_then(&self, f: impl FnOnce(Arc<Snapshot>) + Send + 'static) {
+        self.ask(None, Box::new(f));
+    }
+
+    /// As [`snapshot_then`](Self::snapshot_then), handing back `old`, a
+    /// snapshot its holder is done with: if nobody else holds it by the
+    /// time the next one is taken, the next one is written over its
+    /// memory, which saves about half the time a big snapshot takes (the
+    /// allocations and page faults of megabytes). A component that looks
+    /// regularly (the `introspect` crate's `Introspector`) hands back its
+    /// last snapshot with each request.
+    ///
+    /// The scheduler keeps `old` only until that next snapshot, so hand
+    /// one back only when asking.
+    pub fn snapshot_then_reusing(
+        &self,
+        old: Arc<Snapshot>,
+        f: impl FnOnce(Arc<Snapshot>) + Send + 'static,
+    ) {
+        self.ask(Some(old), Box::new(f));
+    }
+
+    fn ask(&self, old: Option<Arc<Snapshot>>, f: SnapshotFn) {
         let mut q = self.shared.queue.lock();
         if q.gone {
             return; // `f` is dropped uncalled
         }
         // Under the queue's lock, so a scheduler being dropped either
-        // clears this callback or has refused it.
-        lock(&self.shared.snapshots).push(Box::new(f));
+        // clears this callback (and `old`) or has refused it.
+        if let Some(old) = old {
+            *lock(&self.shared.recycled) = Some(old);
+        }
+        lock(&self.shared.snapshots).push(f);
         q.snapshot = true;
         self.shared.queue.kick(q);
     }
@@ -318,13 +375,26 @@ impl SchedulerHandle {
     /// component asks with [`snapshot_then`](Self::snapshot_then)
     /// instead).
     pub fn snapshot(&self, timeout: Duration) -> Option<Arc<Snapshot>> {
+        self.wait_for(None, timeout)
+    }
+
+    /// As [`snapshot`](Self::snapshot), handing back `old` for the new
+    /// one to reuse (see [`snapshot_then_reusing`](Self::snapshot_then_reusing)).
+    pub fn snapshot_reusing(&self, old: Arc<Snapshot>, timeout: Duration) -> Option<Arc<Snapshot>> {
+        self.wait_for(Some(old), timeout)
+    }
+
+    fn wait_for(&self, old: Option<Arc<Snapshot>>, timeout: Duration) -> Option<Arc<Snapshot>> {
         if self.shared.queue.is_running_here() {
             return None;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.snapshot_then(move |s| {
-            let _ = tx.try_send(s);
-        });
+        self.ask(
+            old,
+            Box::new(move |s| {
+                let _ = tx.try_send(s);
+            }),
+        );
         rx.recv_timeout(timeout).ok()
     }
 }
@@ -332,13 +402,16 @@ impl SchedulerHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Component, Cx, Pipeline, Scheduler, Standard, Step};
+    use crate::{Component, Control, Cx, Pipeline, Scheduler, Standard, Step};
 
-    /// Never reads its inbox: what is sent waits there.
+    /// Never reads its inbox: what is sent waits there. Ends when told.
     struct Hoarder;
     impl Component for Hoarder {
         type Boxes = Standard<u32, u32>;
-        fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            if cx.control.recv().is_some() {
+                return Step::Done;
+            }
             Step::Pause
         }
     }
@@ -450,6 +523,90 @@ mod tests {
         assert_eq!(boxed(find(&snap, &first), "inbox").delivered, 2);
         // A passthrough inbox holds nothing and counts nothing.
         assert_eq!(boxed(p, "inbox").delivered, 0);
+        handle.stop();
+        running.join().unwrap();
+    }
+
+    /// A snapshot written over an old one's memory says exactly what a
+    /// fresh one says, whether the old one listed more components, fewer,
+    /// or is still held by someone (then it is not touched).
+    #[test]
+    fn a_snapshot_reusing_an_old_one_says_what_a_fresh_one_says() {
+        let scheduler = Scheduler::new();
+        let handle = scheduler.handle();
+        let mut hoarders: Vec<Handle> = (0..3)
+            .map(|_| scheduler.activate(Hoarder).unwrap())
+            .collect();
+        let pipe =
+            Pipeline::new(vec![Handle::new(Relay::default()), Handle::new(Hoarder)]).unwrap();
+        let pipe = scheduler.activate(pipe).unwrap();
+        let running = std::thread::spawn(move || scheduler.run());
+        pipe.postbox::<u32>("inbox").unwrap().send(1).unwrap();
+        hoarders[0]
+            .postbox::<u32>("inbox")
+            .unwrap()
+            .send(9)
+            .unwrap();
+        let same = |a: &Snapshot, b: &Snapshot| {
+            let key = |s: &Snapshot| {
+                let mut c = s.components.clone();
+                c.sort_by_key(|c| c.id);
+                let mut l = s.linkages.clone();
+                l.sort_by_key(|l| (l.src, l.src_box.to_string()));
+                (c, l, s.threaded)
+            };
+            key(a) == key(b)
+        };
+        let settled = |old: Option<Arc<Snapshot>>| {
+            let deadline = Instant::now() + WAIT;
+            let mut old = old;
+            loop {
+                let fresh = handle.snapshot(WAIT).expect("a snapshot");
+                let reused = match old.take() {
+                    Some(o) => handle.snapshot_reusing(o, WAIT),
+                    None => handle.snapshot(WAIT),
+                }
+                .expect("a snapshot");
+                if same(&fresh, &reused) {
+                    return (fresh, reused);
+                }
+                // Only the relay's one message may still be on its way.
+                assert!(Instant::now() < deadline, "{fresh:?} vs {reused:?}");
+                old = Some(reused);
+                std::thread::yield_now();
+            }
+        };
+        // Same components: the memory is reused.
+        let (_, first) = settled(None);
+        let at = first.components.as_ptr();
+        let (_, second) = settled(Some(first));
+        assert_eq!(second.components.as_ptr(), at, "the old vector was reused");
+        assert_eq!(second.components.len(), 6);
+        // Fewer components than the old one listed.
+        for h in hoarders.drain(1..) {
+            h.postbox::<Control>("control")
+                .unwrap()
+                .send(Control::ShutdownMicroprocess)
+                .unwrap();
+        }
+        let deadline = Instant::now() + WAIT;
+        let mut old = second;
+        let fewer = loop {
+            let s = handle.snapshot_reusing(old, WAIT).expect("a snapshot");
+            if s.components.len() == 4 {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "the hoarders never ended");
+            old = s;
+            std::thread::yield_now();
+        };
+        let fresh = handle.snapshot(WAIT).expect("a snapshot");
+        assert!(same(&fresh, &fewer), "{fresh:?} vs {fewer:?}");
+        // Still held elsewhere: left alone, and the new one is right.
+        let kept = fewer.clone();
+        let again = handle.snapshot_reusing(fewer, WAIT).expect("a snapshot");
+        assert!(same(&kept, &again));
+        assert_ne!(kept.components.as_ptr(), again.components.as_ptr());
         handle.stop();
         running.join().unwrap();
     }
