@@ -17,8 +17,8 @@ use axon::{link, Component, Control, Cx, Endpoint, Handle, Postbox, Standard, St
 use chassis::{ServerOptions, SimpleServer};
 use tcpclient::TcpClient;
 use testkit::{
-    any_loopback_port, collect_until_signal, connect, open_fds, read_to_eof, sees_eof, wait_until,
-    Running, User, DEADLINE,
+    any_loopback_port, collect_until_signal, connect, open_fds, read_to_eof, sees_eof,
+    stop_gracefully, wait_until, Running, User, DEADLINE,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -388,16 +388,7 @@ fn a_graceful_stop_left_every_connections_socket_open() {
         for c in &mut clients {
             testkit::round_trip(c, b"ping");
         }
-        core.postbox::<Control>("control")
-            .unwrap()
-            .send(Control::ProducerFinished)
-            .unwrap();
-        for c in &mut clients {
-            assert!(sees_eof(c), "a client was left open");
-        }
-        // Returns by itself once everything has ended (not stopped).
-        running.join();
-        drop(core);
+        stop_gracefully(core, running, &mut clients);
     }
     wait_until("every descriptor to be closed again", || {
         open_fds() <= before

@@ -395,17 +395,8 @@ fn stop_leaves_nothing(accept: Accept) {
         })
         .collect();
     assert_eq!(counts(&seen).len(), 4);
-    // producerFinished (what SIGTERM sends): each shard finishes its
-    // connections, the clients see EOF, and the scheduler returns by itself.
-    core.postbox::<Control>("control")
-        .unwrap()
-        .send(Control::ProducerFinished)
-        .unwrap();
-    for c in &mut clients {
-        assert!(sees_eof(c), "a client was left open");
-    }
-    running.join();
-    drop(core);
+    // Each shard finishes its connections.
+    stop_gracefully(core, running, &mut clients);
     drop(clients);
     wait_until("shard threads to end", || threads() == threads_before);
     wait_until("descriptors back to their starting count", || {

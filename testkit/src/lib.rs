@@ -35,7 +35,7 @@ pub use net::{
     any_loopback_port, connect, pattern, read_n, read_to_eof, round_trip, sees_eof, try_connect,
 };
 pub use procfs::{ensure_fd_limit, open_fds, CpuClock, Proc};
-pub use sched::Running;
+pub use sched::{stop_gracefully, Running};
 pub use user::{collect_until_signal, User};
 
 /// How long any test waits for one event (a reply, a close, an exit, a

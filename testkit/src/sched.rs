@@ -75,3 +75,18 @@ impl Drop for Running {
         }
     }
 }
+
+/// Stops the server whose ServerCore is `core` gracefully, with
+/// producerFinished (what SIGTERM sends): every one of `clients` must see
+/// EOF, and the scheduler must return by itself once everything has
+/// ended (not be stopped).
+pub fn stop_gracefully(core: axon::Handle, running: Running, clients: &mut [std::net::TcpStream]) {
+    core.postbox::<axon::Control>("control")
+        .expect("a ServerCore has a control inbox")
+        .send(axon::Control::ProducerFinished)
+        .expect("the ServerCore takes producerFinished");
+    for c in clients.iter_mut() {
+        assert!(crate::sees_eof(c), "a client was left open");
+    }
+    running.join();
+}
