@@ -194,7 +194,7 @@ mod wake;
 
 pub use boxset::{BoxSet, Declaration, DynamicBoxes, Standard};
 pub use cat::Cat;
-pub use component::{Component, Step};
+pub use component::{Component, Counter, Counters, Step};
 pub use compose::{Graphline, Linkage, Pipeline, PIPELINE_INBOX_LIMIT};
 pub use control::Control;
 pub use cx::Cx;

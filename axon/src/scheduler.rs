@@ -375,7 +375,7 @@ impl Scheduler {
         let old = lock(&self.shared.recycled)
             .take()
             .and_then(|old| Arc::try_unwrap(old).ok());
-        let entries = self.table.iter().map(|(_, e)| (&e.handle, e.body.kind()));
+        let entries = self.table.iter().map(|(_, e)| (&e.handle, &*e.body));
         let snapshot = Arc::new(crate::snapshot::take(entries, threaded, old));
         log::trace!(
             "snapshot of {} components in {:?}",

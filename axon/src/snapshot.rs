@@ -52,6 +52,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::component::{Body, Counter, Counters};
 use crate::declare::{BoxTable, Direction};
 use crate::handle::Handle;
 use crate::shared::SchedulerHandle;
@@ -120,6 +121,10 @@ pub struct ComponentInfo {
     pub children: Vec<u64>,
     /// Its boxes, in declaration order.
     pub boxes: Vec<BoxSnapshot>,
+    /// The counters it keeps of its own
+    /// ([`Component::counters`](crate::Component::counters)): a CSA's
+    /// bytes in and out, say.
+    pub counters: Vec<Counter>,
 }
 
 /// One linkage (A3): a box leading to the next box along its chain.
@@ -190,8 +195,8 @@ pub(crate) fn short_kind(full: &'static str) -> &'static str {
     path.rsplit("::").next().unwrap_or(path)
 }
 
-/// Takes a snapshot of `entries` (each component with its body's type
-/// name), on the scheduler's thread, reusing the memory of `old` if given.
+/// Takes a snapshot of `entries` (each component with its body), on the
+/// scheduler's thread, reusing the memory of `old` if given.
 ///
 /// A snapshot of a big system is megabytes (10,000 connections: about
 /// 20,000 components and 150,000 boxes), and memory freshly taken from
@@ -199,7 +204,7 @@ pub(crate) fn short_kind(full: &'static str) -> &'static str {
 /// itself. Reusing the last one's vectors, overwritten in place, avoids
 /// both those faults and an allocation per component.
 pub(crate) fn take<'a>(
-    entries: impl ExactSizeIterator<Item = (&'a Handle, &'static str)>,
+    entries: impl ExactSizeIterator<Item = (&'a Handle, &'a dyn Body)>,
     threaded: usize,
     old: Option<Snapshot>,
 ) -> Snapshot {
@@ -234,8 +239,9 @@ pub(crate) fn take<'a>(
         kind
     };
     let mut count = 0;
-    for (handle, type_name) in entries {
+    for (handle, body) in entries {
         let core = &handle.0;
+        let type_name = body.kind();
         let at = count;
         count += 1;
         let table = core.wake.table();
@@ -245,15 +251,18 @@ pub(crate) fn take<'a>(
             IDLE | INACTIVE => RunState::Paused,
             _ => RunState::Running,
         };
-        let (mut children, mut boxes) = match components.get_mut(at) {
+        let (mut children, mut boxes, mut counters) = match components.get_mut(at) {
             Some(c) if at < reusable => (
                 std::mem::take(&mut c.children),
                 std::mem::take(&mut c.boxes),
+                std::mem::take(&mut c.counters),
             ),
-            _ => (Vec::new(), Vec::with_capacity(table.len())),
+            _ => (Vec::new(), Vec::with_capacity(table.len()), Vec::new()),
         };
         children.clear();
         boxes.clear();
+        counters.clear();
+        body.counters(&mut Counters(&mut counters));
         let parent = {
             let family = lock(&core.family);
             if let Some(kin) = &family.kin {
@@ -296,6 +305,7 @@ pub(crate) fn take<'a>(
             parent,
             children,
             boxes,
+            counters,
         };
         match components.get_mut(at) {
             Some(slot) => *slot = info,
@@ -607,6 +617,65 @@ mod tests {
         let again = handle.snapshot_reusing(fewer, WAIT).expect("a snapshot");
         assert!(same(&kept, &again));
         assert_ne!(kept.components.as_ptr(), again.components.as_ptr());
+        handle.stop();
+        running.join().unwrap();
+    }
+
+    /// Counts what it takes, and reports it (`Component::counters`).
+    #[derive(Default)]
+    struct Tally(u64);
+    impl Component for Tally {
+        type Boxes = Standard<u32, ()>;
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            while let Some(n) = cx.inbox.recv() {
+                self.0 += u64::from(n);
+            }
+            Step::Pause
+        }
+        fn counters(&self, counters: &mut crate::Counters<'_>) {
+            counters.add("total", self.0);
+            counters.add("twice", 2 * self.0);
+        }
+    }
+
+    #[test]
+    fn a_snapshot_lists_the_counters_a_component_reports() {
+        let scheduler = Scheduler::new();
+        let tally = scheduler.activate(Tally::default()).unwrap();
+        let hoarder = scheduler.activate(Hoarder).unwrap();
+        let handle = scheduler.handle();
+        let running = std::thread::spawn(move || scheduler.run());
+        let inbox = tally.postbox::<u32>("inbox").unwrap();
+        for n in [3, 4, 5] {
+            inbox.send(n).unwrap();
+        }
+        let deadline = Instant::now() + WAIT;
+        let mut old: Option<Arc<Snapshot>> = None;
+        loop {
+            let snap = match old.take() {
+                Some(o) => handle.snapshot_reusing(o, WAIT),
+                None => handle.snapshot(WAIT),
+            }
+            .expect("a snapshot");
+            let counters = &find(&snap, &tally).counters;
+            let want = [
+                crate::Counter {
+                    name: "total",
+                    value: 12,
+                },
+                crate::Counter {
+                    name: "twice",
+                    value: 24,
+                },
+            ];
+            if counters[..] == want {
+                assert!(find(&snap, &hoarder).counters.is_empty());
+                break;
+            }
+            assert!(Instant::now() < deadline, "{counters:?}");
+            old = Some(snap);
+            std::thread::yield_now();
+        }
         handle.stop();
         running.join().unwrap();
     }

@@ -5,7 +5,7 @@
 //! A [`View`] is one snapshot with everything derived from it, made once
 //! and shared by every request it answers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,6 +103,7 @@ impl View {
                     queued: inboxes.clone().map(|b| b.len).sum(),
                     delivered: inboxes.clone().map(|b| b.delivered).sum(),
                     high_water: inboxes.map(|b| b.high_water).max().unwrap_or(0),
+                    counters: c.counters.iter().map(|k| (k.name, k.value)).collect(),
                     boxes: c
                         .boxes
                         .iter()
@@ -133,6 +134,11 @@ impl View {
             }
             SortBy::Children => {
                 rows.sort_by(|a, b| b.children.cmp(&a.children).then(a.id.cmp(&b.id)))
+            }
+            SortBy::BytesIn | SortBy::BytesOut => {
+                let name = sort.as_str();
+                let of = |r: &Instance| r.counters.get(name).copied().unwrap_or(0);
+                rows.sort_by(|a, b| of(b).cmp(&of(a)).then(a.id.cmp(&b.id)))
             }
         }
         rows.truncate(n);
@@ -254,6 +260,10 @@ pub struct KindNode {
     pub done: usize,
     /// Their boxes, summed over the instances.
     pub boxes: Vec<KindBox>,
+    /// The counters they report of their own
+    /// ([`Component::counters`](axon::Component::counters): a CSA's
+    /// `bytes_in` and `bytes_out`), summed over the instances.
+    pub counters: BTreeMap<&'static str, u64>,
 }
 
 /// One box of a kind, over all its instances.
@@ -317,6 +327,7 @@ impl Graph {
                     paused: 0,
                     done: 0,
                     boxes: Vec::new(),
+                    counters: BTreeMap::new(),
                 });
                 box_at.push(QuickMap::default());
                 nodes.len() - 1
@@ -328,6 +339,9 @@ impl Graph {
                 RunState::Running => node.running += 1,
                 RunState::Paused => node.paused += 1,
                 RunState::Done => node.done += 1,
+            }
+            for k in &c.counters {
+                *node.counters.entry(k.name).or_insert(0) += k.value;
             }
             let first = node.count == 1;
             // Instances of a kind nearly always have the same boxes in the
@@ -510,11 +524,15 @@ pub enum SortBy {
     HighWater,
     /// Number of children, largest first.
     Children,
+    /// The `bytes_in` counter (a CSA's bytes read), largest first.
+    BytesIn,
+    /// The `bytes_out` counter (a CSA's bytes written), largest first.
+    BytesOut,
 }
 
 impl SortBy {
     /// The column called `name` (`id`, `name`, `state`, `queued`,
-    /// `delivered`, `high_water`, `children`).
+    /// `delivered`, `high_water`, `children`, `bytes_in`, `bytes_out`).
     pub fn parse(name: &str) -> Option<SortBy> {
         Some(match name {
             "id" => SortBy::Id,
@@ -524,6 +542,8 @@ impl SortBy {
             "delivered" => SortBy::Delivered,
             "high_water" => SortBy::HighWater,
             "children" => SortBy::Children,
+            "bytes_in" => SortBy::BytesIn,
+            "bytes_out" => SortBy::BytesOut,
             _ => return None,
         })
     }
@@ -538,6 +558,8 @@ impl SortBy {
             SortBy::Delivered => "delivered",
             SortBy::HighWater => "high_water",
             SortBy::Children => "children",
+            SortBy::BytesIn => "bytes_in",
+            SortBy::BytesOut => "bytes_out",
         }
     }
 }
@@ -574,6 +596,9 @@ pub struct Instance {
     pub delivered: u64,
     /// The highest high-water mark of its inboxes.
     pub high_water: usize,
+    /// The counters it reports of its own (a CSA's `bytes_in` and
+    /// `bytes_out`).
+    pub counters: BTreeMap<&'static str, u64>,
     /// Each box.
     pub boxes: Vec<BoxRow>,
     /// The components its boxes are linked with, either way.

@@ -152,6 +152,7 @@ mod tests {
             parent: None,
             children: Vec::new(),
             boxes: vec![b("inbox", Direction::Inbox), b("outbox", Direction::Outbox)],
+            counters: Vec::new(),
         }
     }
 
