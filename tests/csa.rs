@@ -265,3 +265,50 @@ fn c7_linger_bounds_a_close_waiting_on_a_peer_that_never_reads() {
     }
     assert!(started.elapsed() >= LINGER, "closed before the linger time");
 }
+
+/// The CSA counts every byte it reads and writes (its `bytes_in` and
+/// `bytes_out` counters, seen in a snapshot), also when the socket takes
+/// writes only in part and the rest waits in its backlog: a client sends
+/// 4 MiB and reads none of the echo until the CSA's inbox holds chunks it
+/// has no room to write.
+#[test]
+fn the_csa_counts_every_byte_each_way_even_when_writes_wait() {
+    const N: usize = 4 << 20;
+    // On one scheduler (not sharded): the snapshot must see the CSA.
+    let server = chassis::SimpleServer::new(
+        examples::Echo::new,
+        any_loopback_port(),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    let running = Running::start(scheduler);
+    let snapshot = || running.handle.snapshot(DEADLINE).expect("a snapshot");
+    let csa_of = |s: &axon::Snapshot| s.components.iter().find(|c| c.kind == "Csa").cloned();
+    let mut client = connect(addr);
+    let data = pattern(7, N);
+    let writer = {
+        let mut w = client.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || w.write_all(&data).unwrap())
+    };
+    wait_until("the CSA's output to back up into its inbox", || {
+        csa_of(&snapshot()).is_some_and(|c| c.boxes.iter().any(|b| b.name == "inbox" && b.len > 0))
+    });
+    assert_eq!(read_n(&mut client, N), data);
+    writer.join().unwrap();
+    let counted = |c: &axon::ComponentInfo, name: &str| {
+        c.counters.iter().find(|k| k.name == name).map(|k| k.value)
+    };
+    wait_until("the CSA to have counted every byte", || {
+        csa_of(&snapshot()).is_some_and(|c| {
+            counted(&c, "bytes_in") == Some(N as u64) && counted(&c, "bytes_out") == Some(N as u64)
+        })
+    });
+    let c = csa_of(&snapshot()).unwrap();
+    assert_eq!(counted(&c, "bytes_in"), Some(N as u64));
+    assert_eq!(counted(&c, "bytes_out"), Some(N as u64));
+    running.stop();
+}

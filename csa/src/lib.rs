@@ -20,6 +20,10 @@
 //! | `signal` | outbox | [`ShutdownCsa`] | `shutdownCSA(self, (self, sock))` when the connection ends (C6) |
 //! | `_selectorSignal` | outbox | [`Request`] | `newReader` / `newWriter` / `removeReader` / `removeWriter` to the Selector |
 //!
+//! Its counters, for snapshots (`axon::Component::counters`, shown by the
+//! `introspect` crate): `bytes_in` and `bytes_out`, the bytes the socket
+//! has given and taken, counted once per system call.
+//!
 //! ## Behaviour
 //!
 //! - **Start (C2).** Finds the Selector through the CAT, links
@@ -377,6 +381,11 @@ pub struct Csa {
     closing_since: u32,
     /// What this step did: [`GOT`] bytes, [`WROTE`] bytes (for C9, C11).
     moved: u8,
+    /// Bytes read from and written to the socket, counted once per system
+    /// call, for snapshots (`Component::counters`: `bytes_in`,
+    /// `bytes_out`).
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 /// `Csa::moved`: bytes were read in this step.
@@ -432,6 +441,8 @@ impl Csa {
             lingering: false,
             closing_since: 0,
             moved: 0,
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 
@@ -495,6 +506,7 @@ impl Csa {
                     match (&*self.stream).write(&chunk) {
                         Ok(n) if n == chunk.len() => {
                             self.moved |= WROTE;
+                            self.bytes_out += n as u64;
                             continue;
                         }
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -579,6 +591,7 @@ impl Csa {
 
     /// `n` bytes of the backlog were written.
     fn consume(&mut self, mut n: usize) {
+        self.bytes_out += n as u64;
         let Some(backlog) = self.backlog.as_deref_mut() else {
             return;
         };
@@ -625,6 +638,7 @@ impl Csa {
                 }
                 Ok(chunk) => {
                     self.moved |= GOT;
+                    self.bytes_in += chunk.len() as u64;
                     // A short read drained the socket: later data (or FIN)
                     // raises a new edge, so skip the WouldBlock read that
                     // would only confirm it, unless a FIN may already sit
@@ -732,6 +746,12 @@ impl Component for Csa {
 
     fn created(&mut self, _me: &Handle, boxes: &CsaBoxes) {
         boxes.inbox.set_limit(Some(INBOX_LIMIT));
+    }
+
+    /// `bytes_in` and `bytes_out`: what the socket has given and taken.
+    fn counters(&self, counters: &mut axon::Counters<'_>) {
+        counters.add("bytes_in", self.bytes_in);
+        counters.add("bytes_out", self.bytes_out);
     }
 
     fn main(&mut self, cx: &mut Cx<CsaBoxes>) -> Step {

@@ -106,6 +106,10 @@ fn three_clients_show_three_csas_and_three_handlers_then_none() {
     let sent = (3 * ROUND_TRIPS) as u64;
     assert_eq!(delivered(&g, "Echo", "inbox"), sent, "{g}");
     assert_eq!(delivered(&g, "Csa", "inbox"), sent, "{g}");
+    // And the CSAs counted every byte each way (`bytes_in`, `bytes_out`).
+    let csa = node(&g, "Csa").unwrap();
+    assert_eq!(csa["counters"]["bytes_in"], sent * 64, "{g}");
+    assert_eq!(csa["counters"]["bytes_out"], sent * 64, "{g}");
     let link = g["links"]
         .as_array()
         .unwrap()
@@ -190,6 +194,44 @@ fn three_clients_show_three_csas_and_three_handlers_then_none() {
     });
     let g = graph(web);
     assert_eq!(count(&g, "ServerCore"), 1, "the echo server stays");
+}
+
+/// Each connection's bytes in and out, as counted by its CSA, sort its
+/// instances: three clients sending 10, 1,000 and 100 bytes.
+#[test]
+fn instances_sort_by_the_bytes_each_csa_moved() {
+    let sys = start(Options::default());
+    let web = sys.seen.local_addr();
+    let sizes = [10, 1_000, 100];
+    let clients: Vec<TcpStream> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let mut c = connect(sys.echo);
+            round_trip(&mut c, &pattern(i as u64, n));
+            c
+        })
+        .collect();
+    let (status, body) = get(web, "/instances?kind=Csa&sort=bytes_in&n=3");
+    assert_eq!(status, 200, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["sort"], "bytes_in");
+    let moved: Vec<(u64, u64)> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let c = &r["counters"];
+            (
+                c["bytes_in"].as_u64().unwrap(),
+                c["bytes_out"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(moved, [(1_000, 1_000), (100, 100), (10, 10)], "{body}");
+    let (status, _) = get(web, "/instances?kind=Csa&sort=bytes_out&n=1");
+    assert_eq!(status, 200);
+    drop(clients);
 }
 
 #[test]
