@@ -102,6 +102,12 @@ impl BoxTable {
         self.0.get(index)
     }
 
+    /// The entries themselves: shared by every component of one type, so
+    /// a reference to them stays in cache where the table's owner may not.
+    pub(crate) fn metas(&self) -> &[BoxMeta] {
+        &self.0
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &BoxMeta> {
         self.0.iter()
     }
