@@ -282,6 +282,9 @@ const HAS_TARGET: u8 = 1;
 /// only means a message pushed at this instant is taken at the next step,
 /// which that push's wake-up (after it unlocks) guarantees (A6).
 const HAS_QUEUE: u8 = 2;
+/// `flags`: keep the queue (and its capacity) when it empties
+/// ([`Node::keep_queue`]).
+const KEEP_QUEUE: u8 = 4;
 
 /// `limit` value for an unbounded inbox.
 const UNBOUNDED: u32 = u32::MAX;
@@ -318,6 +321,12 @@ impl<T: Send + 'static> Node<T> {
             direction,
             flags: AtomicU8::new(0),
         }
+    }
+
+    /// Keeps this inbox's queue when it empties (see
+    /// [`Inbox::keep_queue`](crate::Inbox::keep_queue)).
+    pub(crate) fn keep_queue(&self) {
+        self.flags.fetch_or(KEEP_QUEUE, Ordering::Relaxed);
     }
 
     /// The wake cell of the component this box belongs to.
@@ -475,7 +484,10 @@ impl<T: Send + 'static> Node<T> {
         } else {
             Vec::new()
         };
-        if queue.front.is_none() && queue.waiting.is_empty() {
+        if queue.front.is_none()
+            && queue.waiting.is_empty()
+            && self.flags.load(Ordering::Relaxed) & KEEP_QUEUE == 0
+        {
             drop(inner.take_queue()); // empty: an idle box holds nothing
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
         }
@@ -784,5 +796,39 @@ mod tests {
         // Thirteen boxes per connection: this is what idle memory is made of.
         assert_eq!(std::mem::size_of::<Node<Vec<u8>>>(), 40);
         assert_eq!(std::mem::size_of::<Node<crate::Control>>(), 40);
+    }
+
+    fn has_queue<T>(node: &Node<T>) -> bool {
+        lock(&node.inner).queue().is_some()
+    }
+
+    #[test]
+    fn an_emptied_queue_is_freed_unless_kept() {
+        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        for keep in [false, true] {
+            let node = Node::<u32>::new(Direction::Inbox, 0, owner.clone());
+            if keep {
+                node.keep_queue();
+            }
+            for round in 0..3 {
+                for i in 0..10 {
+                    assert!(matches!(
+                        node.push_locked(&mut lock(&node.inner), i, None),
+                        Ok(None)
+                    ));
+                }
+                assert!(has_queue(&node));
+                let got: Vec<u32> = std::iter::from_fn(|| node.pop()).collect();
+                assert_eq!(got, (0..10).collect::<Vec<_>>(), "round {round}");
+                assert_eq!(node.queued(), 0);
+                assert_eq!(node.pop(), None);
+                // An idle box holds nothing, unless told to keep its queue
+                // (then with its capacity: no regrowth next burst).
+                assert_eq!(has_queue(&node), keep);
+                if keep {
+                    assert!(lock(&node.inner).queue().unwrap().rest.capacity() >= 9);
+                }
+            }
+        }
     }
 }

@@ -855,6 +855,11 @@ impl Component for ServerCore {
         "ServerCore".into()
     }
 
+    fn created(&mut self, _me: &Handle, boxes: &ServerCoreBoxes) {
+        // Every connection's news comes here, in bursts under churn.
+        boxes.socket_activity.keep_queue();
+    }
+
     fn main(&mut self, cx: &mut Cx<ServerCoreBoxes>) -> Step {
         if !self.started {
             self.started = true;

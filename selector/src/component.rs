@@ -55,6 +55,11 @@ impl Component for Selector {
         "Selector".into()
     }
 
+    fn created(&mut self, _me: &Handle, boxes: &SelectorBoxes) {
+        // Every socket's requests come here, several per connection.
+        boxes.notify.keep_queue();
+    }
+
     fn main(&mut self, cx: &mut Cx<SelectorBoxes>) -> Step {
         // `control` before `notify`: a request sent before the shutdown is
         // then always handled before the Selector decides it is idle and

@@ -1036,6 +1036,11 @@ impl Component for TcpServer {
         "TCPServer".into()
     }
 
+    fn created(&mut self, _me: &Handle, boxes: &TcpServerBoxes) {
+        // Every connection's end comes here, in bursts under churn.
+        boxes.feedback_from_csa.keep_queue();
+    }
+
     fn main(&mut self, cx: &mut Cx<TcpServerBoxes>) -> Step {
         if !self.started {
             self.started = true;
