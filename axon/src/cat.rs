@@ -7,8 +7,8 @@
 //! such as tests running side by side in one process, cannot see each other's
 //! services.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::any::Any;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 

@@ -1,9 +1,9 @@
 //! [`Handle`]: a component as others see it (Kamaelia's component object):
 //! its boxes by name, its children (A7), the linkages it made.
 
+use rustc_hash::FxHashSet as HashSet;
 use std::any::Any;
 use std::borrow::Cow;
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};

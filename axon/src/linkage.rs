@@ -2,8 +2,8 @@
 //! linkages it made (Kamaelia's postoffice), so that they go when it ends
 //! or gives up a child (A7).
 
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -114,7 +114,7 @@ impl LinkBook {
 
     /// Every linkage, once each.
     pub(crate) fn all(&self) -> Vec<Link> {
-        let mut seen = HashSet::new();
+        let mut seen = HashSet::default();
         self.by_component
             .values()
             .flatten()

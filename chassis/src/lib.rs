@@ -327,7 +327,7 @@ mod shards;
 mod signals;
 mod single;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -529,8 +529,8 @@ impl ServerCore {
             accept: Accept::HandOff,
             shards: shards::Shards::default(),
             top: None,
-            connections: HashMap::new(),
-            by_handler: HashMap::new(),
+            connections: HashMap::default(),
+            by_handler: HashMap::default(),
             started: false,
             stopping: None,
         }
@@ -840,8 +840,8 @@ impl ServerCore {
             accept: Accept::HandOff,
             shards: shards::Shards::default(),
             top: Some(top),
-            connections: HashMap::new(),
-            by_handler: HashMap::new(),
+            connections: HashMap::default(),
+            by_handler: HashMap::default(),
             started: false,
             stopping: None,
         }

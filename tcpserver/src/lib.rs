@@ -143,7 +143,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -434,7 +434,7 @@ impl TcpServer {
             open: 0,
             wrap: None,
             role: Role::Listener,
-            wrapped: HashMap::new(),
+            wrapped: HashMap::default(),
         })
     }
 
@@ -500,7 +500,7 @@ impl TcpServer {
                     common: common.clone(),
                     load: load.clone(),
                 }),
-                wrapped: HashMap::new(),
+                wrapped: HashMap::default(),
             };
             let handle = Handle::new(shard);
             let inlet = handle
