@@ -15,7 +15,7 @@
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
-//! | `readShutdown` | outbox | [`Control`] | `socketShutdown` when the peer has shut down its write side (C7) |
+//! | `readShutdown` | outbox | [`Control`] | `socketShutdown` when the peer has shut down its write side (C7); `producerFinished` when input ends because the CSA was told `socketShutdown` (a graceful stop: no more input, but the peer did not end it) |
 //! | `CreatorFeedback` | outbox | [`SocketShutdown`] | `socketShutdown(self, [sock, how_died])` when the connection ends (C6) |
 //! | `signal` | outbox | [`ShutdownCsa`] | `shutdownCSA(self, (self, sock))` when the connection ends (C6) |
 //! | `_selectorSignal` | outbox | [`Request`] | `newReader` / `newWriter` / `removeReader` / `removeWriter` to the Selector |
@@ -634,7 +634,7 @@ impl Csa {
             match read_chunk(&self.stream) {
                 Ok(chunk) if chunk.is_empty() => {
                     log::trace!("csa {self:?}: peer closed its write side");
-                    self.end_input(b);
+                    self.end_input(b, false);
                 }
                 Ok(chunk) => {
                     self.moved |= GOT;
@@ -671,12 +671,21 @@ impl Csa {
         }
     }
 
-    /// No more input (C7): stop reading and tell the handler with
-    /// `socketShutdown` out of `readShutdown`.
-    fn end_input(&mut self, b: &CsaBoxes) {
+    /// No more input (C7): stop reading and tell the handler out of
+    /// `readShutdown`: `socketShutdown` when the peer ended it,
+    /// `producerFinished` when we did (told `socketShutdown`, a graceful
+    /// stop). Both are `producerFinished` kinds, the same to a handler;
+    /// the TLS layer tells them apart (a peer's end without close_notify
+    /// is a truncation, ours is not).
+    fn end_input(&mut self, b: &CsaBoxes, ours: bool) {
         if !self.read_closed {
             self.read_closed = true;
-            let _ = b.read_shutdown.send(Control::SocketShutdown);
+            let why = if ours {
+                Control::ProducerFinished
+            } else {
+                Control::SocketShutdown
+            };
+            let _ = b.read_shutdown.send(why);
         }
     }
 
@@ -808,7 +817,7 @@ impl Component for Csa {
         };
         if self.ending_input {
             self.ending_input = false;
-            self.end_input(b);
+            self.end_input(b, true);
             more = false;
         }
         let closing = self.finishing || (self.read_closed && !b.read_shutdown.is_linked());

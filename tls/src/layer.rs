@@ -45,6 +45,10 @@ pub(crate) struct Layer {
     told_handler: bool,
     /// The peer's close_notify has come.
     peer_closed: bool,
+    /// The input ended because our side stopped it (the connection said
+    /// `producerFinished`, not `socketShutdown`: a graceful server stop,
+    /// C7): no truncation, whatever the peer sent.
+    ended_by_us: bool,
     /// What went wrong so far (truncation), for `tlsClosed`.
     verdict: Option<TlsError>,
     /// This layer's place under the server's handshake cap, if any.
@@ -77,6 +81,7 @@ impl Layer {
             close_sent: false,
             told_handler: false,
             peer_closed: false,
+            ended_by_us: false,
             verdict: None,
             turn: None,
             plain_mode: false,
@@ -160,6 +165,11 @@ impl Layer {
         while let Some(msg) = cx.control.recv() {
             if msg.is_producer_finished() {
                 self.cipher_eof = true;
+                // A server's connection is a CSA, whose readShutdown says
+                // producerFinished only for a stop of ours (C7); a
+                // client's is a TcpClient, whose signal says it whenever
+                // the connection ends.
+                self.ended_by_us |= self.role == "server" && msg == Control::ProducerFinished;
             } else {
                 log::debug!("tls {}: {msg:?}: closing", self.role);
                 let how = self.stopped();
@@ -224,9 +234,21 @@ impl Layer {
                     "tls {}: the connection ended during the handshake",
                     self.role
                 );
-                return self.abort(cx, Some(TlsError::EndedInHandshake));
+                let how = if self.ended_by_us {
+                    TlsError::StoppedInHandshake
+                } else {
+                    TlsError::EndedInHandshake
+                };
+                return self.abort(cx, Some(how));
             }
-            if self.held_plain.is_none() {
+            if self.held_plain.is_none() && self.ended_by_us && !self.peer_closed {
+                // A graceful stop of ours (C7): no more input, and the
+                // handler finishes its reply; then close_notify, as for
+                // any close of ours. Not a truncation.
+                log::debug!("tls {}: input ended by a graceful stop", self.role);
+                self.told_handler = true;
+                let _ = cx.plain_signal.send(Control::SocketShutdown);
+            } else if self.held_plain.is_none() {
                 // C7 over TLS: the handler finishes its reply all the same.
                 log::debug!(
                     "tls {}: truncation: the connection ended without close_notify",
@@ -566,7 +588,7 @@ impl Layer {
                 TlsError::StoppedInHandshake
             });
         }
-        if self.cipher_eof && !self.peer_closed {
+        if self.cipher_eof && !self.peer_closed && !self.ended_by_us {
             return Some(TlsError::Truncated);
         }
         self.verdict.take()

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use axon::{Component, Control, Cx, Standard, Step};
 use common::{
-    client, exchange, expired, handshake, next_closed, serve, serve_observed, short, Observer, Pki,
+    client, exchange, expired, handshake, next_closed, serve, serve_observed, serve_observed_core,
+    short, Observer, Pki,
 };
 use examples::Echo;
 use rustls::{AlertDescription, CertificateError};
@@ -120,6 +121,44 @@ fn truncation_a_fin_without_close_notify_ends_input_the_reply_still_comes_and_it
     assert!(closed.handshaken);
     let io: std::io::Error = TlsError::Truncated.into();
     assert_eq!(io.kind(), std::io::ErrorKind::UnexpectedEof);
+}
+
+/// A graceful stop of the server (producerFinished to its ServerCore,
+/// what SIGTERM sends) is a close of ours, not a truncation: the client's
+/// request is answered, then close_notify comes before the FIN, and the
+/// session is reported as ended cleanly.
+#[test]
+fn c7_a_graceful_server_stop_sends_close_notify_and_is_no_truncation() {
+    let pki = Pki::new();
+    let cfg = pki.server.clone();
+    let (addr, core, running, observer) =
+        serve_observed_core(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    let mut c = client(addr, pki.client(), "localhost");
+    let sent = pattern(8, 10_000);
+    let (mut c, got) = exchange_then(&mut c, &sent);
+    assert_eq!(got, sent);
+    core.postbox::<Control>("control")
+        .unwrap()
+        .send(Control::ProducerFinished)
+        .unwrap();
+    // rustls's stream reports a FIN without close_notify as an error:
+    // Ok here means close_notify came first.
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).expect("close_notify, then EOF");
+    assert!(rest.is_empty());
+    let closed = next_closed(&observer);
+    assert_eq!(closed.how_died, None, "a stop of ours is no truncation");
+    assert!(closed.handshaken);
+    running.join();
+}
+
+/// One message each way on `c`.
+fn exchange_then<'a>(c: &'a mut common::Client, msg: &[u8]) -> (&'a mut common::Client, Vec<u8>) {
+    c.write_all(msg).unwrap();
+    c.flush().unwrap();
+    let mut got = vec![0; msg.len()];
+    c.read_exact(&mut got).unwrap();
+    (c, got)
 }
 
 #[test]

@@ -141,6 +141,14 @@ impl Pki {
 pub fn serve<H: Into<Handle>>(
     handler: impl FnMut() -> H + Clone + Send + 'static,
 ) -> (SocketAddr, Running) {
+    let (addr, _core, running) = serve_core(handler);
+    (addr, running)
+}
+
+/// [`serve`], with the server's ServerCore (to stop it).
+pub fn serve_core<H: Into<Handle>>(
+    handler: impl FnMut() -> H + Clone + Send + 'static,
+) -> (SocketAddr, Handle, Running) {
     let server = SimpleServer::new(
         handler,
         "127.0.0.1:0".parse().unwrap(),
@@ -149,8 +157,8 @@ pub fn serve<H: Into<Handle>>(
     .unwrap();
     let addr = server.local_addr();
     let scheduler = selector::scheduler().unwrap();
-    scheduler.activate(server).unwrap();
-    (addr, Running::start(scheduler))
+    let core = scheduler.activate(server).unwrap();
+    (addr, core, Running::start(scheduler))
 }
 
 boxes! {
@@ -170,17 +178,25 @@ pub type Observer = Endpoint<ObserverBoxes>;
 /// [`serve`] with layers made by `layer()`, each one's `sslready` and
 /// `tlsClosed` linked to the [`Observer`] returned.
 pub fn serve_observed(
-    mut layer: impl FnMut() -> TlsServer + Clone + Send + 'static,
+    layer: impl FnMut() -> TlsServer + Clone + Send + 'static,
 ) -> (SocketAddr, Running, Observer) {
+    let (addr, _core, running, observer) = serve_observed_core(layer);
+    (addr, running, observer)
+}
+
+/// [`serve_observed`], with the server's ServerCore (to stop it).
+pub fn serve_observed_core(
+    mut layer: impl FnMut() -> TlsServer + Clone + Send + 'static,
+) -> (SocketAddr, Handle, Running, Observer) {
     let observer = Observer::new("observer");
     let to = observer.handle().clone();
-    let (addr, running) = serve(move || {
+    let (addr, core, running) = serve_core(move || {
         let h = Handle::new(layer());
         link((&h, "sslready"), (&to, "sslready")).unwrap();
         link((&h, "tlsClosed"), (&to, "tlsClosed")).unwrap();
         h
     });
-    (addr, running, observer)
+    (addr, core, running, observer)
 }
 
 /// The next session end a server's layers report (within the deadline).
