@@ -135,8 +135,7 @@ fn c7_a_graceful_server_stop_sends_close_notify_and_is_no_truncation() {
         serve_observed_core(move || TlsServer::wrap(cfg.clone(), Echo::new()));
     let mut c = client(addr, pki.client(), "localhost");
     let sent = pattern(8, 10_000);
-    let (mut c, got) = exchange_then(&mut c, &sent);
-    assert_eq!(got, sent);
+    assert_eq!(echoed(&mut c, &sent), sent);
     core.postbox::<Control>("control")
         .unwrap()
         .send(Control::ProducerFinished)
@@ -152,13 +151,13 @@ fn c7_a_graceful_server_stop_sends_close_notify_and_is_no_truncation() {
     running.join();
 }
 
-/// One message each way on `c`.
-fn exchange_then<'a>(c: &'a mut common::Client, msg: &[u8]) -> (&'a mut common::Client, Vec<u8>) {
+/// Sends `msg` on `c` and reads as many bytes back.
+fn echoed(c: &mut common::Client, msg: &[u8]) -> Vec<u8> {
     c.write_all(msg).unwrap();
     c.flush().unwrap();
     let mut got = vec![0; msg.len()];
     c.read_exact(&mut got).unwrap();
-    (c, got)
+    got
 }
 
 #[test]
