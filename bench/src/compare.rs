@@ -20,7 +20,7 @@ use crate::loadgen::Summary;
 struct Contender {
     name: String,
     bin: PathBuf,
-    args: &'static [&'static str],
+    args: Vec<String>,
 }
 
 /// How the axon contender (and every `--extra` one) is started.
@@ -28,10 +28,10 @@ const DEMO_ARGS: &[&str] = &["--protocol", "echo"];
 
 /// The built-in contenders, found next to this binary.
 fn contenders(dir: &Path) -> Vec<Contender> {
-    let c = |name: &str, bin: &str, args| Contender {
+    let c = |name: &str, bin: &str, args: &[&str]| Contender {
         name: name.to_string(),
         bin: dir.join(bin),
-        args,
+        args: args.iter().map(|a| a.to_string()).collect(),
     };
     vec![
         c("mio", "mio-echo", &[]),
@@ -63,8 +63,84 @@ fn extra(spec: &str, taken: &[Contender]) -> Result<Contender, String> {
     Ok(Contender {
         name: name.to_string(),
         bin,
-        args: DEMO_ARGS,
+        args: DEMO_ARGS.iter().map(|a| a.to_string()).collect(),
     })
+}
+
+/// The TLS contenders (`--tls`), serving `pki`'s certificate: raw mio +
+/// rustls (the reference), tokio-rustls, and ours (last: `--extra` ones
+/// are started as it is).
+fn tls_contenders(dir: &Path, pki: &crate::tlsload::Pki) -> Vec<Contender> {
+    let files = |cert: &str, key: &str| {
+        vec![
+            cert.to_string(),
+            pki.cert.display().to_string(),
+            key.to_string(),
+            pki.key.display().to_string(),
+        ]
+    };
+    let mut demo = DEMO_ARGS.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    demo.extend(files("--tls-cert", "--tls-key"));
+    vec![
+        Contender {
+            name: "mio+rustls".into(),
+            bin: dir.join("mio-tls-echo"),
+            args: files("--cert", "--key"),
+        },
+        Contender {
+            name: "tokio-rustls".into(),
+            bin: dir.join("tokio-tls-echo"),
+            args: files("--cert", "--key"),
+        },
+        Contender {
+            name: "axon".into(),
+            bin: dir.join("selector-demo"),
+            args: demo,
+        },
+    ]
+}
+
+/// The TLS scenarios (`--tls`); each needs `--ca`.
+fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
+    let (warm, window) = if quick {
+        ("0.05", "0.2")
+    } else {
+        ("0.3", "1.5")
+    };
+    let ca = ca.display().to_string();
+    let sc = |name: &'static str, args: &[&str]| Scenario {
+        name,
+        loadgen: args
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--ca".into(), ca.clone()])
+            .chain([
+                "--warmup".into(),
+                warm.into(),
+                "--window".into(),
+                window.into(),
+            ])
+            .collect(),
+    };
+    vec![
+        sc("tls-handshake-x64", &["tls-handshake", "--conns", "64"]),
+        // Few at once: each finds a ticket of its own in the session cache.
+        sc("tls-resume-x4", &["tls-resume", "--conns", "4"]),
+        sc("tls-pingpong-64B-x64", &["tls-pingpong", "--conns", "64"]),
+        sc("tls-bulk-x8", &["tls-bulk", "--conns", "8"]),
+        Scenario {
+            name: "tls-idle",
+            loadgen: vec![
+                "tls-idle".into(),
+                "--conns".into(),
+                if quick { "100" } else { "5000" }.into(),
+                "--ca".into(),
+                ca.clone(),
+                "--window".into(),
+                if quick { "0.2" } else { "1" }.into(),
+            ],
+        },
+    ]
 }
 
 struct Scenario {
@@ -168,6 +244,7 @@ fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, Str
         .map_err(|e| e.to_string())?;
     let addr = line
         .trim()
+        .trim_end_matches(" (tls)")
         .strip_prefix("listening on ")
         .ok_or_else(|| format!("{}: unexpected first line {line:?}", bin.display()))?
         .to_string();
@@ -222,6 +299,7 @@ struct Options {
     quick: bool,
     runs: Option<usize>,
     extras: Vec<String>,
+    tls: bool,
 }
 
 fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
@@ -230,6 +308,7 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
         quick: false,
         runs: None,
         extras: Vec::new(),
+        tls: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -242,6 +321,7 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
                 o.runs = Some(runs);
             }
             Long("extra") => o.extras.push(parser.value()?.string()?),
+            Long("tls") => o.tls = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -254,11 +334,25 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     let quick = opts.quick;
     let runs = opts.runs.unwrap_or(if quick { 1 } else { 5 });
     let dir = bin_dir();
-    let mut contenders = contenders(&dir);
+    let pki = if opts.tls {
+        Some(crate::tlsload::Pki::make(&dir.join("bench-tls"))?)
+    } else {
+        None
+    };
+    let mut contenders = match &pki {
+        Some(pki) => tls_contenders(&dir, pki),
+        None => contenders(&dir),
+    };
     for spec in &opts.extras {
-        let c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
+        let mut c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
+        if let Some(pki) = &pki {
+            // Started as the axon contender is: with the certificate.
+            let axon = tls_contenders(&dir, pki).pop();
+            c.args = axon.map(|a| a.args).unwrap_or_default();
+        }
         contenders.push(c);
     }
+    let base = contenders[0].name.clone();
     demo(&dir)?;
     let taskset = have_taskset();
     if !taskset {
@@ -268,14 +362,18 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     // scenario -> contender -> runs of parsed results
     let mut results: Results = BTreeMap::new();
     let mut raw = Vec::new();
-    let scenarios = scenarios(quick);
+    let scenarios = match &pki {
+        Some(pki) => tls_scenarios(quick, &pki.ca),
+        None => scenarios(quick),
+    };
     for scenario in &scenarios {
         for run in 0..runs {
             // Each run starts with the next contender, so a slow spell of
             // the machine does not always land on the same one.
             let order = (0..contenders.len()).map(|i| &contenders[(i + run) % contenders.len()]);
             for c in order {
-                let (server, addr) = start_server(&c.bin, c.args, taskset)?;
+                let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
+                let (server, addr) = start_server(&c.bin, &args, taskset)?;
                 let pid = server.0.id();
                 let out = pinned(1, &me, taskset)
                     .arg("loadgen")
@@ -321,7 +419,7 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     let json_path = dir.join("bench-compare.json");
     std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
         .map_err(|e| e.to_string())?;
-    print_table(&results, &contenders, runs, taskset);
+    print_table(&results, &contenders, runs, taskset, &base);
     println!("raw results: {}", json_path.display());
     Ok(())
 }
@@ -329,10 +427,16 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
 /// A column of the table: which figure of a summary, and its heading.
 type Column = (fn(&Summary) -> Option<f64>, &'static str);
 
-fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset: bool) {
+fn print_table(
+    results: &Results,
+    contenders: &[Contender],
+    runs: usize,
+    taskset: bool,
+    base: &str,
+) {
     println!(
         "\nEcho servers, medians of {runs} run(s){}; ratio = median over the runs of \
-         contender / mio in the same run",
+         contender / {base} in the same run",
         if taskset {
             ", server on core 0, load on core 1"
         } else {
@@ -340,6 +444,43 @@ fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset
         }
     );
     let columns: &[(&str, &[Column])] = &[
+        (
+            "tls-handshake",
+            &[
+                (|r| Some(r.ops_per_s), "handshakes/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/hs"),
+                (|r| Some(r.p99_us), "p99 µs"),
+            ],
+        ),
+        (
+            "tls-resume",
+            &[
+                (|r| Some(r.ops_per_s), "handshakes/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/hs"),
+            ],
+        ),
+        (
+            "tls-idle",
+            &[
+                (|r| r.rss_kib_per_conn, "KiB/conn"),
+                (|r| Some(r.server_cpu_us_per_op), "idle CPU µs/conn"),
+            ],
+        ),
+        (
+            "tls-pingpong",
+            &[
+                (|r| Some(r.ops_per_s), "rt/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/rt"),
+                (|r| Some(r.p99_us), "p99 µs"),
+            ],
+        ),
+        (
+            "tls-bulk",
+            &[
+                (|r| Some(r.mb_per_s), "MB/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/MB"),
+            ],
+        ),
         (
             "pingpong",
             &[
@@ -399,7 +540,7 @@ fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset
             print!("  {:<width$}", c.name);
             for (figure, _) in cols {
                 let mine = values(&c.name, *figure);
-                let base = values("mio", *figure);
+                let base = values(base, *figure);
                 let v = median(mine.clone());
                 let ratios: Vec<f64> = mine
                     .iter()

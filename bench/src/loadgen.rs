@@ -115,7 +115,7 @@ pub enum Start {
 
 /// A scenario's timing: a warm-up, then the window in which operations
 /// count and over which the server's CPU time is read (`pid` 0: not read).
-struct Window {
+pub(crate) struct Window {
     pid: u32,
     measure_from: Instant,
     end: Instant,
@@ -125,7 +125,7 @@ struct Window {
 
 /// Where a scenario's loop is in its [`Window`].
 #[derive(PartialEq)]
-enum Phase {
+pub(crate) enum Phase {
     WarmUp,
     /// The first turn of the measured window.
     Started,
@@ -134,7 +134,7 @@ enum Phase {
 }
 
 impl Window {
-    fn new(pid: u32, start: Start, window: Duration) -> Window {
+    pub(crate) fn new(pid: u32, start: Start, window: Duration) -> Window {
         let warmup = match start {
             Start::After(warmup) => warmup,
             Start::At(at) => at.duration_since(SystemTime::now()).unwrap_or_else(|late| {
@@ -156,7 +156,7 @@ impl Window {
     }
 
     /// Called at the top of each turn of the event loop.
-    fn phase(&mut self) -> Phase {
+    pub(crate) fn phase(&mut self) -> Phase {
         let now = Instant::now();
         if now >= self.end {
             Phase::Over
@@ -170,11 +170,11 @@ impl Window {
         }
     }
 
-    fn measuring(&self) -> bool {
+    pub(crate) fn measuring(&self) -> bool {
         self.cpu0.is_some()
     }
 
-    fn finish(&self, out: &mut Outcome) {
+    pub(crate) fn finish(&self, out: &mut Outcome) {
         out.secs = self.length.as_secs_f64();
         let now = self.server_cpu();
         out.server_cpu_secs = now - self.cpu0.unwrap_or(now);
@@ -206,14 +206,14 @@ fn connect_all(
         .collect()
 }
 
-fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
+pub(crate) fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.set_nonblocking(true)?;
     Ok(TcpStream::from_std(s))
 }
 
-fn byte_at(conn: usize, pos: u64) -> u8 {
+pub(crate) fn byte_at(conn: usize, pos: u64) -> u8 {
     (pos.wrapping_mul(31).wrapping_add(conn as u64 * 7) % 251) as u8
 }
 

@@ -33,6 +33,7 @@ mod loadgen;
 mod scale;
 mod snapshot;
 mod soak;
+mod tlsload;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -234,6 +235,8 @@ struct LoadgenOptions {
     /// A fixed count instead of a timed window: round trips per connection
     /// (pingpong) or connections in all (churn).
     rounds: Option<u64>,
+    /// `--ca PATH`: the CA certificate (PEM) the TLS scenarios trust.
+    ca: Option<std::path::PathBuf>,
 }
 
 fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt::Error> {
@@ -248,6 +251,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
         start_at: None,
         window: Duration::from_millis(1500),
         rounds: None,
+        ca: None,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -260,6 +264,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
             Long("start-at") => o.start_at = Some(value(&mut parser, "--start-at")?),
             Long("window") => o.window = seconds(&mut parser, "--window")?,
             Long("rounds") => o.rounds = Some(at_least_one(&mut parser, "--rounds")?),
+            Long("ca") => o.ca = Some(parser.value()?.into()),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -274,6 +279,28 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
         None => loadgen::Start::After(o.warmup),
     };
     let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
+    if let Some(tls) = o.scenario.as_deref().filter(|s| s.starts_with("tls-")) {
+        let ca =
+            o.ca.as_deref()
+                .ok_or("loadgen: TLS scenarios need --ca PATH")?;
+        let config = |resume| tlsload::client_config(ca, resume).map_err(|e| e.to_string());
+        let outcome = match tls {
+            "tls-pingpong" => {
+                tlsload::pingpong(addr, pid, conns, o.size, config(true)?, warmup, window)
+            }
+            "tls-bulk" => tlsload::bulk(addr, pid, conns, config(true)?, warmup, window),
+            "tls-handshake" => {
+                tlsload::handshakes(addr, pid, conns, config(false)?, warmup, window)
+            }
+            "tls-resume" => tlsload::handshakes(addr, pid, conns, config(true)?, warmup, window),
+            "tls-idle" if pid == 0 => return Err("loadgen: tls-idle needs --pid".into()),
+            "tls-idle" => tlsload::idle(addr, pid, conns, config(false)?, window),
+            other => return Err(format!("loadgen: unknown scenario {other:?}")),
+        }
+        .map_err(|e| format!("loadgen {tls}: {e}"))?;
+        println!("RESULT {}", outcome.json());
+        return Ok(());
+    }
     let outcome = match (o.scenario.as_deref(), o.rounds) {
         (Some("pingpong"), Some(rounds)) => loadgen::pingpong_fixed(addr, conns, o.size, rounds),
         (Some("churn"), Some(total)) => loadgen::churn_fixed(addr, conns, total),
@@ -297,7 +324,8 @@ const USAGE: &str = "usage:
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
   bench snapshot [--connections N] [--runs R]
-  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]";
+  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]
+  bench loadgen tls-pingpong|tls-bulk|tls-handshake|tls-resume|tls-idle --ca PATH --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S]";
 
 fn main() {
     use lexopt::prelude::*;
