@@ -12,8 +12,13 @@
 //! and 1.2, rustls's default session storage, so resumption works), so
 //! the figures compare the servers, not their settings.
 //!
-//! `mio-tls-echo --cert PATH --key PATH [--port N]`: prints `listening on
-//! HOST:PORT`, serves loopback until killed.
+//! `--provider aws-lc-rs` builds the same configuration on rustls's other
+//! provider instead, to measure the choice (ring is the default and
+//! ours); it needs the bench's `aws-lc-rs` feature.
+//!
+//! `mio-tls-echo --cert PATH --key PATH [--port N] [--provider
+//! ring|aws-lc-rs]`: prints `listening on HOST:PORT`, serves loopback
+//! until killed.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -40,31 +45,73 @@ struct Conn {
 }
 
 fn main() -> io::Result<()> {
-    let (port, cert, key) = options().unwrap_or_else(|e| {
+    let (port, cert, key, aws) = options().unwrap_or_else(|e| {
         eprintln!("{}: {e}", env!("CARGO_BIN_NAME"));
         std::process::exit(2);
     });
-    let config = tls::server_config_from_pem(&cert, &key)?;
+    let config = if aws {
+        aws_lc_config(&cert, &key)?
+    } else {
+        tls::server_config_from_pem(&cert, &key)?
+    };
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut listener = TcpListener::bind(addr)?;
     println!("listening on {}", listener.local_addr()?);
     serve(&mut listener, config)
 }
 
-fn options() -> Result<(u16, PathBuf, PathBuf), lexopt::Error> {
+/// What `tls::server_config_from_pem` makes, on aws-lc-rs.
+#[cfg(feature = "aws-lc-rs")]
+fn aws_lc_config(cert: &std::path::Path, key: &std::path::Path) -> io::Result<Arc<ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |e: rustls::pki_types::pem::Error| {
+        io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(bad)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(bad)?;
+    let config = ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(io::Error::other)?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(io::Error::other)?;
+    Ok(Arc::new(config))
+}
+
+#[cfg(not(feature = "aws-lc-rs"))]
+fn aws_lc_config(_: &std::path::Path, _: &std::path::Path) -> io::Result<Arc<ServerConfig>> {
+    Err(io::Error::other(
+        "built without aws-lc-rs: cargo build --release -p kamaelia-bench --features aws-lc-rs",
+    ))
+}
+
+fn options() -> Result<(u16, PathBuf, PathBuf, bool), lexopt::Error> {
     use lexopt::prelude::*;
-    let (mut port, mut cert, mut key) = (0, None, None);
+    let (mut port, mut cert, mut key, mut aws) = (0, None, None, false);
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
             Long("port") => port = parser.value()?.parse()?,
             Long("cert") | Long("tls-cert") => cert = Some(PathBuf::from(parser.value()?)),
             Long("key") | Long("tls-key") => key = Some(PathBuf::from(parser.value()?)),
+            Long("provider") => {
+                aws = match parser.value()?.string()?.as_str() {
+                    "ring" => false,
+                    "aws-lc-rs" => true,
+                    other => return Err(format!("--provider {other:?}: ring or aws-lc-rs").into()),
+                }
+            }
             _ => return Err(arg.unexpected()),
         }
     }
     match (cert, key) {
-        (Some(c), Some(k)) => Ok((port, c, k)),
+        (Some(c), Some(k)) => Ok((port, c, k, aws)),
         _ => Err("--cert PATH and --key PATH are needed".into()),
     }
 }
