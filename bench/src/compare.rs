@@ -100,47 +100,32 @@ fn tls_contenders(dir: &Path, pki: &crate::tlsload::Pki) -> Vec<Contender> {
     ]
 }
 
-/// The TLS scenarios (`--tls`); each needs `--ca`.
+/// The TLS scenarios (`--tls`): as [`scenarios`], each also told `--ca`.
 fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
-    let (warm, window) = if quick {
-        ("0.05", "0.2")
-    } else {
-        ("0.3", "1.5")
-    };
     let ca = ca.display().to_string();
-    let sc = |name: &'static str, args: &[&str]| Scenario {
-        name,
-        loadgen: args
-            .iter()
+    let tls = |args: &[&str]| -> Vec<String> {
+        args.iter()
             .map(|s| s.to_string())
             .chain(["--ca".into(), ca.clone()])
-            .chain([
-                "--warmup".into(),
-                warm.into(),
-                "--window".into(),
-                window.into(),
-            ])
-            .collect(),
+            .collect()
     };
-    vec![
-        sc("tls-handshake-x64", &["tls-handshake", "--conns", "64"]),
-        // Few at once: each finds a ticket of its own in the session cache.
-        sc("tls-resume-x4", &["tls-resume", "--conns", "4"]),
-        sc("tls-pingpong-64B-x64", &["tls-pingpong", "--conns", "64"]),
-        sc("tls-bulk-x8", &["tls-bulk", "--conns", "8"]),
-        Scenario {
-            name: "tls-idle",
-            loadgen: vec![
-                "tls-idle".into(),
-                "--conns".into(),
-                if quick { "100" } else { "5000" }.into(),
-                "--ca".into(),
-                ca.clone(),
-                "--window".into(),
-                if quick { "0.2" } else { "1" }.into(),
-            ],
-        },
-    ]
+    timed(
+        quick,
+        vec![
+            (
+                "tls-handshake-x64",
+                tls(&["tls-handshake", "--conns", "64"]),
+            ),
+            // Few at once: each finds a ticket of its own in the session cache.
+            ("tls-resume-x4", tls(&["tls-resume", "--conns", "4"])),
+            (
+                "tls-pingpong-64B-x64",
+                tls(&["tls-pingpong", "--conns", "64"]),
+            ),
+            ("tls-bulk-x8", tls(&["tls-bulk", "--conns", "8"])),
+        ],
+        ("tls-idle", tls(&["tls-idle"])),
+    )
 }
 
 struct Scenario {
@@ -149,41 +134,48 @@ struct Scenario {
 }
 
 fn scenarios(quick: bool) -> Vec<Scenario> {
-    let (warm, window, idle_n) = if quick {
-        ("0.05", "0.2", 100)
+    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    timed(
+        quick,
+        vec![
+            ("pingpong-64B-x1", args(&["pingpong", "--conns", "1"])),
+            ("pingpong-64B-x64", args(&["pingpong", "--conns", "64"])),
+            ("pingpong-64B-x512", args(&["pingpong", "--conns", "512"])),
+            ("bulk-x8", args(&["bulk", "--conns", "8"])),
+            ("churn-x16", args(&["churn", "--conns", "16"])),
+        ],
+        ("idle", args(&["idle"])),
+    )
+}
+
+/// The timed scenarios, each given its warm-up and window, then the idle
+/// one, given its connection count and idle window.
+fn timed(
+    quick: bool,
+    windowed: Vec<(&'static str, Vec<String>)>,
+    idle: (&'static str, Vec<String>),
+) -> Vec<Scenario> {
+    let (warm, window, idle_n, idle_for) = if quick {
+        ("0.05", "0.2", "100", "0.2")
     } else {
-        ("0.3", "1.5", 5000)
+        ("0.3", "1.5", "5000", "1")
     };
-    let sc = |name: &'static str, args: &[&str]| Scenario {
-        name,
-        loadgen: args
-            .iter()
-            .map(|s| s.to_string())
-            .chain([
-                "--warmup".into(),
-                warm.into(),
-                "--window".into(),
-                window.into(),
-            ])
-            .collect(),
+    let with = |mut args: Vec<String>, extra: [&str; 4]| {
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     };
-    vec![
-        sc("pingpong-64B-x1", &["pingpong", "--conns", "1"]),
-        sc("pingpong-64B-x64", &["pingpong", "--conns", "64"]),
-        sc("pingpong-64B-x512", &["pingpong", "--conns", "512"]),
-        sc("bulk-x8", &["bulk", "--conns", "8"]),
-        sc("churn-x16", &["churn", "--conns", "16"]),
-        Scenario {
-            name: "idle",
-            loadgen: vec![
-                "idle".into(),
-                "--conns".into(),
-                idle_n.to_string(),
-                "--window".into(),
-                if quick { "0.2".into() } else { "1".into() },
-            ],
-        },
-    ]
+    let mut all: Vec<Scenario> = windowed
+        .into_iter()
+        .map(|(name, args)| Scenario {
+            name,
+            loadgen: with(args, ["--warmup", warm, "--window", window]),
+        })
+        .collect();
+    all.push(Scenario {
+        name: idle.0,
+        loadgen: with(idle.1, ["--conns", idle_n, "--window", idle_for]),
+    });
+    all
 }
 
 /// Parsed results: scenario → contender → one summary per run.

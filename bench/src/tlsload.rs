@@ -188,6 +188,34 @@ impl Conn {
     }
 }
 
+/// One turn of a scenario's loop: waits (50 ms at most) for events, moves
+/// each ready connection's records and checks the echo that came; yields
+/// each connection that had an event, with how many echo bytes it got.
+fn turn<'a>(
+    poll: &mut Poll,
+    events: &mut Events,
+    all: &'a mut [Conn],
+) -> io::Result<impl Iterator<Item = (usize, &'a mut Conn, u64)>> {
+    poll.poll(events, Some(Duration::from_millis(50)))?;
+    let mut ready: Vec<usize> = events.iter().map(|ev| ev.token().0).collect();
+    ready.sort_unstable();
+    ready.dedup();
+    let mut plain = Vec::new();
+    let mut moved = Vec::with_capacity(ready.len());
+    for &i in &ready {
+        let c = &mut all[i];
+        plain.clear();
+        c.pump(&mut plain)?;
+        c.check(i, &plain)?;
+        moved.push(plain.len() as u64);
+    }
+    let mut got = ready.into_iter().zip(moved).peekable();
+    Ok(all.iter_mut().enumerate().filter_map(move |(i, c)| {
+        let (_, n) = got.next_if(|&(j, _)| j == i)?;
+        Some((i, c, n))
+    }))
+}
+
 /// `tls-pingpong`: N connections, `size` bytes each way per round trip.
 pub fn pingpong(
     addr: SocketAddr,
@@ -208,17 +236,10 @@ pub fn pingpong(
         c.flush()?;
     }
     let mut events = Events::with_capacity(1024);
-    let mut plain = Vec::new();
     let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
     while w.phase() != Phase::Over {
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        for ev in events.iter() {
-            let i = ev.token().0;
-            let c = &mut all[i];
-            plain.clear();
-            c.pump(&mut plain)?;
-            c.check(i, &plain)?;
+        for (i, c, _) in turn(&mut poll, &mut events, &mut all)? {
             if c.got == c.sent {
                 if w.measuring() {
                     out.ops += 1;
@@ -255,19 +276,12 @@ pub fn bulk(
         c.flush()?;
     }
     let mut events = Events::with_capacity(1024);
-    let mut plain = Vec::new();
     let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
     while w.phase() != Phase::Over {
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        for ev in events.iter() {
-            let i = ev.token().0;
-            let c = &mut all[i];
-            plain.clear();
-            c.pump(&mut plain)?;
-            c.check(i, &plain)?;
+        for (i, c, got) in turn(&mut poll, &mut events, &mut all)? {
             if w.measuring() {
-                out.bytes += plain.len() as u64;
+                out.bytes += got;
             }
             // Keep IN_FLIGHT outstanding, in 64 KiB steps.
             while c.sent - c.got <= IN_FLIGHT - 64 * 1024 {
@@ -304,21 +318,16 @@ pub fn handshakes(
         .map(|i| open(&poll, i))
         .collect::<io::Result<_>>()?;
     let mut events = Events::with_capacity(1024);
-    let mut plain = Vec::new();
     let mut w = Window::new(pid, warmup, window);
     let mut out = Outcome::default();
     let mut resumed = 0u64;
     while w.phase() != Phase::Over {
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        for ev in events.iter() {
-            let i = ev.token().0;
+        let done: Vec<usize> = turn(&mut poll, &mut events, &mut all)?
+            .filter(|(_, c, _)| c.got >= SIZE)
+            .map(|(i, _, _)| i)
+            .collect();
+        for i in done {
             let c = &mut all[i];
-            plain.clear();
-            c.pump(&mut plain)?;
-            c.check(i, &plain)?;
-            if c.got < SIZE {
-                continue;
-            }
             if w.measuring() {
                 out.ops += 1;
                 out.latencies_ns.push(c.sent_at.elapsed().as_nanos() as u64);
@@ -358,7 +367,6 @@ pub fn idle(
     let mut all: Vec<Conn> = Vec::with_capacity(conns);
     let mut done = 0;
     let mut events = Events::with_capacity(1024);
-    let mut plain = Vec::new();
     while done < conns {
         if Instant::now() > limit {
             return Err(io::Error::other(format!(
@@ -372,17 +380,8 @@ pub fn idle(
             c.flush()?;
             all.push(c);
         }
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
-        for ev in events.iter() {
-            let i = ev.token().0;
-            let c = &mut all[i];
-            if c.got == SIZE {
-                continue;
-            }
-            plain.clear();
-            c.pump(&mut plain)?;
-            c.check(i, &plain)?;
-            if c.got == SIZE {
+        for (_, c, got) in turn(&mut poll, &mut events, &mut all)? {
+            if got > 0 && c.got == SIZE {
                 done += 1;
             }
         }
