@@ -13,7 +13,7 @@
 //! | `control` | inbox | [`Control`] | `serverShutdown` (or any shutdown): stop listening and end (T7) |
 //! | `newconnection` | inbox | [`Ready`] | the Selector's notice that the listener is readable (T4) |
 //! | `_feedbackFromCSA` | inbox | [`SocketShutdown`] | `socketShutdown` from its CSAs (T6) |
-//! | `_handoff` | inbox | [`HandOff`] | sharded ([`TcpServer::into_shards`]): sockets and the finish from the acceptor (a shard); closes from the shards (the acceptor) |
+//! | `_handoff` | inbox | [`HandOff`] | sharded ([`TcpServer::into_shards`]): sockets and the finish from the acceptor (a shard); closes from the shards (the acceptor); `Resume` from an [`AcceptGate`] that has room again |
 //! | `protocolHandlerSignal` | outbox | [`ServerEvent`] | `newCSA` and `shutdownCSA` |
 //! | `signal` | outbox | [`Control`] | `producerFinished` when it ends |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector's `notify` |
@@ -41,7 +41,9 @@
 //!   the Selector, `shutdown` to its `control`, the listener closes, it ends.
 //! - **Limits (T8).** With [`ServerOptions::max_connections`], at the limit
 //!   it stops accepting (new clients wait in the kernel backlog) and resumes
-//!   when a connection closes. It never accepts and then drops.
+//!   when a connection closes. It never accepts and then drops. An
+//!   [`AcceptGate`] ([`ServerOptions::accept_gate`], a TLS handshake cap)
+//!   pauses it the same way: a place is taken before each accept.
 //! - **Timeouts (C9–C11).** Each CSA it makes keeps the connection
 //!   timeouts of its [`ServerOptions`]: [`idle_timeout`](ServerOptions::idle_timeout)
 //!   (off by default), [`stall_timeout`](ServerOptions::stall_timeout) (60 s)
@@ -153,7 +155,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axon::{boxes, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step};
+mod gate;
+
 pub use csa::{Csa, SocketShutdown, TcpStream};
+pub use gate::AcceptGate;
 use mio::net::TcpListener;
 use selector::{Ready, Request, Source};
 
@@ -198,6 +203,10 @@ pub struct ServerOptions {
     /// Default `None` (off): it suits request–response protocols only; a
     /// client that may send without being answered (chat) would be closed.
     pub request_timeout: Option<Duration>,
+    /// A gate asked before each accept ([`AcceptGate`]): while it has no
+    /// room, accepting pauses as at T8's limit, and resumes when it says
+    /// so. Shared by every shard (`ServerCore::threads`). Default `None`.
+    pub accept_gate: Option<std::sync::Arc<dyn AcceptGate>>,
 }
 
 impl Default for ServerOptions {
@@ -213,6 +222,7 @@ impl Default for ServerOptions {
             idle_timeout: csa.idle_timeout,
             stall_timeout: csa.stall_timeout,
             request_timeout: csa.request_timeout,
+            accept_gate: None,
         }
     }
 }
@@ -601,7 +611,20 @@ impl TcpServer {
                 }
                 return false;
             }
-            match listener.accept() {
+            // A gate outside (a TLS handshake cap): a place first, so that
+            // a whole round cannot overshoot it.
+            let gate = self.options.accept_gate.clone();
+            if let Some(g) = &gate {
+                if !g.try_enter(&cx.handoff.postbox()) {
+                    self.accepting = false; // HandOff::Resume wakes us
+                    return false;
+                }
+            }
+            let accepted = listener.accept();
+            if let (Some(g), Err(_)) = (&gate, &accepted) {
+                g.leave();
+            }
+            match accepted {
                 Ok((stream, peer)) => {
                     if self.starved {
                         log::info!("tcpserver {}: accepting again", self.local_addr);
@@ -640,12 +663,21 @@ impl TcpServer {
         true
     }
 
+    /// Gives back the [`AcceptGate`] place taken for a connection that
+    /// will have no handler to give it back.
+    fn gate_leave(&self) {
+        if let Some(g) = &self.options.accept_gate {
+            g.leave();
+        }
+    }
+
     fn new_connection(&mut self, cx: &Cx<TcpServerBoxes>, stream: TcpStream, peer: SocketAddr) {
         if !cx.protocol_handler_signal.is_linked() {
             log::warn!(
                 "tcpserver {}: nothing handles new connections; closing {peer}",
                 self.local_addr
             );
+            self.gate_leave(); // no handler will take up its place
             return;
         }
         if self.options.nodelay {
@@ -690,6 +722,9 @@ impl TcpServer {
         if let Err(e) = axon::link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
             // T6 could never come: close it rather than leak it.
             log::error!("tcpserver {}: closing {peer}: {e}", self.local_addr);
+            if self.wrap.is_none() {
+                self.gate_leave(); // no handler will be made for it
+            }
             return;
         }
         cx.add_child(&csa);
@@ -822,7 +857,8 @@ impl TcpServer {
 }
 
 /// What passes between an acceptor and its shards' TCPServers
-/// ([`TcpServer::into_shards`]), through their `_handoff` inboxes.
+/// ([`TcpServer::into_shards`]), through their `_handoff` inboxes, and
+/// from an [`AcceptGate`] to the server it paused.
 #[derive(Debug)]
 pub enum HandOff {
     /// To a shard: a connection the acceptor accepted, to serve from T4 on
@@ -840,6 +876,8 @@ pub enum HandOff {
     /// To the acceptor: a shard's connection has closed, and the acceptor
     /// had paused for one to (T5, T8).
     Closed,
+    /// To a server paused by its [`AcceptGate`]: the gate has room again.
+    Resume,
 }
 
 /// Listener (T1–T8 as Kamaelia's), acceptor or shard.
@@ -1012,7 +1050,7 @@ boxes! {
         /// socketShutdown from our CSAs
         #[name = "_feedbackFromCSA"]
         pub feedback_from_csa: Inbox<SocketShutdown>,
-        /// sockets from an acceptor (a shard), closes from shards (an acceptor)
+        /// sockets from an acceptor (a shard), closes from shards (an acceptor), resume from an accept gate
         #[name = "_handoff"]
         pub handoff: Inbox<HandOff>,
         /// newCSA / shutdownCSA
@@ -1081,7 +1119,7 @@ impl Component for TcpServer {
                 }
                 HandOff::Finish(why) => return self.stop(cx, why),
                 // A shard's connection closed: T5, T8.
-                HandOff::Closed => self.accepting = true,
+                HandOff::Closed | HandOff::Resume => self.accepting = true,
             }
         }
         while cx.newconnection.recv().is_some() {

@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axon::Postbox;
+use tcpserver::{AcceptGate, HandOff};
 
 /// A cap on the handshakes in progress at once, shared by every
 /// [`TlsServer`](crate::TlsServer) of a server (clone it into the
@@ -43,6 +44,11 @@ struct Gate {
     waiters: VecDeque<(u64, Postbox<()>)>,
     /// Waiters handed a turn that have not taken it up yet.
     granted: HashSet<u64>,
+    /// Turns taken at accept by an [`AcceptGate`] and not yet claimed by
+    /// the layer made for that connection (counted in `active`).
+    reserved: usize,
+    /// Servers paused by the gate, to tell when a turn frees.
+    paused: Vec<Postbox<HandOff>>,
 }
 
 impl fmt::Debug for HandshakeLimit {
@@ -67,6 +73,8 @@ impl HandshakeLimit {
                 next_id: 0,
                 waiters: VecDeque::new(),
                 granted: HashSet::new(),
+                reserved: 0,
+                paused: Vec::new(),
             })),
         }
     }
@@ -97,28 +105,48 @@ impl HandshakeLimit {
         self.gate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// This limit as the [`AcceptGate`] of the servers whose layers share
+    /// it (`ServerOptions::accept_gate`): above the cap, accepting
+    /// pauses, as at T8's connection limit, and new clients wait in the
+    /// kernel's backlog rather than in the server, unread. A turn is then
+    /// taken at accept, and the layer made for that connection holds it
+    /// from its start (its handshake deadline is the most a silent client
+    /// keeps it); every connection of such a server must get a layer with
+    /// this limit (a factory that wraps each in a `TlsServer`).
+    pub fn accept_gate(&self) -> std::sync::Arc<dyn AcceptGate> {
+        std::sync::Arc::new(self.clone())
+    }
+
     pub(crate) fn turn(&self) -> Turn {
         let mut g = self.lock();
         g.next_id += 1;
+        // A turn the gate took when this connection was accepted.
+        let state = if g.reserved > 0 {
+            g.reserved -= 1;
+            State::Holding
+        } else {
+            State::Idle
+        };
         Turn {
             limit: self.clone(),
             id: g.next_id,
-            state: State::Idle,
+            state,
         }
     }
 
-    /// A turn is given back: the next waiter gets it, or it is freed.
+    /// A turn is given back: the next waiter gets it, or it is freed (and
+    /// servers the gate paused may accept again).
     fn pass_on(&self) {
-        let next = {
+        let (next, paused) = {
             let mut g = self.lock();
             match g.waiters.pop_front() {
                 Some((id, wake)) => {
                     g.granted.insert(id);
-                    Some(wake)
+                    (Some(wake), Vec::new())
                 }
                 None => {
                     g.active = g.active.saturating_sub(1);
-                    None
+                    (None, std::mem::take(&mut g.paused))
                 }
             }
         };
@@ -128,6 +156,36 @@ impl HandshakeLimit {
         if let Some(wake) = next {
             let _ = wake.send(());
         }
+        for server in paused {
+            let _ = server.send(HandOff::Resume);
+        }
+    }
+}
+
+impl AcceptGate for HandshakeLimit {
+    fn try_enter(&self, resume: &Postbox<HandOff>) -> bool {
+        let mut g = self.lock();
+        if g.active < g.max && g.waiters.is_empty() {
+            g.active += 1;
+            g.most = g.most.max(g.active);
+            g.reserved += 1;
+            true
+        } else {
+            // Told when a turn frees (`pass_on`); a server asks again only
+            // after that, so the list stays as short as the servers.
+            if !g.paused.iter().any(|p| p.same(resume)) {
+                g.paused.push(resume.clone());
+            }
+            false
+        }
+    }
+
+    fn leave(&self) {
+        {
+            let mut g = self.lock();
+            g.reserved = g.reserved.saturating_sub(1);
+        }
+        self.pass_on();
     }
 }
 

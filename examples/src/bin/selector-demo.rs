@@ -22,10 +22,13 @@ use std::time::Duration;
 use axon::Handle;
 use chassis::{Accept, ServerOptions, SignalStop, SimpleServer, DRAIN};
 use examples::{chat, Echo};
-use tls::TlsServer;
+use tls::{HandshakeLimit, TlsServer};
 
 /// The chat's backplane name.
 const CHAT: &str = "CHAT";
+/// With TLS, the most handshakes in progress at once (issue 11's cap);
+/// above it accepting pauses.
+const HANDSHAKES: usize = 256;
 
 const HELP: &str = "\
 selector-demo: an echo or chat server on Kamaelia's Selector/TCPServer/CSA stack
@@ -53,7 +56,8 @@ OPTIONS:
                          0: off; for request-response protocols, not chat)
     --tls-cert PATH      serve TLS: every connection is TLS from its first byte,
                          with this PEM certificate chain (leaf first); needs
-                         --tls-key
+                         --tls-key. At most 256 handshakes in progress (10 s
+                         deadline each); above that, accepting pauses
     --tls-key PATH       the PEM private key for --tls-cert; needs --tls-cert
     --threads N          serve on N threads (shards), each with its own poller:
                          one acceptor hands every new connection to the least
@@ -249,11 +253,16 @@ fn run(opts: Options) -> Result<(), String> {
     let scheduler = selector::scheduler().map_err(|e| format!("cannot start the poller: {e}"))?;
     // Chat: the backplane every member publishes to and subscribes from.
     let plane = Handle::new(chat::backplane(CHAT));
+    // With TLS: at most HANDSHAKES handshakes in progress; above it,
+    // accepting pauses (the limit is the server's accept gate) and new
+    // clients wait in the kernel's backlog.
+    let limit = HandshakeLimit::new(HANDSHAKES);
     let options = ServerOptions {
         reuse_port: opts.accept == Accept::ReusePort,
         idle_timeout: opts.idle_timeout,
         stall_timeout: opts.stall_timeout,
         request_timeout: opts.request_timeout,
+        accept_gate: tls.is_some().then(|| limit.accept_gate()),
         ..ServerOptions::default()
     };
     // With TLS, every connection's handler is the plain one wrapped in a
@@ -263,12 +272,14 @@ fn run(opts: Options) -> Result<(), String> {
         (Protocol::Echo, None) => SimpleServer::new(Echo::new, addr, options),
         (Protocol::Chat, None) => SimpleServer::new(|| chat::member(CHAT), addr, options),
         (Protocol::Echo, Some(config)) => SimpleServer::new(
-            move || TlsServer::wrap(config.clone(), Echo::new()),
+            move || TlsServer::wrap(config.clone(), Echo::new()).with_handshake_limit(&limit),
             addr,
             options,
         ),
         (Protocol::Chat, Some(config)) => SimpleServer::new(
-            move || TlsServer::wrap(config.clone(), chat::member(CHAT)),
+            move || {
+                TlsServer::wrap(config.clone(), chat::member(CHAT)).with_handshake_limit(&limit)
+            },
             addr,
             options,
         ),
