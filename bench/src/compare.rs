@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use serde::Serialize;
 
 use crate::loadgen::Summary;
+use crate::tlsload::Certs;
 
 /// A server under test: a binary started as a child process with
 /// `--port 0` and `args`, whose first stdout line is `listening on
@@ -67,115 +68,142 @@ fn extra(spec: &str, taken: &[Contender]) -> Result<Contender, String> {
     })
 }
 
-/// The TLS contenders (`--tls`), serving `pki`'s certificate: raw mio +
-/// rustls (the reference), tokio-rustls, and ours (last: `--extra` ones
-/// are started as it is).
-fn tls_contenders(dir: &Path, pki: &crate::tlsload::Pki) -> Vec<Contender> {
-    let files = |cert: &str, key: &str| {
-        vec![
-            cert.to_string(),
-            pki.cert.display().to_string(),
-            key.to_string(),
-            pki.key.display().to_string(),
-        ]
+/// The TLS contenders (the demo and every `--extra` one with the
+/// certificate flags added), all given the same certificate and key.
+/// With the `aws-lc-rs` feature, `mio-tls-awslc` too: the raw contender
+/// on the other provider, for the provider choice.
+fn tls_contenders(dir: &Path, plain: &[Contender], certs: &Certs) -> Vec<Contender> {
+    let cert_args = |mut args: Vec<String>| {
+        args.extend([
+            "--tls-cert".to_string(),
+            certs.cert.display().to_string(),
+            "--tls-key".to_string(),
+            certs.key.display().to_string(),
+        ]);
+        args
     };
-    let mut demo = DEMO_ARGS.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    demo.extend(files("--tls-cert", "--tls-key"));
-    vec![
-        Contender {
-            name: "mio+rustls".into(),
-            bin: dir.join("mio-tls-echo"),
-            args: files("--cert", "--key"),
-        },
-        Contender {
-            name: "tokio-rustls".into(),
-            bin: dir.join("tokio-tls-echo"),
-            args: files("--cert", "--key"),
-        },
-        Contender {
-            name: "axon".into(),
-            bin: dir.join("selector-demo"),
-            args: demo,
-        },
-    ]
+    let c = |name: &str, bin: &str, args: &[&str]| Contender {
+        name: name.to_string(),
+        bin: dir.join(bin),
+        args: cert_args(args.iter().map(|a| a.to_string()).collect()),
+    };
+    let mut v = vec![
+        c(TLS_BASE, "mio-tls-echo", &[]),
+        c("tokio-tls", "tokio-tls-echo", &[]),
+    ];
+    if cfg!(feature = "aws-lc-rs") {
+        v.push(c(
+            "mio-tls-awslc",
+            "mio-tls-echo",
+            &["--provider", "aws-lc-rs"],
+        ));
+    }
+    // The demo, then every --extra: selector-demo-compatible binaries.
+    v.extend(
+        plain
+            .iter()
+            .filter(|p| p.args.first().map(String::as_str) == Some("--protocol"))
+            .map(|p| Contender {
+                name: p.name.clone(),
+                bin: p.bin.clone(),
+                args: cert_args(p.args.clone()),
+            }),
+    );
+    v
 }
 
-/// The TLS scenarios (`--tls`): as [`scenarios`], each also told `--ca`.
-fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
-    let ca = ca.display().to_string();
-    let tls = |args: &[&str]| -> Vec<String> {
-        args.iter()
-            .map(|s| s.to_string())
-            .chain(["--ca".into(), ca.clone()])
-            .collect()
-    };
-    timed(
-        quick,
-        vec![
-            (
-                "tls-handshake-x64",
-                tls(&["tls-handshake", "--conns", "64"]),
-            ),
-            // Few at once: each finds a ticket of its own in the session cache.
-            ("tls-resume-x4", tls(&["tls-resume", "--conns", "4"])),
-            (
-                "tls-pingpong-64B-x64",
-                tls(&["tls-pingpong", "--conns", "64"]),
-            ),
-            ("tls-bulk-x8", tls(&["tls-bulk", "--conns", "8"])),
-        ],
-        ("tls-idle", tls(&["tls-idle"])),
-    )
-}
+/// What every TLS ratio is taken against: raw mio + rustls.
+const TLS_BASE: &str = "mio-tls";
 
 struct Scenario {
     name: &'static str,
     loadgen: Vec<String>,
 }
 
-fn scenarios(quick: bool) -> Vec<Scenario> {
-    let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    timed(
-        quick,
-        vec![
-            ("pingpong-64B-x1", args(&["pingpong", "--conns", "1"])),
-            ("pingpong-64B-x64", args(&["pingpong", "--conns", "64"])),
-            ("pingpong-64B-x512", args(&["pingpong", "--conns", "512"])),
-            ("bulk-x8", args(&["bulk", "--conns", "8"])),
-            ("churn-x16", args(&["churn", "--conns", "16"])),
-        ],
-        ("idle", args(&["idle"])),
-    )
+/// The TLS scenarios; `ca` is the CA the load generator trusts.
+fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
+    // `--quick` (CI) only proves the TLS path works: the shortest windows.
+    let (warm, window, idle_n) = if quick {
+        ("0.02", "0.1", 100)
+    } else {
+        ("0.3", "1.5", 5000)
+    };
+    let ca = ca.display().to_string();
+    let sc = |name: &'static str, args: &[&str], timed: bool| Scenario {
+        name,
+        loadgen: args
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--ca".to_string(), ca.clone()])
+            .chain(
+                if timed {
+                    vec!["--warmup", warm, "--window", window]
+                } else {
+                    vec!["--window", if quick { "0.05" } else { "1" }]
+                }
+                .into_iter()
+                .map(String::from),
+            )
+            .collect(),
+    };
+    let idle_n = idle_n.to_string();
+    vec![
+        sc(
+            "tls-handshake-full-x64",
+            &["tls-handshake", "--conns", "64"],
+            true,
+        ),
+        sc(
+            "tls-handshake-resumed-x64",
+            &["tls-handshake", "--conns", "64", "--resume"],
+            true,
+        ),
+        sc(
+            "tls-pingpong-64B-x64",
+            &["tls-pingpong", "--conns", "64"],
+            true,
+        ),
+        sc("tls-bulk-x8", &["tls-bulk", "--conns", "8"], true),
+        sc("tls-idle", &["tls-idle", "--conns", &idle_n], false),
+    ]
 }
 
-/// The timed scenarios, each given its warm-up and window, then the idle
-/// one, given its connection count and idle window.
-fn timed(
-    quick: bool,
-    windowed: Vec<(&'static str, Vec<String>)>,
-    idle: (&'static str, Vec<String>),
-) -> Vec<Scenario> {
-    let (warm, window, idle_n, idle_for) = if quick {
-        ("0.05", "0.2", "100", "0.2")
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let (warm, window, idle_n) = if quick {
+        ("0.05", "0.2", 100)
     } else {
-        ("0.3", "1.5", "5000", "1")
+        ("0.3", "1.5", 5000)
     };
-    let with = |mut args: Vec<String>, extra: [&str; 4]| {
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+    let sc = |name: &'static str, args: &[&str]| Scenario {
+        name,
+        loadgen: args
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--warmup".into(),
+                warm.into(),
+                "--window".into(),
+                window.into(),
+            ])
+            .collect(),
     };
-    let mut all: Vec<Scenario> = windowed
-        .into_iter()
-        .map(|(name, args)| Scenario {
-            name,
-            loadgen: with(args, ["--warmup", warm, "--window", window]),
-        })
-        .collect();
-    all.push(Scenario {
-        name: idle.0,
-        loadgen: with(idle.1, ["--conns", idle_n, "--window", idle_for]),
-    });
-    all
+    vec![
+        sc("pingpong-64B-x1", &["pingpong", "--conns", "1"]),
+        sc("pingpong-64B-x64", &["pingpong", "--conns", "64"]),
+        sc("pingpong-64B-x512", &["pingpong", "--conns", "512"]),
+        sc("bulk-x8", &["bulk", "--conns", "8"]),
+        sc("churn-x16", &["churn", "--conns", "16"]),
+        Scenario {
+            name: "idle",
+            loadgen: vec![
+                "idle".into(),
+                "--conns".into(),
+                idle_n.to_string(),
+                "--window".into(),
+                if quick { "0.2".into() } else { "1".into() },
+            ],
+        },
+    ]
 }
 
 /// Parsed results: scenario → contender → one summary per run.
@@ -218,10 +246,12 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, String), String> {
-    let mut cmd = pinned(0, bin, taskset);
+/// Starts `cmd` (a server binary `bin`, its arguments given, pinned as
+/// the caller wants) with `--port 0` and reads its first stdout line,
+/// `listening on HOST:PORT` (anything after the address, such as the
+/// demo's ` (tls)`, is ignored). Shared with `bench scale`.
+pub(crate) fn start_server(mut cmd: Command, bin: &Path) -> Result<(Server, String), String> {
     cmd.args(["--port", "0"])
-        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .env("RUST_LOG", "warn");
@@ -236,8 +266,8 @@ fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, Str
         .map_err(|e| e.to_string())?;
     let addr = line
         .trim()
-        .trim_end_matches(" (tls)")
         .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
         .ok_or_else(|| format!("{}: unexpected first line {line:?}", bin.display()))?
         .to_string();
     Ok((server, addr))
@@ -291,6 +321,9 @@ struct Options {
     quick: bool,
     runs: Option<usize>,
     extras: Vec<String>,
+    /// The plain scenarios (not with `--tls`).
+    plain: bool,
+    /// The TLS scenarios (not with `--no-tls`).
     tls: bool,
 }
 
@@ -300,7 +333,8 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
         quick: false,
         runs: None,
         extras: Vec::new(),
-        tls: false,
+        plain: true,
+        tls: true,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -313,59 +347,98 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
                 o.runs = Some(runs);
             }
             Long("extra") => o.extras.push(parser.value()?.string()?),
-            Long("tls") => o.tls = true,
+            Long("tls") => o.plain = false,
+            Long("no-tls") => o.tls = false,
             _ => return Err(arg.unexpected()),
         }
     }
     Ok(o)
 }
 
-/// Runs the comparison. Returns an error message on any failure.
+/// Runs the comparison: the plain scenarios, then the TLS ones (with a
+/// certificate generated under the target directory). Returns an error
+/// message on any failure.
 pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     let opts = options(parser).map_err(|e| format!("compare: {e}"))?;
+    if !opts.plain && !opts.tls {
+        return Err("compare: --tls and --no-tls leave nothing to run".into());
+    }
     let quick = opts.quick;
     let runs = opts.runs.unwrap_or(if quick { 1 } else { 5 });
     let dir = bin_dir();
-    let pki = if opts.tls {
-        Some(crate::tlsload::Pki::make(&dir.join("bench-tls"))?)
-    } else {
-        None
-    };
-    let mut contenders = match &pki {
-        Some(pki) => tls_contenders(&dir, pki),
-        None => contenders(&dir),
-    };
+    let mut contenders = contenders(&dir);
     for spec in &opts.extras {
-        let mut c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
-        if let Some(pki) = &pki {
-            // Started as the axon contender is: with the certificate.
-            let axon = tls_contenders(&dir, pki).pop();
-            c.args = axon.map(|a| a.args).unwrap_or_default();
-        }
+        let c = extra(spec, &contenders).map_err(|e| format!("compare: {e}"))?;
         contenders.push(c);
     }
-    let base = contenders[0].name.clone();
     demo(&dir)?;
     let taskset = have_taskset();
     if !taskset {
         eprintln!("taskset not found: running unpinned");
     }
+    let certs = crate::tlsload::write_certs(&dir.join("bench-tls"))?;
+    let tls = tls_contenders(&dir, &contenders, &certs);
+    let plain_scenarios = if opts.plain {
+        scenarios(quick)
+    } else {
+        Vec::new()
+    };
+    let tls_scenarios = if opts.tls {
+        tls_scenarios(quick, &certs.ca)
+    } else {
+        Vec::new()
+    };
+    let mut raw = Vec::new();
+    let plain_results = run_all(&plain_scenarios, &contenders, runs, taskset, &mut raw)?;
+    let tls_results = run_all(&tls_scenarios, &tls, runs, taskset, &mut raw)?;
+    // One record per line: easy to grep, and still one JSON array.
+    let json_path = dir.join("bench-compare.json");
+    std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
+        .map_err(|e| e.to_string())?;
+    let how = if taskset {
+        ", server on core 0, load on core 1"
+    } else {
+        ", unpinned"
+    };
+    if opts.plain {
+        println!(
+            "\nEcho servers, medians of {runs} run(s){how}; ratio = median over the runs of \
+             contender / mio in the same run"
+        );
+        print_table(&plain_results, &contenders, "mio");
+    }
+    if opts.tls {
+        println!(
+            "\nTLS echo servers (rustls, ring unless named), medians of {runs} run(s){how}; \
+             ratio = median over the runs of contender / {TLS_BASE} in the same run"
+        );
+        print_table(&tls_results, &tls, TLS_BASE);
+    }
+    println!("raw results: {}", json_path.display());
+    Ok(())
+}
+
+/// Every contender through every scenario, `runs` times, in turn within
+/// each run; appends each result to `raw` as a JSON record.
+fn run_all<'a>(
+    scenarios: &'a [Scenario],
+    contenders: &'a [Contender],
+    runs: usize,
+    taskset: bool,
+    raw: &mut Vec<String>,
+) -> Result<Results<'a>, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     // scenario -> contender -> runs of parsed results
     let mut results: Results = BTreeMap::new();
-    let mut raw = Vec::new();
-    let scenarios = match &pki {
-        Some(pki) => tls_scenarios(quick, &pki.ca),
-        None => scenarios(quick),
-    };
-    for scenario in &scenarios {
+    for scenario in scenarios {
         for run in 0..runs {
             // Each run starts with the next contender, so a slow spell of
             // the machine does not always land on the same one.
             let order = (0..contenders.len()).map(|i| &contenders[(i + run) % contenders.len()]);
             for c in order {
-                let args: Vec<&str> = c.args.iter().map(String::as_str).collect();
-                let (server, addr) = start_server(&c.bin, &args, taskset)?;
+                let mut cmd = pinned(0, &c.bin, taskset);
+                cmd.args(&c.args);
+                let (server, addr) = start_server(cmd, &c.bin)?;
                 let pid = server.0.id();
                 let out = pinned(1, &me, taskset)
                     .arg("loadgen")
@@ -386,7 +459,7 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
                             String::from_utf8_lossy(&out.stderr)
                         )
                     })?;
-                eprintln!("{:<18} run {} {:<6} {json}", scenario.name, run + 1, c.name);
+                eprintln!("{:<26} run {} {:<9} {json}", scenario.name, run + 1, c.name);
                 let summary =
                     parse(json).map_err(|e| format!("{} / {}: {e}", scenario.name, c.name))?;
                 raw.push(
@@ -407,55 +480,24 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
             }
         }
     }
-    // One record per line: easy to grep, and still one JSON array.
-    let json_path = dir.join("bench-compare.json");
-    std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
-        .map_err(|e| e.to_string())?;
-    print_table(&results, &contenders, runs, taskset, &base);
-    println!("raw results: {}", json_path.display());
-    Ok(())
+    Ok(results)
 }
 
 /// A column of the table: which figure of a summary, and its heading.
 type Column = (fn(&Summary) -> Option<f64>, &'static str);
 
-fn print_table(
-    results: &Results,
-    contenders: &[Contender],
-    runs: usize,
-    taskset: bool,
-    base: &str,
-) {
-    println!(
-        "\nEcho servers, medians of {runs} run(s){}; ratio = median over the runs of \
-         contender / {base} in the same run",
-        if taskset {
-            ", server on core 0, load on core 1"
-        } else {
-            ", unpinned"
-        }
-    );
+/// One table: each scenario's figures for each contender, with the ratio
+/// to `base` measured in the same run.
+fn print_table(results: &Results, contenders: &[Contender], base: &str) {
     let columns: &[(&str, &[Column])] = &[
         (
             "tls-handshake",
             &[
-                (|r| Some(r.ops_per_s), "handshakes/s"),
+                (|r| Some(r.ops_per_s), "hs/s"),
                 (|r| Some(r.server_cpu_us_per_op), "CPU µs/hs"),
+                (|r| Some(r.p50_us), "p50 µs"),
                 (|r| Some(r.p99_us), "p99 µs"),
-            ],
-        ),
-        (
-            "tls-resume",
-            &[
-                (|r| Some(r.ops_per_s), "handshakes/s"),
-                (|r| Some(r.server_cpu_us_per_op), "CPU µs/hs"),
-            ],
-        ),
-        (
-            "tls-idle",
-            &[
-                (|r| r.rss_kib_per_conn, "KiB/conn"),
-                (|r| Some(r.server_cpu_us_per_op), "idle CPU µs/conn"),
+                (|r| r.resumed, "resumed"),
             ],
         ),
         (
@@ -463,6 +505,7 @@ fn print_table(
             &[
                 (|r| Some(r.ops_per_s), "rt/s"),
                 (|r| Some(r.server_cpu_us_per_op), "CPU µs/rt"),
+                (|r| Some(r.p50_us), "p50 µs"),
                 (|r| Some(r.p99_us), "p99 µs"),
             ],
         ),
@@ -471,6 +514,13 @@ fn print_table(
             &[
                 (|r| Some(r.mb_per_s), "MB/s"),
                 (|r| Some(r.server_cpu_us_per_op), "CPU µs/MB"),
+            ],
+        ),
+        (
+            "tls-idle",
+            &[
+                (|r| r.rss_kib_per_conn, "KiB/conn"),
+                (|r| Some(r.server_cpu_us_per_op), "idle CPU µs/conn"),
             ],
         ),
         (

@@ -21,6 +21,8 @@ pub struct Outcome {
     pub bytes: u64,
     pub latencies_ns: Vec<u64>,
     pub rss_kib_per_conn: Option<f64>,
+    /// Only `tls-handshake` measures it: the share of handshakes resumed.
+    pub resumed: Option<f64>,
 }
 
 /// What the load generator prints after `RESULT `, and what `compare`
@@ -37,6 +39,10 @@ pub struct Summary {
     pub p999_us: f64,
     /// Only the idle scenario measures it (`null` otherwise).
     pub rss_kib_per_conn: Option<f64>,
+    /// Only `tls-handshake` measures it (absent otherwise, so the plain
+    /// scenarios' lines are as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<f64>,
 }
 
 /// `x` to `places` decimals, so the line stays as short as it always was
@@ -67,6 +73,7 @@ impl Outcome {
             p99_us: pct(0.99),
             p999_us: pct(0.999),
             rss_kib_per_conn: self.rss_kib_per_conn.map(|v| round(v, 3)),
+            resumed: self.resumed.map(|v| round(v, 3)),
         }
     }
 
@@ -206,7 +213,7 @@ fn connect_all(
         .collect()
 }
 
-pub(crate) fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
+fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
     let s = std::net::TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
     s.set_nonblocking(true)?;

@@ -235,8 +235,10 @@ struct LoadgenOptions {
     /// A fixed count instead of a timed window: round trips per connection
     /// (pingpong) or connections in all (churn).
     rounds: Option<u64>,
-    /// `--ca PATH`: the CA certificate (PEM) the TLS scenarios trust.
+    /// `--ca PATH`: the CA the TLS scenarios trust.
     ca: Option<std::path::PathBuf>,
+    /// `--resume`: `tls-handshake` resumes sessions.
+    resume: bool,
 }
 
 fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt::Error> {
@@ -252,6 +254,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
         window: Duration::from_millis(1500),
         rounds: None,
         ca: None,
+        resume: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -265,6 +268,7 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
             Long("window") => o.window = seconds(&mut parser, "--window")?,
             Long("rounds") => o.rounds = Some(at_least_one(&mut parser, "--rounds")?),
             Long("ca") => o.ca = Some(parser.value()?.into()),
+            Long("resume") => o.resume = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -279,25 +283,21 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
         None => loadgen::Start::After(o.warmup),
     };
     let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
-    if let Some(tls) = o.scenario.as_deref().filter(|s| s.starts_with("tls-")) {
+    if o.scenario.as_deref().is_some_and(|s| s.starts_with("tls-")) {
         let ca =
             o.ca.as_deref()
                 .ok_or("loadgen: TLS scenarios need --ca PATH")?;
-        let config = |resume| tlsload::client_config(ca, resume).map_err(|e| e.to_string());
-        let outcome = match tls {
-            "tls-pingpong" => {
-                tlsload::pingpong(addr, pid, conns, o.size, config(true)?, warmup, window)
+        let outcome = match o.scenario.as_deref() {
+            Some("tls-handshake") => {
+                tlsload::handshake(addr, ca, pid, conns, o.resume, warmup, window)
             }
-            "tls-bulk" => tlsload::bulk(addr, pid, conns, config(true)?, warmup, window),
-            "tls-handshake" => {
-                tlsload::handshakes(addr, pid, conns, config(false)?, warmup, window)
-            }
-            "tls-resume" => tlsload::handshakes(addr, pid, conns, config(true)?, warmup, window),
-            "tls-idle" if pid == 0 => return Err("loadgen: tls-idle needs --pid".into()),
-            "tls-idle" => tlsload::idle(addr, pid, conns, config(false)?, window),
+            Some("tls-pingpong") => tlsload::pingpong(addr, ca, pid, conns, o.size, warmup, window),
+            Some("tls-bulk") => tlsload::bulk(addr, ca, pid, conns, warmup, window),
+            Some("tls-idle") if pid == 0 => return Err("loadgen: tls-idle needs --pid".into()),
+            Some("tls-idle") => tlsload::idle(addr, ca, pid, conns, window),
             other => return Err(format!("loadgen: unknown scenario {other:?}")),
         }
-        .map_err(|e| format!("loadgen {tls}: {e}"))?;
+        .map_err(|e| e.to_string())?;
         println!("RESULT {}", outcome.json());
         return Ok(());
     }
@@ -318,14 +318,14 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
 }
 
 const USAGE: &str = "usage:
-  bench compare [--quick] [--runs R] [--extra NAME=PATH]...
+  bench compare [--quick] [--runs R] [--extra NAME=PATH]... [--tls | --no-tls]
   bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
   bench snapshot [--connections N] [--runs R]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]
-  bench loadgen tls-pingpong|tls-bulk|tls-handshake|tls-resume|tls-idle --ca PATH --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S]";
+  bench loadgen tls-handshake|tls-pingpong|tls-bulk|tls-idle --ca PATH [--resume] --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S]";
 
 fn main() {
     use lexopt::prelude::*;
