@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use serde::Serialize;
 
 use crate::loadgen::Summary;
+use crate::tlsload::Certs;
 
 /// A server under test: a binary started as a child process with
 /// `--port 0` and `args`, whose first stdout line is `listening on
@@ -20,7 +21,7 @@ use crate::loadgen::Summary;
 struct Contender {
     name: String,
     bin: PathBuf,
-    args: &'static [&'static str],
+    args: Vec<String>,
 }
 
 /// How the axon contender (and every `--extra` one) is started.
@@ -28,10 +29,10 @@ const DEMO_ARGS: &[&str] = &["--protocol", "echo"];
 
 /// The built-in contenders, found next to this binary.
 fn contenders(dir: &Path) -> Vec<Contender> {
-    let c = |name: &str, bin: &str, args| Contender {
+    let c = |name: &str, bin: &str, args: &[&str]| Contender {
         name: name.to_string(),
         bin: dir.join(bin),
-        args,
+        args: args.iter().map(|a| a.to_string()).collect(),
     };
     vec![
         c("mio", "mio-echo", &[]),
@@ -63,13 +64,107 @@ fn extra(spec: &str, taken: &[Contender]) -> Result<Contender, String> {
     Ok(Contender {
         name: name.to_string(),
         bin,
-        args: DEMO_ARGS,
+        args: DEMO_ARGS.iter().map(|a| a.to_string()).collect(),
     })
 }
+
+/// The TLS contenders (the demo and every `--extra` one with the
+/// certificate flags added), all given the same certificate and key.
+/// With the `aws-lc-rs` feature, `mio-tls-awslc` too: the raw contender
+/// on the other provider, for the provider choice.
+fn tls_contenders(dir: &Path, plain: &[Contender], certs: &Certs) -> Vec<Contender> {
+    let cert_args = |mut args: Vec<String>| {
+        args.extend([
+            "--tls-cert".to_string(),
+            certs.cert.display().to_string(),
+            "--tls-key".to_string(),
+            certs.key.display().to_string(),
+        ]);
+        args
+    };
+    let c = |name: &str, bin: &str, args: &[&str]| Contender {
+        name: name.to_string(),
+        bin: dir.join(bin),
+        args: cert_args(args.iter().map(|a| a.to_string()).collect()),
+    };
+    let mut v = vec![
+        c(TLS_BASE, "mio-tls-echo", &[]),
+        c("tokio-tls", "tokio-tls-echo", &[]),
+    ];
+    if cfg!(feature = "aws-lc-rs") {
+        v.push(c(
+            "mio-tls-awslc",
+            "mio-tls-echo",
+            &["--provider", "aws-lc-rs"],
+        ));
+    }
+    // The demo, then every --extra: selector-demo-compatible binaries.
+    v.extend(
+        plain
+            .iter()
+            .filter(|p| p.args.first().map(String::as_str) == Some("--protocol"))
+            .map(|p| Contender {
+                name: p.name.clone(),
+                bin: p.bin.clone(),
+                args: cert_args(p.args.clone()),
+            }),
+    );
+    v
+}
+
+/// What every TLS ratio is taken against: raw mio + rustls.
+const TLS_BASE: &str = "mio-tls";
 
 struct Scenario {
     name: &'static str,
     loadgen: Vec<String>,
+}
+
+/// The TLS scenarios; `ca` is the CA the load generator trusts.
+fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
+    let (warm, window, idle_n) = if quick {
+        ("0.05", "0.2", 100)
+    } else {
+        ("0.3", "1.5", 5000)
+    };
+    let ca = ca.display().to_string();
+    let sc = |name: &'static str, args: &[&str], timed: bool| Scenario {
+        name,
+        loadgen: args
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--ca".to_string(), ca.clone()])
+            .chain(
+                if timed {
+                    vec!["--warmup", warm, "--window", window]
+                } else {
+                    vec!["--window", if quick { "0.2" } else { "1" }]
+                }
+                .into_iter()
+                .map(String::from),
+            )
+            .collect(),
+    };
+    let idle_n = idle_n.to_string();
+    vec![
+        sc(
+            "tls-handshake-full-x64",
+            &["tls-handshake", "--conns", "64"],
+            true,
+        ),
+        sc(
+            "tls-handshake-resumed-x64",
+            &["tls-handshake", "--conns", "64", "--resume"],
+            true,
+        ),
+        sc(
+            "tls-pingpong-64B-x64",
+            &["tls-pingpong", "--conns", "64"],
+            true,
+        ),
+        sc("tls-bulk-x8", &["tls-bulk", "--conns", "8"], true),
+        sc("tls-idle", &["tls-idle", "--conns", &idle_n], false),
+    ]
 }
 
 fn scenarios(quick: bool) -> Vec<Scenario> {
@@ -150,10 +245,12 @@ impl Drop for Server {
     }
 }
 
-fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, String), String> {
-    let mut cmd = pinned(0, bin, taskset);
+/// Starts `cmd` (a server binary `bin`, its arguments given, pinned as
+/// the caller wants) with `--port 0` and reads its first stdout line,
+/// `listening on HOST:PORT` (anything after the address, such as the
+/// demo's ` (tls)`, is ignored). Shared with `bench scale`.
+pub(crate) fn start_server(mut cmd: Command, bin: &Path) -> Result<(Server, String), String> {
     cmd.args(["--port", "0"])
-        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .env("RUST_LOG", "warn");
@@ -169,6 +266,7 @@ fn start_server(bin: &Path, args: &[&str], taskset: bool) -> Result<(Server, Str
     let addr = line
         .trim()
         .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
         .ok_or_else(|| format!("{}: unexpected first line {line:?}", bin.display()))?
         .to_string();
     Ok((server, addr))
@@ -222,6 +320,10 @@ struct Options {
     quick: bool,
     runs: Option<usize>,
     extras: Vec<String>,
+    /// The plain scenarios (not with `--tls`).
+    plain: bool,
+    /// The TLS scenarios (not with `--no-tls`).
+    tls: bool,
 }
 
 fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
@@ -230,6 +332,8 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
         quick: false,
         runs: None,
         extras: Vec::new(),
+        plain: true,
+        tls: true,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -242,15 +346,22 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
                 o.runs = Some(runs);
             }
             Long("extra") => o.extras.push(parser.value()?.string()?),
+            Long("tls") => o.plain = false,
+            Long("no-tls") => o.tls = false,
             _ => return Err(arg.unexpected()),
         }
     }
     Ok(o)
 }
 
-/// Runs the comparison. Returns an error message on any failure.
+/// Runs the comparison: the plain scenarios, then the TLS ones (with a
+/// certificate generated under the target directory). Returns an error
+/// message on any failure.
 pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     let opts = options(parser).map_err(|e| format!("compare: {e}"))?;
+    if !opts.plain && !opts.tls {
+        return Err("compare: --tls and --no-tls leave nothing to run".into());
+    }
     let quick = opts.quick;
     let runs = opts.runs.unwrap_or(if quick { 1 } else { 5 });
     let dir = bin_dir();
@@ -264,18 +375,69 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     if !taskset {
         eprintln!("taskset not found: running unpinned");
     }
+    let certs = crate::tlsload::write_certs(&dir.join("bench-tls"))?;
+    let tls = tls_contenders(&dir, &contenders, &certs);
+    let plain_scenarios = if opts.plain {
+        scenarios(quick)
+    } else {
+        Vec::new()
+    };
+    let tls_scenarios = if opts.tls {
+        tls_scenarios(quick, &certs.ca)
+    } else {
+        Vec::new()
+    };
+    let mut raw = Vec::new();
+    let plain_results = run_all(&plain_scenarios, &contenders, runs, taskset, &mut raw)?;
+    let tls_results = run_all(&tls_scenarios, &tls, runs, taskset, &mut raw)?;
+    // One record per line: easy to grep, and still one JSON array.
+    let json_path = dir.join("bench-compare.json");
+    std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
+        .map_err(|e| e.to_string())?;
+    let how = if taskset {
+        ", server on core 0, load on core 1"
+    } else {
+        ", unpinned"
+    };
+    if opts.plain {
+        println!(
+            "\nEcho servers, medians of {runs} run(s){how}; ratio = median over the runs of \
+             contender / mio in the same run"
+        );
+        print_table(&plain_results, &contenders, "mio");
+    }
+    if opts.tls {
+        println!(
+            "\nTLS echo servers (rustls, ring unless named), medians of {runs} run(s){how}; \
+             ratio = median over the runs of contender / {TLS_BASE} in the same run"
+        );
+        print_table(&tls_results, &tls, TLS_BASE);
+    }
+    println!("raw results: {}", json_path.display());
+    Ok(())
+}
+
+/// Every contender through every scenario, `runs` times, in turn within
+/// each run; appends each result to `raw` as a JSON record.
+fn run_all<'a>(
+    scenarios: &'a [Scenario],
+    contenders: &'a [Contender],
+    runs: usize,
+    taskset: bool,
+    raw: &mut Vec<String>,
+) -> Result<Results<'a>, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     // scenario -> contender -> runs of parsed results
     let mut results: Results = BTreeMap::new();
-    let mut raw = Vec::new();
-    let scenarios = scenarios(quick);
-    for scenario in &scenarios {
+    for scenario in scenarios {
         for run in 0..runs {
             // Each run starts with the next contender, so a slow spell of
             // the machine does not always land on the same one.
             let order = (0..contenders.len()).map(|i| &contenders[(i + run) % contenders.len()]);
             for c in order {
-                let (server, addr) = start_server(&c.bin, c.args, taskset)?;
+                let mut cmd = pinned(0, &c.bin, taskset);
+                cmd.args(&c.args);
+                let (server, addr) = start_server(cmd, &c.bin)?;
                 let pid = server.0.id();
                 let out = pinned(1, &me, taskset)
                     .arg("loadgen")
@@ -296,7 +458,7 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
                             String::from_utf8_lossy(&out.stderr)
                         )
                     })?;
-                eprintln!("{:<18} run {} {:<6} {json}", scenario.name, run + 1, c.name);
+                eprintln!("{:<26} run {} {:<9} {json}", scenario.name, run + 1, c.name);
                 let summary =
                     parse(json).map_err(|e| format!("{} / {}: {e}", scenario.name, c.name))?;
                 raw.push(
@@ -317,29 +479,49 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
             }
         }
     }
-    // One record per line: easy to grep, and still one JSON array.
-    let json_path = dir.join("bench-compare.json");
-    std::fs::write(&json_path, format!("[\n{}\n]\n", raw.join(",\n")))
-        .map_err(|e| e.to_string())?;
-    print_table(&results, &contenders, runs, taskset);
-    println!("raw results: {}", json_path.display());
-    Ok(())
+    Ok(results)
 }
 
 /// A column of the table: which figure of a summary, and its heading.
 type Column = (fn(&Summary) -> Option<f64>, &'static str);
 
-fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset: bool) {
-    println!(
-        "\nEcho servers, medians of {runs} run(s){}; ratio = median over the runs of \
-         contender / mio in the same run",
-        if taskset {
-            ", server on core 0, load on core 1"
-        } else {
-            ", unpinned"
-        }
-    );
+/// One table: each scenario's figures for each contender, with the ratio
+/// to `base` measured in the same run.
+fn print_table(results: &Results, contenders: &[Contender], base: &str) {
     let columns: &[(&str, &[Column])] = &[
+        (
+            "tls-handshake",
+            &[
+                (|r| Some(r.ops_per_s), "hs/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/hs"),
+                (|r| Some(r.p50_us), "p50 µs"),
+                (|r| Some(r.p99_us), "p99 µs"),
+                (|r| r.resumed, "resumed"),
+            ],
+        ),
+        (
+            "tls-pingpong",
+            &[
+                (|r| Some(r.ops_per_s), "rt/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/rt"),
+                (|r| Some(r.p50_us), "p50 µs"),
+                (|r| Some(r.p99_us), "p99 µs"),
+            ],
+        ),
+        (
+            "tls-bulk",
+            &[
+                (|r| Some(r.mb_per_s), "MB/s"),
+                (|r| Some(r.server_cpu_us_per_op), "CPU µs/MB"),
+            ],
+        ),
+        (
+            "tls-idle",
+            &[
+                (|r| r.rss_kib_per_conn, "KiB/conn"),
+                (|r| Some(r.server_cpu_us_per_op), "idle CPU µs/conn"),
+            ],
+        ),
         (
             "pingpong",
             &[
@@ -399,7 +581,7 @@ fn print_table(results: &Results, contenders: &[Contender], runs: usize, taskset
             print!("  {:<width$}", c.name);
             for (figure, _) in cols {
                 let mine = values(&c.name, *figure);
-                let base = values("mio", *figure);
+                let base = values(base, *figure);
                 let v = median(mine.clone());
                 let ratios: Vec<f64> = mine
                     .iter()

@@ -21,6 +21,8 @@ pub struct Outcome {
     pub bytes: u64,
     pub latencies_ns: Vec<u64>,
     pub rss_kib_per_conn: Option<f64>,
+    /// Only `tls-handshake` measures it: the share of handshakes resumed.
+    pub resumed: Option<f64>,
 }
 
 /// What the load generator prints after `RESULT `, and what `compare`
@@ -37,6 +39,10 @@ pub struct Summary {
     pub p999_us: f64,
     /// Only the idle scenario measures it (`null` otherwise).
     pub rss_kib_per_conn: Option<f64>,
+    /// Only `tls-handshake` measures it (absent otherwise, so the plain
+    /// scenarios' lines are as they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed: Option<f64>,
 }
 
 /// `x` to `places` decimals, so the line stays as short as it always was
@@ -67,6 +73,7 @@ impl Outcome {
             p99_us: pct(0.99),
             p999_us: pct(0.999),
             rss_kib_per_conn: self.rss_kib_per_conn.map(|v| round(v, 3)),
+            resumed: self.resumed.map(|v| round(v, 3)),
         }
     }
 
@@ -115,7 +122,7 @@ pub enum Start {
 
 /// A scenario's timing: a warm-up, then the window in which operations
 /// count and over which the server's CPU time is read (`pid` 0: not read).
-struct Window {
+pub(crate) struct Window {
     pid: u32,
     measure_from: Instant,
     end: Instant,
@@ -125,7 +132,7 @@ struct Window {
 
 /// Where a scenario's loop is in its [`Window`].
 #[derive(PartialEq)]
-enum Phase {
+pub(crate) enum Phase {
     WarmUp,
     /// The first turn of the measured window.
     Started,
@@ -134,7 +141,7 @@ enum Phase {
 }
 
 impl Window {
-    fn new(pid: u32, start: Start, window: Duration) -> Window {
+    pub(crate) fn new(pid: u32, start: Start, window: Duration) -> Window {
         let warmup = match start {
             Start::After(warmup) => warmup,
             Start::At(at) => at.duration_since(SystemTime::now()).unwrap_or_else(|late| {
@@ -156,7 +163,7 @@ impl Window {
     }
 
     /// Called at the top of each turn of the event loop.
-    fn phase(&mut self) -> Phase {
+    pub(crate) fn phase(&mut self) -> Phase {
         let now = Instant::now();
         if now >= self.end {
             Phase::Over
@@ -170,11 +177,11 @@ impl Window {
         }
     }
 
-    fn measuring(&self) -> bool {
+    pub(crate) fn measuring(&self) -> bool {
         self.cpu0.is_some()
     }
 
-    fn finish(&self, out: &mut Outcome) {
+    pub(crate) fn finish(&self, out: &mut Outcome) {
         out.secs = self.length.as_secs_f64();
         let now = self.server_cpu();
         out.server_cpu_secs = now - self.cpu0.unwrap_or(now);
@@ -213,7 +220,7 @@ fn connect_blocking(addr: SocketAddr) -> io::Result<TcpStream> {
     Ok(TcpStream::from_std(s))
 }
 
-fn byte_at(conn: usize, pos: u64) -> u8 {
+pub(crate) fn byte_at(conn: usize, pos: u64) -> u8 {
     (pos.wrapping_mul(31).wrapping_add(conn as u64 * 7) % 251) as u8
 }
 

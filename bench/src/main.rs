@@ -33,6 +33,7 @@ mod loadgen;
 mod scale;
 mod snapshot;
 mod soak;
+mod tlsload;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -234,6 +235,10 @@ struct LoadgenOptions {
     /// A fixed count instead of a timed window: round trips per connection
     /// (pingpong) or connections in all (churn).
     rounds: Option<u64>,
+    /// `--ca PATH`: the CA the TLS scenarios trust.
+    ca: Option<std::path::PathBuf>,
+    /// `--resume`: `tls-handshake` resumes sessions.
+    resume: bool,
 }
 
 fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt::Error> {
@@ -248,6 +253,8 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
         start_at: None,
         window: Duration::from_millis(1500),
         rounds: None,
+        ca: None,
+        resume: false,
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -260,6 +267,8 @@ fn loadgen_options(mut parser: lexopt::Parser) -> Result<LoadgenOptions, lexopt:
             Long("start-at") => o.start_at = Some(value(&mut parser, "--start-at")?),
             Long("window") => o.window = seconds(&mut parser, "--window")?,
             Long("rounds") => o.rounds = Some(at_least_one(&mut parser, "--rounds")?),
+            Long("ca") => o.ca = Some(parser.value()?.into()),
+            Long("resume") => o.resume = true,
             _ => return Err(arg.unexpected()),
         }
     }
@@ -274,6 +283,24 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
         None => loadgen::Start::After(o.warmup),
     };
     let addr = o.addr.ok_or("loadgen: --addr HOST:PORT is required")?;
+    if o.scenario.as_deref().is_some_and(|s| s.starts_with("tls-")) {
+        let ca =
+            o.ca.as_deref()
+                .ok_or("loadgen: TLS scenarios need --ca PATH")?;
+        let outcome = match o.scenario.as_deref() {
+            Some("tls-handshake") => {
+                tlsload::handshake(addr, ca, pid, conns, o.resume, warmup, window)
+            }
+            Some("tls-pingpong") => tlsload::pingpong(addr, ca, pid, conns, o.size, warmup, window),
+            Some("tls-bulk") => tlsload::bulk(addr, ca, pid, conns, warmup, window),
+            Some("tls-idle") if pid == 0 => return Err("loadgen: tls-idle needs --pid".into()),
+            Some("tls-idle") => tlsload::idle(addr, ca, pid, conns, window),
+            other => return Err(format!("loadgen: unknown scenario {other:?}")),
+        }
+        .map_err(|e| e.to_string())?;
+        println!("RESULT {}", outcome.json());
+        return Ok(());
+    }
     let outcome = match (o.scenario.as_deref(), o.rounds) {
         (Some("pingpong"), Some(rounds)) => loadgen::pingpong_fixed(addr, conns, o.size, rounds),
         (Some("churn"), Some(total)) => loadgen::churn_fixed(addr, conns, total),
@@ -291,13 +318,14 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
 }
 
 const USAGE: &str = "usage:
-  bench compare [--quick] [--runs R] [--extra NAME=PATH]...
+  bench compare [--quick] [--runs R] [--extra NAME=PATH]... [--tls | --no-tls]
   bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
   bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
   bench snapshot [--connections N] [--runs R]
-  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]";
+  bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]
+  bench loadgen tls-handshake|tls-pingpong|tls-bulk|tls-idle --ca PATH [--resume] --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S]";
 
 fn main() {
     use lexopt::prelude::*;

@@ -25,7 +25,7 @@
 //!   Efficiency E(N) = rate(N) / (N · rate(1)).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -278,27 +278,8 @@ fn start_server(
     taskset: bool,
 ) -> Result<(Server, String), String> {
     let mut cmd = pinned(cores, &c.bin, taskset);
-    cmd.args(["--port", "0"])
-        .args(c.args)
-        .args(["--threads", &shards.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .env("RUST_LOG", "warn");
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", c.bin.display()))?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| e.to_string())?;
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .ok_or_else(|| format!("{}: unexpected first line {line:?}", c.bin.display()))?
-        .to_string();
-    Ok((server, addr))
+    cmd.args(c.args).args(["--threads", &shards.to_string()]);
+    crate::compare::start_server(cmd, &c.bin)
 }
 
 /// CPU seconds of each thread of `pid`, by thread id.

@@ -1,0 +1,472 @@
+//! The TLS load generator: rustls clients (ring) over mio, one thread,
+//! edge-triggered, trusting the CA `compare --tls` generates. The same
+//! windows and CPU reading as the plain scenarios ([`crate::loadgen`]).
+//!
+//! - `tls-handshake`: N slots, each connecting, handshaking, echoing 64
+//!   bytes and closing (close_notify both ways), then again. Full handshakes, or
+//!   with `--resume` resumed ones: each slot keeps its own session cache,
+//!   and the share resumed is reported (`resumed`; the scenario fails
+//!   below half).
+//! - `tls-pingpong`: N connections, handshaken before the window, each
+//!   echoing `size` bytes at a time.
+//! - `tls-bulk`: N connections streaming a checked pattern both ways.
+//! - `tls-idle`: N connections, each with its handshake complete and one
+//!   echo answered; the server's RSS growth per connection.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
+
+use crate::loadgen::{byte_at, cpu_secs, rss_kib, Outcome, Phase, Start, Window};
+
+/// The files `compare --tls` hands the servers and the load generator.
+pub struct Certs {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// A CA and a `localhost` server certificate signed by it (ECDSA P-256,
+/// rcgen's default), written as PEM into `dir`.
+pub fn write_certs(dir: &Path) -> Result<Certs, String> {
+    let e = |e: &dyn std::fmt::Display| format!("certificates: {e}");
+    std::fs::create_dir_all(dir).map_err(|x| e(&x))?;
+    let ca_key = rcgen::KeyPair::generate().map_err(|x| e(&x))?;
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(|x| e(&x))?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).map_err(|x| e(&x))?;
+    let key = rcgen::KeyPair::generate().map_err(|x| e(&x))?;
+    let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).map_err(|x| e(&x))?;
+    let leaf = params.signed_by(&key, &ca, &ca_key).map_err(|x| e(&x))?;
+    let certs = Certs {
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+        ca: dir.join("ca.pem"),
+    };
+    std::fs::write(&certs.cert, leaf.pem()).map_err(|x| e(&x))?;
+    std::fs::write(&certs.key, key.serialize_pem()).map_err(|x| e(&x))?;
+    std::fs::write(&certs.ca, ca.pem()).map_err(|x| e(&x))?;
+    Ok(certs)
+}
+
+/// A client config trusting the CA in `ca`; resumption as asked.
+pub fn client_config(ca: &Path, resume: bool) -> io::Result<Arc<ClientConfig>> {
+    let bad = |e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+        roots.add(c.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(&e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    if !resume {
+        config.resumption = Resumption::disabled();
+    }
+    Ok(Arc::new(config))
+}
+
+/// One TLS client connection over a non-blocking socket.
+struct Client {
+    sock: TcpStream,
+    tls: ClientConnection,
+    /// Plaintext received and not yet consumed.
+    plain: Vec<u8>,
+    started: Instant,
+    /// The server has closed: its close_notify or the end of the stream.
+    closed: bool,
+}
+
+impl Client {
+    fn connect(
+        poll: &Poll,
+        addr: SocketAddr,
+        config: &Arc<ClientConfig>,
+        token: usize,
+    ) -> io::Result<Client> {
+        let mut sock = TcpStream::connect(addr)?;
+        sock.set_nodelay(true)?;
+        poll.registry().register(
+            &mut sock,
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        let name = ServerName::try_from("localhost").expect("a valid name");
+        let tls = ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
+        Ok(Client {
+            sock,
+            tls,
+            plain: Vec::new(),
+            started: Instant::now(),
+            closed: false,
+        })
+    }
+
+    /// Writes TLS until the socket refuses, reads it until `WouldBlock` or
+    /// the server's close, processing records and collecting plaintext.
+    /// Returns true when the TLS output is all written.
+    fn drive(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        loop {
+            let flushed = self.flush()?;
+            if self.closed {
+                return Ok(flushed);
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => self.closed = true,
+                Ok(_) => {
+                    self.tls.process_new_packets().map_err(io::Error::other)?;
+                    loop {
+                        match self.tls.reader().read(buf) {
+                            Ok(0) => {
+                                self.closed = true;
+                                break;
+                            }
+                            Ok(n) => self.plain.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(flushed),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<bool> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.sock) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Not yet connected: the connect's writable edge follows.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Queues `data` (rustls holds it until the handshake is done).
+    fn send(&mut self, data: &[u8]) -> io::Result<()> {
+        self.tls.writer().write_all(data)
+    }
+}
+
+/// Checks `got` against the pattern of connection `i` from `pos`.
+fn check(i: usize, pos: u64, got: &[u8]) -> io::Result<()> {
+    for (k, &b) in got.iter().enumerate() {
+        if b != byte_at(i, pos + k as u64) {
+            return Err(io::Error::other("TLS echo mismatch"));
+        }
+    }
+    Ok(())
+}
+
+fn message(i: usize, seq: u64, size: usize) -> Vec<u8> {
+    (0..size as u64)
+        .map(|k| byte_at(i, seq * size as u64 + k))
+        .collect()
+}
+
+/// `conns` slots, each: connect, handshake, echo 64 bytes, close; again.
+pub fn handshake(
+    addr: SocketAddr,
+    ca: &Path,
+    pid: u32,
+    conns: usize,
+    resume: bool,
+    warmup: Start,
+    window: Duration,
+) -> io::Result<Outcome> {
+    const SIZE: usize = 64;
+    let base = client_config(ca, resume)?;
+    // A session cache per slot: rustls keeps at most 8 TLS 1.3 tickets
+    // per server name, so one cache shared by 64 slots that reconnect
+    // together runs dry; each slot resumes its own previous session.
+    let configs: Vec<Arc<ClientConfig>> = (0..conns)
+        .map(|_| {
+            let mut c = (*base).clone();
+            if resume {
+                c.resumption = Resumption::in_memory_sessions(4);
+            }
+            Arc::new(c)
+        })
+        .collect();
+    let mut poll = Poll::new()?;
+    let mut seq = vec![0u64; conns];
+    let mut slots: Vec<Client> = Vec::with_capacity(conns);
+    for (i, config) in configs.iter().enumerate() {
+        let mut c = Client::connect(&poll, addr, config, i)?;
+        c.send(&message(i, 0, SIZE))?;
+        slots.push(c);
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut w = Window::new(pid, warmup, window);
+    let mut out = Outcome::default();
+    let (mut resumed, mut counted) = (0u64, 0u64);
+    while w.phase() != Phase::Over {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let c = &mut slots[i];
+            c.drive(&mut buf)?;
+            if c.plain.len() < SIZE {
+                if c.closed {
+                    return Err(io::Error::other("server closed before the echo"));
+                }
+                continue;
+            }
+            if c.plain.len() == SIZE {
+                // The echo: check it, say close_notify, and wait for the
+                // server's (which comes after any session tickets).
+                check(i, seq[i] * SIZE as u64, &c.plain)?;
+                c.plain.push(0); // past SIZE: the echo is done
+                c.tls.send_close_notify();
+                c.drive(&mut buf)?;
+            }
+            if !c.closed {
+                continue;
+            }
+            if w.measuring() {
+                out.ops += 1;
+                out.latencies_ns.push(c.started.elapsed().as_nanos() as u64);
+                counted += 1;
+                if c.tls.handshake_kind() == Some(HandshakeKind::Resumed) {
+                    resumed += 1;
+                }
+            }
+            let _ = poll.registry().deregister(&mut c.sock);
+            seq[i] += 1;
+            let mut next = Client::connect(&poll, addr, &configs[i], i)?;
+            next.send(&message(i, seq[i], SIZE))?;
+            // Dropping the old one closes its socket.
+            *c = next;
+        }
+    }
+    w.finish(&mut out);
+    out.resumed = Some(resumed as f64 / counted.max(1) as f64);
+    // A ticket that arrives after the echo is lost when the client closes,
+    // so not every handshake can resume; most must.
+    if resume && resumed * 2 < counted {
+        return Err(io::Error::other(format!(
+            "--resume: only {resumed} of {counted} handshakes were resumed"
+        )));
+    }
+    if !resume && resumed > 0 {
+        return Err(io::Error::other("a full-handshake run resumed sessions"));
+    }
+    Ok(out)
+}
+
+/// Connects `conns` clients and completes every handshake with one echo of
+/// `hello` each; bounded in time.
+fn established(
+    poll: &mut Poll,
+    addr: SocketAddr,
+    config: &Arc<ClientConfig>,
+    conns: usize,
+) -> io::Result<Vec<Client>> {
+    let mut clients = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let mut c = Client::connect(poll, addr, config, i)?;
+        c.send(&message(i, 0, 16))?;
+        clients.push(c);
+    }
+    let mut done = 0;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    while done < conns {
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(io::Error::other(format!(
+                "only {done} of {conns} TLS connections established in 60 s"
+            )));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let c = &mut clients[i];
+            let before = c.plain.len();
+            c.drive(&mut buf)?;
+            if c.closed {
+                return Err(io::Error::other("server closed a TLS connection"));
+            }
+            if before < 16 && c.plain.len() >= 16 {
+                check(i, 0, &c.plain[..16])?;
+                done += 1;
+            }
+        }
+    }
+    for c in &mut clients {
+        c.plain.clear();
+    }
+    Ok(clients)
+}
+
+/// N handshaken connections, each echoing `size` bytes at a time.
+pub fn pingpong(
+    addr: SocketAddr,
+    ca: &Path,
+    pid: u32,
+    conns: usize,
+    size: usize,
+    warmup: Start,
+    window: Duration,
+) -> io::Result<Outcome> {
+    let config = client_config(ca, false)?;
+    let mut poll = Poll::new()?;
+    let mut clients = established(&mut poll, addr, &config, conns)?;
+    // The 16-byte hello came first; messages follow on from it.
+    let mut seq = vec![1u64; conns];
+    let mut sent_at = vec![Instant::now(); conns];
+    let mut buf = vec![0u8; 64 * 1024];
+    let next = |i: usize, seq: u64| -> Vec<u8> {
+        (0..size as u64)
+            .map(|k| byte_at(i, 16 + (seq - 1) * size as u64 + k))
+            .collect()
+    };
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&next(i, 1))?;
+        c.flush()?;
+        sent_at[i] = Instant::now();
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut w = Window::new(pid, warmup, window);
+    let mut out = Outcome::default();
+    while w.phase() != Phase::Over {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for ev in events.iter() {
+            let i = ev.token().0;
+            let c = &mut clients[i];
+            c.drive(&mut buf)?;
+            if c.closed {
+                return Err(io::Error::other("server closed a TLS ping-pong connection"));
+            }
+            if c.plain.len() < size {
+                continue;
+            }
+            check(i, 16 + (seq[i] - 1) * size as u64, &c.plain[..size])?;
+            c.plain.drain(..size);
+            if w.measuring() {
+                out.ops += 1;
+                out.latencies_ns
+                    .push(sent_at[i].elapsed().as_nanos() as u64);
+            }
+            seq[i] += 1;
+            c.send(&next(i, seq[i]))?;
+            c.flush()?;
+            sent_at[i] = Instant::now();
+        }
+    }
+    w.finish(&mut out);
+    Ok(out)
+}
+
+/// N handshaken connections streaming a checked pattern both ways, at most
+/// 4 MiB in flight on each.
+pub fn bulk(
+    addr: SocketAddr,
+    ca: &Path,
+    pid: u32,
+    conns: usize,
+    warmup: Start,
+    window: Duration,
+) -> io::Result<Outcome> {
+    const IN_FLIGHT: u64 = 4 << 20;
+    const CHUNK: usize = 64 * 1024;
+    let config = client_config(ca, false)?;
+    let mut poll = Poll::new()?;
+    let mut clients = established(&mut poll, addr, &config, conns)?;
+    let block: Vec<u8> = (0..251 * 512).map(|k| (k % 251) as u8).collect();
+    let mut sent = vec![0u64; conns];
+    let mut recvd = vec![0u64; conns];
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut events = Events::with_capacity(1024);
+    let mut w = Window::new(pid, warmup, window);
+    let mut out = Outcome::default();
+    let mut base = 0u64;
+    // Start every stream; events keep them going.
+    let mut ready: Vec<usize> = (0..conns).collect();
+    loop {
+        match w.phase() {
+            Phase::Over => break,
+            Phase::Started => base = recvd.iter().sum(),
+            _ => {}
+        }
+        for i in ready.drain(..) {
+            let c = &mut clients[i];
+            loop {
+                let flushed = c.drive(&mut buf)?;
+                if c.closed {
+                    return Err(io::Error::other("server closed a TLS bulk connection"));
+                }
+                // Verify what came back (the pattern repeats every 251).
+                let got = std::mem::take(&mut c.plain);
+                let mut k = 0;
+                while k < got.len() {
+                    let off = ((recvd[i] + k as u64) % 251) as usize;
+                    let len = (got.len() - k).min(block.len() - off);
+                    if got[k..k + len] != block[off..off + len] {
+                        return Err(io::Error::other("TLS bulk echo mismatch"));
+                    }
+                    k += len;
+                }
+                recvd[i] += got.len() as u64;
+                // More only once rustls has handed all it holds to the socket.
+                if !flushed || sent[i] - recvd[i] >= IN_FLIGHT {
+                    break;
+                }
+                let off = (sent[i] % 251) as usize;
+                c.send(&block[off..off + CHUNK])?;
+                sent[i] += CHUNK as u64;
+            }
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        ready.extend(events.iter().map(|ev| ev.token().0));
+    }
+    w.finish(&mut out);
+    out.bytes = recvd.iter().sum::<u64>() - base;
+    // CPU per MB, as the plain bulk scenario.
+    out.ops = out.bytes / 1_000_000;
+    Ok(out)
+}
+
+/// N connections, each with its handshake and one echo done, then idle:
+/// the server's RSS growth per connection and its CPU while idle.
+pub fn idle(
+    addr: SocketAddr,
+    ca: &Path,
+    pid: u32,
+    conns: usize,
+    window: Duration,
+) -> io::Result<Outcome> {
+    let config = client_config(ca, false)?;
+    let mut poll = Poll::new()?;
+    let rss0 = rss_kib(pid);
+    let clients = established(&mut poll, addr, &config, conns)?;
+    let cpu0 = cpu_secs(pid);
+    std::thread::sleep(window);
+    let mut out = Outcome {
+        ops: conns as u64,
+        secs: window.as_secs_f64(),
+        server_cpu_secs: cpu_secs(pid) - cpu0,
+        ..Outcome::default()
+    };
+    out.rss_kib_per_conn = Some((rss_kib(pid) - rss0) / conns as f64);
+    drop(clients);
+    Ok(out)
+}
