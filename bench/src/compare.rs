@@ -122,8 +122,9 @@ struct Scenario {
 
 /// The TLS scenarios; `ca` is the CA the load generator trusts.
 fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
+    // `--quick` (CI) only proves the TLS path works: the shortest windows.
     let (warm, window, idle_n) = if quick {
-        ("0.05", "0.2", 100)
+        ("0.02", "0.1", 100)
     } else {
         ("0.3", "1.5", 5000)
     };
@@ -138,7 +139,7 @@ fn tls_scenarios(quick: bool, ca: &Path) -> Vec<Scenario> {
                 if timed {
                     vec!["--warmup", warm, "--window", window]
                 } else {
-                    vec!["--window", if quick { "0.2" } else { "1" }]
+                    vec!["--window", if quick { "0.05" } else { "1" }]
                 }
                 .into_iter()
                 .map(String::from),
