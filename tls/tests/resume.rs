@@ -99,3 +99,27 @@ fn a_server_config_accepting_early_data_is_refused_with_a_clear_error() {
         other => panic!("expected a setup error, got {other:?}"),
     }
 }
+
+/// The session tickets come before the first reply: a client that reads
+/// its echo and closes at once, without waiting for close_notify, has its
+/// ticket and resumes next time.
+#[test]
+fn resumption_the_ticket_comes_before_the_first_reply() {
+    let pki = Pki::new();
+    let (addr, _running, observer) = observed_echo_server(pki.server.clone());
+    let config = pki.client();
+    for round in 0..4 {
+        let (c, got) = exchange(client(addr, config.clone(), "localhost"), b"hi".to_vec());
+        assert_eq!(got, b"hi");
+        let kind = c.conn.handshake_kind();
+        drop(c); // no close_notify, no waiting for the server's
+        let ready = next_ready(&observer);
+        if round > 0 {
+            assert_eq!(
+                kind,
+                Some(HandshakeKind::Resumed),
+                "round {round}: {ready:?}"
+            );
+        }
+    }
+}
