@@ -166,7 +166,8 @@
 //! `scheduler`, then `compose`, `endpoint` and `ipc`; `snapshot` (seeing
 //! the running system: [`SchedulerHandle::snapshot`]) reads them all.
 
-#![forbid(unsafe_code)]
+// `unsafe` only in `prefetch` (a CPU hint, with its SAFETY note).
+#![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
 mod boxset;
@@ -184,6 +185,7 @@ mod linkage;
 mod links;
 mod node;
 mod ports;
+mod prefetch;
 mod ready;
 mod scheduler;
 mod shared;
