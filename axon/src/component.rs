@@ -97,9 +97,7 @@ pub trait Component: Send + Sized + 'static {
 
     /// A name for logs and errors. Defaults to the type's name.
     fn name(&self) -> Cow<'static, str> {
-        let full = std::any::type_name::<Self>();
-        let path = full.split('<').next().unwrap_or(full);
-        Cow::Borrowed(path.rsplit("::").next().unwrap_or(path))
+        Cow::Borrowed(crate::snapshot::short_kind(std::any::type_name::<Self>()))
     }
 
     /// Called once when the component's handle is made, before anyone else

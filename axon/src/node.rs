@@ -682,22 +682,31 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
 
     fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {
         let _topology = lock(&TOPOLOGY);
-        let dst_name = dst.name().to_owned();
-        let dst_direction = dst.direction();
-        let Ok(dst) = dst.into_any().downcast::<Node<T>>() else {
+        // Names are for errors only: copied when one is made, not per link.
+        let mismatch = |dst: &dyn ErasedBox| LinkError::TypeMismatch {
+            source: self.box_name().to_string(),
+            source_type: std::any::type_name::<T>(),
+            sink: dst.name().to_owned(),
+            sink_type: "another type",
+        };
+        if !dst.as_any().is::<Node<T>>() {
             // Type mismatch is checked (with full names) by the caller; this
             // is a second line of defence.
+            return Err(mismatch(&*dst));
+        }
+        let dst_direction = dst.direction();
+        let Ok(dst) = dst.into_any().downcast::<Node<T>>() else {
             return Err(LinkError::TypeMismatch {
                 source: self.box_name().to_string(),
                 source_type: std::any::type_name::<T>(),
-                sink: dst_name,
+                sink: "?".to_owned(),
                 sink_type: "another type",
             });
         };
         if self.direction == Direction::Inbox && dst_direction == Direction::Outbox {
             return Err(LinkError::InboxToOutbox {
                 source: self.box_name().to_string(),
-                sink: dst_name,
+                sink: dst.box_name().to_string(),
             });
         }
         if let Some(existing) = lock(&self.inner).target() {
@@ -712,7 +721,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             if Arc::ptr_eq(&node, &self) {
                 return Err(LinkError::Cycle {
                     source: self.box_name().to_string(),
-                    sink: dst_name,
+                    sink: dst.box_name().to_string(),
                 });
             }
             cursor = lock(&node.inner).target().cloned();
@@ -734,7 +743,8 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                 q.drain()
             })
         };
-        if let (false, Some(dest)) = (moved.is_empty(), self.final_inbox()) {
+        // Only when something moves is the chain followed to its end.
+        if let Some(dest) = (!moved.is_empty()).then(|| self.final_inbox()).flatten() {
             let mut dest_inner = lock(&dest.inner);
             dest.flags.fetch_or(HAS_QUEUE, Ordering::Release);
             for msg in moved {

@@ -391,17 +391,23 @@ type Ends<'a> = (&'a Handle, &'static str);
 
 /// `me` is the ServerCore a handler's `serversignal` reaches: on a shard,
 /// the one that stands for the whole server.
-fn wiring<'a>(csa: &'a Handle, handler: &'a Handle, me: &'a Handle) -> Vec<(Ends<'a>, Ends<'a>)> {
-    let mut pairs = vec![
+fn wiring<'a>(
+    csa: &'a Handle,
+    handler: &'a Handle,
+    me: &'a Handle,
+) -> impl Iterator<Item = (Ends<'a>, Ends<'a>)> {
+    // An array, not a Vec: this runs twice per connection.
+    let serversignal = handler
+        .has_box("serversignal")
+        .then_some(((handler, "serversignal"), (me, "control")));
+    [
         ((csa, "outbox"), (handler, "inbox")),
         ((handler, "outbox"), (csa, "inbox")),
         ((handler, "signal"), (csa, "control")),
         ((csa, "readShutdown"), (handler, "control")),
-    ];
-    if handler.has_box("serversignal") {
-        pairs.push(((handler, "serversignal"), (me, "control")));
-    }
-    pairs
+    ]
+    .into_iter()
+    .chain(serversignal)
 }
 
 boxes! {
