@@ -117,8 +117,13 @@ impl Layer {
         if inner.has_box("makessl") {
             pairs.push(((inner, "makessl"), (me, "makessl")));
         }
+        // None is recorded (as ServerCore's H2): a record each would cost
+        // a TLS connection 0.7 KiB while idle, and nothing needs them.
+        // Every linkage joins this layer and its own child: those out of
+        // the layer's boxes go with it, and a message into them after it
+        // has ended is discarded (A4).
         for (src, dst) in pairs {
-            if let Err(e) = me.link(src, dst) {
+            if let Err(e) = axon::link(src, dst) {
                 self.engine = Err(format!("cannot link the inner handler: {e}"));
                 return;
             }

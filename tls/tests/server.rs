@@ -333,3 +333,18 @@ fn eof_during_the_handshake_ends_the_connection_at_once_and_is_reported() {
     assert_eq!(closed.how_died, Some(TlsError::EndedInHandshake));
     assert!(!closed.handshaken);
 }
+
+/// The layer wires its handler without linkage records (0.7 KiB per idle
+/// TLS connection when it kept them): the plaintext boxes lead where H2's
+/// would, and nothing is filed under the layer.
+#[test]
+fn h2_the_layer_wires_its_handler_and_keeps_no_linkage_records() {
+    let pki = Pki::new();
+    let inner = axon::Handle::new(Echo::new());
+    let layer: axon::Handle = TlsServer::wrap(pki.server.clone(), inner.clone()).into();
+    assert!(layer.leads_to("plainOutbox", (&inner, "inbox")));
+    assert!(layer.leads_to("plainSignal", (&inner, "control")));
+    assert!(inner.leads_to("outbox", (&layer, "plainInbox")));
+    assert!(inner.leads_to("signal", (&layer, "plainControl")));
+    assert!(layer.links().is_empty(), "{:?}", layer.links());
+}
