@@ -507,6 +507,7 @@ impl Csa {
                         Ok(n) if n == chunk.len() => {
                             self.moved |= WROTE;
                             self.bytes_out += n as u64;
+                            recycle(chunk);
                             continue;
                         }
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -605,7 +606,9 @@ impl Csa {
             if n >= left {
                 n -= left;
                 backlog.offset = 0;
-                backlog.chunks.pop_front();
+                if let Some(written) = backlog.chunks.pop_front() {
+                    recycle(written);
+                }
             } else {
                 backlog.offset += n;
                 n = 0;
@@ -731,15 +734,18 @@ thread_local! {
 }
 
 /// Reads one chunk. Small reads are copied out of the shared buffer; a
-/// large one takes the buffer itself (no copy) and a new one is made next
-/// time.
+/// large one takes the buffer itself (no copy), and the next is one given
+/// back by [`recycle`] or, if none was, a new one.
 fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
     SCRATCH.with(|scratch| {
         let mut buf = scratch.borrow_mut();
         if buf.len() < CHUNK {
+            // A recycled buffer is filled from its length only: bytes up
+            // to there are some earlier message's, and are overwritten or
+            // cut off below before anyone sees them.
             buf.resize(CHUNK, 0);
         }
-        let n = (&*stream).read(&mut buf[..])?;
+        let n = (&*stream).read(&mut buf[..CHUNK])?;
         if n >= CHUNK / 4 {
             let mut chunk = std::mem::take(&mut *buf);
             chunk.truncate(n);
@@ -748,6 +754,32 @@ fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
             Ok(buf[..n].to_vec())
         }
     })
+}
+
+/// Gives a buffer back for this thread's next large read, in place of a
+/// new one (allocated and zero-filled: in bulk, a few percent of the
+/// server's CPU). The CSA gives back every chunk it has written; a
+/// component that consumes the CSA's chunks itself (the TLS layer) gives
+/// them back when done. Kept only if none is waiting already and its
+/// capacity is between [`CHUNK`] and twice that, so a thread holds at most
+/// one, whatever it is given.
+///
+/// ```
+/// let chunk: Vec<u8> = Vec::with_capacity(csa::CHUNK);
+/// csa::recycle(chunk); // kept for the next large read on this thread
+/// csa::recycle(vec![0u8; 16]); // too small: simply dropped
+/// ```
+pub fn recycle(buf: Vec<u8>) {
+    if !(CHUNK..=2 * CHUNK).contains(&buf.capacity()) {
+        return;
+    }
+    SCRATCH.with(|scratch| {
+        if let Ok(mut waiting) = scratch.try_borrow_mut() {
+            if waiting.capacity() < CHUNK {
+                *waiting = buf;
+            }
+        }
+    });
 }
 
 impl Component for Csa {
@@ -952,6 +984,70 @@ impl Csa {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pair of connected loopback sockets: ours (non-blocking, mio) and
+    /// the peer's (std).
+    fn pair() -> (TcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        (TcpStream::from_std(ours), peer)
+    }
+
+    /// Reads until `want` bytes have come (the socket is non-blocking),
+    /// within the test deadline.
+    fn read_all(ours: &TcpStream, want: usize) -> Vec<Vec<u8>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut got = Vec::new();
+        let mut n = 0;
+        while n < want {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {n} of {want} bytes"
+            );
+            match read_chunk(ours) {
+                Ok(c) => {
+                    n += c.len();
+                    got.push(c);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        got
+    }
+
+    /// A buffer given back holds some earlier connection's bytes: a read
+    /// into it shows only what was read, never what was there.
+    #[test]
+    fn a_recycled_buffer_shows_only_the_bytes_read_into_it() {
+        let (ours, mut peer) = pair();
+        for stale_len in [CHUNK, 100, 0] {
+            let mut stale = Vec::with_capacity(CHUNK);
+            stale.resize(stale_len, 0xAA);
+            recycle(stale);
+            let sent = vec![0x55; 10_000];
+            std::io::Write::write_all(&mut peer, &sent).unwrap();
+            let got: Vec<u8> = read_all(&ours, sent.len()).concat();
+            assert_eq!(got, sent, "after a buffer of {stale_len} stale bytes");
+        }
+    }
+
+    /// Only a buffer of about a chunk is kept, and only one.
+    #[test]
+    fn recycling_keeps_one_buffer_of_about_a_chunk() {
+        let capacity = || SCRATCH.with(|s| s.borrow().capacity());
+        SCRATCH.with(|s| *s.borrow_mut() = Vec::new());
+        recycle(Vec::with_capacity(CHUNK / 2));
+        assert_eq!(capacity(), 0, "too small: dropped");
+        recycle(Vec::with_capacity(4 * CHUNK));
+        assert_eq!(capacity(), 0, "too big: dropped");
+        recycle(Vec::with_capacity(CHUNK));
+        assert!(capacity() >= CHUNK);
+        let kept = SCRATCH.with(|s| s.borrow().as_ptr());
+        recycle(Vec::with_capacity(CHUNK));
+        assert_eq!(SCRATCH.with(|s| s.borrow().as_ptr()), kept, "one is kept");
+    }
 
     #[test]
     fn a_csa_is_small() {

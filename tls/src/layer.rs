@@ -517,7 +517,8 @@ impl Layer {
         let n = engine.feed(&self.cipher_in[self.cipher_at..])?;
         self.cipher_at += n;
         if self.cipher_at >= self.cipher_in.len() {
-            self.cipher_in = Vec::new();
+            // The connection's read buffer, for its next read.
+            csa::recycle(std::mem::take(&mut self.cipher_in));
             self.cipher_at = 0;
         }
         if was_handshaking && !engine.is_handshaking() {
