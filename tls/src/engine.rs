@@ -6,7 +6,7 @@
 //! chunks from the connection and leaves as messages to it, so nothing
 //! here touches a socket, and nothing blocks.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::Arc;
 
 use rustls::pki_types::ServerName;
@@ -110,15 +110,27 @@ impl Engine {
                 _ => Plain::Empty,
             };
         }
-        let mut buf = vec![0; waiting.min(max)];
-        match self.conn.reader().read(&mut buf) {
-            Ok(0) => Plain::Closed,
-            Ok(n) => {
-                buf.truncate(n);
-                Plain::Data(buf)
-            }
-            Err(_) => Plain::Empty,
+        // Copied out of rustls's own chunks (`BufRead`): a buffer to `read`
+        // into would be zero-filled first, a second pass over every byte.
+        let want = waiting.min(max);
+        let mut buf = Vec::with_capacity(want);
+        let mut reader = self.conn.reader();
+        while buf.len() < want {
+            let n = match reader.fill_buf() {
+                Ok([]) | Err(_) => break,
+                Ok(chunk) => {
+                    let n = chunk.len().min(want - buf.len());
+                    buf.extend_from_slice(&chunk[..n]);
+                    n
+                }
+            };
+            reader.consume(n);
         }
+        if buf.is_empty() {
+            // Counted as waiting, yet none came: nothing to hand on now.
+            return Plain::Empty;
+        }
+        Plain::Data(buf)
     }
 
     /// Encrypts as much of `plain` as the buffer limit allows; returns how
