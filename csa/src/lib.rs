@@ -769,10 +769,16 @@ fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
 /// csa::recycle(chunk); // kept for the next large read on this thread
 /// csa::recycle(vec![0u8; 16]); // too small: simply dropped
 /// ```
+#[inline]
 pub fn recycle(buf: Vec<u8>) {
-    if !(CHUNK..=2 * CHUNK).contains(&buf.capacity()) {
-        return;
+    // Inline, the test alone: most chunks written are small replies.
+    if (CHUNK..=2 * CHUNK).contains(&buf.capacity()) {
+        keep_for_reading(buf);
     }
+}
+
+#[inline(never)]
+fn keep_for_reading(buf: Vec<u8>) {
     SCRATCH.with(|scratch| {
         if let Ok(mut waiting) = scratch.try_borrow_mut() {
             if waiting.capacity() < CHUNK {
