@@ -164,7 +164,9 @@
 //! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
 //! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
 //! `scheduler`, then `compose`, `endpoint` and `ipc`; `snapshot` (seeing
-//! the running system: [`SchedulerHandle::snapshot`]) reads them all.
+//! the running system: [`SchedulerHandle::snapshot`]) reads them all,
+//! asking the CPU for memory ahead of its walk through `prefetch`, the
+//! crate's one use of `unsafe` (a hint that cannot fault).
 
 // `unsafe` only in `prefetch` (a CPU hint, with its SAFETY note).
 #![deny(unsafe_code)]
