@@ -207,7 +207,7 @@ pub use endpoint::Endpoint;
 pub use error::{ActivateError, BoxError, CatError, LinkError, NoSpace};
 pub use handle::Handle;
 pub use linkage::Link;
-pub use links::{link, unlink, unlink_boxes};
+pub use links::{link, link_boxes, unlink, unlink_boxes};
 pub use ports::{Inbox, Outbox, Postbox};
 pub use ready::Unpark;
 pub use scheduler::{Reactor, Scheduler, ThreadReactor};

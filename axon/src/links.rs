@@ -5,10 +5,58 @@ use crate::declare::Direction;
 use crate::error::LinkError;
 use crate::handle::Handle;
 use crate::linkage::Link;
+use crate::node::ErasedBox;
+use std::sync::Arc;
 
 /// Links `(component, box)` to `(component, box)` (A3), owned by nobody:
 /// it lasts until [`unlink`]. See [`Handle::link`] for the rules.
 pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
+    let (s, d) = boxes_of(src, dst)?;
+    join(s.clone(), d.clone(), src)?;
+    let link = Link::new(
+        (s, src.0.id(), src.0 .0.name.clone()),
+        (d, dst.0.id(), dst.0 .0.name.clone()),
+    );
+    log::trace!("link {link:?}");
+    Ok(link)
+}
+
+/// As [`link`], without its [`Link`]: for code that makes many linkages
+/// and removes them by their ends ([`unlink_boxes`]) or not at all, as
+/// ServerCore does four per connection. The same rules and errors.
+///
+/// ```
+/// use axon::{link_boxes, unlink_boxes, Handle, Standard, Component, Cx, Step};
+///
+/// struct Quiet;
+/// impl Component for Quiet {
+///     type Boxes = Standard<u8, u8>;
+///     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Pause }
+/// }
+///
+/// let (a, b) = (Handle::new(Quiet), Handle::new(Quiet));
+/// link_boxes((&a, "outbox"), (&b, "inbox")).unwrap();
+/// assert!(a.leads_to("outbox", (&b, "inbox")));
+/// assert!(unlink_boxes((&a, "outbox"), (&b, "inbox")));
+/// ```
+pub fn link_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<(), LinkError> {
+    let (s, d) = boxes_of(src, dst)?;
+    join(s, d, src)?;
+    log::trace!(
+        "link {}.{} -> {}.{}",
+        src.0.name(),
+        src.1,
+        dst.0.name(),
+        dst.1
+    );
+    Ok(())
+}
+
+/// A linkage's source box and destination box.
+type Ends = (Arc<dyn ErasedBox>, Arc<dyn ErasedBox>);
+
+/// The two boxes a linkage would join, checked to carry the same type.
+fn boxes_of(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Ends, LinkError> {
     let box_named = |h: &Handle, name: &str| {
         h.0.find_any_arc(name).ok_or_else(|| LinkError::NoSuchBox {
             component: h.name().to_owned(),
@@ -27,19 +75,22 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
             sink_type: d_name,
         });
     }
-    s.clone().link_to(d.clone()).map_err(|e| match e {
+    Ok((s, d))
+}
+
+/// Sets `s`'s target to `d` (A3, A4), naming the ends in an error.
+fn join(
+    s: Arc<dyn ErasedBox>,
+    d: Arc<dyn ErasedBox>,
+    src: (&Handle, &str),
+) -> Result<(), LinkError> {
+    s.link_to(d).map_err(|e| match e {
         LinkError::AlreadyLinked { existing, .. } => LinkError::AlreadyLinked {
             source: format!("{}.{}", src.0.name(), src.1),
             existing,
         },
         other => other,
-    })?;
-    let link = Link::new(
-        (s, src.0.id(), src.0 .0.name.clone()),
-        (d, dst.0.id(), dst.0 .0.name.clone()),
-    );
-    log::trace!("link {link:?}");
-    Ok(link)
+    })
 }
 
 /// Removes a linkage (A3): later sends on its source no longer reach the old

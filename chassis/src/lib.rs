@@ -654,7 +654,7 @@ impl ServerCore {
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
         let mut wired = Ok(());
         for (src, dst) in wiring(&csa, &handler, &me) {
-            if let Err(e) = axon::link(src, dst) {
+            if let Err(e) = axon::link_boxes(src, dst) {
                 wired = Err(e);
                 break;
             }

@@ -143,6 +143,6 @@ pub fn link_to_selector<B>(cx: &Cx<B>, outbox: &str) -> Result<Handle, SelectorE
     let me = cx.me().clone();
     // The linkage leaves one of the caller's own outboxes, so it ends with
     // the caller; it is not kept in its linkage book (memory per CSA).
-    axon::link((&me, outbox), (&selector, "notify")).map_err(SelectorError::Link)?;
+    axon::link_boxes((&me, outbox), (&selector, "notify")).map_err(SelectorError::Link)?;
     Ok(selector)
 }

@@ -719,7 +719,7 @@ impl TcpServer {
         let me = cx.me().clone();
         // Not kept in our linkage book: it leaves the CSA, and goes when the
         // CSA does (one record fewer per connection).
-        if let Err(e) = axon::link((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
+        if let Err(e) = axon::link_boxes((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
             // T6 could never come: close it rather than leak it.
             log::error!("tcpserver {}: closing {peer}: {e}", self.local_addr);
             if self.wrap.is_none() {

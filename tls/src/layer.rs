@@ -123,7 +123,7 @@ impl Layer {
         // the layer's boxes go with it, and a message into them after it
         // has ended is discarded (A4).
         for (src, dst) in pairs {
-            if let Err(e) = axon::link(src, dst) {
+            if let Err(e) = axon::link_boxes(src, dst) {
                 self.engine = Err(format!("cannot link the inner handler: {e}"));
                 return;
             }
