@@ -1,7 +1,6 @@
 //! The [`Component`] trait: a body, its box set, and the step it runs
 //! (A1, A8).
 
-use std::any::Any;
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -207,11 +206,6 @@ impl<C: Component> Body for Wrapped<C> {
     }
 }
 
-/// A body taken out of its handle for running.
-pub(crate) fn body_of(taken: Box<dyn Any + Send>) -> Option<Box<dyn Body>> {
-    taken.downcast::<Box<dyn Body>>().ok().map(|b| *b)
-}
-
 impl Handle {
     /// Makes a component from its body: its boxes are made now, so it can
     /// be linked before it is activated.
@@ -229,7 +223,7 @@ impl Handle {
             component: body,
             boxes,
         });
-        *lock(&handle.0.body) = Some(Box::new(body));
+        *lock(&handle.0.body) = Some(body);
         handle
     }
 

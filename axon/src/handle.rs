@@ -2,7 +2,6 @@
 //! its boxes by name, its children (A7), the linkages it made.
 
 use rustc_hash::FxHashSet as HashSet;
-use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +25,10 @@ pub(crate) struct Core {
     pub(crate) set: Arc<dyn ErasedSet>,
     pub(crate) wake: Arc<WakeCell>,
     /// The body until activation, then its runner's (`wake` says it was
-    /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. It
-    /// is a `Box<dyn component::Body>`, kept as `Any` so that this module
-    /// need not know what a body is.
-    pub(crate) body: Mutex<Option<Box<dyn Any + Send>>>,
+    /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. One
+    /// allocation: the component with its boxes, as the trait object its
+    /// runner steps.
+    pub(crate) body: Mutex<Option<Box<dyn crate::component::Body>>>,
     pub(crate) family: Mutex<Family>,
 }
 
@@ -276,7 +275,7 @@ impl Handle {
     }
 
     /// Takes the body (after [`claim_activation`](Self::claim_activation)).
-    pub(crate) fn take_body(&self) -> Option<Box<dyn Any + Send>> {
+    pub(crate) fn take_body(&self) -> Option<Box<dyn crate::component::Body>> {
         lock(&self.0.body).take()
     }
 

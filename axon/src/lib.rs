@@ -163,7 +163,9 @@
 //! pause/wake state), `node` (a box's queue and linkage), `ports` (typed
 //! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
 //! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
-//! `scheduler`, then `compose`, `endpoint` and `ipc`; `snapshot` (seeing
+//! `scheduler`, then `compose`, `endpoint` and `ipc` (one reference runs
+//! ahead: a handle holds its component's body as `component`'s `Body`
+//! trait object, one allocation rather than a box in an `Any`); `snapshot` (seeing
 //! the running system: [`SchedulerHandle::snapshot`]) reads them all,
 //! asking the CPU for memory ahead of its walk through `prefetch`, the
 //! crate's one use of `unsafe` (a hint that cannot fault).

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::cat::Cat;
-use crate::component::{body_of, Body, Env, Step};
+use crate::component::{Body, Env, Step};
 use crate::error::ActivateError;
 use crate::handle::Handle;
 use crate::ready::{RunningHere, Unpark};
@@ -84,7 +84,7 @@ impl SchedulerHandle {
     pub fn activate_threaded(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         let component = component.into();
         component.claim_activation()?;
-        let Some(body) = component.take_body().and_then(body_of) else {
+        let Some(body) = component.take_body() else {
             return Err(ActivateError::NoBody(component.name().to_owned()));
         };
         self.shared.queue.lock().threaded += 1;
@@ -390,7 +390,7 @@ impl Scheduler {
     /// Puts newly activated components in the table, runnable.
     fn take_in_new(&mut self) {
         for handle in self.new.drain(..) {
-            let Some(body) = handle.take_body().and_then(body_of) else {
+            let Some(body) = handle.take_body() else {
                 log::error!("scheduler: {handle:?} has no body to run");
                 handle.finish();
                 continue;

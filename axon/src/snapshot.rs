@@ -864,10 +864,7 @@ mod tests {
     #[test]
     fn the_walk_sees_every_entry_once_in_order() {
         let handles: Vec<Handle> = (0..2 * AHEAD + 3).map(|_| Handle::new(Hoarder)).collect();
-        let bodies: Vec<Box<dyn Body>> = handles
-            .iter()
-            .map(|h| h.take_body().and_then(crate::component::body_of).unwrap())
-            .collect();
+        let bodies: Vec<Box<dyn Body>> = handles.iter().map(|h| h.take_body().unwrap()).collect();
         for n in [0, 1, AHEAD, AHEAD + 1, handles.len()] {
             let seen: Vec<u64> = Ahead::new(handles[..n].iter().zip(bodies.iter().map(|b| &**b)))
                 .map(|(h, _)| h.id())
