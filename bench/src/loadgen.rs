@@ -464,16 +464,22 @@ pub fn idle(addr: SocketAddr, pid: u32, conns: usize, window: Duration) -> io::R
         let mut b = [0u8; 4];
         s.read_exact(&mut b)?;
     }
+    Ok(idle_window(pid, conns, rss0, window))
+}
+
+/// The idle scenario's measurement, once `conns` connections are open
+/// (the server's RSS was `rss0` before them): the server's CPU over
+/// `window` and its RSS growth per connection.
+pub fn idle_window(pid: u32, conns: usize, rss0: f64, window: Duration) -> Outcome {
     let cpu0 = cpu_secs(pid);
     std::thread::sleep(window); // the idle window being measured
-    let mut out = Outcome {
+    Outcome {
         ops: conns as u64,
         secs: window.as_secs_f64(),
         server_cpu_secs: cpu_secs(pid) - cpu0,
+        rss_kib_per_conn: Some((rss_kib(pid) - rss0) / conns as f64),
         ..Outcome::default()
-    };
-    out.rss_kib_per_conn = Some((rss_kib(pid) - rss0) / conns as f64);
-    Ok(out)
+    }
 }
 
 /// How long a fixed-count workload may take before it is an error: the

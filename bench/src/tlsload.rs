@@ -26,7 +26,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 
-use crate::loadgen::{byte_at, cpu_secs, rss_kib, Outcome, Phase, Start, Window};
+use crate::loadgen::{byte_at, idle_window, rss_kib, Outcome, Phase, Start, Window};
 
 /// The files `compare --tls` hands the servers and the load generator.
 pub struct Certs {
@@ -461,15 +461,7 @@ pub fn idle(
     let mut poll = Poll::new()?;
     let rss0 = rss_kib(pid);
     let clients = established(&mut poll, addr, &config, conns)?;
-    let cpu0 = cpu_secs(pid);
-    std::thread::sleep(window);
-    let mut out = Outcome {
-        ops: conns as u64,
-        secs: window.as_secs_f64(),
-        server_cpu_secs: cpu_secs(pid) - cpu0,
-        ..Outcome::default()
-    };
-    out.rss_kib_per_conn = Some((rss_kib(pid) - rss0) / conns as f64);
+    let out = idle_window(pid, conns, rss0, window);
     drop(clients);
     Ok(out)
 }
