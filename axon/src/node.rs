@@ -286,6 +286,12 @@ const HAS_QUEUE: u8 = 2;
 /// ([`Node::keep_queue`]).
 const KEEP_QUEUE: u8 = 4;
 
+/// `flags`: the box has held a queue at some time (set with every
+/// [`HAS_QUEUE`], never cleared). Its counters only move while it holds
+/// one, so a box with neither this nor [`HAS_TARGET`] has nothing for a
+/// snapshot to read under its lock ([`ErasedBox::observe`]).
+const HELD: u8 = 8;
+
 /// `limit` value for an unbounded inbox.
 const UNBOUNDED: u32 = u32::MAX;
 
@@ -432,7 +438,7 @@ impl<T: Send + 'static> Node<T> {
         }
         let limit = self.limit.load(Ordering::Relaxed) as usize;
         let made = || {
-            self.flags.fetch_or(HAS_QUEUE, Ordering::Release);
+            self.flags.fetch_or(HAS_QUEUE | HELD, Ordering::Release);
         };
         match inner.push(msg, limit, made) {
             Ok(()) => Ok(None),
@@ -746,7 +752,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         // Only when something moves is the chain followed to its end.
         if let Some(dest) = (!moved.is_empty()).then(|| self.final_inbox()).flatten() {
             let mut dest_inner = lock(&dest.inner);
-            dest.flags.fetch_or(HAS_QUEUE, Ordering::Release);
+            dest.flags.fetch_or(HAS_QUEUE | HELD, Ordering::Release);
             for msg in moved {
                 // Unbounded here (A4: nothing waiting is lost), and the
                 // final inbox leads nowhere, so this is never refused.
@@ -770,6 +776,19 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn observe(&self) -> Observed {
+        // Never held a message, leads nowhere: its counters are zero and
+        // there is no lock to take (a third of a server's boxes, mostly
+        // unused outboxes and control inboxes). A push racing with this
+        // look is seen by the next snapshot, as it would be had it come
+        // a moment later.
+        if self.flags.load(Ordering::Acquire) & (HAS_TARGET | HELD) == 0 {
+            return Observed {
+                len: 0,
+                limit: Node::limit(self),
+                counts: Counts::default(),
+                next: None,
+            };
+        }
         let inner = lock(&self.inner);
         Observed {
             len: inner.queue().map_or(0, |q| q.len()),
@@ -840,5 +859,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A box that never held a message is observed without its lock, as
+    /// zeros; once it has held one, its counters are read under the lock
+    /// even after its queue is freed, and a linked box shows its linkage.
+    #[test]
+    fn observe_skips_the_lock_only_for_boxes_that_never_held_a_message() {
+        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        let node = Arc::new(Node::<u32>::new(Direction::Inbox, 0, owner.clone()));
+        node.set_limit(Some(5));
+        let seen = node.observe();
+        assert_eq!(
+            (seen.len, seen.limit, seen.counts),
+            (0, Some(5), Counts::default())
+        );
+        assert!(seen.next.is_none());
+        for i in 0..3 {
+            assert!(matches!(
+                node.push_locked(&mut lock(&node.inner), i, None),
+                Ok(None)
+            ));
+        }
+        assert_eq!(node.observe().len, 3);
+        while node.pop().is_some() {}
+        assert!(!has_queue(&node), "freed when emptied");
+        let seen = node.observe();
+        assert_eq!(seen.len, 0);
+        let want = Counts {
+            high_water: 3,
+            delivered: 3,
+        };
+        assert_eq!(seen.counts, want, "still counted after the queue is gone");
+        // An outbox that never carried anything, linked: its linkage shows.
+        let out = Arc::new(Node::<u32>::new(Direction::Outbox, 1, owner.clone()));
+        out.clone().link_to(node.clone()).unwrap();
+        let next = out.observe().next.expect("its linkage");
+        assert_eq!(next.cell, Arc::as_ptr(&owner) as usize);
+        assert_eq!((next.index, next.direction), (0, Direction::Inbox));
     }
 }

@@ -48,14 +48,14 @@
 //! them under each box's lock, once per box.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::component::{Body, Counter, Counters};
 use crate::declare::{BoxMeta, Direction};
 use crate::handle::Handle;
-use crate::node::ErasedBox;
+use crate::node::{ErasedBox, NextBox};
 use crate::prefetch::prefetch;
 use crate::shared::SchedulerHandle;
 use crate::sync::lock;
@@ -162,31 +162,6 @@ pub struct Snapshot {
     /// How long the scheduler spent taking it.
     pub took: Duration,
 }
-
-/// A quick hasher for the snapshot's maps, keyed by addresses: a multiply,
-/// with the well-mixed high bits rotated down (aligned addresses have
-/// their low bits clear). Not for keys an adversary picks.
-#[derive(Default, Clone, Copy)]
-struct AddrHasher(u64);
-
-impl std::hash::Hasher for AddrHasher {
-    fn finish(&self) -> u64 {
-        self.0.rotate_left(26)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type AddrMap<V> = HashMap<usize, V, std::hash::BuildHasherDefault<AddrHasher>>;
 
 /// A callback waiting for the next snapshot.
 pub(crate) type SnapshotFn = Box<dyn FnOnce(Arc<Snapshot>) + Send>;
@@ -296,23 +271,134 @@ impl Parents {
     }
 }
 
+/// How many children ahead [`extend_ids`] asks for memory. Reading an id
+/// is a few instructions, so the misses overlap only when many are asked
+/// for at once.
+const IDS_AHEAD: usize = 16;
+
 /// Appends the ids of `handles` to `out`, in order, asking for each
 /// handle's memory a few places ahead: a server's 10,000 children are
 /// 10,000 cache misses otherwise, one after another.
 fn extend_ids<'a>(out: &mut Vec<u64>, handles: impl Iterator<Item = &'a Handle>) {
-    let mut ring: [Option<&Handle>; AHEAD] = [None; AHEAD];
+    let mut ring: [Option<&Handle>; IDS_AHEAD] = [None; IDS_AHEAD];
     let mut at = 0;
     for h in handles {
         prefetch(Arc::as_ptr(&h.0));
-        if let Some(due) = ring[at % AHEAD].replace(h) {
+        if let Some(due) = ring[at % IDS_AHEAD].replace(h) {
             out.push(due.id());
         }
         at += 1;
     }
-    for k in 0..AHEAD {
-        if let Some(due) = ring[(at + k) % AHEAD].take() {
+    for k in 0..IDS_AHEAD {
+        if let Some(due) = ring[(at + k) % IDS_AHEAD].take() {
             out.push(due.id());
         }
+    }
+}
+
+/// How many of the components a walk met last it remembers, to find a
+/// linkage's destination among them (see [`Resolver`]).
+const RECENT: usize = 6;
+
+/// A walked component as a linkage finds it: its wake cell's address (all
+/// a box knows of the next box's owner), its id and its box table.
+type Walked<'a> = (usize, u64, &'a [BoxMeta]);
+
+/// Finds the component each linkage leads to, during the walk.
+///
+/// Most linkages join neighbours in the walk (a CSA and its handler are
+/// made together, so they sit side by side) or lead to one of a few
+/// components that many share (the Selector, a server). So each is looked
+/// for first among the last few destinations met, and one left open is
+/// tried again on the next component walked. Only the few left after that
+/// are looked up at the end. A map of every component by its cell, looked
+/// up once per linkage, cost a cache miss per linkage.
+struct Resolver<'a> {
+    /// Every component walked, in order.
+    seen: Vec<Walked<'a>>,
+    /// The destinations met last, the latest first.
+    recent: [Walked<'a>; RECENT],
+    /// Linkages of the component before the current one still open: the
+    /// linkage's place, its destination's cell and box index.
+    open: Vec<(usize, usize, u16)>,
+    /// Linkages left for [`finish`](Self::finish).
+    left: Vec<(usize, usize, u16)>,
+}
+
+impl<'a> Resolver<'a> {
+    fn with_capacity(components: usize) -> Self {
+        Resolver {
+            seen: Vec::with_capacity(components),
+            recent: [(0, 0, &[]); RECENT],
+            open: Vec::new(),
+            left: Vec::new(),
+        }
+    }
+
+    /// The walk has come to the component of `cell`: the linkages still
+    /// open that lead to it are settled, the others left for the end.
+    fn enter(&mut self, cell: usize, id: u64, table: &'a [BoxMeta], linkages: &mut [LinkInfo]) {
+        let walked = (cell, id, table);
+        self.seen.push(walked);
+        for (at, to, index) in self.open.drain(..) {
+            match linkages.get_mut(at) {
+                Some(link) if to == cell => settle(link, walked, index),
+                _ => self.left.push((at, to, index)),
+            }
+        }
+        self.recent.rotate_right(1);
+        self.recent[0] = walked;
+    }
+
+    /// Settles `link` (the linkage at `at`, to `next`) if its destination
+    /// was met lately; otherwise keeps it open.
+    fn link(&mut self, at: usize, next: NextBox, link: &mut LinkInfo) {
+        match self.recent.iter().position(|w| w.0 == next.cell) {
+            Some(i) => {
+                let walked = self.recent[i];
+                // The latest first: a shared destination stays near the front.
+                self.recent[..=i].rotate_right(1);
+                settle(link, walked, next.index);
+            }
+            None => self.open.push((at, next.cell, next.index)),
+        }
+    }
+
+    /// Settles what is left, in one pass over every component walked.
+    /// Destinations not found are not components of ours (an endpoint, a
+    /// threaded component): their linkages keep `None` and `"?"`.
+    fn finish(mut self, linkages: &mut [LinkInfo]) {
+        self.left.append(&mut self.open);
+        if self.left.is_empty() {
+            return;
+        }
+        self.left.sort_unstable_by_key(|&(_, cell, _)| cell);
+        let mut found = vec![false; self.left.len()];
+        for &walked in &self.seen {
+            let from = self.left.partition_point(|&(_, cell, _)| cell < walked.0);
+            for (k, &(at, cell, index)) in self.left.iter().enumerate().skip(from) {
+                if cell != walked.0 {
+                    break;
+                }
+                found[k] = true;
+                if let Some(link) = linkages.get_mut(at) {
+                    settle(link, walked, index);
+                }
+            }
+        }
+        for (&(at, ..), found) in self.left.iter().zip(found) {
+            if let (false, Some(link)) = (found, linkages.get_mut(at)) {
+                link.passthrough = false;
+            }
+        }
+    }
+}
+
+/// Fills in `link`'s destination: box `index` of the component `walked`.
+fn settle(link: &mut LinkInfo, walked: Walked<'_>, index: u16) {
+    link.dst = Some(walked.1);
+    if let Some(meta) = walked.2.get(usize::from(index)) {
+        link.dst_box = meta.name.clone();
     }
 }
 
@@ -338,17 +424,8 @@ pub(crate) fn take<'a>(
     // Entries below `reusable` are the old snapshot's, overwritten in turn.
     let reusable = components.len();
     components.reserve(entries.len().saturating_sub(reusable));
-    // Each component's id by its wake cell's address (what a box's
-    // linkage knows of the next box's owner), and the owner's cell of each
-    // linkage's destination, to find its id once every component is seen.
-    // (The box table by its entries, shared by every component of a type:
-    // the component's own wake cell would be one more cache miss per
-    // linkage when resolving.)
-    let mut by_cell: AddrMap<(u64, &[BoxMeta])> = AddrMap::default();
-    by_cell.reserve(entries.len());
     linkages.clear();
-    let mut cells: Vec<(usize, u16)> =
-        Vec::with_capacity(linkages.capacity().max(entries.len() * 3));
+    let mut resolver = Resolver::with_capacity(entries.len());
     // Kinds by type name: a few types make up most components (a CSA and
     // a handler per connection), so the last few are remembered.
     let mut kinds: [(usize, &'static str); 4] = [(0, ""); 4];
@@ -381,9 +458,23 @@ pub(crate) fn take<'a>(
             for off in (0..bytes).step_by(64) {
                 prefetch(p.wrapping_add(off));
             }
+            // Its counters and children are buffers of their own: a store
+            // into a cold one stalls the next locked instruction (the
+            // family lock below) until it lands.
+            if c.counters.capacity() > 0 {
+                prefetch(c.counters.as_ptr());
+            }
+            if c.children.capacity() > 0 {
+                prefetch(c.children.as_ptr());
+            }
         }
         let table = core.wake.table();
-        by_cell.insert(Arc::as_ptr(&core.wake) as usize, (core.id, table.metas()));
+        resolver.enter(
+            Arc::as_ptr(&core.wake) as usize,
+            core.id,
+            table.metas(),
+            &mut linkages,
+        );
         let state = match core.wake.state() {
             DONE => RunState::Done,
             IDLE | INACTIVE => RunState::Paused,
@@ -412,14 +503,15 @@ pub(crate) fn take<'a>(
             let Some(b) = core.set.port(i) else { continue };
             let seen = b.observe();
             if let Some(next) = seen.next {
-                cells.push((next.cell, next.index));
-                linkages.push(LinkInfo {
+                let mut link = LinkInfo {
                     src: core.id,
                     src_box: meta.name.clone(),
                     dst: None,
                     passthrough: next.direction == meta.direction,
                     dst_box: Cow::Borrowed("?"),
-                });
+                };
+                resolver.link(linkages.len(), next, &mut link);
+                linkages.push(link);
             }
             boxes.push(BoxSnapshot {
                 name: meta.name.clone(),
@@ -447,18 +539,7 @@ pub(crate) fn take<'a>(
         }
     }
     components.truncate(count);
-    for (link, (cell, index)) in linkages.iter_mut().zip(cells) {
-        // Not a component of ours (an endpoint, a threaded component):
-        // left as `None` and `"?"`.
-        let Some(&(id, table)) = by_cell.get(&cell) else {
-            link.passthrough = false;
-            continue;
-        };
-        link.dst = Some(id);
-        if let Some(meta) = table.get(usize::from(index)) {
-            link.dst_box = meta.name.clone();
-        }
-    }
+    resolver.finish(&mut linkages);
     Snapshot {
         components,
         linkages,
@@ -577,6 +658,70 @@ mod tests {
     }
 
     const WAIT: Duration = Duration::from_secs(20);
+
+    /// The resolver settles every linkage as a look-up of all components
+    /// would: to a neighbour behind or ahead, to a few shared destinations,
+    /// to one far away in either direction, and to none of ours (then
+    /// `None`, `"?"` and no passthrough), in walks of every small size.
+    #[test]
+    fn the_resolver_finds_every_linkages_destination() {
+        let table: Vec<BoxMeta> = ["a", "b", "c"]
+            .iter()
+            .map(|&n| BoxMeta::of::<u32>(n.into(), "".into(), Direction::Inbox))
+            .collect();
+        for n in 1..40usize {
+            // Component k: cell 1000 + 16k, id 7k + 1.
+            let cell = |k: usize| 1000 + 16 * k;
+            let id = |k: usize| 7 * k as u64 + 1;
+            let mut x = n as u64;
+            let mut next_random = move || {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 33) as usize
+            };
+            let mut resolver = Resolver::with_capacity(n);
+            let mut linkages = Vec::new();
+            let mut want = Vec::new();
+            for k in 0..n {
+                resolver.enter(cell(k), id(k), &table, &mut linkages);
+                for j in 0..5 {
+                    let (to, index) = match (next_random() % 6, j) {
+                        (0, _) => (k.checked_sub(1), 1),
+                        (1, _) => (Some(k + 1).filter(|&t| t < n), 2),
+                        (2, _) => (Some(0), 0),
+                        (3, _) => (Some(n / 2), 1),
+                        (4, _) => (Some(next_random() % n), next_random() % 3),
+                        _ => (None, 0),
+                    };
+                    let mut link = LinkInfo {
+                        src: id(k),
+                        src_box: "out".into(),
+                        dst: None,
+                        dst_box: Cow::Borrowed("?"),
+                        passthrough: true,
+                    };
+                    let target = NextBox {
+                        cell: to.map_or(7, cell),
+                        index: index as u16,
+                        direction: Direction::Inbox,
+                    };
+                    resolver.link(linkages.len(), target, &mut link);
+                    linkages.push(link);
+                    want.push(match to {
+                        Some(t) => (Some(id(t)), ["a", "b", "c"][index], true),
+                        None => (None, "?", false),
+                    });
+                }
+            }
+            resolver.finish(&mut linkages);
+            let got: Vec<_> = linkages
+                .iter()
+                .map(|l| (l.dst, &*l.dst_box, l.passthrough))
+                .collect();
+            assert_eq!(got, want, "a walk of {n}");
+        }
+    }
 
     fn find<'a>(s: &'a Snapshot, h: &Handle) -> &'a ComponentInfo {
         s.components
@@ -848,8 +993,17 @@ mod tests {
     /// around its size (a parent with no children, a few, thousands).
     #[test]
     fn ids_read_ahead_come_back_all_and_in_order() {
-        let handles: Vec<Handle> = (0..3 * AHEAD + 1).map(|_| Handle::new(Hoarder)).collect();
-        for n in [0, 1, AHEAD - 1, AHEAD, AHEAD + 1, 3 * AHEAD + 1] {
+        let handles: Vec<Handle> = (0..3 * IDS_AHEAD + 1)
+            .map(|_| Handle::new(Hoarder))
+            .collect();
+        for n in [
+            0,
+            1,
+            IDS_AHEAD - 1,
+            IDS_AHEAD,
+            IDS_AHEAD + 1,
+            3 * IDS_AHEAD + 1,
+        ] {
             let mut out = vec![7];
             extend_ids(&mut out, handles[..n].iter());
             let want: Vec<u64> = std::iter::once(7)
