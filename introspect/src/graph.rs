@@ -637,3 +637,106 @@ pub struct Neighbour {
     /// The other component's box.
     pub peer_box: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axon::{BoxSnapshot, ComponentInfo, Counter, LinkInfo};
+    use std::borrow::Cow;
+
+    fn component(id: u64, kind: &'static str, counters: &[(&'static str, u64)]) -> ComponentInfo {
+        let boxed = |name: &'static str, direction, delivered| BoxSnapshot {
+            name: name.into(),
+            direction,
+            len: 0,
+            limit: None,
+            high_water: 0,
+            delivered,
+        };
+        ComponentInfo {
+            id,
+            name: kind.into(),
+            kind,
+            type_name: kind,
+            state: RunState::Paused,
+            parent: None,
+            children: Vec::new(),
+            boxes: vec![
+                boxed("inbox", Direction::Inbox, id),
+                boxed("outbox", Direction::Outbox, 0),
+            ],
+            counters: counters
+                .iter()
+                .map(|&(name, value)| Counter { name, value })
+                .collect(),
+        }
+    }
+
+    fn link(src: u64, src_box: Cow<'static, str>, dst: u64) -> LinkInfo {
+        LinkInfo {
+            src,
+            src_box,
+            dst: Some(dst),
+            dst_box: "inbox".into(),
+            passthrough: false,
+        }
+    }
+
+    /// The kind-level graph sums by kind however the components come:
+    /// more kinds interleaved than the graph remembers at once, an own
+    /// component of a shared kind, counters in another order or new, and
+    /// box names that are the same text at other addresses (one linkage)
+    /// or a shorter text at the same address (another).
+    #[test]
+    fn the_graph_sums_each_kind_whatever_the_order() {
+        let order = ["A", "B", "C", "D", "E", "A", "B", "A"];
+        let mut components: Vec<ComponentInfo> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| component(i as u64 + 1, k, &[]))
+            .collect();
+        components[0].counters = component(0, "A", &[("x", 1), ("y", 2)]).counters;
+        components[5].counters = component(0, "A", &[("x", 10), ("y", 20)]).counters;
+        components[7].counters = component(0, "A", &[("z", 5), ("y", 100), ("x", 1000)]).counters;
+        components.push(component(9, "A", &[("x", 4)]));
+        let outer: &'static str = "outboxer";
+        let linkages = vec![
+            link(1, Cow::Borrowed("outbox"), 2),
+            link(6, Cow::Owned("outbox".to_string()), 7),
+            link(8, Cow::Borrowed(&outer[..6]), 7),
+            link(1, Cow::Borrowed(outer), 2),
+            link(3, Cow::Borrowed("outbox"), 4),
+        ];
+        let snap = Snapshot {
+            components,
+            linkages,
+            ..Snapshot::default()
+        };
+        let own: QuickSet<u64> = [9].into_iter().collect();
+        let g = Graph::new(&snap, &own);
+        let node = |id: &str| g.kinds.iter().find(|k| k.id == id).expect(id);
+        let a = node("A");
+        assert_eq!(a.count, 3);
+        let want: BTreeMap<&str, u64> = [("x", 1011), ("y", 122), ("z", 5)].into();
+        assert_eq!(a.counters, want);
+        assert_eq!(a.boxes[0].delivered, 1 + 6 + 8);
+        let mine = node(&format!("A{OWN_SUFFIX}"));
+        assert_eq!((mine.count, mine.counters.get("x")), (1, Some(&4)));
+        for (id, count) in [("B", 2), ("C", 1), ("D", 1), ("E", 1)] {
+            assert_eq!(node(id).count, count, "{id}");
+        }
+        let links: Vec<(&str, &str, &str, usize)> = g
+            .links
+            .iter()
+            .map(|l| (&*l.src, &*l.src_box, &*l.dst, l.count))
+            .collect();
+        assert_eq!(
+            links,
+            [
+                ("A", "outbox", "B", 3),
+                ("A", "outboxer", "B", 1),
+                ("C", "outbox", "D", 1)
+            ]
+        );
+    }
+}
