@@ -37,12 +37,12 @@ fn s1_get_selector_services_creates_registers_then_returns_the_running_one() {
         "a new one is returned for activation"
     );
     let (svc, inbox) = scheduler.cat().retrieve_service("selector").unwrap();
-    assert_eq!((svc, inbox.as_str()), (first.clone(), "notify"));
+    assert_eq!((svc, &*inbox), (first.clone(), "notify"));
     let (svc, inbox) = scheduler
         .cat()
         .retrieve_service("selectorshutdown")
         .unwrap();
-    assert_eq!((svc, inbox.as_str()), (first.clone(), "control"));
+    assert_eq!((svc, &*inbox), (first.clone(), "control"));
     let (again, new) = get_selector_services(scheduler.cat()).unwrap();
     assert_eq!(again, first);
     assert!(new.is_none());

@@ -9,6 +9,7 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -33,7 +34,7 @@ use crate::sync::lock;
 /// let service = Endpoint::<EchoService>::new("echo");
 /// cat.register_service("echo", service.handle(), "requests").unwrap();
 /// let (component, inbox) = cat.retrieve_service("echo").unwrap();
-/// assert_eq!((component.name(), inbox.as_str()), ("echo", "requests"));
+/// assert_eq!((component.name(), &*inbox), ("echo", "requests"));
 /// assert_eq!(
 ///     cat.register_service("echo", service.handle(), "requests"),
 ///     Err(CatError::AlreadyRegistered("echo".into()))
@@ -74,7 +75,7 @@ pub struct Cat {
 
 #[derive(Default)]
 struct Tables {
-    services: Mutex<HashMap<String, (Handle, String)>>,
+    services: Mutex<HashMap<String, (Handle, Cow<'static, str>)>>,
     values: Mutex<HashMap<String, Arc<dyn Any + Send + Sync>>>,
     /// Where [`find_service`](Cat::find_service) looks next.
     upstream: Mutex<Option<Cat>>,
@@ -107,16 +108,20 @@ impl Cat {
 
     /// Registers `name` as the service `(component, inbox)`. Errors: the
     /// name is taken, or the component has no such inbox.
+    ///
+    /// The inbox's name is kept as given: a string literal (the usual
+    /// case) is not copied, here or by each look-up.
     pub fn register_service(
         &self,
         name: &str,
         component: &Handle,
-        inbox: &str,
+        inbox: impl Into<Cow<'static, str>>,
     ) -> Result<(), CatError> {
-        if component.0.find(inbox, Direction::Inbox).is_none() {
+        let inbox = inbox.into();
+        if component.0.find(&inbox, Direction::Inbox).is_none() {
             return Err(CatError::NoSuchInbox {
                 service: name.to_owned(),
-                inbox: inbox.to_owned(),
+                inbox: inbox.into_owned(),
             });
         }
         let mut services = lock(&self.inner.services);
@@ -124,13 +129,13 @@ impl Cat {
             return Err(CatError::AlreadyRegistered(name.to_owned()));
         }
         log::trace!("CAT: register service {name:?} = {component:?}.{inbox}");
-        services.insert(name.to_owned(), (component.clone(), inbox.to_owned()));
+        services.insert(name.to_owned(), (component.clone(), inbox));
         Ok(())
     }
 
     /// The `(component, inbox)` registered under `name` in this CAT (never
     /// one it consults: see [`find_service`](Self::find_service)).
-    pub fn retrieve_service(&self, name: &str) -> Result<(Handle, String), CatError> {
+    pub fn retrieve_service(&self, name: &str) -> Result<(Handle, Cow<'static, str>), CatError> {
         lock(&self.inner.services)
             .get(name)
             .cloned()
@@ -149,7 +154,7 @@ impl Cat {
     /// The `(component, inbox)` registered under `name` here or, if not,
     /// in the CATs this one consults ([`consult_after`](Self::consult_after)),
     /// nearest first. Errors: [`CatError::NotFound`] when none has it.
-    pub fn find_service(&self, name: &str) -> Result<(Handle, String), CatError> {
+    pub fn find_service(&self, name: &str) -> Result<(Handle, Cow<'static, str>), CatError> {
         let mut cat = self.clone();
         for _ in 0..MAX_HOPS {
             if let Ok(found) = cat.retrieve_service(name) {
