@@ -207,6 +207,18 @@ pub struct ServerOptions {
     /// room, accepting pauses as at T8's limit, and resumes when it says
     /// so. Shared by every shard (`ServerCore::threads`). Default `None`.
     pub accept_gate: Option<std::sync::Arc<dyn AcceptGate>>,
+    /// A session layer for every accepted connection, from its first byte
+    /// (TLS: the `tls` crate's `ServerSessions`): each CSA runs the
+    /// session its factory makes ([`Csa::with_session`]), so the handler
+    /// is given plaintext. Shared by every shard. Default `None`.
+    pub session: Option<std::sync::Arc<dyn SessionFactory>>,
+}
+
+/// Makes the session layer of each connection a server accepts
+/// ([`ServerOptions::session`]).
+pub trait SessionFactory: Send + Sync + std::fmt::Debug {
+    /// The session for one new connection.
+    fn session(&self) -> Box<dyn csa::Session>;
 }
 
 impl Default for ServerOptions {
@@ -223,6 +235,7 @@ impl Default for ServerOptions {
             stall_timeout: csa.stall_timeout,
             request_timeout: csa.request_timeout,
             accept_gate: None,
+            session: None,
         }
     }
 }
@@ -685,7 +698,7 @@ impl TcpServer {
         }
         let local = stream.local_addr().unwrap_or(self.local_addr);
         log::debug!("tcpserver {}: connection from {peer}", self.local_addr);
-        let csa = Csa::new(stream)
+        let mut csa = Csa::new(stream)
             .with_peer(peer)
             .with_options(csa::CsaOptions {
                 linger: self.options.linger,
@@ -694,6 +707,9 @@ impl TcpServer {
                 request_timeout: self.options.request_timeout,
                 ..csa::CsaOptions::default()
             });
+        if let Some(sessions) = &self.options.session {
+            csa = csa.with_session(sessions.session());
+        }
         let source = csa.source().clone();
         // `Some` only for a component made in the CSA's place (not a plain
         // CSA): its Selector postboxes, found by name.

@@ -156,6 +156,57 @@ impl Engine {
         (!out.is_empty()).then_some(out)
     }
 
+    /// Reads ciphertext from the socket itself (one `read`, as much as
+    /// rustls asks for). `Ok(0)`: the peer's FIN.
+    pub(crate) fn read_from(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
+        self.conn.read_tls(socket)
+    }
+
+    /// Processes what [`read_from`](Self::read_from) read.
+    pub(crate) fn process(&mut self) -> Result<(), Error> {
+        self.conn.process_new_packets().map(drop)
+    }
+
+    /// The decrypted bytes waiting, up to `max`, taken from rustls's own
+    /// chunks (`BufRead`: no buffer to zero-fill first). `Plain::Closed`
+    /// once the peer's close_notify has come and every byte before it
+    /// has been taken.
+    pub(crate) fn plaintext(&mut self, max: usize) -> Plain {
+        let mut reader = self.conn.reader();
+        let mut buf = Vec::new();
+        loop {
+            let n = match reader.fill_buf() {
+                Ok([]) if buf.is_empty() => return Plain::Closed,
+                Ok([]) => break,
+                Ok(chunk) => {
+                    let n = chunk.len().min(max - buf.len());
+                    if buf.capacity() == 0 {
+                        buf.reserve_exact(n);
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    n
+                }
+                // WouldBlock (nothing yet) or UnexpectedEof (a FIN
+                // without close_notify, which the caller learns from it).
+                Err(_) => break,
+            };
+            reader.consume(n);
+            if buf.len() == max {
+                break;
+            }
+        }
+        if buf.is_empty() {
+            Plain::Empty
+        } else {
+            Plain::Data(buf)
+        }
+    }
+
+    /// Writes queued records to the socket itself (one vectored write).
+    pub(crate) fn write_to(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
+        self.conn.write_tls(socket)
+    }
+
     /// Queues close_notify (sent by the next [`take_ciphertext`](Self::take_ciphertext)).
     pub(crate) fn send_close_notify(&mut self) {
         self.conn.send_close_notify();

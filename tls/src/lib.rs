@@ -173,6 +173,7 @@ mod connection;
 mod engine;
 mod layer;
 mod limit;
+mod session;
 
 use std::fmt;
 use std::io;
@@ -186,6 +187,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use layer::Layer;
 pub use limit::HandshakeLimit;
+pub use session::{ServerSession, ServerSessions};
 
 /// How long a handshake may take before the connection is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

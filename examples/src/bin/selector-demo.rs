@@ -22,7 +22,7 @@ use std::time::Duration;
 use axon::Handle;
 use chassis::{Accept, ServerOptions, SignalStop, SimpleServer, DRAIN};
 use examples::{chat, Echo};
-use tls::{HandshakeLimit, TlsServer};
+use tls::{HandshakeLimit, ServerSessions};
 
 /// The chat's backplane name.
 const CHAT: &str = "CHAT";
@@ -263,26 +263,20 @@ fn run(opts: Options) -> Result<(), String> {
         stall_timeout: opts.stall_timeout,
         request_timeout: opts.request_timeout,
         accept_gate: tls.is_some().then(|| limit.accept_gate()),
+        // With TLS, every connection's CSA runs a TLS session (rustls on
+        // its own socket) and its handler, the plain one, is given
+        // plaintext.
+        session: tls.as_ref().map(|config| {
+            ServerSessions::new(config.clone())
+                .with_handshake_limit(&limit)
+                .factory()
+        }),
         ..ServerOptions::default()
     };
-    // With TLS, every connection's handler is the plain one wrapped in a
-    // TlsServer: TLS to the connection, plaintext to the handler.
     let tls_suffix = if tls.is_some() { " (tls)" } else { "" };
-    let server = match (opts.protocol, tls) {
-        (Protocol::Echo, None) => SimpleServer::new(Echo::new, addr, options),
-        (Protocol::Chat, None) => SimpleServer::new(|| chat::member(CHAT), addr, options),
-        (Protocol::Echo, Some(config)) => SimpleServer::new(
-            move || TlsServer::wrap(config.clone(), Echo::new()).with_handshake_limit(&limit),
-            addr,
-            options,
-        ),
-        (Protocol::Chat, Some(config)) => SimpleServer::new(
-            move || {
-                TlsServer::wrap(config.clone(), chat::member(CHAT)).with_handshake_limit(&limit)
-            },
-            addr,
-            options,
-        ),
+    let server = match opts.protocol {
+        Protocol::Echo => SimpleServer::new(Echo::new, addr, options),
+        Protocol::Chat => SimpleServer::new(|| chat::member(CHAT), addr, options),
     }
     .map_err(|e| e.to_string())?;
     let threads = match opts.threads {

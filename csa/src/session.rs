@@ -1,0 +1,363 @@
+//! A session layer inside the CSA: TLS on the connection's own socket.
+//!
+//! Kamaelia's CSA had a `makessl` inbox and did the handshake on a
+//! blocking socket. Here a [`Session`] (the `tls` crate's
+//! `ServerSession`, on rustls) sits between the CSA's socket and its
+//! boxes: the CSA reads ciphertext from the socket straight into the
+//! session and writes the session's records straight to the socket, and
+//! its boxes carry plaintext, so the protocol handler linked to it (by
+//! ServerCore, H2) is the same as over plain TCP. Nothing blocks and
+//! nothing hops: the handshake advances on `ReadReady` and `SendReady` as
+//! any read or write does, and there is no second component per
+//! connection.
+//!
+//! What the CSA keeps over a session (the rules of its crate docs, in
+//! their TLS form):
+//!
+//! - **C3.** A read takes what the session asks for (rustls: up to 4 KiB
+//!   more of the record being read); a read shorter than that drained the
+//!   socket. Decrypted bytes go out of `outbox` in chunks of at most
+//!   [`CHUNK`](crate::CHUNK); a full outbox keeps the chunk and stops the
+//!   reading, so the session's plaintext, and then the socket, fill.
+//! - **C4, A5.** Chunks from `inbox` are given to the session, which
+//!   takes only what its buffer limit allows (the high-water mark); the
+//!   rest waits in the CSA's backlog, and `inbox` is left alone while that
+//!   is over the high-water mark. Records are written after every
+//!   processing of what was read (handshake messages, tickets, alerts) and
+//!   every write, until `WouldBlock`.
+//! - **C5, C7.** `producerFinished`: everything is encrypted and written,
+//!   then close_notify, then the close. The peer's close_notify is a
+//!   half-close (`socketShutdown` out of `readShutdown`; the reply is still
+//!   delivered). A FIN without close_notify after the handshake ends input
+//!   the same way, and the session's verdict (truncation) becomes the
+//!   `how_died` of C6; during the handshake it ends the connection.
+//! - **Deadline.** A handshake not over within the session's
+//!   [`handshake_timeout`](Session::handshake_timeout) closes the
+//!   connection, on the CSA's own timer (C9's way, no polling).
+//! - **Errors.** A session error (a bad certificate, bytes that are not
+//!   TLS) sends what the session queued (its alert) in one pass, then
+//!   closes, with the error as `how_died`.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::time::Duration;
+
+use crate::{Csa, CsaBoxes, CHUNK, GOT, HIGH_WATER, READS_PER_STEP, WROTE};
+
+/// What [`Session::plaintext`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Plaintext {
+    /// Decrypted bytes.
+    Data(Vec<u8>),
+    /// Nothing decrypted is waiting.
+    Empty,
+    /// The peer closed the session in order (TLS: its close_notify), after
+    /// its last byte.
+    Closed,
+}
+
+/// A session layer the CSA runs between its socket and its boxes (see the
+/// [module docs](self)): the `tls` crate's `ServerSession` is one. Every
+/// call is non-blocking; the CSA makes them in the order the module docs
+/// describe.
+pub trait Session: Send + fmt::Debug {
+    /// Called once, at the CSA's first step: an error (a session that
+    /// cannot start, such as a bad config) closes the connection at once,
+    /// with it as `how_died`, before any byte moves.
+    fn start(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Reads bytes from the peer out of `socket` into the session (one
+    /// `read` on it). `Ok(0)`: the peer's FIN.
+    fn read_from(&mut self, socket: &mut dyn Read) -> io::Result<usize>;
+    /// Processes what was read. An error ends the session: what it queued
+    /// (an alert) is written in one pass, then the connection closes with
+    /// the error as `how_died`.
+    fn process(&mut self) -> io::Result<()>;
+    /// Takes decrypted bytes, at most `max`.
+    fn plaintext(&mut self, max: usize) -> Plaintext;
+    /// Takes as much of `data` to send as the session's buffer limit
+    /// allows; returns how much (perhaps 0, until records are written).
+    fn write_plaintext(&mut self, data: &[u8]) -> usize;
+    /// Writes queued records to `socket` (one write, vectored if it likes).
+    fn write_to(&mut self, socket: &mut dyn Write) -> io::Result<usize>;
+    /// True while the session takes more bytes from the peer.
+    fn wants_read(&self) -> bool;
+    /// True while records are queued for the peer.
+    fn wants_write(&self) -> bool;
+    /// True until the handshake is over.
+    fn is_handshaking(&self) -> bool;
+    /// Queues the orderly close (TLS: close_notify).
+    fn close(&mut self);
+    /// The peer's input has ended (its FIN, after [`process`](Self::process)):
+    /// `None` if the session had been closed in order before it, what went
+    /// wrong otherwise (TLS: truncation, or an end during the handshake).
+    fn input_ended(&mut self) -> Option<io::Error>;
+    /// How long the handshake may take; `None`: for ever.
+    fn handshake_timeout(&self) -> Option<Duration>;
+    /// The `how_died` of a handshake past [`handshake_timeout`](Self::handshake_timeout).
+    fn timed_out(&self) -> io::Error;
+}
+
+/// A CSA's session and what the CSA keeps about it. Boxed, so that a CSA
+/// without one pays a pointer.
+pub(crate) struct SessionState {
+    session: Box<dyn Session>,
+    /// close_notify is queued.
+    close_sent: bool,
+    /// What the session said when the input ended, for C6.
+    pub(crate) verdict: Option<io::Error>,
+    /// When the connection started (ms, as the CSA's clocks): the
+    /// handshake deadline counts from there.
+    pub(crate) since: u32,
+    /// The handshake deadline in ms (0: none).
+    pub(crate) limit: u32,
+}
+
+impl SessionState {
+    pub(crate) fn new(session: Box<dyn Session>) -> SessionState {
+        let limit = session
+            .handshake_timeout()
+            .map_or(0, |t| crate::millis(t).max(1));
+        SessionState {
+            session,
+            close_sent: false,
+            verdict: None,
+            since: 0,
+            limit,
+        }
+    }
+
+    /// Whether the handshake deadline counts now.
+    pub(crate) fn deadline_counts(&self) -> bool {
+        self.limit != 0 && self.session.is_handshaking()
+    }
+
+    /// The `how_died` of the handshake deadline.
+    pub(crate) fn timed_out(&self) -> io::Error {
+        self.session.timed_out()
+    }
+}
+
+/// A socket read that notes how much was asked and how much came, for
+/// C3's short-read rule.
+struct Probe<'a> {
+    stream: &'a mio::net::TcpStream,
+    asked: usize,
+    got: usize,
+}
+
+impl Read for Probe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.asked = buf.len();
+        let n = (&*self.stream).read(buf)?;
+        self.got = n;
+        Ok(n)
+    }
+}
+
+impl Csa {
+    /// The session's start (see [`Session::start`]).
+    pub(crate) fn session_start(&mut self) -> io::Result<()> {
+        match self.session.as_deref_mut() {
+            Some(st) => st.session.start(),
+            None => Ok(()),
+        }
+    }
+
+    /// C4 over a session: records out, then plaintext from `inbox` (and the
+    /// backlog) into the session, until neither moves.
+    pub(crate) fn session_flush(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
+        loop {
+            if !self.write_records(st, b)? {
+                return Ok(()); // the socket is full: SendReady wakes us
+            }
+            while self.backlog_bytes() < HIGH_WATER {
+                match b.inbox.recv() {
+                    Some(chunk) if chunk.is_empty() => {}
+                    Some(chunk) => self.queue(chunk),
+                    None => break,
+                }
+            }
+            let mut taken = 0;
+            while let Some(backlog) = self.backlog.as_deref() {
+                let Some(front) = backlog.chunks.front() else {
+                    break;
+                };
+                let n = st.session.write_plaintext(&front[backlog.offset..]);
+                if n == 0 {
+                    break; // its buffer limit: write records first
+                }
+                taken += n;
+                // Into the session, not yet to the socket: `bytes_out`
+                // counts the records written.
+                self.consume(n);
+            }
+            if taken == 0 && !st.session.wants_write() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes the session's records until none is left (true) or the
+    /// socket is full (false, `newWriter` sent).
+    fn write_records(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
+        while st.session.wants_write() {
+            if !self.writable {
+                return Ok(false);
+            }
+            match st.session.write_to(&mut &*self.stream) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.moved |= WROTE;
+                    self.bytes_out += n as u64;
+                    if let Some(backlog) = self.backlog.as_deref_mut() {
+                        backlog.moved = true; // C10: the peer is taking it
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Records wait: C10 counts, as for any queued output
+                    // (a backlog with no plaintext in it, if need be).
+                    self.backlog.get_or_insert_with(Box::default).moved = true;
+                    self.wait_writable(b);
+                    return Ok(false);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.backlog.as_ref().is_some_and(|q| q.chunks.is_empty()) {
+            self.backlog = None; // nothing waits: an idle connection keeps none
+        }
+        Ok(true)
+    }
+
+    /// C3 over a session: reads into it and passes what it decrypts on,
+    /// respecting a full outbox. True if there is more to read right away.
+    pub(crate) fn session_read(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
+        if !self.deliver(st, b) {
+            return Ok(false); // woken when space frees (A6)
+        }
+        let mut reads = 0;
+        while self.readable && !self.read_closed && st.session.wants_read() {
+            if reads == READS_PER_STEP {
+                return Ok(true);
+            }
+            reads += 1;
+            let mut probe = Probe {
+                stream: &self.stream,
+                asked: 0,
+                got: 0,
+            };
+            match st.session.read_from(&mut probe) {
+                Ok(0) => {
+                    log::trace!("csa {self:?}: peer closed its write side");
+                    self.session_eof(st, b)?;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.moved |= GOT;
+                    self.bytes_in += n as u64;
+                    // A short read drained the socket (C3), unless a FIN
+                    // may sit behind it (`Source::read_closed_seen`).
+                    if probe.got < probe.asked && !self.source.read_closed_seen() {
+                        self.wait_readable(b);
+                    }
+                    self.process(st, b)?;
+                    if !self.deliver(st, b) {
+                        return Ok(false);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Processes what was read; on a session error, sends what it queued
+    /// (the alert) in one pass and returns the error.
+    fn process(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
+        if let Err(e) = st.session.process() {
+            let _ = self.write_records(st, b);
+            return Err(e);
+        }
+        // Handshake messages, tickets, key updates: out at once.
+        self.write_records(st, b).map(drop)
+    }
+
+    /// Decrypted bytes out of `outbox` while it has room: false if it is
+    /// full (the chunk is kept, C3).
+    fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes) -> bool {
+        loop {
+            let chunk = match self.held.take() {
+                Some(chunk) => *chunk,
+                None => match st.session.plaintext(CHUNK) {
+                    Plaintext::Data(chunk) => chunk,
+                    Plaintext::Empty => return true,
+                    Plaintext::Closed => {
+                        // The peer's close_notify: a half-close (C7).
+                        log::trace!("csa {self:?}: the peer closed the session");
+                        self.end_input(b, false);
+                        return true;
+                    }
+                },
+            };
+            if let Err(full) = b.outbox.send(chunk) {
+                self.held = Some(Box::new(full.into_inner()));
+                return false;
+            }
+        }
+    }
+
+    /// The peer's FIN: what the session decrypted before it goes on, then
+    /// input ends (C7), with the session's verdict kept for C6; during the
+    /// handshake the connection ends at once. With the outbox full, the
+    /// FIN is read again once it has room (a FIN stays readable).
+    fn session_eof(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
+        self.process(st, b)?;
+        if st.session.is_handshaking() {
+            return Err(st
+                .session
+                .input_ended()
+                .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()));
+        }
+        if !self.deliver(st, b) || self.read_closed {
+            return Ok(());
+        }
+        st.verdict = st.session.input_ended();
+        self.end_input(b, false);
+        Ok(())
+    }
+
+    /// Closing (C5): once the handler's bytes are all in the session and
+    /// the handshake is over, close_notify is queued and written. True
+    /// when everything, close_notify included, has reached the socket.
+    pub(crate) fn session_closed(
+        &mut self,
+        st: &mut SessionState,
+        b: &CsaBoxes,
+    ) -> io::Result<bool> {
+        let plaintext_waits = self.backlog.as_ref().is_some_and(|q| !q.chunks.is_empty());
+        if plaintext_waits || !b.inbox.is_empty() || st.session.is_handshaking() {
+            return Ok(false);
+        }
+        if !st.close_sent {
+            st.close_sent = true;
+            st.session.close();
+        }
+        self.write_records(st, b)
+    }
+
+    /// `shutdownMicroprocess` (C5): one pass writing what is queued, with
+    /// close_notify after it if the handshake is over.
+    pub(crate) fn session_stop(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
+        self.session_flush(st, b)?;
+        if !st.session.is_handshaking() && !st.close_sent {
+            st.close_sent = true;
+            st.session.close();
+        }
+        self.write_records(st, b).map(drop)
+    }
+}
