@@ -1,0 +1,394 @@
+//! TLS inside the CSA (`ServerOptions::session` with
+//! [`ServerSessions`]): the CSA reads and writes TLS on its own socket,
+//! the handler (a plain one) is given plaintext, and the creator's
+//! `socketShutdown` (C6) says how the session ended.
+//!
+//! Each connection is tapped (a Graphline around its CSA) to see the
+//! `socketShutdown` on its way to the server.
+
+mod common;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Standard, Step};
+use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
+use common::{client, exchange, handshake, short, Pki};
+use csa::SocketShutdown;
+use examples::Echo;
+use testkit::{any_loopback_port, pattern, wait_until, Running, DEADLINE};
+use tls::{HandshakeLimit, ServerSessions, TlsError};
+
+/// `how_died` of each socketShutdown to the creator: its kind, and the
+/// TLS error inside, if any.
+type Seen = Arc<Mutex<Vec<Option<(io::ErrorKind, Option<TlsError>)>>>>;
+
+boxes! {
+    /// The tap's boxes.
+    pub struct TapBoxes {
+        /// the connection's CreatorFeedback
+        pub feedback: Inbox<SocketShutdown>,
+        /// on to the server
+        #[name = "CreatorFeedback"]
+        pub creator_feedback: Outbox<SocketShutdown>,
+    }
+}
+
+struct Tap(Seen);
+
+impl Component for Tap {
+    type Boxes = TapBoxes;
+
+    fn main(&mut self, cx: &mut Cx<TapBoxes>) -> Step {
+        let Some(msg) = cx.feedback.recv() else {
+            return Step::Pause;
+        };
+        let how = msg.how_died.as_ref().map(|e| {
+            let tls = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>());
+            (e.kind(), tls.cloned())
+        });
+        self.0.lock().unwrap().push(how);
+        let _ = cx.creator_feedback.send(msg);
+        Step::Done
+    }
+}
+
+fn tapped(conn: Handle, seen: &Seen) -> Handle {
+    let through = |name| (("self", name), ("conn", name));
+    let out = |name| (("conn", name), ("self", name));
+    Graphline::new(
+        vec![("conn", conn), ("tap", Handle::new(Tap(seen.clone())))],
+        &[
+            through("inbox"),
+            through("control"),
+            through("ReadReady"),
+            through("SendReady"),
+            out("outbox"),
+            out("readShutdown"),
+            (("conn", "CreatorFeedback"), ("tap", "feedback")),
+            (("tap", "CreatorFeedback"), ("self", "CreatorFeedback")),
+        ],
+    )
+    .expect("fresh children link")
+    .into()
+}
+
+/// Counts the plaintext bytes its handler is given, and echoes them.
+struct Counting {
+    count: Arc<AtomicUsize>,
+    held: Option<Vec<u8>>,
+}
+
+impl Component for Counting {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        while let Some(b) = self.held.take().or_else(|| cx.inbox.recv()) {
+            self.count.fetch_add(b.len(), Ordering::Relaxed);
+            if let Err(full) = cx.outbox.send(b) {
+                self.held = Some(full.into_inner());
+                return Step::Pause;
+            }
+        }
+        if cx.control.recv().is_some() {
+            let _ = cx.signal.send(Control::ProducerFinished);
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    seen: Seen,
+    /// Plaintext bytes the handlers were given.
+    count: Arc<AtomicUsize>,
+    _running: Running,
+}
+
+impl Server {
+    fn start(sessions: ServerSessions, gate: Option<&HandshakeLimit>) -> Server {
+        let seen: Seen = Arc::default();
+        let count = Arc::new(AtomicUsize::new(0));
+        let options = ServerOptions {
+            session: Some(sessions.factory()),
+            accept_gate: gate.map(HandshakeLimit::accept_gate),
+            ..ServerOptions::default()
+        };
+        let s = seen.clone();
+        let server = TcpServer::bind(any_loopback_port(), options)
+            .unwrap()
+            .with_csa(move |csa, _: &ConnectionInfo| tapped(Handle::new(csa), &s));
+        let c = count.clone();
+        let core = ServerCore::with_server(
+            move |_: &ConnectionInfo| Counting {
+                count: c.clone(),
+                held: None,
+            },
+            server,
+        );
+        let addr = core.local_addr();
+        let scheduler = selector::scheduler().unwrap();
+        scheduler.activate(core).unwrap();
+        Server {
+            addr,
+            seen,
+            count,
+            _running: Running::start(scheduler),
+        }
+    }
+
+    fn new(pki: &Pki) -> Server {
+        Server::start(ServerSessions::new(pki.server.clone()), None)
+    }
+
+    /// The creator's socketShutdowns, once `n` have come (C6: one per
+    /// connection).
+    #[track_caller]
+    fn how_died(&self, n: usize) -> Vec<Option<(io::ErrorKind, Option<TlsError>)>> {
+        wait_until("socketShutdown to the creator", || {
+            self.seen.lock().unwrap().len() >= n
+        });
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+#[test]
+fn in_csa_a5_echo_of_1_mib_both_ways_is_byte_exact_and_c7_close_notify_closes_in_order() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let sent = pattern(4, 1 << 20);
+    let (mut c, got) = exchange(client(server.addr, pki.client(), "localhost"), sent.clone());
+    assert!(got == sent, "bytes changed");
+    c.conn.send_close_notify();
+    c.flush().unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).expect("the server's close_notify");
+    assert!(rest.is_empty());
+    assert_eq!(server.how_died(1), vec![None]);
+}
+
+#[test]
+fn in_csa_c7_truncation_a_fin_without_close_notify_the_reply_still_comes_and_is_the_how_died() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut c = client(server.addr, pki.client(), "localhost");
+    handshake(&mut c).unwrap();
+    c.write_all(b"then a bare FIN").unwrap();
+    c.flush().unwrap();
+    c.sock.shutdown(Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)
+        .expect("the reply, then close_notify");
+    assert_eq!(got, b"then a bare FIN", "the reply still comes (C7)");
+    assert_eq!(
+        server.how_died(1),
+        vec![Some((
+            io::ErrorKind::UnexpectedEof,
+            Some(TlsError::Truncated)
+        ))]
+    );
+}
+
+#[test]
+fn in_csa_c7_a_reply_sent_after_the_clients_close_notify_is_delivered() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut c = client(server.addr, pki.client(), "localhost");
+    c.write_all(b"last words").unwrap();
+    c.conn.send_close_notify();
+    c.flush().unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)
+        .expect("the reply, then close_notify");
+    assert_eq!(got, b"last words");
+    assert_eq!(server.how_died(1), vec![None], "an orderly close both ways");
+}
+
+#[test]
+fn in_csa_an_unknown_ca_fails_the_handshake_with_a_clear_how_died_and_others_go_on() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut bad = client(server.addr, Pki::stranger(), "localhost");
+    let err = handshake(&mut bad).expect_err("a certificate from an unknown CA");
+    assert!(
+        err.to_string().contains("invalid peer certificate"),
+        "{err}"
+    );
+    drop(bad);
+    // The server's side: the client's alert, as how_died (decrypt_error
+    // here: both CAs have the same empty name, so the signature is what
+    // fails).
+    let died = server.how_died(1);
+    let Some((kind, Some(TlsError::Tls(e)))) = &died[0] else {
+        panic!("{died:?}");
+    };
+    assert_eq!(*kind, io::ErrorKind::InvalidData);
+    assert!(matches!(e, rustls::Error::AlertReceived(_)), "{e:?}");
+    let (_, got) = exchange(
+        client(server.addr, pki.client(), "localhost"),
+        b"ok".to_vec(),
+    );
+    assert_eq!(got, b"ok");
+}
+
+#[test]
+fn in_csa_a_plaintext_client_gets_an_alert_and_a_close_and_nothing_reaches_the_handler() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut sock = testkit::connect(server.addr);
+    sock.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let got = testkit::read_to_eof(&mut sock);
+    // A TLS alert record (content type 21), then the close.
+    assert_eq!(got.first(), Some(&21), "{got:?}");
+    let died = server.how_died(1);
+    assert!(
+        matches!(
+            &died[0],
+            Some((io::ErrorKind::InvalidData, Some(TlsError::Tls(_))))
+        ),
+        "{died:?}"
+    );
+    assert_eq!(server.count.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn in_csa_a_silent_client_is_closed_at_the_handshake_deadline_without_spinning() {
+    let pki = Pki::new();
+    let sessions = ServerSessions::new(pki.server.clone()).with_handshake_timeout(short(300));
+    let server = Server::start(sessions, None);
+    let cpu = testkit::Proc::me().cpu_seconds();
+    let start = Instant::now();
+    let mut sock = testkit::connect(server.addr);
+    assert!(testkit::sees_eof(&mut sock), "a byte instead of the close");
+    let waited = start.elapsed();
+    assert!(waited >= short(300), "closed after {waited:?}");
+    assert!(waited < DEADLINE);
+    assert_eq!(
+        server.how_died(1),
+        vec![Some((
+            io::ErrorKind::TimedOut,
+            Some(TlsError::HandshakeTimeout(short(300)))
+        ))]
+    );
+    // A timer, not a poll: the wait costs the process almost nothing.
+    let spent = testkit::Proc::me().cpu_seconds() - cpu;
+    let waited = waited.as_secs_f64();
+    assert!(spent < waited / 2.0, "{spent} s of CPU in {waited} s");
+}
+
+#[test]
+fn in_csa_eof_in_half_a_client_hello_ends_the_connection_at_once_and_is_reported() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut sock = testkit::connect(server.addr);
+    // Half a ClientHello's record header, then FIN.
+    sock.write_all(&[22, 3, 1]).unwrap();
+    sock.shutdown(Shutdown::Write).unwrap();
+    let start = Instant::now();
+    assert!(testkit::sees_eof(&mut sock));
+    assert!(
+        start.elapsed() < tls::HANDSHAKE_TIMEOUT,
+        "waited for the deadline"
+    );
+    assert_eq!(
+        server.how_died(1),
+        vec![Some((
+            io::ErrorKind::UnexpectedEof,
+            Some(TlsError::EndedInHandshake)
+        ))]
+    );
+}
+
+#[test]
+fn in_csa_c6_a_reset_during_the_handshake_is_reported_exactly_once() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let sock = socket2::Socket::from(testkit::connect(server.addr));
+    // Half a ClientHello, then a reset (SO_LINGER 0).
+    (&sock).write_all(&[22, 3, 1, 0, 200, 1]).unwrap();
+    sock.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(sock);
+    let died = server.how_died(1);
+    assert!(
+        matches!(
+            &died[0],
+            Some((
+                io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof,
+                _
+            ))
+        ),
+        "{died:?}"
+    );
+    // Another connection's end is the next one: none came twice.
+    let (_, got) = exchange(
+        client(server.addr, pki.client(), "localhost"),
+        b"ok".to_vec(),
+    );
+    assert_eq!(got, b"ok");
+    let all = server.how_died(2);
+    assert_eq!(all.len(), 2, "{all:?}");
+}
+
+#[test]
+fn in_csa_resumption_works_and_early_data_is_refused() {
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let config = pki.client();
+    for round in 0..2 {
+        let mut c = client(server.addr, config.clone(), "localhost");
+        handshake(&mut c).unwrap();
+        let (mut c, got) = exchange(c, b"again".to_vec());
+        assert_eq!(got, b"again");
+        let kind = c.conn.handshake_kind();
+        let want = if round == 0 {
+            rustls::HandshakeKind::Full
+        } else {
+            rustls::HandshakeKind::Resumed
+        };
+        assert_eq!(kind, Some(want), "round {round}");
+        c.conn.send_close_notify();
+        c.flush().unwrap();
+    }
+    // A config accepting 0-RTT would lose it: every connection is refused
+    // at its start, before a byte moves.
+    let mut early = (*pki.server).clone();
+    early.max_early_data_size = 1024;
+    let refusing = Server::start(ServerSessions::new(Arc::new(early)), None);
+    let mut sock = testkit::connect(refusing.addr);
+    assert!(testkit::sees_eof(&mut sock));
+    let died = refusing.how_died(1);
+    assert!(
+        matches!(
+            &died[0],
+            Some((io::ErrorKind::InvalidData, Some(TlsError::Setup(_))))
+        ),
+        "{died:?}"
+    );
+}
+
+#[test]
+fn in_csa_the_handshake_cap_holds_a_turn_per_handshake_and_gives_it_back() {
+    let pki = Pki::new();
+    let limit = HandshakeLimit::new(2);
+    let sessions = ServerSessions::new(pki.server.clone())
+        .with_handshake_limit(&limit)
+        .with_handshake_timeout(short(500));
+    let server = Server::start(sessions, Some(&limit));
+    // Two silent clients hold both turns; a third waits in the kernel's
+    // backlog (accepting paused), and is served once the deadline frees one.
+    let silent: Vec<_> = (0..2).map(|_| testkit::connect(server.addr)).collect();
+    wait_until("both turns taken", || limit.in_progress() == 2);
+    let (_, got) = exchange(
+        client(server.addr, pki.client(), "localhost"),
+        b"late".to_vec(),
+    );
+    assert_eq!(got, b"late");
+    drop(silent);
+    wait_until("every turn given back", || limit.in_progress() == 0);
+    assert_eq!(limit.most_in_progress(), 2);
+}
