@@ -18,7 +18,6 @@ use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Stan
 use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
 use common::{client, exchange, handshake, short, Pki};
 use csa::SocketShutdown;
-use examples::Echo;
 use testkit::{any_loopback_port, pattern, wait_until, Running, DEADLINE};
 use tls::{HandshakeLimit, ServerSessions, TlsError};
 
