@@ -4,23 +4,24 @@
 mod common;
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Instant;
 
+use chassis::{ServerOptions, SimpleServer};
 use common::{client, exchange, handshake, serve, short, Pki};
 use examples::Echo;
-use testkit::{pattern, Proc, DEADLINE};
-use tls::TlsServer;
+use testkit::{pattern, Proc, Running, DEADLINE};
+use tls::{ServerSessions, TlsServer};
 
-#[test]
-fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_others_are_served() {
-    let pki = Pki::new();
-    let cfg = pki.server.clone();
-    let (addr, _running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+/// Pushes up to 512 MiB at `addr` without reading a byte back, until a
+/// write waits a second (the server, the kernel's buffers and the echo
+/// path all full), and checks that it stalled with the resident size
+/// bounded, and that another client is served meanwhile.
+fn a_push_stalls_with_bounded_memory(what: &str, addr: SocketAddr, pki: &Pki) {
     let mut c = client(addr, pki.client(), "localhost");
     handshake(&mut c).unwrap();
     let before = Proc::me().rss_bytes();
-    // The stall has no event of its own: a write that waits a second is it
-    // (the server, the kernel's buffers and the echo path are all full).
+    // The stall has no event of its own: a write that waits a second is it.
     let wait = short(1000);
     c.sock.set_write_timeout(Some(wait)).unwrap();
     let piece = pattern(3, 64 * 1024);
@@ -29,7 +30,7 @@ fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_ot
     while pushed < 512 << 20 {
         assert!(
             began.elapsed() < DEADLINE,
-            "no stall after {} MiB",
+            "{what}: no stall after {} MiB",
             pushed >> 20
         );
         let start = Instant::now();
@@ -38,7 +39,7 @@ fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_ot
             Err(e) => {
                 let kind = e.kind();
                 use std::io::ErrorKind::{TimedOut, WouldBlock};
-                assert!(matches!(kind, WouldBlock | TimedOut), "{e}");
+                assert!(matches!(kind, WouldBlock | TimedOut), "{what}: {e}");
                 break;
             }
         }
@@ -48,12 +49,12 @@ fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_ot
     }
     let grown = Proc::me().rss_bytes().saturating_sub(before);
     eprintln!(
-        "stalled after {} KiB pushed; resident size grew {} KiB",
+        "{what}: stalled after {} KiB pushed; resident size grew {} KiB",
         pushed >> 10,
         grown >> 10
     );
-    assert!(pushed < 512 << 20, "all 512 MiB went in: nothing stalled");
-    assert!(grown < 64 << 20, "grew by {} MiB", grown >> 20);
+    assert!(pushed < 512 << 20, "{what}: all 512 MiB went in: nothing stalled");
+    assert!(grown < 64 << 20, "{what}: grew by {} MiB", grown >> 20);
     // Stalled, it holds only itself back: another client is served.
     let (_, got) = exchange(
         client(addr, pki.client(), "localhost"),
@@ -61,4 +62,29 @@ fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_ot
     );
     assert_eq!(got, b"meanwhile");
     drop(c);
+}
+
+/// An echo server with TLS inside each CSA (`ServerOptions::session`).
+fn in_csa(pki: &Pki) -> (SocketAddr, Running) {
+    let options = ServerOptions {
+        session: Some(ServerSessions::new(pki.server.clone()).factory()),
+        ..ServerOptions::default()
+    };
+    let server = SimpleServer::new(Echo::new, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    (addr, Running::start(scheduler))
+}
+
+/// One after the other (one test: the resident size is the process's).
+#[test]
+fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_others_are_served() {
+    let pki = Pki::new();
+    let cfg = pki.server.clone();
+    let (addr, running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    a_push_stalls_with_bounded_memory("the layer", addr, &pki);
+    drop(running);
+    let (addr, _running) = in_csa(&pki);
+    a_push_stalls_with_bounded_memory("in the CSA", addr, &pki);
 }
