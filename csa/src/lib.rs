@@ -92,6 +92,17 @@
 //! milliseconds, in 32-bit fields; a timeout is at most
 //! [`MAX_TIMEOUT`] (longer is taken as that).
 //!
+//! ## Sessions (TLS)
+//!
+//! [`Csa::with_session`] runs a [`Session`] between the socket and the
+//! boxes: the CSA reads ciphertext from its socket into the session and
+//! writes the session's records to the socket itself, and `inbox` and
+//! `outbox` carry plaintext, so the handler is the same as over plain TCP
+//! and a TLS connection is still one component. The `tls` crate's
+//! `ServerSession` is one (TLS from the first byte, through
+//! `ServerOptions::session`); [`session`] says how each rule above maps
+//! onto it. A CSA without one pays a pointer.
+//!
 //! ## Names
 //!
 //! Kamaelia's `ConnectedSocketAdapter` is [`Csa`] (its boxes are the fields
@@ -129,7 +140,7 @@ use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use mio::net::TcpStream;
 use selector::{Ready, Request, Source};
 
-mod session;
+pub mod session;
 use session::SessionState;
 pub use session::{Plaintext, Session};
 

@@ -17,7 +17,7 @@
 //! - **C3.** A read takes what the session asks for (rustls: up to 4 KiB
 //!   more of the record being read); a read shorter than that drained the
 //!   socket. Decrypted bytes go out of `outbox` in chunks of at most
-//!   [`CHUNK`](crate::CHUNK); a full outbox keeps the chunk and stops the
+//!   [`CHUNK`]; a full outbox keeps the chunk and stops the
 //!   reading, so the session's plaintext, and then the socket, fill.
 //! - **C4, A5.** Chunks from `inbox` are given to the session, which
 //!   takes only what its buffer limit allows (the high-water mark); the

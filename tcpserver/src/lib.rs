@@ -696,7 +696,13 @@ impl TcpServer {
         if self.options.nodelay {
             let _ = stream.set_nodelay(true);
         }
-        let local = stream.local_addr().unwrap_or(self.local_addr);
+        // Bound to one address, every connection has it as its own: only a
+        // wildcard listener's needs a look-up (a system call per accept).
+        let local = if self.local_addr.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(self.local_addr)
+        } else {
+            self.local_addr
+        };
         log::debug!("tcpserver {}: connection from {peer}", self.local_addr);
         let mut csa = Csa::new(stream)
             .with_peer(peer)

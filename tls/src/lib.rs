@@ -1,15 +1,23 @@
-//! # TLS beside the CSA: TlsServer and TlsClient
+//! # TLS on rustls: in the CSA, or as a layer beside it
 //!
 //! Kamaelia's CSA had a `makessl` inbox and an `sslready` outbox, and made
 //! its socket blocking for the handshake, which stalled every connection
-//! on the scheduler. Here TLS is a *layer component* that sits between a
-//! connection (a CSA, or a `TcpClient`) and the
-//! protocol handler, and runs the whole TLS lifecycle on arriving
-//! messages: the handshake advances as ciphertext arrives and as the
-//! connection takes what the layer sends, with no blocking call and no
-//! thread hop. The CSA itself is unchanged and knows nothing of TLS.
+//! on the scheduler. Here the whole TLS lifecycle runs on the Selector's
+//! one-shot notices, with no blocking call and no thread hop, in one of
+//! two shapes:
 //!
-//! The usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
+//! - **In the CSA** ([`ServerSessions`], through `ServerOptions::session`):
+//!   every connection a server accepts is TLS from its first byte; its CSA
+//!   reads and writes TLS on its own socket ([`csa::Session`]) and its
+//!   handler, the plain one, is given plaintext. One component per
+//!   connection, as over plain TCP: the fastest shape, and the one the
+//!   demo serves (see [`session`] for an example and how each rule maps).
+//! - **A layer component** ([`TlsServer`], [`TlsClient`]) between a
+//!   connection (a CSA, or a `TcpClient`) and the handler: for STARTTLS
+//!   (`makessl`), for a client, and where a handler wants `sslready` or
+//!   `tlsClosed` in its own boxes. The CSA under it knows nothing of TLS.
+//!
+//! The layer's usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
 //! plaintext handler and returns a component that is itself a protocol
 //! handler (H6: `inbox`, `control`, `outbox`, `signal`, carrying
 //! ciphertext), owning the plaintext handler as a child:
@@ -78,7 +86,7 @@
 //! |---|---|
 //! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
-//! | overriding `TCPServer.CSA` with an SSL one | [`TlsServer::over_csa`] through `TcpServer::with_csa`: the connection itself speaks TLS, the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died` |
+//! | overriding `TCPServer.CSA` with an SSL one | `ServerOptions::session` with [`ServerSessions`]: each CSA runs a [`ServerSession`] (TLS in the CSA itself), the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died`; or, as a layer, [`TlsServer::over_csa`] through `TcpServer::with_csa` |
 //! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
 //! ## Boxes
@@ -173,7 +181,7 @@ mod connection;
 mod engine;
 mod layer;
 mod limit;
-mod session;
+pub mod session;
 
 use std::fmt;
 use std::io;

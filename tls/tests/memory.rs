@@ -53,7 +53,10 @@ fn a_push_stalls_with_bounded_memory(what: &str, addr: SocketAddr, pki: &Pki) {
         pushed >> 10,
         grown >> 10
     );
-    assert!(pushed < 512 << 20, "{what}: all 512 MiB went in: nothing stalled");
+    assert!(
+        pushed < 512 << 20,
+        "{what}: all 512 MiB went in: nothing stalled"
+    );
     assert!(grown < 64 << 20, "{what}: grew by {} MiB", grown >> 20);
     // Stalled, it holds only itself back: another client is served.
     let (_, got) = exchange(
