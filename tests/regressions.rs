@@ -395,3 +395,86 @@ fn a_graceful_stop_left_every_connections_socket_open() {
     });
     assert_eq!(open_fds(), before);
 }
+
+/// Sets this process's soft descriptor limit (util-linux `prlimit`; the
+/// hard one stays), and puts the old one back when dropped.
+struct SoftFdLimit(String);
+
+impl SoftFdLimit {
+    fn lower_to(n: usize) -> SoftFdLimit {
+        let pid = std::process::id().to_string();
+        let out = std::process::Command::new("prlimit")
+            .args([
+                "--pid",
+                &pid,
+                "--nofile",
+                "--noheadings",
+                "--raw",
+                "--output=SOFT",
+            ])
+            .output()
+            .expect("prlimit (util-linux) is needed for this test");
+        let old = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        SoftFdLimit::set(&n.to_string());
+        SoftFdLimit(old)
+    }
+
+    fn set(soft: &str) {
+        let pid = std::process::id().to_string();
+        let status = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={soft}:")])
+            .status()
+            .expect("prlimit (util-linux) is needed for this test");
+        assert!(status.success(), "prlimit --nofile={soft}: failed");
+    }
+}
+
+impl Drop for SoftFdLimit {
+    fn drop(&mut self) {
+        SoftFdLimit::set(&self.0);
+    }
+}
+
+/// T5: out of descriptors, the TCPServer waited for one of its own
+/// connections to close or for a new client to knock. A client already
+/// knocking (a backlog that stays full raises no new edge) then waited for
+/// ever when the descriptors freed elsewhere in the process, and so could
+/// the rest of a backlog when the server's own connections closed all at
+/// once (their descriptors still held by the Selector when it retried).
+/// While starved it now also retries on a timer (a few times a second),
+/// and after a close it yields so that the Selector lets go first.
+#[test]
+fn a_server_out_of_descriptors_never_accepted_again_when_they_freed_elsewhere() {
+    let _serial = serial();
+    let server = SimpleServer::new(
+        examples::Echo::new,
+        any_loopback_port(),
+        ServerOptions::default(),
+    )
+    .unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    let _running = Running::start(scheduler);
+    let mut established = connect(addr);
+    testkit::round_trip(&mut established, b"before");
+    // Room for the client below and a few descriptors more, which the
+    // hog takes: every descriptor but the client's is then in use...
+    let limit = SoftFdLimit::lower_to(open_fds() + 8);
+    let mut hog = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        hog.push(f);
+    }
+    hog.pop();
+    // ...when it knocks (the server's accept finds none left)...
+    let mut late = connect(addr);
+    late.write_all(b"late").unwrap();
+    // ...and once a round trip on the established connection, which comes
+    // after the knock, shows that the server has had its turn at it, the
+    // descriptors free, with none of the server's connections closing and
+    // nobody else knocking.
+    testkit::round_trip(&mut established, b"after the knock");
+    drop(hog);
+    assert_eq!(testkit::read_n(&mut late, 4), b"late");
+    drop(limit);
+}

@@ -165,13 +165,12 @@ impl Csa {
         }
     }
 
-    /// C4 over a session: records out, then plaintext from `inbox` (and the
-    /// backlog) into the session, until neither moves.
+    /// C4 over a session: plaintext from `inbox` (and the backlog) into
+    /// the session, then its records out, until neither moves (plaintext
+    /// first: what is already queued leaves with the records for it, in
+    /// one write).
     pub(crate) fn session_flush(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
         loop {
-            if !self.write_records(st, b)? {
-                return Ok(()); // the socket is full: SendReady wakes us
-            }
             while self.backlog_bytes() < HIGH_WATER {
                 match b.inbox.recv() {
                     Some(chunk) if chunk.is_empty() => {}
@@ -193,7 +192,10 @@ impl Csa {
                 // counts the records written.
                 self.consume(n);
             }
-            if taken == 0 && !st.session.wants_write() {
+            if !self.write_records(st, b)? {
+                return Ok(()); // the socket is full: SendReady wakes us
+            }
+            if taken == 0 {
                 return Ok(());
             }
         }
@@ -276,14 +278,14 @@ impl Csa {
         Ok(false)
     }
 
-    /// Processes what was read; on a session error, sends what it queued
-    /// (the alert) in one pass and returns the error.
+    /// Processes what was read and writes what that queued (handshake
+    /// messages, tickets, key updates: out at once); on a session error,
+    /// sends what it queued (the alert) in one pass and returns the error.
     fn process(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
         if let Err(e) = st.session.process() {
             let _ = self.write_records(st, b);
             return Err(e);
         }
-        // Handshake messages, tickets, key updates: out at once.
         self.write_records(st, b).map(drop)
     }
 

@@ -33,7 +33,9 @@
 //! - **Accept errors (T5).** A connection aborted or reset before it was
 //!   accepted is skipped. Out of descriptors (`EMFILE`/`ENFILE`): it logs a
 //!   warning, keeps serving, and tries again when one of its connections
-//!   closes or a new client knocks: never a busy loop.
+//!   closes, when a new client knocks, and every 200 ms while starved
+//!   (the descriptors may free elsewhere in the process, and a backlog
+//!   that stays full raises no new edge): never a busy loop.
 //! - **Connection closed (T6).** On `socketShutdown` from a CSA:
 //!   `removeReader` and `removeWriter` to the Selector, `shutdownCSA(self,
 //!   csa)` out of `protocolHandlerSignal`, and the child is dropped.
@@ -152,7 +154,7 @@ use std::net::SocketAddr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step};
 mod gate;
@@ -164,6 +166,10 @@ use selector::{Ready, Request, Source};
 
 /// Connections accepted per step before yielding (T5: bounded rounds).
 const ACCEPT_BATCH: usize = 64;
+/// Out of descriptors, how often accepting is tried again if no
+/// connection of ours closes and no client knocks (T5): a few system calls
+/// a second, never a busy loop.
+const STARVED_RETRY: Duration = Duration::from_millis(200);
 
 /// Options for [`TcpServer::bind`] (Kamaelia's `socketOptions`).
 #[derive(Clone, Debug)]
@@ -359,6 +365,9 @@ pub struct TcpServer {
     requested: bool,
     /// Out of descriptors: waiting for one to free.
     starved: bool,
+    /// While starved, the next retry whatever happens meanwhile (T5): the
+    /// descriptors that free may be none of this server's.
+    retry_at: Option<Instant>,
     open: usize,
     /// Makes each connection's component from its CSA; `None`: the CSA
     /// itself (checked once per accept).
@@ -454,6 +463,7 @@ impl TcpServer {
             accepting: true,
             requested: false,
             starved: false,
+            retry_at: None,
             open: 0,
             wrap: None,
             role: Role::Listener,
@@ -517,6 +527,7 @@ impl TcpServer {
                 accepting: false,
                 requested: false,
                 starved: false,
+                retry_at: None,
                 open: 0,
                 wrap: self.wrap.as_ref().map(|w| w.fork()),
                 role: Role::Shard(Shard {
@@ -669,6 +680,16 @@ impl TcpServer {
                     self.accepting = false;
                     self.request_newconnection(cx);
                     self.hear_of_closes();
+                    // The knock that would wake us may have come already
+                    // (a backlog that stays full raises no new edge), and
+                    // the descriptors that free may be another part of the
+                    // process's: a timer too, one at a time.
+                    let now = Instant::now();
+                    if self.retry_at.map_or(true, |at| at <= now) {
+                        let at = now + STARVED_RETRY;
+                        self.retry_at = Some(at);
+                        cx.wake_at(at);
+                    }
                     return false;
                 }
             }
@@ -1130,6 +1151,13 @@ impl Component for TcpServer {
         }
         while let Some(msg) = cx.feedback_from_csa.recv() {
             self.connection_closed(cx, msg);
+        }
+        // T5: the retry timer (see `accept_round`). A close retries at
+        // once, but its descriptor may still be held (by the Selector
+        // until it takes the removals just sent): the timer covers that.
+        if self.starved && self.retry_at.is_some_and(|at| Instant::now() >= at) {
+            self.retry_at = None;
+            self.accepting = true;
         }
         while let Some(handed) = cx.handoff.recv() {
             match handed {
