@@ -9,69 +9,13 @@ mod common;
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axon::{boxes, Component, Cx, Graphline, Handle, Inbox, Outbox, Step};
 use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
-use common::{client, exchange, handshake, Pki};
-use csa::SocketShutdown;
+use common::{client, exchange, handshake, tapped, Pki, Seen};
 use examples::Echo;
 use testkit::{any_loopback_port, pattern, wait_until, Running};
 use tls::{TlsError, TlsServer};
-
-/// `how_died` of each socketShutdown to the creator: its kind, and the
-/// TLS error inside, if any.
-type Seen = Arc<Mutex<Vec<Option<(io::ErrorKind, Option<TlsError>)>>>>;
-
-boxes! {
-    /// The tap's boxes.
-    pub struct TapBoxes {
-        /// the connection's CreatorFeedback
-        pub feedback: Inbox<SocketShutdown>,
-        /// on to the server
-        #[name = "CreatorFeedback"]
-        pub creator_feedback: Outbox<SocketShutdown>,
-    }
-}
-
-struct Tap(Seen);
-
-impl Component for Tap {
-    type Boxes = TapBoxes;
-
-    fn main(&mut self, cx: &mut Cx<TapBoxes>) -> Step {
-        let Some(msg) = cx.feedback.recv() else {
-            return Step::Pause;
-        };
-        let how = msg.how_died.as_ref().map(|e| {
-            let tls = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>());
-            (e.kind(), tls.cloned())
-        });
-        self.0.lock().unwrap().push(how);
-        let _ = cx.creator_feedback.send(msg);
-        Step::Done
-    }
-}
-
-fn tapped(conn: Handle, seen: &Seen) -> Handle {
-    let through = |name| (("self", name), ("conn", name));
-    let out = |name| (("conn", name), ("self", name));
-    Graphline::new(
-        vec![("conn", conn), ("tap", Handle::new(Tap(seen.clone())))],
-        &[
-            through("inbox"),
-            through("control"),
-            through("ReadReady"),
-            through("SendReady"),
-            out("outbox"),
-            out("readShutdown"),
-            (("conn", "CreatorFeedback"), ("tap", "feedback")),
-            (("tap", "CreatorFeedback"), ("self", "CreatorFeedback")),
-        ],
-    )
-    .expect("fresh children link")
-    .into()
-}
 
 fn server(pki: &Pki) -> (SocketAddr, Seen, Running) {
     let seen: Seen = Arc::default();

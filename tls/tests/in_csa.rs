@@ -11,94 +11,14 @@ mod common;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Standard, Step};
+use axon::Handle;
 use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
-use common::{client, exchange, handshake, short, Pki};
-use csa::SocketShutdown;
+use common::{client, exchange, handshake, short, tapped, Counting, Pki, Seen};
 use testkit::{any_loopback_port, pattern, wait_until, Running, DEADLINE};
 use tls::{HandshakeLimit, ServerSessions, TlsError};
-
-/// `how_died` of each socketShutdown to the creator: its kind, and the
-/// TLS error inside, if any.
-type Seen = Arc<Mutex<Vec<Option<(io::ErrorKind, Option<TlsError>)>>>>;
-
-boxes! {
-    /// The tap's boxes.
-    pub struct TapBoxes {
-        /// the connection's CreatorFeedback
-        pub feedback: Inbox<SocketShutdown>,
-        /// on to the server
-        #[name = "CreatorFeedback"]
-        pub creator_feedback: Outbox<SocketShutdown>,
-    }
-}
-
-struct Tap(Seen);
-
-impl Component for Tap {
-    type Boxes = TapBoxes;
-
-    fn main(&mut self, cx: &mut Cx<TapBoxes>) -> Step {
-        let Some(msg) = cx.feedback.recv() else {
-            return Step::Pause;
-        };
-        let how = msg.how_died.as_ref().map(|e| {
-            let tls = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>());
-            (e.kind(), tls.cloned())
-        });
-        self.0.lock().unwrap().push(how);
-        let _ = cx.creator_feedback.send(msg);
-        Step::Done
-    }
-}
-
-fn tapped(conn: Handle, seen: &Seen) -> Handle {
-    let through = |name| (("self", name), ("conn", name));
-    let out = |name| (("conn", name), ("self", name));
-    Graphline::new(
-        vec![("conn", conn), ("tap", Handle::new(Tap(seen.clone())))],
-        &[
-            through("inbox"),
-            through("control"),
-            through("ReadReady"),
-            through("SendReady"),
-            out("outbox"),
-            out("readShutdown"),
-            (("conn", "CreatorFeedback"), ("tap", "feedback")),
-            (("tap", "CreatorFeedback"), ("self", "CreatorFeedback")),
-        ],
-    )
-    .expect("fresh children link")
-    .into()
-}
-
-/// Counts the plaintext bytes its handler is given, and echoes them.
-struct Counting {
-    count: Arc<AtomicUsize>,
-    held: Option<Vec<u8>>,
-}
-
-impl Component for Counting {
-    type Boxes = Standard<Vec<u8>, Vec<u8>>;
-
-    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
-        while let Some(b) = self.held.take().or_else(|| cx.inbox.recv()) {
-            self.count.fetch_add(b.len(), Ordering::Relaxed);
-            if let Err(full) = cx.outbox.send(b) {
-                self.held = Some(full.into_inner());
-                return Step::Pause;
-            }
-        }
-        if cx.control.recv().is_some() {
-            let _ = cx.signal.send(Control::ProducerFinished);
-            return Step::Done;
-        }
-        Step::Pause
-    }
-}
 
 struct Server {
     addr: SocketAddr,
@@ -122,13 +42,7 @@ impl Server {
             .unwrap()
             .with_csa(move |csa, _: &ConnectionInfo| tapped(Handle::new(csa), &s));
         let c = count.clone();
-        let core = ServerCore::with_server(
-            move |_: &ConnectionInfo| Counting {
-                count: c.clone(),
-                held: None,
-            },
-            server,
-        );
+        let core = ServerCore::with_server(move |_: &ConnectionInfo| Counting::new(&c), server);
         let addr = core.local_addr();
         let scheduler = selector::scheduler().unwrap();
         scheduler.activate(core).unwrap();

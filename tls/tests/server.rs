@@ -9,45 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axon::{Component, Control, Cx, Standard, Step};
+use axon::Control;
 use common::{
     client, exchange, expired, handshake, next_closed, serve, serve_observed, serve_observed_core,
-    short, Observer, Pki,
+    short, Counting, Observer, Pki,
 };
 use examples::Echo;
 use rustls::{AlertDescription, CertificateError};
 use testkit::{pattern, DEADLINE};
 use tls::{TlsError, TlsServer};
-
-/// Echo that counts the plaintext bytes it is given.
-struct Counting {
-    count: Arc<AtomicUsize>,
-    held: Option<Vec<u8>>,
-}
-
-impl Component for Counting {
-    type Boxes = Standard<Vec<u8>, Vec<u8>>;
-
-    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
-        let next = |cx: &Cx<Self::Boxes>| {
-            cx.inbox.recv().map(|b| {
-                self.count.fetch_add(b.len(), Ordering::Relaxed);
-                b
-            })
-        };
-        while let Some(b) = self.held.take().or_else(|| next(cx)) {
-            if let Err(full) = cx.outbox.send(b) {
-                self.held = Some(full.into_inner());
-                return Step::Pause;
-            }
-        }
-        if cx.control.recv().is_some() {
-            let _ = cx.signal.send(Control::ProducerFinished);
-            return Step::Done;
-        }
-        Step::Pause
-    }
-}
 
 fn echo_server(pki: &Pki) -> (std::net::SocketAddr, testkit::Running) {
     let cfg = pki.server.clone();
@@ -279,10 +249,7 @@ fn a_plaintext_client_gets_an_alert_and_a_close_and_nothing_reaches_the_handler(
     let count = Arc::new(AtomicUsize::new(0));
     let (cfg, counter) = (pki.server.clone(), count.clone());
     let (addr, _running) = serve(move || {
-        let inner = Counting {
-            count: counter.clone(),
-            held: None,
-        };
+        let inner = Counting::new(&counter);
         TlsServer::wrap(cfg.clone(), inner)
     });
     let mut sock = testkit::connect(addr);

@@ -2,17 +2,21 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axon::{boxes, link, Endpoint, Handle, Inbox};
+use axon::{
+    boxes, link, Component, Control, Cx, Endpoint, Graphline, Handle, Inbox, Outbox, Standard, Step,
+};
 use chassis::{ServerOptions, SimpleServer};
+use csa::SocketShutdown;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, ServerConfig, StreamOwned};
 use testkit::{Running, DEADLINE};
-use tls::{SslReady, TlsClosed, TlsServer};
+use tls::{SslReady, TlsClosed, TlsError, TlsServer};
 
 /// A CA and a server certificate for `localhost` signed by it.
 pub struct Pki {
@@ -248,4 +252,101 @@ pub fn exchange(mut c: Client, msg: Vec<u8>) -> (Client, Vec<u8>) {
 
 pub fn short(d: u64) -> Duration {
     Duration::from_millis(d)
+}
+
+/// Echo that counts the plaintext bytes it is given.
+pub struct Counting {
+    count: Arc<AtomicUsize>,
+    held: Option<Vec<u8>>,
+}
+
+impl Counting {
+    /// Counting into `count`.
+    pub fn new(count: &Arc<AtomicUsize>) -> Counting {
+        Counting {
+            count: count.clone(),
+            held: None,
+        }
+    }
+}
+
+impl Component for Counting {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        let next = |cx: &Cx<Self::Boxes>| {
+            cx.inbox.recv().map(|b| {
+                self.count.fetch_add(b.len(), Ordering::Relaxed);
+                b
+            })
+        };
+        while let Some(b) = self.held.take().or_else(|| next(cx)) {
+            if let Err(full) = cx.outbox.send(b) {
+                self.held = Some(full.into_inner());
+                return Step::Pause;
+            }
+        }
+        if cx.control.recv().is_some() {
+            let _ = cx.signal.send(Control::ProducerFinished);
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+/// `how_died` of each socketShutdown to the creator: its kind, and the
+/// TLS error inside, if any.
+pub type Seen = Arc<Mutex<Vec<Option<(io::ErrorKind, Option<TlsError>)>>>>;
+
+boxes! {
+    /// The tap's boxes.
+    pub struct TapBoxes {
+        /// the connection's CreatorFeedback
+        pub feedback: Inbox<SocketShutdown>,
+        /// on to the server
+        #[name = "CreatorFeedback"]
+        pub creator_feedback: Outbox<SocketShutdown>,
+    }
+}
+
+/// Notes the `how_died` of the one socketShutdown on its way to the server.
+struct Tap(Seen);
+
+impl Component for Tap {
+    type Boxes = TapBoxes;
+
+    fn main(&mut self, cx: &mut Cx<TapBoxes>) -> Step {
+        let Some(msg) = cx.feedback.recv() else {
+            return Step::Pause;
+        };
+        let how = msg.how_died.as_ref().map(|e| {
+            let tls = e.get_ref().and_then(|i| i.downcast_ref::<TlsError>());
+            (e.kind(), tls.cloned())
+        });
+        self.0.lock().unwrap().push(how);
+        let _ = cx.creator_feedback.send(msg);
+        Step::Done
+    }
+}
+
+/// `conn` (a CSA, or what stands in its place) in a Graphline with a tap
+/// on its `CreatorFeedback`, noting each `how_died` in `seen`.
+pub fn tapped(conn: Handle, seen: &Seen) -> Handle {
+    let through = |name| (("self", name), ("conn", name));
+    let out = |name| (("conn", name), ("self", name));
+    Graphline::new(
+        vec![("conn", conn), ("tap", Handle::new(Tap(seen.clone())))],
+        &[
+            through("inbox"),
+            through("control"),
+            through("ReadReady"),
+            through("SendReady"),
+            out("outbox"),
+            out("readShutdown"),
+            (("conn", "CreatorFeedback"), ("tap", "feedback")),
+            (("tap", "CreatorFeedback"), ("self", "CreatorFeedback")),
+        ],
+    )
+    .expect("fresh children link")
+    .into()
 }
