@@ -270,10 +270,12 @@ fn c7_linger_bounds_a_close_waiting_on_a_peer_that_never_reads() {
 /// `bytes_out` counters, seen in a snapshot), also when the socket takes
 /// writes only in part and the rest waits in its backlog: a client sends
 /// 4 MiB and reads none of the echo until the CSA's inbox holds chunks it
-/// has no room to write.
+/// has no room to write. 32 MiB: more than the kernel's buffers on both
+/// sides can take (a few MiB each way on loopback), so the echo backs up
+/// into the CSA's inbox whatever the order the components run in.
 #[test]
 fn the_csa_counts_every_byte_each_way_even_when_writes_wait() {
-    const N: usize = 4 << 20;
+    const N: usize = 32 << 20;
     // On one scheduler (not sharded): the snapshot must see the CSA.
     let server = chassis::SimpleServer::new(
         examples::Echo::new,

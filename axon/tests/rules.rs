@@ -359,8 +359,9 @@ fn a6_a_scheduler_run_inside_a_component_loses_no_outer_wake_up() {
 #[test]
 fn a6_paused_component_wakes_when_space_frees() {
     // Producer -> consumer inbox of size 1; the consumer is slow (an
-    // Endpoint drained by this thread). Every item must arrive, in order,
-    // and the producer must have met "no space" and been woken to resume.
+    // Endpoint drained by this thread, which starts only once the producer
+    // has met "no space" and paused). Every item must arrive, in order:
+    // the producer was woken to resume each time space freed.
     let producer = Producer::new(200);
     let no_space = producer.no_space_seen.clone();
     let p = Handle::new(producer);
@@ -370,12 +371,13 @@ fn a6_paused_component_wakes_when_space_frees() {
     let scheduler = Scheduler::new();
     scheduler.activate(&p).unwrap();
     let running = Running::start(scheduler);
+    // Waited for, not hoped for: a consumer as fast as the producer could
+    // otherwise take every item before the next (a loaded machine did).
+    wait_until("the producer to meet a full box", || {
+        no_space.load(Ordering::SeqCst) > 0
+    });
     assert_eq!(drain(&sink, 200), (0..200).collect::<Vec<_>>());
     running.join();
-    assert!(
-        no_space.load(Ordering::SeqCst) > 0,
-        "the producer never met a full box"
-    );
 }
 
 #[test]
