@@ -2,9 +2,7 @@
 //!
 //! One thread runs many thousands of components. Each round it takes the
 //! components that were woken, calls each one's `main` once, and puts back
-//! those that answered [`Step::Continue`], to run next round after the
-//! components woken meanwhile (a yield lets the components it has just
-//! sent messages to run first). When nothing is runnable it parks
+//! those that answered [`Step::Continue`]. When nothing is runnable it parks
 //! in its [`Reactor`] (by default the thread simply parks): an idle
 //! scheduler uses no CPU and no timer. A wake-up from any thread pushes the
 //! component's key onto the run queue and, only if the scheduler is parked,
@@ -203,11 +201,6 @@ pub struct Scheduler {
     table: Slab<Entry>,
     /// This round's and the next round's runnable keys.
     local: VecDeque<u32>,
-    /// Keys whose step said `Continue`: they run next round after the
-    /// components woken meanwhile, so that a component that yields (a CSA
-    /// after its share of reads, or one waiting one step for a reply)
-    /// comes after those it has just sent messages to.
-    yielded: VecDeque<u32>,
     new: Vec<Handle>,
     reactor: Box<dyn Reactor>,
     /// Rounds run since the reactor last looked for outside events.
@@ -262,7 +255,6 @@ impl Scheduler {
             shared: Arc::new(Shared::new()),
             table: Slab::new(),
             local: VecDeque::new(),
-            yielded: VecDeque::new(),
             new: Vec::new(),
             reactor: Box::new(reactor),
             rounds_since_park: 0,
@@ -322,7 +314,6 @@ impl Scheduler {
         // Wake-ups made on this thread (by the last round's components, by
         // the reactor's events, by the timers just fired).
         here.take_local(&mut self.local);
-        self.local.append(&mut self.yielded);
         let (take_new, snapshot) = {
             let mut q = self.shared.queue.lock();
             q.sleeping = false;
@@ -450,7 +441,7 @@ impl Scheduler {
         match step {
             Step::Continue => {
                 wake.set_scheduled();
-                self.yielded.push_back(key as u32);
+                self.local.push_back(key as u32);
             }
             Step::Pause => {
                 if wake.pause() {
