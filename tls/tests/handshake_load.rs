@@ -1,7 +1,8 @@
 //! 1,000 handshakes (4 clients in turn, each a full handshake and a short
 //! echo) while a bulk stream (16 KiB round trips) runs on the same
-//! server: the stream keeps moving, within the bounds stated in the test.
-//! In a test binary of its own (it loads the CPU).
+//! server: the stream keeps moving, within the bounds stated in the test,
+//! with TLS as a layer and with TLS in the CSA. In a test binary of its
+//! own (it loads the CPU).
 
 mod common;
 
@@ -10,7 +11,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, exchange, handshake, serve, Pki};
+use std::net::SocketAddr;
+
+use common::{client, exchange, handshake, serve, serve_in_csa, Pki};
 use examples::Echo;
 use testkit::pattern;
 use tls::TlsServer;
@@ -23,11 +26,19 @@ const PIECE: usize = 16 * 1024;
 /// Round trips of the stream alone, before the handshakes.
 const ALONE: usize = 200;
 
+/// One after the other (one test: each loads both cores).
 #[test]
 fn a_bulk_stream_keeps_moving_during_1000_handshakes() {
     let pki = Pki::new();
     let cfg = pki.server.clone();
-    let (addr, _running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    let (addr, running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
+    keeps_moving("the layer", addr, &pki);
+    drop(running);
+    let (addr, _running) = serve_in_csa(pki.server.clone());
+    keeps_moving("in the CSA", addr, &pki);
+}
+
+fn keeps_moving(what: &str, addr: SocketAddr, pki: &Pki) {
     let mut stream = client(addr, pki.client(), "localhost");
     handshake(&mut stream).unwrap();
     // The stream alone, for a reference.
@@ -88,7 +99,7 @@ fn a_bulk_stream_keeps_moving_during_1000_handshakes() {
     let (moved, worst, p99, trips) = bulk.join().unwrap();
     let rate = moved as f64 / took.as_secs_f64() / 1e6;
     eprintln!(
-        "{HANDSHAKES} handshakes in {took:?}; stream: {trips} round trips, {rate:.2} MB/s (alone {alone_rate:.2}), p99 {p99:?}, worst {worst:?}"
+        "{what}: {HANDSHAKES} handshakes in {took:?}; stream: {trips} round trips, {rate:.2} MB/s (alone {alone_rate:.2}), p99 {p99:?}, worst {worst:?}"
     );
     // The bounds (debug build, two cores shared with the 4 handshaking
     // clients and the stream's own client: about 1/6 of the stream's
@@ -97,13 +108,16 @@ fn a_bulk_stream_keeps_moving_during_1000_handshakes() {
     // behind the handshakes for long, and keeps at least 1/30 of its
     // rate alone.
     assert!(trips > 0);
-    assert!(p99 < Duration::from_millis(250), "p99 round trip {p99:?}");
+    assert!(
+        p99 < Duration::from_millis(250),
+        "{what}: p99 round trip {p99:?}"
+    );
     assert!(
         worst < Duration::from_secs(2),
-        "a round trip took {worst:?}"
+        "{what}: a round trip took {worst:?}"
     );
     assert!(
         rate >= alone_rate / 30.0,
-        "{rate:.2} MB/s during the handshakes, {alone_rate:.2} alone"
+        "{what}: {rate:.2} MB/s during the handshakes, {alone_rate:.2} alone"
     );
 }

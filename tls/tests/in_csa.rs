@@ -170,24 +170,33 @@ fn in_csa_a_plaintext_client_gets_an_alert_and_a_close_and_nothing_reaches_the_h
 }
 
 #[test]
-fn in_csa_a_silent_client_is_closed_at_the_handshake_deadline_without_spinning() {
+fn in_csa_a_silent_client_and_half_a_client_hello_are_closed_at_the_handshake_deadline_without_spinning(
+) {
     let pki = Pki::new();
     let sessions = ServerSessions::new(pki.server.clone()).with_handshake_timeout(short(300));
     let server = Server::start(sessions, None);
     let cpu = testkit::Proc::me().cpu_seconds();
     let start = Instant::now();
-    let mut sock = testkit::connect(server.addr);
-    assert!(testkit::sees_eof(&mut sock), "a byte instead of the close");
+    let mut silent = testkit::connect(server.addr);
+    let mut halting = testkit::connect(server.addr);
+    // A handshake record that says 200 bytes follow, and one of them.
+    halting.write_all(&[22, 3, 1, 0, 200, 1]).unwrap();
+    assert!(
+        testkit::sees_eof(&mut silent),
+        "a byte instead of the close"
+    );
+    assert!(
+        testkit::sees_eof(&mut halting),
+        "a byte instead of the close"
+    );
     let waited = start.elapsed();
     assert!(waited >= short(300), "closed after {waited:?}");
     assert!(waited < DEADLINE);
-    assert_eq!(
-        server.how_died(1),
-        vec![Some((
-            io::ErrorKind::TimedOut,
-            Some(TlsError::HandshakeTimeout(short(300)))
-        ))]
-    );
+    let timed_out = Some((
+        io::ErrorKind::TimedOut,
+        Some(TlsError::HandshakeTimeout(short(300))),
+    ));
+    assert_eq!(server.how_died(2), vec![timed_out.clone(), timed_out]);
     // A timer, not a poll: the wait costs the process almost nothing.
     let spent = testkit::Proc::me().cpu_seconds() - cpu;
     let waited = waited.as_secs_f64();

@@ -7,11 +7,10 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use chassis::{ServerOptions, SimpleServer};
-use common::{client, exchange, handshake, serve, short, Pki};
+use common::{client, exchange, handshake, serve, serve_in_csa, short, Pki};
 use examples::Echo;
-use testkit::{pattern, Proc, Running, DEADLINE};
-use tls::{ServerSessions, TlsServer};
+use testkit::{pattern, Proc, DEADLINE};
+use tls::TlsServer;
 
 /// Pushes up to 512 MiB at `addr` without reading a byte back, until a
 /// write waits a second (the server, the kernel's buffers and the echo
@@ -67,19 +66,6 @@ fn a_push_stalls_with_bounded_memory(what: &str, addr: SocketAddr, pki: &Pki) {
     drop(c);
 }
 
-/// An echo server with TLS inside each CSA (`ServerOptions::session`).
-fn in_csa(pki: &Pki) -> (SocketAddr, Running) {
-    let options = ServerOptions {
-        session: Some(ServerSessions::new(pki.server.clone()).factory()),
-        ..ServerOptions::default()
-    };
-    let server = SimpleServer::new(Echo::new, "127.0.0.1:0".parse().unwrap(), options).unwrap();
-    let addr = server.local_addr();
-    let scheduler = selector::scheduler().unwrap();
-    scheduler.activate(server).unwrap();
-    (addr, Running::start(scheduler))
-}
-
 /// One after the other (one test: the resident size is the process's).
 #[test]
 fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_others_are_served() {
@@ -88,6 +74,6 @@ fn a5_a_client_that_never_reads_stalls_a_512_mib_push_with_bounded_memory_and_ot
     let (addr, running) = serve(move || TlsServer::wrap(cfg.clone(), Echo::new()));
     a_push_stalls_with_bounded_memory("the layer", addr, &pki);
     drop(running);
-    let (addr, _running) = in_csa(&pki);
+    let (addr, _running) = serve_in_csa(pki.server.clone());
     a_push_stalls_with_bounded_memory("in the CSA", addr, &pki);
 }

@@ -165,6 +165,21 @@ pub fn serve_core<H: Into<Handle>>(
     (addr, core, Running::start(scheduler))
 }
 
+/// An echo SimpleServer on 127.0.0.1 port 0 with TLS inside each CSA
+/// (`ServerOptions::session`), on a Selector scheduler of its own thread.
+pub fn serve_in_csa(config: Arc<ServerConfig>) -> (SocketAddr, Running) {
+    let options = ServerOptions {
+        session: Some(tls::ServerSessions::new(config).factory()),
+        ..ServerOptions::default()
+    };
+    let server =
+        SimpleServer::new(examples::Echo::new, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    (addr, Running::start(scheduler))
+}
+
 boxes! {
     /// What the layers of a server report: each layer's `sslready` and
     /// `tlsClosed` lead here.
