@@ -692,10 +692,19 @@ impl ServerCore {
         };
         self.by_handler.remove(&conn.handler.id());
         tell(&conn.handler, Control::SocketShutdown);
-        tell(csa, Control::ShutdownMicroprocess);
+        // Usually it has ended already (its socketShutdown is how we
+        // heard): then it takes no message, and the linkages out of its
+        // boxes go with it (it sends nothing more): two look-ups by name
+        // saved per close, and two unlinkings.
+        let csa_done = csa.is_done();
+        if !csa_done {
+            tell(csa, Control::ShutdownMicroprocess);
+        }
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         for (src, dst) in wiring(csa, &conn.handler, &me) {
-            axon::unlink_boxes(src, dst);
+            if !(csa_done && src.0 == csa) {
+                axon::unlink_boxes(src, dst);
+            }
         }
         cx.remove_child(&conn.handler);
         cx.remove_child(csa);
