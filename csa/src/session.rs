@@ -97,6 +97,12 @@ pub trait Session: Send + fmt::Debug {
     fn handshake_timeout(&self) -> Option<Duration>;
     /// The `how_died` of a handshake past [`handshake_timeout`](Self::handshake_timeout).
     fn timed_out(&self) -> io::Error;
+    /// The `how_died` of a stop (`shutdownMicroprocess`) now, if the
+    /// session makes it one (TLS: a stop during the handshake). By
+    /// default none: the socket's own, if any.
+    fn stopped(&mut self) -> Option<io::Error> {
+        None
+    }
 }
 
 /// A CSA's session and what the CSA keeps about it. Boxed, so that a CSA
@@ -360,6 +366,7 @@ impl Csa {
             st.close_sent = true;
             st.session.close();
         }
-        self.write_records(st, b).map(drop)
+        self.write_records(st, b)?;
+        st.session.stopped().map_or(Ok(()), Err)
     }
 }

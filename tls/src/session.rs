@@ -214,6 +214,11 @@ impl Session for ServerSession {
         Some(self.handshake_timeout)
     }
 
+    fn stopped(&mut self) -> Option<io::Error> {
+        self.handshaking
+            .then(|| TlsError::StoppedInHandshake.into())
+    }
+
     fn timed_out(&self) -> io::Error {
         log::debug!(
             "tls server: no handshake within {:?}",

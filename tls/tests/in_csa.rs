@@ -22,6 +22,8 @@ use tls::{HandshakeLimit, ServerSessions, TlsError};
 
 struct Server {
     addr: SocketAddr,
+    /// Its ServerCore.
+    core: Handle,
     seen: Seen,
     /// Plaintext bytes the handlers were given.
     count: Arc<AtomicUsize>,
@@ -45,9 +47,10 @@ impl Server {
         let core = ServerCore::with_server(move |_: &ConnectionInfo| Counting::new(&c), server);
         let addr = core.local_addr();
         let scheduler = selector::scheduler().unwrap();
-        scheduler.activate(core).unwrap();
+        let core = scheduler.activate(core).unwrap();
         Server {
             addr,
+            core,
             seen,
             count,
             _running: Running::start(scheduler),
@@ -313,4 +316,32 @@ fn in_csa_the_handshake_cap_holds_a_turn_per_handshake_and_gives_it_back() {
     drop(silent);
     wait_until("every turn given back", || limit.in_progress() == 0);
     assert_eq!(limit.most_in_progress(), 2);
+}
+
+#[test]
+fn in_csa_c6_a_stop_during_the_handshake_is_reported_exactly_once_as_such() {
+    let pki = Pki::new();
+    let limit = HandshakeLimit::new(4);
+    let sessions = ServerSessions::new(pki.server.clone()).with_handshake_limit(&limit);
+    let server = Server::start(sessions, Some(&limit));
+    let mut sock = testkit::connect(server.addr);
+    // Half a ClientHello; its turn under the cap shows it was accepted.
+    sock.write_all(&[22, 3, 1, 0, 200, 1]).unwrap();
+    wait_until("the connection to be accepted", || limit.in_progress() == 1);
+    // A stop now (ServerCore tells each CSA shutdownMicroprocess).
+    server
+        .core
+        .postbox::<axon::Control>("control")
+        .unwrap()
+        .send(axon::Control::ShutdownMicroprocess)
+        .unwrap();
+    assert!(testkit::sees_eof(&mut sock));
+    assert_eq!(
+        server.how_died(1),
+        vec![Some((
+            io::ErrorKind::Interrupted,
+            Some(TlsError::StoppedInHandshake)
+        ))]
+    );
+    wait_until("its turn given back", || limit.in_progress() == 0);
 }
