@@ -225,8 +225,16 @@ impl Csa {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Records wait: C10 counts, as for any queued output
-                    // (a backlog with no plaintext in it, if need be).
-                    self.backlog.get_or_insert_with(Box::default).moved = true;
+                    // (a backlog with no plaintext in it, if need be). Its
+                    // clock starts when the backlog forms and restarts
+                    // only when the peer takes bytes, never at a write
+                    // that took none.
+                    if self.backlog.is_none() {
+                        self.backlog = Some(Box::new(crate::Backlog {
+                            moved: true,
+                            ..crate::Backlog::default()
+                        }));
+                    }
                     self.wait_writable(b);
                     return Ok(false);
                 }

@@ -32,12 +32,21 @@ struct Server {
 
 impl Server {
     fn start(sessions: ServerSessions, gate: Option<&HandshakeLimit>) -> Server {
+        Server::with_options(
+            sessions,
+            ServerOptions {
+                accept_gate: gate.map(HandshakeLimit::accept_gate),
+                ..ServerOptions::default()
+            },
+        )
+    }
+
+    fn with_options(sessions: ServerSessions, options: ServerOptions) -> Server {
         let seen: Seen = Arc::default();
         let count = Arc::new(AtomicUsize::new(0));
         let options = ServerOptions {
             session: Some(sessions.factory()),
-            accept_gate: gate.map(HandshakeLimit::accept_gate),
-            ..ServerOptions::default()
+            ..options
         };
         let s = seen.clone();
         let server = TcpServer::bind(any_loopback_port(), options)
@@ -344,4 +353,31 @@ fn in_csa_c6_a_stop_during_the_handshake_is_reported_exactly_once_as_such() {
         ))]
     );
     wait_until("its turn given back", || limit.in_progress() == 0);
+}
+
+#[test]
+fn in_csa_c10_a_client_that_never_reads_is_closed_at_the_stall_timeout() {
+    let pki = Pki::new();
+    let server = Server::with_options(
+        ServerSessions::new(pki.server.clone()),
+        ServerOptions {
+            stall_timeout: Some(short(300)),
+            ..ServerOptions::default()
+        },
+    );
+    let mut c = client(server.addr, pki.client(), "localhost");
+    handshake(&mut c).unwrap();
+    // Push without reading until the echo backs up into the server's
+    // records and a write waits (bounded: the stall comes within MiBs).
+    c.sock.set_write_timeout(Some(short(500))).unwrap();
+    let piece = testkit::pattern(5, 64 * 1024);
+    let began = Instant::now();
+    while c.write_all(&piece).and_then(|()| c.flush()).is_ok() {
+        assert!(began.elapsed() < DEADLINE, "no stall");
+    }
+    // Records wait for a peer that takes none: closed at C10's limit.
+    assert_eq!(
+        server.how_died(1),
+        vec![Some((io::ErrorKind::TimedOut, None))]
+    );
 }
