@@ -53,6 +53,12 @@ impl RunningHere {
         })
     }
 
+    /// Puts `key` on this thread's list, after the wake-ups made so far
+    /// (a component that yields runs after those it has just woken).
+    pub(crate) fn push_local(&self, key: u32) {
+        ON_THIS_THREAD.with(|t| t.ready.borrow_mut().push(key));
+    }
+
     /// Moves the wake-ups made on this thread into `into`.
     pub(crate) fn take_local(&self, into: &mut VecDeque<u32>) {
         ON_THIS_THREAD.with(|t| into.extend(t.ready.borrow_mut().drain(..)));

@@ -2,7 +2,9 @@
 //!
 //! One thread runs many thousands of components. Each round it takes the
 //! components that were woken, calls each one's `main` once, and puts back
-//! those that answered [`Step::Continue`]. When nothing is runnable it parks
+//! those that answered [`Step::Continue`], to run next round after the
+//! components their step woke (a yield lets the components it has just
+//! sent messages to run first). When nothing is runnable it parks
 //! in its [`Reactor`] (by default the thread simply parks): an idle
 //! scheduler uses no CPU and no timer. A wake-up from any thread pushes the
 //! component's key onto the run queue and, only if the scheduler is parked,
@@ -354,7 +356,7 @@ impl Scheduler {
             let Some(key) = self.local.pop_front() else {
                 break;
             };
-            self.run_one(key as usize);
+            self.run_one(key as usize, here);
         }
         self.rounds_since_park += 1;
         if self.rounds_since_park >= ROUNDS_PER_POLL {
@@ -417,7 +419,7 @@ impl Scheduler {
         }
     }
 
-    fn run_one(&mut self, key: usize) {
+    fn run_one(&mut self, key: usize, here: &RunningHere) {
         let Some(entry) = self.table.get_mut(key) else {
             return;
         };
@@ -440,8 +442,11 @@ impl Scheduler {
         }
         match step {
             Step::Continue => {
+                // Next round, after the components this step woke: a
+                // component that yields lets those it has just sent to run
+                // first (a CSA's handler, then the CSA with its reply).
                 wake.set_scheduled();
-                self.local.push_back(key as u32);
+                here.push_local(key as u32);
             }
             Step::Pause => {
                 if wake.pause() {

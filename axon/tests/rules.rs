@@ -532,6 +532,50 @@ fn a7_a_component_that_ends_drops_the_linkages_it_made() {
 // ---------------------------------------------------------------- A8
 
 #[test]
+fn a8_a_component_that_yields_runs_after_the_components_its_step_woke() {
+    // A CSA hands decrypted bytes to its handler and yields with records
+    // to write: the handler must run first, so that its reply leaves with
+    // them in one write. Log: the yielder's first step, the sink, then
+    // the yielder again (before this order, it ran again first).
+    type Log = Arc<Mutex<Vec<&'static str>>>;
+    struct Yielder(Log, bool);
+    impl Component for Yielder {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            if std::mem::replace(&mut self.1, true) {
+                self.0.lock().unwrap().push("yielder again");
+                return Step::Done;
+            }
+            self.0.lock().unwrap().push("yielder");
+            cx.outbox.send(1).unwrap();
+            Step::Continue
+        }
+    }
+    struct Sink(Log);
+    impl Component for Sink {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            match cx.inbox.recv() {
+                Some(_) => {
+                    self.0.lock().unwrap().push("sink");
+                    Step::Done
+                }
+                None => Step::Pause,
+            }
+        }
+    }
+    let log = Log::default();
+    let sink = Handle::new(Sink(log.clone()));
+    let yielder = Handle::new(Yielder(log.clone(), false));
+    link((&yielder, "outbox"), (&sink, "inbox")).unwrap();
+    let scheduler = Scheduler::new();
+    scheduler.activate(&sink).unwrap();
+    scheduler.activate(&yielder).unwrap();
+    Running::start(scheduler).join();
+    assert_eq!(*log.lock().unwrap(), ["yielder", "sink", "yielder again"]);
+}
+
+#[test]
 fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
     const N: usize = 20_000;
     let scheduler = Scheduler::new();

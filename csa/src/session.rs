@@ -145,6 +145,17 @@ impl SessionState {
     }
 }
 
+/// What [`Csa::deliver`] did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Delivered {
+    /// Nothing was waiting.
+    Nothing,
+    /// Everything waiting went out of `outbox`.
+    Some,
+    /// `outbox` is full: a chunk is kept.
+    Full,
+}
+
 /// A socket read that notes how much was asked and how much came, for
 /// C3's short-read rule.
 struct Probe<'a> {
@@ -251,7 +262,7 @@ impl Csa {
     /// C3 over a session: reads into it and passes what it decrypts on,
     /// respecting a full outbox. True if there is more to read right away.
     pub(crate) fn session_read(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
-        if !self.deliver(st, b) {
+        if self.deliver(st, b) == Delivered::Full {
             return Ok(false); // woken when space frees (A6)
         }
         let mut reads = 0;
@@ -279,10 +290,25 @@ impl Csa {
                     if probe.got < probe.asked && !self.source.read_closed_seen() {
                         self.wait_readable(b);
                     }
-                    self.process(st, b)?;
-                    if !self.deliver(st, b) {
+                    if let Err(e) = st.session.process() {
+                        let _ = self.write_records(st, b); // its alert
+                        return Err(e);
+                    }
+                    let delivered = self.deliver(st, b);
+                    if delivered == Delivered::Full {
+                        self.write_records(st, b)?;
                         return Ok(false);
                     }
+                    if delivered == Delivered::Some && st.session.wants_write() {
+                        // Records that came with plaintext (the tickets
+                        // after a handshake, a key update) wait one step:
+                        // the handler, just woken, runs first (a yield
+                        // comes after it), and its reply leaves with them
+                        // in one write (`session_flush`).
+                        return Ok(true);
+                    }
+                    // Handshake messages: out at once.
+                    self.write_records(st, b)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -303,27 +329,29 @@ impl Csa {
         self.write_records(st, b).map(drop)
     }
 
-    /// Decrypted bytes out of `outbox` while it has room: false if it is
-    /// full (the chunk is kept, C3).
-    fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes) -> bool {
+    /// Decrypted bytes out of `outbox` while it has room (C3: a full one
+    /// keeps the chunk).
+    fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes) -> Delivered {
+        let mut delivered = Delivered::Nothing;
         loop {
             let chunk = match self.held.take() {
                 Some(chunk) => *chunk,
                 None => match st.session.plaintext(CHUNK) {
                     Plaintext::Data(chunk) => chunk,
-                    Plaintext::Empty => return true,
+                    Plaintext::Empty => return delivered,
                     Plaintext::Closed => {
                         // The peer's close_notify: a half-close (C7).
                         log::trace!("csa {self:?}: the peer closed the session");
                         self.end_input(b, false);
-                        return true;
+                        return delivered;
                     }
                 },
             };
             if let Err(full) = b.outbox.send(chunk) {
                 self.held = Some(Box::new(full.into_inner()));
-                return false;
+                return Delivered::Full;
             }
+            delivered = Delivered::Some;
         }
     }
 
@@ -339,7 +367,7 @@ impl Csa {
                 .input_ended()
                 .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()));
         }
-        if !self.deliver(st, b) || self.read_closed {
+        if self.deliver(st, b) == Delivered::Full || self.read_closed {
             return Ok(());
         }
         st.verdict = st.session.input_ended();

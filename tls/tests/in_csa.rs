@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use axon::Handle;
 use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
 use common::{client, exchange, handshake, short, tapped, Counting, Pki, Seen};
+use tcpserver::SessionFactory;
 use testkit::{any_loopback_port, pattern, wait_until, Running, DEADLINE};
 use tls::{HandshakeLimit, ServerSessions, TlsError};
 
@@ -44,8 +45,14 @@ impl Server {
     fn with_options(sessions: ServerSessions, options: ServerOptions) -> Server {
         let seen: Seen = Arc::default();
         let count = Arc::new(AtomicUsize::new(0));
+        // A factory in `options` is used instead of `sessions`'.
         let options = ServerOptions {
-            session: Some(sessions.factory()),
+            session: Some(
+                options
+                    .session
+                    .clone()
+                    .unwrap_or_else(|| sessions.factory()),
+            ),
             ..options
         };
         let s = seen.clone();
@@ -380,4 +387,131 @@ fn in_csa_c10_a_client_that_never_reads_is_closed_at_the_stall_timeout() {
         server.how_died(1),
         vec![Some((io::ErrorKind::TimedOut, None))]
     );
+}
+
+/// A session that counts its writes to the socket that moved bytes.
+#[derive(Debug)]
+struct CountedWrites {
+    inner: Box<dyn csa::Session>,
+    writes: Arc<AtomicUsize>,
+}
+
+impl csa::Session for CountedWrites {
+    fn start(&mut self) -> io::Result<()> {
+        self.inner.start()
+    }
+    fn read_from(&mut self, socket: &mut dyn Read) -> io::Result<usize> {
+        self.inner.read_from(socket)
+    }
+    fn process(&mut self) -> io::Result<()> {
+        self.inner.process()
+    }
+    fn plaintext(&mut self, max: usize) -> csa::session::Plaintext {
+        self.inner.plaintext(max)
+    }
+    fn write_plaintext(&mut self, data: &[u8]) -> usize {
+        self.inner.write_plaintext(data)
+    }
+    fn write_to(&mut self, socket: &mut dyn Write) -> io::Result<usize> {
+        let n = self.inner.write_to(socket)?;
+        if n > 0 {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(n)
+    }
+    fn wants_read(&self) -> bool {
+        self.inner.wants_read()
+    }
+    fn wants_write(&self) -> bool {
+        self.inner.wants_write()
+    }
+    fn is_handshaking(&self) -> bool {
+        self.inner.is_handshaking()
+    }
+    fn close(&mut self) {
+        self.inner.close()
+    }
+    fn input_ended(&mut self) -> Option<io::Error> {
+        self.inner.input_ended()
+    }
+    fn handshake_timeout(&self) -> Option<Duration> {
+        self.inner.handshake_timeout()
+    }
+    fn timed_out(&self) -> io::Error {
+        self.inner.timed_out()
+    }
+    fn stopped(&mut self) -> Option<io::Error> {
+        self.inner.stopped()
+    }
+}
+
+#[derive(Debug)]
+struct CountingWrites {
+    sessions: ServerSessions,
+    writes: Arc<AtomicUsize>,
+}
+
+impl SessionFactory for CountingWrites {
+    fn session(&self) -> Box<dyn csa::Session> {
+        Box::new(CountedWrites {
+            inner: self.sessions.session(),
+            writes: self.writes.clone(),
+        })
+    }
+}
+
+#[test]
+fn in_csa_the_tickets_after_a_handshake_leave_with_the_handlers_reply_in_one_write() {
+    // A client's Finished and its first bytes in one segment: the server
+    // answers the handshake (one write), then the session tickets and the
+    // echo together (one write: the CSA lets its handler run before it
+    // writes, A8), then its close_notify (one write), as a hand-written
+    // mio + rustls server does. Writing the tickets at once would be four.
+    let pki = Pki::new();
+    let writes = Arc::new(AtomicUsize::new(0));
+    let factory = CountingWrites {
+        sessions: ServerSessions::new(pki.server.clone()),
+        writes: writes.clone(),
+    };
+    let server = Server::with_options(
+        ServerSessions::new(pki.server.clone()),
+        ServerOptions {
+            session: Some(Arc::new(factory)),
+            ..ServerOptions::default()
+        },
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(pki.client(), name).unwrap();
+    // Sent right after the client's Finished, in the same write.
+    conn.writer().write_all(b"hello").unwrap();
+    let mut sock = std::net::TcpStream::connect(server.addr).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut got = Vec::new();
+    let mut closing = false;
+    loop {
+        while conn.wants_write() {
+            conn.write_tls(&mut sock).unwrap();
+        }
+        if conn.read_tls(&mut sock).expect("the server's records") == 0 {
+            break;
+        }
+        let state = conn.process_new_packets().unwrap();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = conn.reader().read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        if got == b"hello" && !closing {
+            closing = true;
+            conn.send_close_notify();
+        }
+        if state.peer_has_closed() {
+            break;
+        }
+    }
+    assert_eq!(got, b"hello");
+    assert_eq!(server.how_died(1), vec![None]);
+    assert_eq!(writes.load(Ordering::SeqCst), 3, "writes by the server");
 }
