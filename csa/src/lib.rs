@@ -99,9 +99,10 @@
 //! writes the session's records to the socket itself, and `inbox` and
 //! `outbox` carry plaintext, so the handler is the same as over plain TCP
 //! and a TLS connection is still one component. The `tls` crate's
-//! `ServerSession` is one (TLS from the first byte, through
-//! `ServerOptions::session`); [`session`] says how each rule above maps
-//! onto it. A CSA without one pays a pointer.
+//! `TlsSession` is one, for a server (TLS from the first byte, through
+//! `ServerOptions::session`) or a client (`TcpClient::with_session`);
+//! [`session`] says how each rule above maps onto it. A CSA without one
+//! pays a pointer.
 //!
 //! ## Names
 //!
@@ -467,7 +468,7 @@ impl Csa {
         }
     }
 
-    /// Runs `session` (TLS: the `tls` crate's `ServerSession`) between the
+    /// Runs `session` (TLS: the `tls` crate's `TlsSession`) between the
     /// socket and the boxes, from the first byte (builder style): `inbox`
     /// and `outbox` then carry plaintext, and the handler linked to them is
     /// the same as over plain TCP. See the [`Session`] trait's module for

@@ -2,7 +2,7 @@
 //!
 //! Kamaelia's CSA had a `makessl` inbox and did the handshake on a
 //! blocking socket. Here a [`Session`] (the `tls` crate's
-//! `ServerSession`, on rustls) sits between the CSA's socket and its
+//! `TlsSession`, on rustls) sits between the CSA's socket and its
 //! boxes: the CSA reads ciphertext from the socket straight into the
 //! session and writes the session's records straight to the socket, and
 //! its boxes carry plaintext, so the protocol handler linked to it (by
@@ -57,7 +57,7 @@ pub enum Plaintext {
 }
 
 /// A session layer the CSA runs between its socket and its boxes (see the
-/// [module docs](self)): the `tls` crate's `ServerSession` is one. Every
+/// [module docs](self)): the `tls` crate's `TlsSession` is one. Every
 /// call is non-blocking; the CSA makes them in the order the module docs
 /// describe.
 pub trait Session: Send + fmt::Debug {

@@ -23,7 +23,7 @@
 //! | `_connectReady` | inbox | [`Ready`] | the Selector's notice that the connect finished |
 //! | `_resolved` | inbox | [`Resolved`] | the addresses of the host name, from the resolver thread |
 //! | `outbox` | outbox | `Vec<u8>` | bytes received (the CSA's `outbox`, passed through) |
-//! | `signal` | outbox | [`Control`] | `producerFinished` when the connection has ended; `shutdownMicroprocess` if it could not be made (or was stopped before it was) |
+//! | `signal` | outbox | [`Control`] | `producerFinished` when the connection has ended; `shutdownMicroprocess` if it could not be made (or was stopped before it was), or, over a [session](#tls), ended out of order |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector |
 //!
 //! ## Connecting
@@ -67,6 +67,19 @@
 //! connecting) ends the client at once, reported on `signal`. A resolver
 //! thread still running then is not waited for: its late answer lands in
 //! the ended client's `_resolved` and is dropped with it.
+//!
+//! ## TLS
+//!
+//! [`TcpClient::with_session`] runs a [`Session`] in the connection's CSA
+//! from its first byte: with the `tls` crate's `TlsSession::client`, the
+//! client speaks TLS, verifying the server's certificate against the
+//! roots it is given and the server's name, and `inbox` and `outbox`
+//! carry plaintext. Everything below holds over it: `producerFinished`
+//! sends close_notify after the last byte (and, by default, reads the
+//! reply on); the server's close_notify ends the connection in order. An
+//! end out of order (a failed handshake, truncation, a reset) ends the
+//! client with `shutdownMicroprocess`, logged at `warn` with the
+//! `how_died` (for TLS, a `tls::TlsError` inside the `io::Error`).
 //!
 //! ## `producerFinished` and `wait_for_serverclose`
 //!
@@ -151,7 +164,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
-pub use csa::{Csa, SocketShutdown, TcpStream};
+pub use csa::{Csa, Session, SocketShutdown, TcpStream};
 use selector::{Ready, Request, Source};
 
 /// Kamaelia's default `connect_timeout`: 60 seconds.
@@ -249,6 +262,10 @@ pub struct TcpClient {
     /// `producerFinished` that came before the connection: passed on once
     /// it is made.
     finished_early: Option<Control>,
+    /// Run by the connection's CSA from its first byte (TLS).
+    session: Option<Box<dyn Session>>,
+    /// A session was given: an end out of order is `shutdownMicroprocess`.
+    secure: bool,
 }
 
 impl fmt::Debug for TcpClient {
@@ -292,6 +309,8 @@ impl TcpClient {
             addrs: VecDeque::new(),
             last_error: None,
             finished_early: None,
+            session: None,
+            secure: false,
         }
     }
 
@@ -341,6 +360,24 @@ impl TcpClient {
     /// it; when false it half-closes the connection. See the crate docs.
     pub fn with_wait_for_serverclose(mut self, wait: bool) -> TcpClient {
         self.wait_for_serverclose = wait;
+        self
+    }
+
+    /// Runs `session` in the connection's CSA from its first byte (builder
+    /// style): TLS, with the `tls` crate's `TlsSession::client`, which
+    /// verifies the server's certificate against the roots and the name
+    /// it was given. `inbox` and `outbox` then carry plaintext; bytes sent
+    /// before the handshake ends wait and go out right after it.
+    ///
+    /// An end out of order ends the client with `shutdownMicroprocess`
+    /// out of `signal` (instead of `producerFinished`), its `how_died`
+    /// logged at `warn`: a handshake that fails (an unknown CA, a wrong
+    /// name, an expired certificate, no answer within its deadline), a
+    /// FIN without close_notify (truncation: what came may not be all), or
+    /// a reset. The server's close_notify is an orderly end.
+    pub fn with_session(mut self, session: Box<dyn Session>) -> TcpClient {
+        self.session = Some(session);
+        self.secure = true;
         self
     }
 
@@ -503,9 +540,12 @@ impl TcpClient {
             half_close: true,
             ..csa::CsaOptions::default()
         };
-        let csa = Csa::shared(stream, source)
+        let mut csa = Csa::shared(stream, source)
             .with_peer(addr)
             .with_options(options);
+        if let Some(session) = self.session.take() {
+            csa = csa.with_session(session);
+        }
         let csa = Handle::new(csa);
         let me = cx.me().clone();
         cx.link((&me, "inbox"), (&csa, "inbox"))
@@ -665,11 +705,28 @@ impl TcpClient {
                         let _ = p.send(msg);
                     }
                 }
-                let ended = cx.socket_feedback.recv().is_some() || csa.is_done();
-                if ended {
+                let feedback = cx.socket_feedback.recv();
+                if feedback.is_some() || csa.is_done() {
                     cx.remove_child(&csa);
-                    log::debug!("tcpclient: connection to {} ended", self.target);
-                    let _ = cx.signal.send(Control::ProducerFinished);
+                    let how_died = feedback.and_then(|f| f.how_died);
+                    let end = match &how_died {
+                        // Over a session (TLS) an end out of order (a
+                        // failed handshake, truncation, a reset) means what
+                        // came may not be all: not an orderly finish.
+                        Some(e) if self.secure => {
+                            log::warn!("tcpclient: connection to {} ended: {e}", self.target);
+                            Control::ShutdownMicroprocess
+                        }
+                        Some(e) => {
+                            log::debug!("tcpclient: connection to {} ended: {e}", self.target);
+                            Control::ProducerFinished
+                        }
+                        None => {
+                            log::debug!("tcpclient: connection to {} ended", self.target);
+                            Control::ProducerFinished
+                        }
+                    };
+                    let _ = cx.signal.send(end);
                     return Some(Step::Done);
                 }
                 self.phase = Phase::Connected { csa, control };

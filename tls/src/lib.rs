@@ -12,10 +12,13 @@
 //!   handler, the plain one, is given plaintext. One component per
 //!   connection, as over plain TCP: the fastest shape, and the one the
 //!   demo serves (see [`session`] for an example and how each rule maps).
+//!   A client's is [`TlsSession::client`], given to
+//!   `TcpClient::with_session`: its CSA speaks TLS from the first byte,
+//!   verifying the server against the roots and the name given.
 //! - **A layer component** ([`TlsServer`], [`TlsClient`]) between a
 //!   connection (a CSA, or a `TcpClient`) and the handler: for STARTTLS
-//!   (`makessl`), for a client, and where a handler wants `sslready` or
-//!   `tlsClosed` in its own boxes. The CSA under it knows nothing of TLS.
+//!   (`makessl`), and where a handler wants `sslready` or `tlsClosed` in
+//!   its own boxes. The CSA under it knows nothing of TLS.
 //!
 //! The layer's usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
 //! plaintext handler and returns a component that is itself a protocol
@@ -86,8 +89,8 @@
 //! |---|---|
 //! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
-//! | overriding `TCPServer.CSA` with an SSL one | `ServerOptions::session` with [`ServerSessions`]: each CSA runs a [`ServerSession`] (TLS in the CSA itself), the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died`; or, as a layer, [`TlsServer::over_csa`] through `TcpServer::with_csa` |
-//! | `TCPClient` over SSL | [`TlsClient::over`]`(config, name, tcp_client, handler)` |
+//! | overriding `TCPServer.CSA` with an SSL one | `ServerOptions::session` with [`ServerSessions`]: each CSA runs a [`TlsSession`] (TLS in the CSA itself), the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died`; or, as a layer, [`TlsServer::over_csa`] through `TcpServer::with_csa` |
+//! | `TCPClient` over SSL | `TcpClient::new(addr).with_session(Box::new(`[`TlsSession::client`]`(config, name)?))` (TLS in the client's CSA; an end out of order is `shutdownMicroprocess` out of its `signal`); or, as a layer, [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
 //! ## Boxes
 //!
@@ -195,7 +198,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use layer::Layer;
 pub use limit::HandshakeLimit;
-pub use session::{ServerSession, ServerSessions};
+pub use session::{ServerSessions, TlsSession};
 
 /// How long a handshake may take before the connection is closed.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,11 +1,14 @@
-//! TLS inside the CSA: [`ServerSession`], a [`csa::Session`] on rustls.
+//! TLS inside the CSA: [`TlsSession`], a [`csa::Session`] on rustls, for
+//! either end of a connection.
 //!
 //! The CSA reads ciphertext from its socket straight into rustls
 //! (`read_tls`), writes rustls's records straight to the socket
 //! (`write_tls`), and its boxes carry plaintext: one component per
 //! connection, no ciphertext message and no copy between a connection and
 //! a layer. [`ServerSessions`] puts one in every connection a server
-//! accepts (`ServerOptions::session`).
+//! accepts (`ServerOptions::session`); [`TlsSession::client`] is the
+//! client's, for `TcpClient::with_session` (verifying the server's
+//! certificate against the config's roots and the name given).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -66,17 +69,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use csa::{Plaintext, Session};
-use rustls::ServerConfig;
+use rustls::{ClientConfig, ServerConfig};
 use tcpserver::SessionFactory;
 
 use crate::engine::{Engine, Plain};
 use crate::limit::Turn;
 use crate::{HandshakeLimit, TlsError, BUFFER_LIMIT, HANDSHAKE_TIMEOUT};
 
-/// The server side of one TLS connection, run by its CSA
-/// ([`csa::Csa::with_session`]). See the [module docs](self).
-pub struct ServerSession {
+/// One end of one TLS connection, run by its CSA
+/// ([`csa::Csa::with_session`]): the server's ([`TlsSession::server`],
+/// made by [`ServerSessions`]) or the client's ([`TlsSession::client`]).
+/// See the [module docs](self).
+pub struct TlsSession {
     engine: Result<Engine, String>,
+    /// "server" or "client", for the logs.
+    side: &'static str,
     handshake_timeout: Duration,
     /// Its place under the server's handshake cap, if any: held from the
     /// start (the cap's accept gate took it at accept) to the end of the
@@ -87,28 +94,67 @@ pub struct ServerSession {
     peer_closed: bool,
 }
 
-impl fmt::Debug for ServerSession {
+impl fmt::Debug for TlsSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.handshaking {
-            "ServerSession(handshaking)"
+        let handshaking = if self.handshaking {
+            ", handshaking"
         } else {
-            "ServerSession"
-        })
+            ""
+        };
+        write!(f, "TlsSession({}{handshaking})", self.side)
     }
 }
 
-impl ServerSession {
-    /// A server session on `config`. A config that cannot make one (one
-    /// accepting early data, which would be lost) closes the connection at
-    /// its start, with [`TlsError::Setup`] as `how_died`.
-    pub fn new(config: Arc<ServerConfig>) -> ServerSession {
-        ServerSession {
-            engine: Engine::server(config, BUFFER_LIMIT).map_err(|e| e.to_string()),
+impl TlsSession {
+    fn with(side: &'static str, engine: Result<Engine, rustls::Error>) -> TlsSession {
+        TlsSession {
+            engine: engine.map_err(|e| e.to_string()),
+            side,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             turn: None,
             handshaking: true,
             peer_closed: false,
         }
+    }
+
+    /// A server session on `config`. A config that cannot make one (one
+    /// accepting early data, which would be lost) closes the connection at
+    /// its start, with [`TlsError::Setup`] as `how_died`.
+    pub fn server(config: Arc<ServerConfig>) -> TlsSession {
+        TlsSession::with("server", Engine::server(config, BUFFER_LIMIT))
+    }
+
+    /// A client session for the server called `server_name` (a DNS name
+    /// or an IP address), verified against `config`'s roots; it sends its
+    /// ClientHello at the CSA's first step. Bytes the handler sends before
+    /// the handshake ends wait in rustls (within [`BUFFER_LIMIT`]) and go
+    /// out right after it. Errors: a name that is neither.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// use tcpclient::TcpClient;
+    /// use tls::TlsSession;
+    /// # let roots = rustls::RootCertStore::empty();
+    /// // `config`: e.g. `tls::client_config(roots)`.
+    /// let config = tls::client_config(roots).unwrap();
+    /// let session = TlsSession::client(config, "example.org").unwrap();
+    /// let client = TcpClient::to_host("example.org", 443).with_session(Box::new(session));
+    /// # let _ = client;
+    /// assert!(TlsSession::client(tls::client_config(rustls::RootCertStore::empty()).unwrap(), "not a name!").is_err());
+    /// ```
+    pub fn client(config: Arc<ClientConfig>, server_name: &str) -> io::Result<TlsSession> {
+        let name = crate::engine::server_name(server_name)?;
+        Ok(TlsSession::with(
+            "client",
+            Engine::client(config, name, BUFFER_LIMIT),
+        ))
+    }
+
+    /// A handshake deadline other than [`HANDSHAKE_TIMEOUT`] (builder
+    /// style).
+    pub fn with_handshake_timeout(mut self, timeout: Duration) -> TlsSession {
+        self.handshake_timeout = timeout;
+        self
     }
 
     fn engine(&mut self) -> io::Result<&mut Engine> {
@@ -123,11 +169,11 @@ fn engine(engine: &mut Result<Engine, String>) -> io::Result<&mut Engine> {
         .map_err(|e| TlsError::Setup(e.clone()).into())
 }
 
-impl Session for ServerSession {
+impl Session for TlsSession {
     fn start(&mut self) -> io::Result<()> {
         let started = self.engine().map(drop);
         if let Err(e) = &started {
-            log::error!("tls server: {e}");
+            log::error!("tls {}: {e}", self.side);
         }
         started
     }
@@ -139,7 +185,7 @@ impl Session for ServerSession {
     fn process(&mut self) -> io::Result<()> {
         let engine = engine(&mut self.engine)?;
         if let Err(e) = engine.process() {
-            log::debug!("tls server: {e}");
+            log::debug!("tls {}: {e}", self.side);
             return Err(TlsError::Tls(e).into());
         }
         if self.handshaking && !engine.is_handshaking() {
@@ -147,7 +193,8 @@ impl Session for ServerSession {
             if log::log_enabled!(log::Level::Debug) {
                 let s = engine.summary();
                 log::debug!(
-                    "tls server: handshake done: {} {}",
+                    "tls {}: handshake done: {} {}",
+                    self.side,
                     s.protocol,
                     s.cipher_suite
                 );
@@ -202,10 +249,16 @@ impl Session for ServerSession {
         if self.peer_closed {
             None
         } else if self.handshaking {
-            log::debug!("tls server: the connection ended during the handshake");
+            log::debug!(
+                "tls {}: the connection ended during the handshake",
+                self.side
+            );
             Some(TlsError::EndedInHandshake.into())
         } else {
-            log::debug!("tls server: truncation: the connection ended without close_notify");
+            log::debug!(
+                "tls {}: truncation: the connection ended without close_notify",
+                self.side
+            );
             Some(TlsError::Truncated.into())
         }
     }
@@ -221,7 +274,8 @@ impl Session for ServerSession {
 
     fn timed_out(&self) -> io::Error {
         log::debug!(
-            "tls server: no handshake within {:?}",
+            "tls {}: no handshake within {:?}",
+            self.side,
             self.handshake_timeout
         );
         TlsError::HandshakeTimeout(self.handshake_timeout).into()
@@ -230,7 +284,7 @@ impl Session for ServerSession {
 
 /// TLS from the first byte for every connection a server accepts: a
 /// [`SessionFactory`] for `ServerOptions::session` making one
-/// [`ServerSession`] per connection (see the [module docs](self)).
+/// [`TlsSession::server`] per connection (see the [module docs](self)).
 #[derive(Clone)]
 pub struct ServerSessions {
     config: Arc<ServerConfig>,
@@ -281,7 +335,7 @@ impl ServerSessions {
 
 impl SessionFactory for ServerSessions {
     fn session(&self) -> Box<dyn Session> {
-        let mut session = ServerSession::new(self.config.clone());
+        let mut session = TlsSession::server(self.config.clone());
         session.handshake_timeout = self.handshake_timeout;
         session.turn = self.limit.as_ref().map(HandshakeLimit::turn);
         Box::new(session)
