@@ -161,6 +161,27 @@ impl<T: Send + 'static> Outbox<T> {
         ErasedBox::is_linked(&*self.node)
     }
 
+    /// Links this outbox to the inbox `dst` delivers to (A3), as
+    /// [`link_boxes`](crate::link_boxes) does by name, owned by nobody:
+    /// for code that holds both boxes typed and makes a linkage per
+    /// connection (a TCPServer linking each new CSA's `_selectorSignal`
+    /// to the Selector), with no look-up by name and no type check at run
+    /// time. The same rules: an outbox already linked, or a loop, is
+    /// refused.
+    ///
+    /// ```
+    /// use axon::{Endpoint, Standard};
+    ///
+    /// let (a, b) = (Endpoint::<Standard<u8, u8>>::new("a"), Endpoint::<Standard<u8, u8>>::new("b"));
+    /// a.outbox.link_to(&b.inbox.postbox()).unwrap();
+    /// a.outbox.send(7).unwrap();
+    /// assert_eq!(b.inbox.recv(), Some(7));
+    /// assert!(a.outbox.link_to(&b.inbox.postbox()).is_err()); // linked already
+    /// ```
+    pub fn link_to(&self, dst: &Postbox<T>) -> Result<(), crate::LinkError> {
+        self.node.clone().link_to(dst.node.clone())
+    }
+
     /// The box's name, as linkages name it.
     pub fn name(&self) -> &str {
         self.node.box_name()

@@ -864,9 +864,12 @@ impl Component for Csa {
         self.moved = 0;
         if starting {
             self.started = true;
-            if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
-                log::error!("csa: no Selector: {e}");
-                return self.die(cx, Some(io::Error::other(e)));
+            // A TCPServer links it to the Selector serving its socket.
+            if !cx.selector_signal.is_linked() {
+                if let Err(e) = selector::link_to_selector(cx, "_selectorSignal") {
+                    log::error!("csa: no Selector: {e}");
+                    return self.die(cx, Some(io::Error::other(e)));
+                }
             }
             if let Err(e) = self.session_start() {
                 return self.die(cx, Some(e));

@@ -379,6 +379,10 @@ pub struct TcpServer {
     /// `newCSA` announced. Empty unless [`with_csa`](TcpServer::with_csa)
     /// made something other than a plain CSA.
     wrapped: HashMap<RawFd, (Source, Handle)>,
+    /// The Selector's `notify`, once linked to it: each new CSA's
+    /// `_selectorSignal` is linked straight to it (the CSA would otherwise
+    /// look the Selector up in the CAT and link by name).
+    notify: Option<Postbox<Request>>,
 }
 
 impl fmt::Debug for TcpServer {
@@ -468,6 +472,7 @@ impl TcpServer {
             wrap: None,
             role: Role::Listener,
             wrapped: HashMap::default(),
+            notify: None,
         })
     }
 
@@ -535,6 +540,7 @@ impl TcpServer {
                     load: load.clone(),
                 }),
                 wrapped: HashMap::default(),
+                notify: None,
             };
             let handle = Handle::new(shard);
             let inlet = handle
@@ -784,8 +790,15 @@ impl TcpServer {
             local,
         }));
         let ready = ready.or_else(|| {
-            csa.typed_boxes::<csa::CsaBoxes>()
-                .map(|b| (b.read_ready.postbox(), b.send_ready.postbox()))
+            csa.typed_boxes::<csa::CsaBoxes>().map(|b| {
+                // The Selector that serves its socket (registered below).
+                if let Some(notify) = &self.notify {
+                    if let Err(e) = b.selector_signal.link_to(notify) {
+                        log::debug!("tcpserver: the CSA links itself: {e}");
+                    }
+                }
+                (b.read_ready.postbox(), b.send_ready.postbox())
+            })
         });
         if let Some((read_ready, send_ready)) = ready {
             let _ = cx
@@ -1127,6 +1140,7 @@ impl Component for TcpServer {
             self.started = true;
             match selector::link_to_selector(cx, "_selectorSignal") {
                 Ok(sel) => {
+                    self.notify = sel.postbox("notify").ok();
                     let me = cx.me().clone();
                     if let Err(e) = cx.link((&me, "_selectorShutdownSignal"), (&sel, "control")) {
                         log::error!("tcpserver: {e}");
