@@ -32,6 +32,7 @@
 //! no lock of their own.
 
 use std::any::{Any, TypeId};
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -68,15 +69,80 @@ struct Queue<T> {
     waiting: Vec<Arc<WakeCell>>,
 }
 
-impl<T> Queue<T> {
+thread_local! {
+    /// Emptied queues kept for the next message into an empty box of
+    /// their type on this thread, by message type: one-at-a-time traffic
+    /// makes a queue and frees it per message (three times per
+    /// request-reply round trip over a CSA), and a queue taken from here
+    /// costs a third of an allocation and a free. At most
+    /// [`SPARE_QUEUES`] per type, with room for at most eight messages
+    /// after the first: a thread's spares are at most some tens of KiB
+    /// per message type whatever it runs (256 queues of `Vec<u8>` with
+    /// room for 8: 80 KiB), and an idle box still holds none.
+    static SPARE: RefCell<Vec<Spares>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A thread's spare queues of one message type (each a `Box<Queue<T>>`).
+type Spares = (TypeId, Vec<Box<dyn Any>>);
+
+/// The most emptied queues a thread keeps per message type: a burst of
+/// notices to as many connections (a Selector's round) is served from
+/// them. (32 missed half of a 64-connection burst: 3,325 instructions
+/// per round trip against 3,115 with this.)
+const SPARE_QUEUES: usize = 256;
+
+impl<T: 'static> Queue<T> {
+    /// An empty queue: a spare one if this thread has one, or a new one.
     fn new() -> Box<Self> {
-        Box::new(Queue {
-            front: None,
-            rest: VecDeque::new(),
-            waiting: Vec::new(),
+        let spare = SPARE
+            .try_with(|spare| {
+                let mut spare = spare.try_borrow_mut().ok()?;
+                let (_, queues) = spare.iter_mut().find(|(t, _)| *t == TypeId::of::<T>())?;
+                queues.pop()?.downcast::<Queue<T>>().ok()
+            })
+            .ok()
+            .flatten();
+        spare.unwrap_or_else(|| {
+            Box::new(Queue {
+                front: None,
+                rest: VecDeque::new(),
+                waiting: Vec::new(),
+            })
         })
     }
 
+    /// Frees an emptied queue, or keeps it for [`Queue::new`] on this
+    /// thread (if it is small and the thread has fewer than
+    /// [`SPARE_QUEUES`] of its type).
+    fn recycle(queue: Box<Self>) {
+        if queue.front.is_some()
+            || !queue.waiting.is_empty()
+            || queue.rest.capacity() > 8
+            || queue.waiting.capacity() > 2
+        {
+            return;
+        }
+        // On a thread being torn down, or re-entered: simply freed.
+        let _ = SPARE.try_with(|spare| {
+            let Ok(mut spare) = spare.try_borrow_mut() else {
+                return;
+            };
+            let i = match spare.iter().position(|(t, _)| *t == TypeId::of::<T>()) {
+                Some(i) => i,
+                None => {
+                    spare.push((TypeId::of::<T>(), Vec::new()));
+                    spare.len() - 1
+                }
+            };
+            let queues = &mut spare[i].1;
+            if queues.len() < SPARE_QUEUES {
+                queues.push(queue);
+            }
+        });
+    }
+}
+
+impl<T> Queue<T> {
     fn len(&self) -> usize {
         usize::from(self.front.is_some()) + self.rest.len()
     }
@@ -141,7 +207,7 @@ pub struct Counts {
     pub delivered: u64,
 }
 
-impl<T> Inner<T> {
+impl<T: 'static> Inner<T> {
     const fn new() -> Self {
         Inner::Local {
             high: 0,
@@ -494,7 +560,9 @@ impl<T: Send + 'static> Node<T> {
             && queue.waiting.is_empty()
             && self.flags.load(Ordering::Relaxed) & KEEP_QUEUE == 0
         {
-            drop(inner.take_queue()); // empty: an idle box holds nothing
+            if let Some(queue) = inner.take_queue() {
+                Queue::recycle(queue); // empty: an idle box holds nothing
+            }
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
         }
         drop(inner);
@@ -827,8 +895,62 @@ mod tests {
         assert_eq!(std::mem::size_of::<Node<crate::Control>>(), 40);
     }
 
-    fn has_queue<T>(node: &Node<T>) -> bool {
+    fn has_queue<T: 'static>(node: &Node<T>) -> bool {
         lock(&node.inner).queue().is_some()
+    }
+
+    #[test]
+    fn an_emptied_queue_is_kept_for_the_next_box_of_its_type_on_this_thread() {
+        // A type of this test's own: no other test's spares are counted.
+        #[derive(Debug, PartialEq)]
+        struct Msg(u32);
+        let spares = || {
+            SPARE.with(|s| {
+                s.borrow()
+                    .iter()
+                    .find(|(t, _)| *t == TypeId::of::<Msg>())
+                    .map_or(0, |(_, q)| q.len())
+            })
+        };
+        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        let (a, b) = (
+            Node::<Msg>::new(Direction::Inbox, 0, owner.clone()),
+            Node::<Msg>::new(Direction::Inbox, 1, owner.clone()),
+        );
+        let queue_of = |n: &Node<Msg>| {
+            lock(&n.inner)
+                .queue()
+                .map(|q| q as *const Queue<Msg> as usize)
+        };
+        assert!(a.send(Msg(1), None).is_ok());
+        let first = queue_of(&a).expect("a queue while a message waits");
+        assert_eq!(a.pop(), Some(Msg(1)));
+        assert_eq!(queue_of(&a), None, "an idle box holds no queue");
+        assert_eq!(spares(), 1);
+        // The next empty box of the type to get a message takes it.
+        assert!(b.send(Msg(2), None).is_ok());
+        assert_eq!(spares(), 0);
+        assert_eq!(queue_of(&b), Some(first));
+        assert_eq!(b.pop(), Some(Msg(2)));
+        assert_eq!(spares(), 1);
+        // One that grew in a burst is freed, not kept.
+        for i in 0..64 {
+            assert!(a.send(Msg(i), None).is_ok());
+        }
+        assert_eq!(spares(), 0);
+        while a.pop().is_some() {}
+        assert_eq!(spares(), 0);
+        // And the spares of a type are bounded.
+        let many: Vec<_> = (0..SPARE_QUEUES as u16 + 10)
+            .map(|i| Node::<Msg>::new(Direction::Inbox, i, owner.clone()))
+            .collect();
+        for n in &many {
+            assert!(n.send(Msg(0), None).is_ok());
+        }
+        for n in &many {
+            assert_eq!(n.pop(), Some(Msg(0)));
+        }
+        assert_eq!(spares(), SPARE_QUEUES);
     }
 
     #[test]
