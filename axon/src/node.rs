@@ -380,6 +380,15 @@ pub(crate) struct Node<T> {
     flags: AtomicU8,
 }
 
+/// Wakes the producers that waited for space (A6): out of line, as most
+/// pops have none.
+#[inline(never)]
+fn wake_all(waiting: Vec<Arc<WakeCell>>) {
+    for w in waiting {
+        w.wake();
+    }
+}
+
 /// A push into a full inbox (A5); the message is given back.
 pub(crate) struct Full<T>(pub(crate) T);
 
@@ -551,11 +560,9 @@ impl<T: Send + 'static> Node<T> {
         let mut inner = lock(&self.inner);
         let queue = inner.queue_mut()?;
         let msg = queue.pop();
-        let waiting = if msg.is_some() {
-            std::mem::take(&mut queue.waiting)
-        } else {
-            Vec::new()
-        };
+        // Producers to wake, if any wait (most pops have none to wake).
+        let waiting = (msg.is_some() && !queue.waiting.is_empty())
+            .then(|| std::mem::take(&mut queue.waiting));
         if queue.front.is_none()
             && queue.waiting.is_empty()
             && self.flags.load(Ordering::Relaxed) & KEEP_QUEUE == 0
@@ -566,8 +573,8 @@ impl<T: Send + 'static> Node<T> {
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
         }
         drop(inner);
-        for w in waiting {
-            w.wake();
+        if let Some(waiting) = waiting {
+            wake_all(waiting);
         }
         msg
     }
