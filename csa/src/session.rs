@@ -290,6 +290,9 @@ impl Csa {
                     if probe.got < probe.asked && !self.source.read_closed_seen() {
                         self.wait_readable(b);
                     }
+                    // Records already waiting (the socket was full) are
+                    // not this read's: they never hold reading back.
+                    let waiting = st.session.wants_write();
                     if let Err(e) = st.session.process() {
                         let _ = self.write_records(st, b); // its alert
                         return Err(e);
@@ -299,7 +302,7 @@ impl Csa {
                         self.write_records(st, b)?;
                         return Ok(false);
                     }
-                    if delivered == Delivered::Some && st.session.wants_write() {
+                    if delivered == Delivered::Some && !waiting && st.session.wants_write() {
                         // Records that came with plaintext (the tickets
                         // after a handshake, a key update) wait one step:
                         // the handler, just woken, runs first (a yield
