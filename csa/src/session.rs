@@ -293,10 +293,7 @@ impl Csa {
                     // Records already waiting (the socket was full) are
                     // not this read's: they never hold reading back.
                     let waiting = st.session.wants_write();
-                    if let Err(e) = st.session.process() {
-                        let _ = self.write_records(st, b); // its alert
-                        return Err(e);
-                    }
+                    self.process(st, b)?;
                     let delivered = self.deliver(st, b);
                     if delivered == Delivered::Full {
                         self.write_records(st, b)?;
@@ -321,15 +318,15 @@ impl Csa {
         Ok(false)
     }
 
-    /// Processes what was read and writes what that queued (handshake
-    /// messages, tickets, key updates: out at once); on a session error,
-    /// sends what it queued (the alert) in one pass and returns the error.
+    /// Processes what was read; on a session error, sends what it queued
+    /// (the alert) in one pass and returns the error. What it queued
+    /// otherwise is the caller's to write.
     fn process(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
         if let Err(e) = st.session.process() {
             let _ = self.write_records(st, b);
             return Err(e);
         }
-        self.write_records(st, b).map(drop)
+        Ok(())
     }
 
     /// Decrypted bytes out of `outbox` while it has room (C3: a full one
@@ -364,6 +361,7 @@ impl Csa {
     /// FIN is read again once it has room (a FIN stays readable).
     fn session_eof(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
         self.process(st, b)?;
+        self.write_records(st, b)?;
         if st.session.is_handshaking() {
             return Err(st
                 .session
