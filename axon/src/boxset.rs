@@ -11,16 +11,20 @@
 //! time: [`link`](crate::link), [`Graphline`](crate::Graphline),
 //! [`Handle::postbox`](crate::Handle::postbox).
 
+#![allow(unsafe_code)] // BoxesRef: see its SAFETY notes
+
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
 use crate::control::Control;
 use crate::declare::{BoxMeta, BoxTable, Direction};
 use crate::error::BoxError;
-use crate::node::{make_node, ErasedBox, Maker};
-use crate::ports::{downcast, Inbox, Outbox, Port};
+use crate::node::{make_node, ErasedBox, Maker, Node, OwnerRef};
+use crate::ports::{Inbox, Outbox, Port};
 use crate::sync::lock;
 use crate::wake::WakeCell;
 
@@ -33,35 +37,96 @@ pub trait BoxSet: Send + Sync + Sized + 'static {
     /// The names, descriptions and types of the boxes, in field order.
     #[doc(hidden)]
     fn __table(dynamic: &Declaration) -> BoxTable;
-    /// Makes the boxes of one component.
+    /// Makes the boxes of one component, all with `owner`, into the set
+    /// that `owner`'s cell will own.
     #[doc(hidden)]
-    fn __build(dynamic: &Declaration, owner: &Arc<WakeCell>) -> Self;
+    fn __build(dynamic: &Declaration, owner: &OwnerRef) -> Self;
     /// The `index`th box, erased.
     #[doc(hidden)]
     fn __port(&self, index: usize) -> Option<&dyn ErasedBox>;
-    /// The `index`th box, erased and shared.
-    #[doc(hidden)]
-    fn __port_arc(&self, index: usize) -> Option<Arc<dyn ErasedBox>>;
 }
 
-/// The object-safe face of a box set, kept by the component's handle for
-/// lookups by name.
+/// The object-safe face of a box set, kept by the component's wake cell
+/// for lookups by name.
 pub(crate) trait ErasedSet: Send + Sync + 'static {
     fn port(&self, index: usize) -> Option<&dyn ErasedBox>;
-    fn port_arc(&self, index: usize) -> Option<Arc<dyn ErasedBox>>;
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn as_any(&self) -> &dyn Any;
 }
 
 impl<B: BoxSet> ErasedSet for B {
     fn port(&self, index: usize) -> Option<&dyn ErasedBox> {
         self.__port(index)
     }
-    fn port_arc(&self, index: usize) -> Option<Arc<dyn ErasedBox>> {
-        self.__port_arc(index)
-    }
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+    fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// A component's box set, typed and shared: what
+/// [`Handle::typed_boxes`](crate::Handle::typed_boxes) gives and an
+/// [`Endpoint`](crate::Endpoint) holds. It dereferences to the set.
+///
+/// The boxes are one allocation, owned by their component's wake cell
+/// (which every linkage and [`Postbox`](crate::Postbox) into them counts);
+/// this keeps that cell, so the boxes stay while it lives.
+pub struct BoxesRef<B> {
+    cell: Arc<WakeCell>,
+    boxes: NonNull<B>,
+}
+
+// SAFETY: a `BoxesRef` is a shared reference to a `B` kept alive by an
+// `Arc` (as an `Arc<B>` is): `Send` and `Sync` when `B` is `Sync` (every
+// `BoxSet` is `Send + Sync`).
+unsafe impl<B: Sync> Send for BoxesRef<B> {}
+// SAFETY: as for `Send`.
+unsafe impl<B: Sync> Sync for BoxesRef<B> {}
+
+impl<B: BoxSet> BoxesRef<B> {
+    /// The boxes of `cell`'s component, if they are a `B`.
+    pub(crate) fn of(cell: &Arc<WakeCell>) -> Option<Self> {
+        let boxes = cell.set()?.as_any().downcast_ref::<B>()?;
+        Some(BoxesRef {
+            cell: cell.clone(),
+            boxes: NonNull::from(boxes),
+        })
+    }
+}
+
+impl<B> Deref for BoxesRef<B> {
+    type Target = B;
+
+    fn deref(&self) -> &B {
+        // SAFETY: the set is boxed inside `cell` (its address never
+        // changes) and lives as long as the cell, which `self` keeps.
+        unsafe { self.boxes.as_ref() }
+    }
+}
+
+impl<B> Clone for BoxesRef<B> {
+    fn clone(&self) -> Self {
+        BoxesRef {
+            cell: self.cell.clone(),
+            boxes: self.boxes,
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for BoxesRef<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// Builds the boxes of `B` for `cell`, to be moved into it: the only
+/// place an [`OwnerRef`] is made.
+pub(crate) fn build_for<B: BoxSet>(
+    cell: &Arc<WakeCell>,
+    dynamic: &Declaration,
+) -> Box<dyn ErasedSet> {
+    // SAFETY: the boxes built with this owner are in the set returned,
+    // which the caller moves into `cell` at once, where they stay.
+    let owner = unsafe { OwnerRef::new(cell) };
+    Box::new(B::__build(dynamic, &owner))
 }
 
 /// Builds the table of a typed box set, refusing duplicate names (a bug in
@@ -106,8 +171,9 @@ pub fn __table(set: &'static str, metas: Vec<BoxMeta>) -> BoxTable {
 /// ```
 ///
 /// The names, descriptions and types are kept once per set type, not per
-/// component: a box costs 40 bytes and its queue exists only while
-/// messages wait.
+/// component, and the boxes are the struct's fields, so a component's
+/// boxes are one allocation: a box costs 40 bytes and its queue exists
+/// only while messages wait.
 #[macro_export]
 macro_rules! boxes {
     (
@@ -150,7 +216,7 @@ macro_rules! boxes {
             #[allow(unused_assignments, unused_variables)]
             fn __build(
                 _: &$crate::Declaration,
-                owner: &::std::sync::Arc<$crate::__private::WakeCell>,
+                owner: &$crate::__private::OwnerRef,
             ) -> Self {
                 let mut index: u16 = 0;
                 $set {
@@ -178,22 +244,6 @@ macro_rules! boxes {
                 ::core::option::Option::None
             }
 
-            #[allow(unused_assignments, unused_variables, unused_mut)]
-            fn __port_arc(
-                &self,
-                wanted: usize,
-            ) -> ::core::option::Option<::std::sync::Arc<dyn $crate::__private::ErasedBox>> {
-                let mut index: usize = 0;
-                $(
-                    if index == wanted {
-                        return ::core::option::Option::Some(
-                            $crate::__private::Port::__erased_arc(&self.$field),
-                        );
-                    }
-                    index += 1;
-                )*
-                ::core::option::Option::None
-            }
         }
 
         impl ::core::fmt::Debug for $set {
@@ -295,7 +345,7 @@ impl<I: Send + 'static, O: Send + 'static> BoxSet for Standard<I, O> {
         table
     }
 
-    fn __build(_: &Declaration, owner: &Arc<WakeCell>) -> Self {
+    fn __build(_: &Declaration, owner: &OwnerRef) -> Self {
         Standard {
             inbox: Port::__make(owner, 0),
             control: Port::__make(owner, 1),
@@ -310,16 +360,6 @@ impl<I: Send + 'static, O: Send + 'static> BoxSet for Standard<I, O> {
             1 => Some(self.control.__erased()),
             2 => Some(self.outbox.__erased()),
             3 => Some(self.signal.__erased()),
-            _ => None,
-        }
-    }
-
-    fn __port_arc(&self, index: usize) -> Option<Arc<dyn ErasedBox>> {
-        match index {
-            0 => Some(self.inbox.__erased_arc()),
-            1 => Some(self.control.__erased_arc()),
-            2 => Some(self.outbox.__erased_arc()),
-            3 => Some(self.signal.__erased_arc()),
             _ => None,
         }
     }
@@ -434,7 +474,8 @@ impl Declaration {
 /// fields. An [`Endpoint`](crate::Endpoint) made with
 /// [`Endpoint::dynamic`](crate::Endpoint::dynamic) has one.
 pub struct DynamicBoxes {
-    nodes: Box<[Arc<dyn ErasedBox>]>,
+    /// One allocation per box: the types are known only at run time.
+    nodes: Box<[Box<dyn ErasedBox>]>,
     table: BoxTable,
 }
 
@@ -449,7 +490,7 @@ impl DynamicBoxes {
         &self,
         name: &str,
         direction: Direction,
-    ) -> Result<Arc<crate::node::Node<T>>, BoxError> {
+    ) -> Result<&Node<T>, BoxError> {
         let b = self
             .table
             .find(name, direction)
@@ -459,23 +500,25 @@ impl DynamicBoxes {
                 name: name.to_owned(),
             })?;
         let carries = b.message_type().1;
-        downcast::<T>(b.clone()).ok_or_else(|| BoxError::WrongType {
-            name: name.to_owned(),
-            carries,
-            asked: std::any::type_name::<T>(),
-        })
+        b.as_any()
+            .downcast_ref::<Node<T>>()
+            .ok_or_else(|| BoxError::WrongType {
+                name: name.to_owned(),
+                carries,
+                asked: std::any::type_name::<T>(),
+            })
     }
 
     /// The inbox called `name`. Errors: no such inbox, or it carries
     /// another type.
-    pub fn inbox<T: Send + 'static>(&self, name: &str) -> Result<Inbox<T>, BoxError> {
-        self.find(name, Direction::Inbox).map(Inbox::from_node)
+    pub fn inbox<T: Send + 'static>(&self, name: &str) -> Result<&Inbox<T>, BoxError> {
+        self.find(name, Direction::Inbox).map(Inbox::of_node)
     }
 
     /// The outbox called `name`. Errors: no such outbox, or it carries
     /// another type.
-    pub fn outbox<T: Send + 'static>(&self, name: &str) -> Result<Outbox<T>, BoxError> {
-        self.find(name, Direction::Outbox).map(Outbox::from_node)
+    pub fn outbox<T: Send + 'static>(&self, name: &str) -> Result<&Outbox<T>, BoxError> {
+        self.find(name, Direction::Outbox).map(Outbox::of_node)
     }
 }
 
@@ -484,7 +527,7 @@ impl BoxSet for DynamicBoxes {
         BoxTable::new(dynamic.boxes.iter().map(|(m, _)| m.clone()).collect())
     }
 
-    fn __build(dynamic: &Declaration, owner: &Arc<WakeCell>) -> Self {
+    fn __build(dynamic: &Declaration, owner: &OwnerRef) -> Self {
         DynamicBoxes {
             nodes: dynamic
                 .boxes
@@ -498,10 +541,6 @@ impl BoxSet for DynamicBoxes {
 
     fn __port(&self, index: usize) -> Option<&dyn ErasedBox> {
         self.nodes.get(index).map(|b| &**b)
-    }
-
-    fn __port_arc(&self, index: usize) -> Option<Arc<dyn ErasedBox>> {
-        self.nodes.get(index).cloned()
     }
 }
 

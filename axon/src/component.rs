@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
 
-use crate::boxset::{BoxSet, Declaration};
+use crate::boxset::{BoxSet, BoxesRef, Declaration};
 use crate::cx::Cx;
 use crate::handle::{Core, Handle};
 use crate::shared::Shared;
@@ -182,7 +182,7 @@ pub(crate) trait Body: Send {
 
 struct Wrapped<C: Component> {
     component: C,
-    boxes: Arc<C::Boxes>,
+    boxes: BoxesRef<C::Boxes>,
 }
 
 impl<C: Component> Body for Wrapped<C> {
@@ -212,12 +212,11 @@ impl Handle {
     pub fn new<C: Component>(mut body: C) -> Handle {
         let dynamic = body.dynamic_boxes();
         let table = C::Boxes::__table(&dynamic);
-        let wake = Arc::new(WakeCell::new(table));
-        let boxes = Arc::new(C::Boxes::__build(&dynamic, &wake));
+        let (wake, boxes) = WakeCell::with_boxes::<C::Boxes>(table, &dynamic);
         if C::THREADED {
             wake.set_threaded();
         }
-        let handle = Handle(Arc::new(Core::new(body.name(), boxes.clone(), wake)));
+        let handle = Handle(Arc::new(Core::new(body.name(), wake)));
         body.created(&handle, &boxes);
         let body: Box<dyn Body> = Box::new(Wrapped {
             component: body,
@@ -231,14 +230,10 @@ impl Handle {
     pub(crate) fn without_body<B: BoxSet>(
         name: Cow<'static, str>,
         dynamic: &Declaration,
-    ) -> (Handle, Arc<B>) {
+    ) -> (Handle, BoxesRef<B>) {
         let table = B::__table(dynamic);
-        let wake = Arc::new(WakeCell::new(table));
-        let boxes = Arc::new(B::__build(dynamic, &wake));
-        (
-            Handle(Arc::new(Core::new(name, boxes.clone(), wake))),
-            boxes,
-        )
+        let (wake, boxes) = WakeCell::with_boxes::<B>(table, dynamic);
+        (Handle(Arc::new(Core::new(name, wake))), boxes)
     }
 }
 

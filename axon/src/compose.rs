@@ -17,7 +17,7 @@ use crate::handle::Handle;
 use crate::linkage::Link;
 use crate::links::{link, unlink};
 use crate::node::ErasedBox;
-use crate::ports::{Inbox, Outbox, Postbox};
+use crate::ports::Postbox;
 
 /// Which end of a passthrough: the composite itself, or one of its
 /// children.
@@ -38,10 +38,8 @@ struct Parent {
     passthroughs: Vec<((End, String), (End, String))>,
     /// Graphline only: `control` messages to copy to every child.
     broadcast_control: Option<Vec<Postbox<Control>>>,
-    control: Option<Inbox<Control>>,
     /// Graphline only: send `producerFinished` out of `signal` at the end.
     signal_when_done: bool,
-    signal: Option<Outbox<Control>>,
     declaration: Declaration,
     name: &'static str,
 }
@@ -63,12 +61,7 @@ impl Parent {
                 log::error!("{}: cannot pass {src_box} through: {e}", self.name);
             }
         }
-        if self.broadcast_control.is_some() {
-            self.control = boxes.inbox::<Control>("control").ok();
-        }
-        if self.signal_when_done {
-            self.signal = boxes.outbox::<Control>("signal").ok();
-        }
+        let _ = boxes;
     }
 
     fn step(&mut self, cx: &mut Cx<'_, DynamicBoxes>) -> Step {
@@ -83,7 +76,11 @@ impl Parent {
                 }
             }
         }
-        if let (Some(targets), Some(control)) = (&self.broadcast_control, &self.control) {
+        let control = self
+            .broadcast_control
+            .as_ref()
+            .and_then(|t| Some((t, cx.boxes.inbox::<Control>("control").ok()?)));
+        if let Some((targets, control)) = control {
             while let Some(msg) = control.recv() {
                 for t in targets {
                     // A child whose control box is full misses this copy;
@@ -100,7 +97,11 @@ impl Parent {
         if !cx.children().is_empty() {
             return Step::Pause;
         }
-        if let Some(signal) = &self.signal {
+        if let Some(signal) = self
+            .signal_when_done
+            .then(|| cx.boxes.outbox::<Control>("signal").ok())
+            .flatten()
+        {
             let _ = signal.send(Control::ProducerFinished);
         }
         Step::Done
@@ -172,14 +173,14 @@ fn no_box(child: &Handle, name: &str) -> LinkError {
     }
 }
 
-fn erased(
-    child: &Handle,
+fn erased<'a>(
+    child: &'a Handle,
     name: &str,
     direction: Direction,
-) -> Result<std::sync::Arc<dyn ErasedBox>, LinkError> {
+) -> Result<&'a dyn ErasedBox, LinkError> {
     child
         .0
-        .find_arc(name, direction)
+        .find(name, direction)
         .ok_or_else(|| no_box(child, name))
 }
 
@@ -224,8 +225,9 @@ pub const PIPELINE_INBOX_LIMIT: usize = 16;
 /// bounded it: a component held by the next one then holds its own sender,
 /// and so on back to the pipeline's inbox, instead of queueing without end.
 fn bound_inbox(child: &Handle) {
-    if let Some(b) = child.0.find_arc("inbox", Direction::Inbox) {
-        let last = b.clone().destination().unwrap_or(b);
+    if let Some(b) = child.0.find("inbox", Direction::Inbox) {
+        let last = b.destination();
+        let last = last.as_deref().unwrap_or(b);
         if last.limit().is_none() {
             last.set_limit(Some(PIPELINE_INBOX_LIMIT));
         }
@@ -251,13 +253,13 @@ impl Pipeline {
             ] {
                 let like = erased(child, name, direction)?;
                 if direction == Direction::Outbox {
-                    free_source(child, name, &*like)?;
+                    free_source(child, name, like)?;
                 }
                 declaration = declaration.like(
                     name,
                     "passes through to the pipeline's end",
                     direction,
-                    &*like,
+                    like,
                 );
                 let (me, it) = (
                     (End::Me, name.to_owned()),
@@ -284,9 +286,7 @@ impl Pipeline {
             links,
             passthroughs,
             broadcast_control: None,
-            control: None,
             signal_when_done: false,
-            signal: None,
             declaration,
             name: "Pipeline",
         }))
@@ -438,7 +438,7 @@ impl Graphline {
                         src_box.to_owned(),
                         "passes through to a child",
                         Direction::Inbox,
-                        &*like,
+                        like,
                     );
                     passthroughs.push((
                         (End::Me, src_box.to_owned()),
@@ -448,12 +448,12 @@ impl Graphline {
                 (false, true) => {
                     let c = child(src)?;
                     let like = erased(&children[c].1, src_box, Direction::Outbox)?;
-                    free_source(&children[c].1, src_box, &*like)?;
+                    free_source(&children[c].1, src_box, like)?;
                     declaration = declaration.like(
                         dst_box.to_owned(),
                         "passes through from a child",
                         Direction::Outbox,
-                        &*like,
+                        like,
                     );
                     passthroughs.push((
                         (End::Child(c), src_box.to_owned()),
@@ -494,9 +494,7 @@ impl Graphline {
             links,
             passthroughs,
             broadcast_control,
-            control: None,
             signal_when_done,
-            signal: None,
             declaration,
             name: "Graphline",
         }))

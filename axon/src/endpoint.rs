@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::boxset::{BoxSet, Declaration, DynamicBoxes};
+use crate::boxset::{BoxSet, BoxesRef, Declaration, DynamicBoxes};
 use crate::handle::Handle;
 use crate::sync::Signal;
 use crate::wake::Target;
@@ -30,7 +30,7 @@ use crate::wake::Target;
 /// ```
 pub struct Endpoint<B> {
     handle: Handle,
-    boxes: Arc<B>,
+    boxes: BoxesRef<B>,
     signal: Arc<Signal>,
 }
 

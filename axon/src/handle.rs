@@ -7,12 +7,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use crate::boxset::{BoxSet, ErasedSet};
+use crate::boxset::{BoxSet, BoxesRef};
 use crate::declare::{BoxInfo, Direction};
 use crate::error::{ActivateError, BoxError};
 use crate::linkage::LinkBook;
 use crate::node::ErasedBox;
-use crate::ports::{downcast, Postbox};
+use crate::ports::Postbox;
 use crate::sync::lock;
 use crate::wake::{WakeCell, DONE};
 
@@ -21,8 +21,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Core {
     pub(crate) id: u64,
     pub(crate) name: Cow<'static, str>,
-    /// The boxes (the same value the body's steps see, typed).
-    pub(crate) set: Arc<dyn ErasedSet>,
+    /// The wake cell, which also owns the boxes (the same value the
+    /// body's steps see, typed).
     pub(crate) wake: Arc<WakeCell>,
     /// The body until activation, then its runner's (`wake` says it was
     /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. One
@@ -54,15 +54,10 @@ pub(crate) struct Kin {
 }
 
 impl Core {
-    pub(crate) fn new(
-        name: Cow<'static, str>,
-        set: Arc<dyn ErasedSet>,
-        wake: Arc<WakeCell>,
-    ) -> Core {
+    pub(crate) fn new(name: Cow<'static, str>, wake: Arc<WakeCell>) -> Core {
         Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
-            set,
             wake,
             body: Mutex::new(None),
             family: Mutex::new(Family {
@@ -72,19 +67,19 @@ impl Core {
         }
     }
 
+    /// The `i`th box.
+    pub(crate) fn port(&self, i: usize) -> Option<&dyn ErasedBox> {
+        self.wake.set()?.port(i)
+    }
+
     pub(crate) fn find(&self, name: &str, direction: Direction) -> Option<&dyn ErasedBox> {
         let i = self.wake.table().find(name, direction)?;
-        self.set.port(i)
+        self.port(i)
     }
 
-    pub(crate) fn find_arc(&self, name: &str, direction: Direction) -> Option<Arc<dyn ErasedBox>> {
-        let i = self.wake.table().find(name, direction)?;
-        self.set.port_arc(i)
-    }
-
-    pub(crate) fn find_any_arc(&self, name: &str) -> Option<Arc<dyn ErasedBox>> {
+    pub(crate) fn find_any(&self, name: &str) -> Option<&dyn ErasedBox> {
         let i = self.wake.table().find_any(name)?;
-        self.set.port_arc(i)
+        self.port(i)
     }
 
     /// True if any inbox holds a message (A2: Kamaelia's `anyReady`).
@@ -94,7 +89,7 @@ impl Core {
             table
                 .get(i)
                 .is_some_and(|m| m.direction == Direction::Inbox)
-                && self.set.port(i).is_some_and(|b| !b.is_empty())
+                && self.port(i).is_some_and(|b| !b.is_empty())
         })
     }
 
@@ -197,8 +192,8 @@ impl Handle {
 
     /// The component's boxes, typed, if they are a `B`: for code outside
     /// the body that knows what the component is (tests, a parent).
-    pub fn typed_boxes<B: BoxSet>(&self) -> Option<Arc<B>> {
-        self.0.set.clone().into_any().downcast::<B>().ok()
+    pub fn typed_boxes<B: BoxSet>(&self) -> Option<BoxesRef<B>> {
+        BoxesRef::of(&self.0.wake)
     }
 
     /// Sets (or, with `None`, removes) the size limit of an inbox (A5).
@@ -209,9 +204,9 @@ impl Handle {
     pub fn set_inbox_size(&self, inbox: &str, limit: Option<usize>) -> Result<(), BoxError> {
         let b = self
             .0
-            .find_arc(inbox, Direction::Inbox)
+            .find(inbox, Direction::Inbox)
             .ok_or_else(|| self.0.no_such_box(inbox))?;
-        match b.clone().destination() {
+        match b.destination() {
             Some(last) => last.set_limit(limit),
             None => b.set_limit(limit),
         }
@@ -230,11 +225,12 @@ impl Handle {
     pub fn postbox<T: Send + 'static>(&self, inbox: &str) -> Result<Postbox<T>, BoxError> {
         let b = self
             .0
-            .find_arc(inbox, Direction::Inbox)
+            .find(inbox, Direction::Inbox)
             .ok_or_else(|| self.0.no_such_box(inbox))?;
         let carries = b.message_type().1;
-        downcast::<T>(b)
-            .map(Postbox::from_node)
+        b.as_any()
+            .downcast_ref::<crate::node::Node<T>>()
+            .map(|n| Postbox::from_node(n.to_ref()))
             .ok_or_else(|| BoxError::WrongType {
                 name: inbox.to_owned(),
                 carries,
@@ -294,7 +290,7 @@ impl Handle {
                 .get(i)
                 .is_some_and(|m| m.direction == Direction::Inbox)
             {
-                if let Some(b) = core.set.port(i) {
+                if let Some(b) = core.port(i) {
                     b.discard_all();
                 }
             }
@@ -312,5 +308,94 @@ impl Handle {
             });
             parent.wake.wake();
         }
+    }
+}
+
+impl Drop for Core {
+    /// Nobody can reach the component by handle any more: its boxes let go
+    /// of where they lead and of what waits in them. They stay (a linkage
+    /// or postbox into them may still send, and is discarded, or queued
+    /// for nobody, as before) until the last such reference goes; but they
+    /// no longer keep anyone else alive, so two components linked both
+    /// ways, each owning the other's box through its own, are freed.
+    fn drop(&mut self) {
+        let ended = self.wake.state() == DONE;
+        if let Some(set) = self.wake.set() {
+            for i in 0..self.wake.table().len() {
+                if let Some(b) = set.port(i) {
+                    b.release(ended);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{link_boxes, Control, Endpoint, Standard};
+    use std::sync::Weak;
+
+    fn cell_of(h: &Handle) -> Weak<WakeCell> {
+        Arc::downgrade(&h.0.wake)
+    }
+
+    /// Boxes live in their cell, and a linkage into a box counts its cell:
+    /// two components linked both ways would keep each other's boxes for
+    /// ever, were the linkages kept once nobody holds either component.
+    #[test]
+    fn two_components_linked_both_ways_are_freed_when_their_handles_go() {
+        let a = Endpoint::<Standard<u8, u8>>::new("a");
+        let b = Endpoint::<Standard<u8, u8>>::new("b");
+        link_boxes((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
+        link_boxes((b.handle(), "outbox"), (a.handle(), "inbox")).unwrap();
+        a.outbox.send(1).unwrap();
+        assert_eq!(b.inbox.recv(), Some(1));
+        let (wa, wb) = (cell_of(a.handle()), cell_of(b.handle()));
+        drop(a);
+        assert!(
+            wa.upgrade().is_some(),
+            "b's outbox still leads to a's inbox"
+        );
+        drop(b);
+        assert!(wa.upgrade().is_none() && wb.upgrade().is_none());
+    }
+
+    /// A message waiting in a box may hold a reference to a box of the same
+    /// component (here a postbox to its own `control`): dropped with the
+    /// component, not kept by itself for ever.
+    #[test]
+    fn a_postbox_to_itself_waiting_in_its_own_inbox_does_not_keep_it() {
+        let e = Endpoint::<Standard<Postbox<Control>, u8>>::new("e");
+        let own_control = e.handle().postbox::<Control>("control").unwrap();
+        e.handle()
+            .postbox::<Postbox<Control>>("inbox")
+            .unwrap()
+            .send(own_control)
+            .unwrap();
+        assert_eq!(e.inbox.len(), 1);
+        let w = cell_of(e.handle());
+        drop(e);
+        assert!(w.upgrade().is_none());
+    }
+
+    /// A postbox may outlive every handle on its inbox's component: sends
+    /// into it are harmless, and the boxes go with the last postbox.
+    #[test]
+    fn a_postbox_outliving_its_component_keeps_its_box_until_it_goes() {
+        let e = Endpoint::<Standard<u8, u8>>::new("e");
+        let p = e.inbox.postbox();
+        let w = cell_of(e.handle());
+        drop(e);
+        assert!(w.upgrade().is_some());
+        for i in 0..3 {
+            let _ = p.send(i);
+        }
+        let q = p.clone();
+        drop(p);
+        assert!(w.upgrade().is_some());
+        assert!(q.same(&q.clone()));
+        drop(q);
+        assert!(w.upgrade().is_none());
     }
 }

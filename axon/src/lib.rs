@@ -198,7 +198,7 @@ mod sync;
 mod timers;
 mod wake;
 
-pub use boxset::{BoxSet, Declaration, DynamicBoxes, Standard};
+pub use boxset::{BoxSet, BoxesRef, Declaration, DynamicBoxes, Standard};
 pub use cat::Cat;
 pub use component::{Component, Counter, Counters, Step};
 pub use compose::{Graphline, Linkage, Pipeline, PIPELINE_INBOX_LIMIT};
@@ -221,7 +221,7 @@ pub use snapshot::{BoxSnapshot, ComponentInfo, LinkInfo, RunState, Snapshot};
 pub mod __private {
     pub use crate::boxset::__table as table;
     pub use crate::declare::BoxTable;
-    pub use crate::node::ErasedBox;
+    pub use crate::node::{ErasedBox, OwnerRef};
     pub use crate::ports::Port;
     pub use crate::wake::WakeCell;
 

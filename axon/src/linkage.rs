@@ -6,9 +6,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use crate::node::ErasedBox;
+use crate::node::ErasedRef;
 
 static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 
@@ -17,8 +16,8 @@ static NEXT_LINK: AtomicU64 = AtomicU64::new(1);
 #[derive(Clone)]
 pub struct Link {
     pub(crate) id: u64,
-    pub(crate) src: Arc<dyn ErasedBox>,
-    pub(crate) dst: Arc<dyn ErasedBox>,
+    pub(crate) src: ErasedRef,
+    pub(crate) dst: ErasedRef,
     pub(crate) src_owner: u64,
     pub(crate) dst_owner: u64,
     /// The components' names, for `Debug` (not their handles: a linkage
@@ -42,8 +41,8 @@ impl fmt::Debug for Link {
 
 impl Link {
     pub(crate) fn new(
-        src: (Arc<dyn ErasedBox>, u64, Cow<'static, str>),
-        dst: (Arc<dyn ErasedBox>, u64, Cow<'static, str>),
+        src: (ErasedRef, u64, Cow<'static, str>),
+        dst: (ErasedRef, u64, Cow<'static, str>),
     ) -> Link {
         Link {
             id: NEXT_LINK.fetch_add(1, Ordering::Relaxed),
@@ -57,7 +56,7 @@ impl Link {
     }
 
     pub(crate) fn remove(&self) {
-        self.src.clone().unlink_from(&self.dst);
+        self.src.unlink_from(&*self.dst);
     }
 }
 

@@ -5,14 +5,14 @@ use crate::declare::Direction;
 use crate::error::LinkError;
 use crate::handle::Handle;
 use crate::linkage::Link;
-use crate::node::ErasedBox;
-use std::sync::Arc;
+use crate::node::{ErasedBox, ErasedRef};
 
 /// Links `(component, box)` to `(component, box)` (A3), owned by nobody:
 /// it lasts until [`unlink`]. See [`Handle::link`] for the rules.
 pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
     let (s, d) = boxes_of(src, dst)?;
-    join(s.clone(), d.clone(), src)?;
+    let (s, d) = (s.to_ref(), d.to_ref());
+    join(&*s, d.clone(), src)?;
     let link = Link::new(
         (s, src.0.id(), src.0 .0.name.clone()),
         (d, dst.0.id(), dst.0 .0.name.clone()),
@@ -41,7 +41,7 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
 /// ```
 pub fn link_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<(), LinkError> {
     let (s, d) = boxes_of(src, dst)?;
-    join(s, d, src)?;
+    join(s, d.to_ref(), src)?;
     log::trace!(
         "link {}.{} -> {}.{}",
         src.0.name(),
@@ -52,13 +52,13 @@ pub fn link_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<(), Link
     Ok(())
 }
 
-/// A linkage's source box and destination box.
-type Ends = (Arc<dyn ErasedBox>, Arc<dyn ErasedBox>);
-
 /// The two boxes a linkage would join, checked to carry the same type.
-fn boxes_of(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Ends, LinkError> {
-    let box_named = |h: &Handle, name: &str| {
-        h.0.find_any_arc(name).ok_or_else(|| LinkError::NoSuchBox {
+fn boxes_of<'a>(
+    src: (&'a Handle, &str),
+    dst: (&'a Handle, &str),
+) -> Result<(&'a dyn ErasedBox, &'a dyn ErasedBox), LinkError> {
+    let box_named = |h: &'a Handle, name: &str| {
+        h.0.find_any(name).ok_or_else(|| LinkError::NoSuchBox {
             component: h.name().to_owned(),
             name: name.to_owned(),
         })
@@ -79,11 +79,7 @@ fn boxes_of(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Ends, LinkErro
 }
 
 /// Sets `s`'s target to `d` (A3, A4), naming the ends in an error.
-fn join(
-    s: Arc<dyn ErasedBox>,
-    d: Arc<dyn ErasedBox>,
-    src: (&Handle, &str),
-) -> Result<(), LinkError> {
+fn join(s: &dyn ErasedBox, d: ErasedRef, src: (&Handle, &str)) -> Result<(), LinkError> {
     s.link_to(d).map_err(|e| match e {
         LinkError::AlreadyLinked { existing, .. } => LinkError::AlreadyLinked {
             source: format!("{}.{}", src.0.name(), src.1),
@@ -106,10 +102,10 @@ pub fn unlink(link: &Link) {
 /// connection). Returns true if a linkage was removed; unknown boxes or no
 /// such linkage: false.
 pub fn unlink_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> bool {
-    match (src.0 .0.find_any_arc(src.1), dst.0 .0.find_any_arc(dst.1)) {
-        (Some(s), Some(d)) => s.unlink_from(&d),
-        _ => false,
-    }
+    let (Some(s), Some(d)) = (src.0 .0.find_any(src.1), dst.0 .0.find_any(dst.1)) else {
+        return false;
+    };
+    s.unlink_from(d)
 }
 
 impl Handle {
@@ -156,7 +152,7 @@ impl Handle {
     /// wiring, whoever made the linkage.
     pub fn leads_to(&self, outbox: &str, dst: (&Handle, &str)) -> bool {
         let (Some(src), Some(inbox)) = (
-            self.0.find_arc(outbox, Direction::Outbox),
+            self.0.find(outbox, Direction::Outbox),
             dst.0 .0.find(dst.1, Direction::Inbox),
         ) else {
             return false;

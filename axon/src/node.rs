@@ -23,6 +23,17 @@
 //! queue itself is allocated only when the first message arrives. A queue
 //! that grew during a burst gives its buffer back once it is empty again.
 //!
+//! A box is not an allocation of its own: it is a field of its
+//! component's box set, and the set is one allocation, owned by the
+//! component's wake cell. A reference to a box from elsewhere (a
+//! linkage's target, a [`Postbox`](crate::Postbox), a [`Link`](crate::Link))
+//! is one pointer, [`NodeRef`], that counts the *cell*: the box lives as
+//! long as anyone can send to it. A box's own reference to its cell
+//! ([`OwnerRef`]) is not counted, or every cell would keep itself alive.
+//! So that two components linked both ways do not keep each other's
+//! boxes for ever, a component's boxes let go of their linkages and
+//! messages once no handle on it is left (see `Core`'s `Drop`).
+//!
 //! ## Counters
 //!
 //! Each box counts the messages that arrive in its queue and the most that
@@ -31,9 +42,14 @@
 //! padding beside the lock's data, so they cost no memory, no atomic and
 //! no lock of their own.
 
+#![allow(unsafe_code)] // NodeRef, ErasedRef, OwnerRef: see their SAFETY notes
+
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -45,15 +61,210 @@ use crate::wake::{WakeCell, DONE};
 /// Serialises every change of linkage topology in the process.
 static TOPOLOGY: Mutex<()> = Mutex::new(());
 
-/// Makes a box of some message type (the type is the function's).
-pub(crate) type Maker = fn(Direction, u16, &Arc<WakeCell>) -> Arc<dyn ErasedBox>;
+/// Makes a box of some message type (the type is the function's), for a
+/// [`DynamicBoxes`](crate::DynamicBoxes) set.
+pub(crate) type Maker = fn(Direction, u16, &OwnerRef) -> Box<dyn ErasedBox>;
 
 pub(crate) fn make_node<T: Send + 'static>(
     direction: Direction,
     index: u16,
-    owner: &Arc<WakeCell>,
-) -> Arc<dyn ErasedBox> {
-    Arc::new(Node::<T>::new(direction, index, owner.clone()))
+    owner: &OwnerRef,
+) -> Box<dyn ErasedBox> {
+    Box::new(Node::<T>::new(direction, index, owner))
+}
+
+/// A box's reference to the wake cell of the component it belongs to: an
+/// `Arc` that is not counted.
+///
+/// A component's boxes are fields of its box set, in one allocation that
+/// the component's wake cell owns (see `WakeCell::with_boxes`), so the cell outlives
+/// every box in it; counting the reference would make each cell keep
+/// itself alive. Only axon makes one, for the set it is building
+/// ([`BoxSet::__build`](crate::BoxSet::__build)); a box made with it must
+/// stay in that set.
+pub struct OwnerRef(ManuallyDrop<Arc<WakeCell>>);
+
+impl OwnerRef {
+    /// An uncounted reference to `cell`.
+    ///
+    /// # Safety
+    ///
+    /// `cell` must outlive every use of the reference and of its copies:
+    /// the boxes made with it must live in the set `cell` owns (or, in
+    /// this crate's unit tests, be dropped before `cell`).
+    pub(crate) unsafe fn new(cell: &Arc<WakeCell>) -> Self {
+        let raw = Arc::into_raw(cell.clone());
+        // SAFETY: `raw` came from `Arc::into_raw`, and the count it took
+        // is given back at once: the `Arc` rebuilt from it is never
+        // dropped (`ManuallyDrop`), so it counts nothing, and the caller
+        // keeps the cell alive while it is used.
+        unsafe {
+            Arc::decrement_strong_count(raw);
+            OwnerRef(ManuallyDrop::new(Arc::from_raw(raw)))
+        }
+    }
+}
+
+impl std::fmt::Debug for OwnerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OwnerRef({:p})", Arc::as_ptr(&self.0))
+    }
+}
+
+impl Clone for OwnerRef {
+    fn clone(&self) -> Self {
+        // SAFETY: the same cell, under the same promise as `self`'s.
+        unsafe { OwnerRef::new(&self.0) }
+    }
+}
+
+impl Deref for OwnerRef {
+    type Target = Arc<WakeCell>;
+
+    fn deref(&self) -> &Arc<WakeCell> {
+        &self.0
+    }
+}
+
+/// A counted reference to a box of another component (a linkage's target,
+/// a [`Postbox`](crate::Postbox)): one word, a pointer to the box. It
+/// counts the box's owner's wake cell, which owns the box set the box is
+/// in, so the box lives while the reference does.
+pub(crate) struct NodeRef<T> {
+    node: NonNull<Node<T>>,
+}
+
+// SAFETY: a `NodeRef` is a shared reference to a `Node<T>` kept alive by a
+// count on an `Arc` (as an `Arc<Node<T>>` would be): it is `Send` and
+// `Sync` exactly when `Node<T>` is `Sync` (`Node` guards its state with a
+// mutex and atomics, and is `Sync` for `T: Send`).
+unsafe impl<T: Send + 'static> Send for NodeRef<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send + 'static> Sync for NodeRef<T> {}
+
+impl<T> NodeRef<T> {
+    /// A counted reference to `node`.
+    ///
+    /// # Safety
+    ///
+    /// `node` must be in the box set its owner's cell owns, or (unit
+    /// tests) outlive the reference: counting the cell then keeps the box.
+    pub(crate) unsafe fn new(node: &Node<T>) -> Self {
+        // SAFETY: `owner` is a live cell (the node is in its set); the
+        // count taken here is given back by `drop`.
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(&node.owner)) };
+        NodeRef {
+            node: NonNull::from(node),
+        }
+    }
+
+    /// True if both lead to the same box.
+    pub(crate) fn ptr_eq(&self, other: &NodeRef<T>) -> bool {
+        self.node == other.node
+    }
+}
+
+impl<T> Deref for NodeRef<T> {
+    type Target = Node<T>;
+
+    fn deref(&self) -> &Node<T> {
+        // SAFETY: the count this reference holds on the node's owner cell
+        // keeps the cell, and with it the set the node is in, alive.
+        unsafe { self.node.as_ref() }
+    }
+}
+
+impl<T> Clone for NodeRef<T> {
+    fn clone(&self) -> Self {
+        // SAFETY: `self` keeps the node alive, and it is in its set.
+        unsafe { NodeRef::new(self) }
+    }
+}
+
+impl<T> Drop for NodeRef<T> {
+    fn drop(&mut self) {
+        let cell = Arc::as_ptr(&self.owner);
+        // SAFETY: gives back the count `new` took. It may free the cell and
+        // the node with it; neither is touched after this.
+        unsafe { Arc::decrement_strong_count(cell) };
+    }
+}
+
+/// A counted reference to a box with its message type erased: a linkage's
+/// ends, looked up by name. One pointer: it counts the box's owner's wake
+/// cell, as a `NodeRef` does.
+pub struct ErasedRef {
+    node: NonNull<dyn ErasedBox>,
+}
+
+// SAFETY: as `NodeRef`'s: a counted shared reference to an `ErasedBox`,
+// which is `Send + Sync`.
+unsafe impl Send for ErasedRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for ErasedRef {}
+
+impl ErasedRef {
+    /// A counted reference to `node`.
+    ///
+    /// # Safety
+    ///
+    /// As [`NodeRef::new`]'s.
+    pub(crate) unsafe fn new(node: &dyn ErasedBox) -> Self {
+        // SAFETY: as in `NodeRef::new`.
+        unsafe { Arc::increment_strong_count(Arc::as_ptr(node.owner_cell())) };
+        ErasedRef {
+            node: NonNull::from(node),
+        }
+    }
+
+    /// The typed reference, or `None` for a box of another type.
+    pub(crate) fn downcast<T: Send + 'static>(self) -> Option<NodeRef<T>> {
+        if !self.as_any().is::<Node<T>>() {
+            return None;
+        }
+        let node = self.node.cast::<Node<T>>();
+        // The count moves to the typed reference.
+        std::mem::forget(self);
+        Some(NodeRef { node })
+    }
+}
+
+impl Deref for ErasedRef {
+    type Target = dyn ErasedBox;
+
+    fn deref(&self) -> &dyn ErasedBox {
+        // SAFETY: as `NodeRef`'s.
+        unsafe { self.node.as_ref() }
+    }
+}
+
+impl std::fmt::Debug for ErasedRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ErasedRef({})", self.name())
+    }
+}
+
+impl Clone for ErasedRef {
+    fn clone(&self) -> Self {
+        // SAFETY: as `NodeRef`'s.
+        unsafe { ErasedRef::new(&**self) }
+    }
+}
+
+impl Drop for ErasedRef {
+    fn drop(&mut self) {
+        let cell = Arc::as_ptr(self.owner_cell());
+        // SAFETY: as `NodeRef`'s.
+        unsafe { Arc::decrement_strong_count(cell) };
+    }
+}
+
+impl<T: Send + 'static> From<NodeRef<T>> for ErasedRef {
+    fn from(node: NodeRef<T>) -> ErasedRef {
+        let erased: NonNull<dyn ErasedBox> = node.node;
+        std::mem::forget(node);
+        ErasedRef { node: erased }
+    }
 }
 
 /// An inbox's messages, in one allocation made when a message arrives and
@@ -192,8 +403,26 @@ enum Inner<T> {
         high: u16,
         wraps: u8,
         delivered: u32,
-        next: Arc<Node<T>>,
+        next: NodeRef<T>,
     },
+}
+
+/// What a box held before its linkage changed ([`Inner::set_target`]).
+enum Held<T> {
+    /// Its queue, if it had one.
+    Queue(Option<Box<Queue<T>>>),
+    /// Where it led: held only to be dropped (after the caller's locks).
+    #[allow(dead_code)]
+    Target(NodeRef<T>),
+}
+
+impl<T> Held<T> {
+    fn queue(self) -> Option<Box<Queue<T>>> {
+        match self {
+            Held::Queue(queue) => queue,
+            Held::Target(_) => None,
+        }
+    }
 }
 
 /// A box's counters, as a snapshot reads them.
@@ -242,7 +471,7 @@ impl<T: 'static> Inner<T> {
         }
     }
 
-    fn target(&self) -> Option<&Arc<Node<T>>> {
+    fn target(&self) -> Option<&NodeRef<T>> {
         match self {
             Inner::Linked { next, .. } => Some(next),
             Inner::Local { .. } => None,
@@ -272,9 +501,10 @@ impl<T: 'static> Inner<T> {
         }
     }
 
-    /// Links onwards (`Some`) or not (`None`), handing back any queue the
-    /// box held (A4: its messages move on).
-    fn set_target(&mut self, next: Option<Arc<Node<T>>>) -> Option<Box<Queue<T>>> {
+    /// Links onwards (`Some`) or not (`None`), handing back what the box
+    /// held: its queue (A4: its messages move on) or its old target (for
+    /// the caller to drop outside the lock).
+    fn set_target(&mut self, next: Option<NodeRef<T>>) -> Held<T> {
         let (high, wraps, delivered) = self.parts();
         let new = match next {
             Some(next) => Inner::Linked {
@@ -291,8 +521,8 @@ impl<T: 'static> Inner<T> {
             },
         };
         match std::mem::replace(self, new) {
-            Inner::Local { queue, .. } => queue,
-            Inner::Linked { .. } => None,
+            Inner::Local { queue, .. } => Held::Queue(queue),
+            Inner::Linked { next, .. } => Held::Target(next),
         }
     }
 
@@ -365,8 +595,9 @@ const UNBOUNDED: u32 = u32::MAX;
 pub(crate) struct Node<T> {
     /// Woken when a message arrives (inboxes only, but every box knows its
     /// owner so that a full send can register the sender). It also holds
-    /// the owner's box table, where this box's name is.
-    owner: Arc<WakeCell>,
+    /// the owner's box table, where this box's name is, and the box set
+    /// this box is in.
+    owner: OwnerRef,
     inner: Mutex<Inner<T>>,
     /// A5: the most messages the queue may hold; [`UNBOUNDED`] for none.
     limit: AtomicU32,
@@ -393,9 +624,11 @@ fn wake_all(waiting: Vec<Arc<WakeCell>>) {
 pub(crate) struct Full<T>(pub(crate) T);
 
 impl<T: Send + 'static> Node<T> {
-    pub(crate) fn new(direction: Direction, index: u16, owner: Arc<WakeCell>) -> Self {
+    /// A box of `owner`'s, `index`th in its declaration. It must be kept in
+    /// the set `owner` will own (see [`OwnerRef`]).
+    pub(crate) fn new(direction: Direction, index: u16, owner: &OwnerRef) -> Self {
         Node {
-            owner,
+            owner: owner.clone(),
             inner: Mutex::new(Inner::new()),
             limit: AtomicU32::new(UNBOUNDED),
             index,
@@ -596,9 +829,16 @@ impl<T: Send + 'static> Node<T> {
         }
     }
 
+    /// A counted reference to this box.
+    pub(crate) fn to_ref(&self) -> NodeRef<T> {
+        // SAFETY: every box is in the set its owner's cell owns (`Node::new`
+        // says so, and `OwnerRef`s are made only for sets being built).
+        unsafe { NodeRef::new(self) }
+    }
+
     /// The inbox sends from this box end in, if any.
-    fn final_inbox(self: &Arc<Self>) -> Option<Arc<Node<T>>> {
-        let mut node = self.clone();
+    fn final_inbox(&self) -> Option<NodeRef<T>> {
+        let mut node = self.to_ref();
         loop {
             let next = lock(&node.inner).target().cloned();
             match next {
@@ -627,8 +867,11 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn message_type(&self) -> (TypeId, &'static str);
     /// For identity and downcasts.
     fn as_any(&self) -> &dyn Any;
-    /// For typed handles.
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The wake cell of the component the box belongs to (which owns the
+    /// box set the box is in).
+    fn owner_cell(&self) -> &Arc<WakeCell>;
+    /// A counted reference to this box.
+    fn to_ref(&self) -> ErasedRef;
     /// Makes a box of the same message type.
     fn maker(&self) -> Maker;
     /// Messages waiting.
@@ -647,12 +890,18 @@ pub trait ErasedBox: Send + Sync + 'static {
     /// nowhere).
     fn has_target(&self) -> bool;
     /// The inbox sends from this box end in, if any.
-    fn destination(self: Arc<Self>) -> Option<Arc<dyn ErasedBox>>;
+    fn destination(&self) -> Option<ErasedRef>;
     /// Makes this box's linkage to `dst` (A3, A4).
-    fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError>;
+    fn link_to(&self, dst: ErasedRef) -> Result<(), LinkError>;
     /// Removes the linkage out of this box if it leads to `dst`; true if it
     /// did.
-    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool;
+    fn unlink_from(&self, dst: &dyn ErasedBox) -> bool;
+    /// Removes the linkage out of this box, whatever it leads to, and
+    /// (unless its component `ended`, which emptied its inboxes for good)
+    /// drops every message waiting: its component can no longer be reached
+    /// (every handle on it is gone), and what it holds could keep other
+    /// components alive through a cycle of linkages.
+    fn release(&self, ended: bool);
     /// True if both are the same box.
     fn same(&self, other: &dyn ErasedBox) -> bool;
     /// Drops every message waiting (its owner has ended).
@@ -714,8 +963,13 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         self
     }
 
-    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
+    fn owner_cell(&self) -> &Arc<WakeCell> {
+        &self.owner
+    }
+
+    fn to_ref(&self) -> ErasedRef {
+        // SAFETY: as in `Node::to_ref`.
+        unsafe { ErasedRef::new(self) }
     }
 
     fn maker(&self) -> Maker {
@@ -748,8 +1002,8 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         }
     }
 
-    fn destination(self: Arc<Self>) -> Option<Arc<dyn ErasedBox>> {
-        self.final_inbox().map(|n| n as Arc<dyn ErasedBox>)
+    fn destination(&self) -> Option<ErasedRef> {
+        self.final_inbox().map(ErasedRef::from)
     }
 
     fn is_linked(&self) -> bool {
@@ -761,22 +1015,20 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         self.flags.load(Ordering::Acquire) & HAS_TARGET != 0
     }
 
-    fn link_to(self: Arc<Self>, dst: Arc<dyn ErasedBox>) -> Result<(), LinkError> {
-        let _topology = lock(&TOPOLOGY);
-        // Names are for errors only: copied when one is made, not per link.
-        let mismatch = |dst: &dyn ErasedBox| LinkError::TypeMismatch {
-            source: self.box_name().to_string(),
-            source_type: std::any::type_name::<T>(),
-            sink: dst.name().to_owned(),
-            sink_type: "another type",
-        };
+    fn link_to(&self, dst: ErasedRef) -> Result<(), LinkError> {
         if !dst.as_any().is::<Node<T>>() {
             // Type mismatch is checked (with full names) by the caller; this
-            // is a second line of defence.
-            return Err(mismatch(&*dst));
+            // is a second line of defence. Names are for errors only:
+            // copied when one is made, not per link.
+            return Err(LinkError::TypeMismatch {
+                source: self.box_name().to_string(),
+                source_type: std::any::type_name::<T>(),
+                sink: dst.name().to_owned(),
+                sink_type: "another type",
+            });
         }
         let dst_direction = dst.direction();
-        let Ok(dst) = dst.into_any().downcast::<Node<T>>() else {
+        let Some(dst) = dst.downcast::<T>() else {
             return Err(LinkError::TypeMismatch {
                 source: self.box_name().to_string(),
                 source_type: std::any::type_name::<T>(),
@@ -784,6 +1036,10 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                 sink_type: "another type",
             });
         };
+        // Taken after `dst`, so released before it is dropped (on an error
+        // below): were it the last reference to its component, that
+        // component's end would take this lock again.
+        let _topology = lock(&TOPOLOGY);
         if self.direction == Direction::Inbox && dst_direction == Direction::Outbox {
             return Err(LinkError::InboxToOutbox {
                 source: self.box_name().to_string(),
@@ -799,7 +1055,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         // Refuse loops: following dst's chain must not come back here.
         let mut cursor = Some(dst.clone());
         while let Some(node) = cursor {
-            if Arc::ptr_eq(&node, &self) {
+            if std::ptr::eq(&*node, self) {
                 return Err(LinkError::Cycle {
                     source: self.box_name().to_string(),
                     sink: dst.box_name().to_string(),
@@ -812,7 +1068,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         // now) or sees the target and follows it.
         let moved = {
             let mut inner = lock(&self.inner);
-            let queue = inner.set_target(Some(dst));
+            let queue = inner.set_target(Some(dst)).queue();
             self.flags.fetch_or(HAS_TARGET, Ordering::Release);
             self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
             drop(inner);
@@ -839,15 +1095,41 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         Ok(())
     }
 
-    fn unlink_from(self: Arc<Self>, dst: &Arc<dyn ErasedBox>) -> bool {
-        let _topology = lock(&TOPOLOGY);
-        let mut inner = lock(&self.inner);
-        if inner.target().is_some_and(|t| t.same(&**dst)) {
-            inner.set_target(None);
+    fn unlink_from(&self, dst: &dyn ErasedBox) -> bool {
+        // The old target is dropped after both locks: it may be the last
+        // reference to its component, whose end takes locks of its own.
+        let old = {
+            let _topology = lock(&TOPOLOGY);
+            let mut inner = lock(&self.inner);
+            if !inner.target().is_some_and(|t| t.same(dst)) {
+                return false;
+            }
             self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
-            return true;
+            inner.set_target(None)
+        };
+        drop(old);
+        true
+    }
+
+    fn release(&self, ended: bool) {
+        // A box that leads nowhere (most) is passed over without its lock:
+        // only its own component links it onwards, and nobody holds that
+        // component now. Without the topology lock: removing a linkage
+        // cannot make a loop, and this runs as a component is dropped,
+        // perhaps inside a drop that another linkage change started.
+        if self.flags.load(Ordering::Acquire) & HAS_TARGET != 0 {
+            let old = {
+                let mut inner = lock(&self.inner);
+                self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
+                inner.set_target(None)
+            };
+            drop(old);
         }
-        false
+        // An ended component's inboxes were emptied as it ended, under
+        // their locks, and every later push is discarded (`push_locked`).
+        if !ended && self.direction == Direction::Inbox {
+            self.discard_queue();
+        }
     }
 
     fn observe(&self) -> Observed {
@@ -895,6 +1177,16 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
 mod tests {
     use super::*;
 
+    /// A cell to make boxes by hand with. Each test declares its boxes
+    /// after the cell, so they (and every reference to them) are dropped
+    /// before it, which is what `OwnerRef::new` asks.
+    fn cell() -> (Arc<WakeCell>, OwnerRef) {
+        let cell = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        // SAFETY: see above.
+        let owner = unsafe { OwnerRef::new(&cell) };
+        (cell, owner)
+    }
+
     #[test]
     fn a_box_is_40_bytes() {
         // Thirteen boxes per connection: this is what idle memory is made of.
@@ -919,10 +1211,10 @@ mod tests {
                     .map_or(0, |(_, q)| q.len())
             })
         };
-        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        let (_cell, owner) = cell();
         let (a, b) = (
-            Node::<Msg>::new(Direction::Inbox, 0, owner.clone()),
-            Node::<Msg>::new(Direction::Inbox, 1, owner.clone()),
+            Node::<Msg>::new(Direction::Inbox, 0, &owner),
+            Node::<Msg>::new(Direction::Inbox, 1, &owner),
         );
         let queue_of = |n: &Node<Msg>| {
             lock(&n.inner)
@@ -949,7 +1241,7 @@ mod tests {
         assert_eq!(spares(), 0);
         // And the spares of a type are bounded.
         let many: Vec<_> = (0..SPARE_QUEUES as u16 + 10)
-            .map(|i| Node::<Msg>::new(Direction::Inbox, i, owner.clone()))
+            .map(|i| Node::<Msg>::new(Direction::Inbox, i, &owner))
             .collect();
         for n in &many {
             assert!(n.send(Msg(0), None).is_ok());
@@ -962,9 +1254,9 @@ mod tests {
 
     #[test]
     fn an_emptied_queue_is_freed_unless_kept() {
-        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+        let (_cell, owner) = cell();
         for keep in [false, true] {
-            let node = Node::<u32>::new(Direction::Inbox, 0, owner.clone());
+            let node = Node::<u32>::new(Direction::Inbox, 0, &owner);
             if keep {
                 node.keep_queue();
             }
@@ -995,8 +1287,8 @@ mod tests {
     /// even after its queue is freed, and a linked box shows its linkage.
     #[test]
     fn observe_skips_the_lock_only_for_boxes_that_never_held_a_message() {
-        let owner = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
-        let node = Arc::new(Node::<u32>::new(Direction::Inbox, 0, owner.clone()));
+        let (cell, owner) = cell();
+        let node = Node::<u32>::new(Direction::Inbox, 0, &owner);
         node.set_limit(Some(5));
         let seen = node.observe();
         assert_eq!(
@@ -1021,10 +1313,10 @@ mod tests {
         };
         assert_eq!(seen.counts, want, "still counted after the queue is gone");
         // An outbox that never carried anything, linked: its linkage shows.
-        let out = Arc::new(Node::<u32>::new(Direction::Outbox, 1, owner.clone()));
-        out.clone().link_to(node.clone()).unwrap();
+        let out = Node::<u32>::new(Direction::Outbox, 1, &owner);
+        out.link_to(node.to_ref().into()).unwrap();
         let next = out.observe().next.expect("its linkage");
-        assert_eq!(next.cell, Arc::as_ptr(&owner) as usize);
+        assert_eq!(next.cell, Arc::as_ptr(&cell) as usize);
         assert_eq!((next.index, next.direction), (0, Direction::Inbox));
     }
 }

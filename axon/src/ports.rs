@@ -7,13 +7,15 @@
 //! inbox (Kamaelia's `(component, "inbox")` pair, as a service request
 //! names it).
 
+#![allow(unsafe_code)] // `of_node`: a cast to a `repr(transparent)` wrapper
+
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::declare::{BoxMeta, Direction};
 use crate::error::NoSpace;
-use crate::node::{ErasedBox, Full, Node};
+use crate::node::{ErasedBox, Full, Node, NodeRef, OwnerRef};
 use crate::wake::WakeCell;
 
 /// One inbox of a component (A1, A2): where messages of type `T` arrive.
@@ -21,8 +23,14 @@ use crate::wake::WakeCell;
 /// Kamaelia's `self.recv("inbox")` is `cx.inbox.recv()`, `dataReady` is
 /// `!cx.inbox.is_empty()`, and `inboxes["inbox"].setSize(n)` is
 /// [`set_limit`](Self::set_limit).
+///
+/// An inbox is a field of its component's box set, where it lives (40
+/// bytes, no allocation of its own) for as long as the component or
+/// anything linked to it does; others reach it through a [`Postbox`] or a
+/// linkage.
+#[repr(transparent)]
 pub struct Inbox<T> {
-    node: Arc<Node<T>>,
+    node: Node<T>,
 }
 
 impl<T: Send + 'static> fmt::Debug for Inbox<T> {
@@ -32,8 +40,10 @@ impl<T: Send + 'static> fmt::Debug for Inbox<T> {
 }
 
 impl<T: Send + 'static> Inbox<T> {
-    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
-        Inbox { node }
+    /// The inbox that is `node` (a box of a [`DynamicBoxes`](crate::DynamicBoxes) set).
+    pub(crate) fn of_node(node: &Node<T>) -> &Self {
+        // SAFETY: `Inbox<T>` is `repr(transparent)` over `Node<T>`.
+        unsafe { &*(node as *const Node<T>).cast::<Inbox<T>>() }
     }
 
     /// Takes the oldest message (A2), waking a producer that waits for
@@ -68,7 +78,7 @@ impl<T: Send + 'static> Inbox<T> {
     /// Sets (or, with `None`, removes) the size limit (A5). Kamaelia:
     /// `inboxes[name].setSize(n)`. Producers waiting for space retry.
     pub fn set_limit(&self, limit: Option<usize>) {
-        ErasedBox::set_limit(&*self.node, limit);
+        ErasedBox::set_limit(&self.node, limit);
     }
 
     /// Keeps this inbox's queue, with its capacity, when it empties,
@@ -87,7 +97,7 @@ impl<T: Send + 'static> Inbox<T> {
     /// names the inbox its notice goes to).
     pub fn postbox(&self) -> Postbox<T> {
         Postbox {
-            node: self.node.clone(),
+            node: self.node.to_ref(),
         }
     }
 
@@ -130,8 +140,11 @@ impl<T: Send + 'static> Inbox<T> {
 /// outbox's linkage (A3); unlinked, it is discarded (A4).
 ///
 /// Kamaelia's `self.send(msg, "outbox")` is `cx.outbox.send(msg)`.
+///
+/// Like an [`Inbox`], a field of its component's box set.
+#[repr(transparent)]
 pub struct Outbox<T> {
-    node: Arc<Node<T>>,
+    node: Node<T>,
 }
 
 impl<T: Send + 'static> fmt::Debug for Outbox<T> {
@@ -141,8 +154,10 @@ impl<T: Send + 'static> fmt::Debug for Outbox<T> {
 }
 
 impl<T: Send + 'static> Outbox<T> {
-    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
-        Outbox { node }
+    /// The outbox that is `node` (a box of a [`DynamicBoxes`](crate::DynamicBoxes) set).
+    pub(crate) fn of_node(node: &Node<T>) -> &Self {
+        // SAFETY: `Outbox<T>` is `repr(transparent)` over `Node<T>`.
+        unsafe { &*(node as *const Node<T>).cast::<Outbox<T>>() }
     }
 
     /// Sends `msg` (A2–A6). A full destination gives it back as
@@ -158,7 +173,7 @@ impl<T: Send + 'static> Outbox<T> {
     /// True if sends currently reach an inbox (false: they would be
     /// discarded, A4).
     pub fn is_linked(&self) -> bool {
-        ErasedBox::is_linked(&*self.node)
+        ErasedBox::is_linked(&self.node)
     }
 
     /// Links this outbox to the inbox `dst` delivers to (A3), as
@@ -179,7 +194,7 @@ impl<T: Send + 'static> Outbox<T> {
     /// assert!(a.outbox.link_to(&b.inbox.postbox()).is_err()); // linked already
     /// ```
     pub fn link_to(&self, dst: &Postbox<T>) -> Result<(), crate::LinkError> {
-        self.node.clone().link_to(dst.node.clone())
+        self.node.link_to(dst.node.clone().into())
     }
 
     /// The box's name, as linkages name it.
@@ -198,7 +213,7 @@ impl<T: Send + 'static> Outbox<T> {
 /// component sends with [`Cx::send_to`](crate::Cx::send_to), which does
 /// (A6).
 pub struct Postbox<T> {
-    node: Arc<Node<T>>,
+    node: NodeRef<T>,
 }
 
 impl<T> Clone for Postbox<T> {
@@ -216,7 +231,7 @@ impl<T: Send + 'static> fmt::Debug for Postbox<T> {
 }
 
 impl<T: Send + 'static> Postbox<T> {
-    pub(crate) fn from_node(node: Arc<Node<T>>) -> Self {
+    pub(crate) fn from_node(node: NodeRef<T>) -> Self {
         Postbox { node }
     }
 
@@ -240,7 +255,7 @@ impl<T: Send + 'static> Postbox<T> {
 
     /// True if both deliver to the same inbox.
     pub fn same(&self, other: &Postbox<T>) -> bool {
-        Arc::ptr_eq(&self.node, &other.node)
+        self.node.ptr_eq(&other.node)
     }
 }
 
@@ -250,28 +265,24 @@ impl<T: Send + 'static> Postbox<T> {
 pub trait Port: Send + Sync + Sized + 'static {
     /// Describes the box.
     fn __meta(name: &'static str, doc: String) -> BoxMeta;
-    /// Makes the box, `index`th of its owner's.
-    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self;
+    /// Makes the box, `index`th of its owner's; it must stay in the set
+    /// being built (see [`OwnerRef`]).
+    fn __make(owner: &OwnerRef, index: u16) -> Self;
     /// The box, erased.
     fn __erased(&self) -> &dyn ErasedBox;
-    /// The box, erased and shared.
-    fn __erased_arc(&self) -> Arc<dyn ErasedBox>;
 }
 
 impl<T: Send + 'static> Port for Inbox<T> {
     fn __meta(name: &'static str, doc: String) -> BoxMeta {
         BoxMeta::of::<T>(name.into(), doc.into(), Direction::Inbox)
     }
-    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self {
+    fn __make(owner: &OwnerRef, index: u16) -> Self {
         Inbox {
-            node: Arc::new(Node::new(Direction::Inbox, index, owner.clone())),
+            node: Node::new(Direction::Inbox, index, owner),
         }
     }
     fn __erased(&self) -> &dyn ErasedBox {
-        &*self.node
-    }
-    fn __erased_arc(&self) -> Arc<dyn ErasedBox> {
-        self.node.clone()
+        &self.node
     }
 }
 
@@ -279,20 +290,12 @@ impl<T: Send + 'static> Port for Outbox<T> {
     fn __meta(name: &'static str, doc: String) -> BoxMeta {
         BoxMeta::of::<T>(name.into(), doc.into(), Direction::Outbox)
     }
-    fn __make(owner: &Arc<WakeCell>, index: u16) -> Self {
+    fn __make(owner: &OwnerRef, index: u16) -> Self {
         Outbox {
-            node: Arc::new(Node::new(Direction::Outbox, index, owner.clone())),
+            node: Node::new(Direction::Outbox, index, owner),
         }
     }
     fn __erased(&self) -> &dyn ErasedBox {
-        &*self.node
+        &self.node
     }
-    fn __erased_arc(&self) -> Arc<dyn ErasedBox> {
-        self.node.clone()
-    }
-}
-
-/// A typed node out of an erased one, or `None` for another type.
-pub(crate) fn downcast<T: Send + 'static>(b: Arc<dyn ErasedBox>) -> Option<Arc<Node<T>>> {
-    b.into_any().downcast::<Node<T>>().ok()
 }

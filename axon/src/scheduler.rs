@@ -493,7 +493,7 @@ mod tests {
     #[test]
     fn per_component_records_stay_small() {
         // Two components per connection: their records are idle memory.
-        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 104);
-        assert_eq!(std::mem::size_of::<WakeCell>(), 40);
+        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 88);
+        assert_eq!(std::mem::size_of::<WakeCell>(), 64);
     }
 }

@@ -229,12 +229,14 @@ impl<'a, I: Iterator<Item = (&'a Handle, &'a dyn Body)>> Iterator for Ahead<'a, 
         }
         if let Some((handle, _)) = self.window.get(AHEAD / 2) {
             prefetch(Arc::as_ptr(&handle.0.wake));
-            prefetch(Arc::as_ptr(&handle.0.set));
+            if let Some(set) = handle.0.wake.set() {
+                prefetch(set as *const dyn crate::boxset::ErasedSet);
+            }
         }
         if let Some((handle, _)) = self.window.get(1) {
             let core = &handle.0;
             for i in 0..core.wake.table().len() {
-                if let Some(b) = core.set.port(i) {
+                if let Some(b) = core.port(i) {
                     prefetch_span(b as *const dyn ErasedBox, std::mem::size_of_val(b));
                 }
             }
@@ -500,7 +502,7 @@ pub(crate) fn take<'a>(
             family.parent.as_ref().and_then(|p| parents.id_of(p))
         };
         for (i, meta) in table.iter().enumerate() {
-            let Some(b) = core.set.port(i) else { continue };
+            let Some(b) = core.port(i) else { continue };
             let seen = b.observe();
             if let Some(next) = seen.next {
                 let mut link = LinkInfo {

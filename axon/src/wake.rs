@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
+use crate::boxset::{BoxSet, BoxesRef, Declaration, ErasedSet};
 use crate::declare::BoxTable;
 use crate::ready::ReadyQueue;
 use crate::sync::Signal;
@@ -68,6 +69,11 @@ pub struct WakeCell {
     flags: AtomicU8,
     target: OnceLock<Target>,
     table: BoxTable,
+    /// The component's boxes, in one allocation: set once, as the
+    /// component is made ([`WakeCell::with_boxes`]). The cell owns them
+    /// because every reference to a box (a linkage, a postbox) counts the
+    /// cell: the boxes live as long as anyone can send to them.
+    set: OnceLock<Box<dyn ErasedSet>>,
 }
 
 impl std::fmt::Debug for WakeCell {
@@ -83,7 +89,31 @@ impl WakeCell {
             flags: AtomicU8::new(0),
             target: OnceLock::new(),
             table,
+            set: OnceLock::new(),
         }
+    }
+
+    /// A cell with the boxes of `B` (built with the cell as their owner),
+    /// and those boxes.
+    pub(crate) fn with_boxes<B: BoxSet>(
+        table: BoxTable,
+        dynamic: &Declaration,
+    ) -> (Arc<WakeCell>, BoxesRef<B>) {
+        let cell = Arc::new(WakeCell::new(table));
+        if cell
+            .set
+            .set(crate::boxset::build_for::<B>(&cell, dynamic))
+            .is_err()
+        {
+            unreachable!("a new cell has no boxes");
+        }
+        let boxes = BoxesRef::of(&cell).expect("the boxes just set are B's");
+        (cell, boxes)
+    }
+
+    /// The component's boxes (none only while they are being made).
+    pub(crate) fn set(&self) -> Option<&dyn ErasedSet> {
+        self.set.get().map(|b| &**b)
     }
 
     /// Marks the body taken; false if it already was (a component runs
