@@ -173,6 +173,17 @@ impl Handle {
         self.0.wake.table().find_any(name).is_some()
     }
 
+    /// The name and direction of every box, in declaration order, without
+    /// copying anything: for code that looks for several optional boxes
+    /// in one pass (ServerCore, per connection).
+    pub fn box_names(&self) -> impl Iterator<Item = (&str, Direction)> + '_ {
+        self.0
+            .wake
+            .table()
+            .iter()
+            .map(|m| (m.name.as_ref(), m.direction))
+    }
+
     /// True once the component has finished (returned
     /// [`Step::Done`](crate::Step::Done), panicked, or its scheduler
     /// stopped).

@@ -110,7 +110,11 @@
 //!   `producerFinished`, or panics) has its connection closed for it, and
 //!   what it sent is still written: the client is never left waiting;
 //! - an optional `serversignal` outbox (carrying [`Control`]) reaches the
-//!   ServerCore's `control`: a handler can stop the whole server.
+//!   ServerCore's `control`: a handler can stop the whole server;
+//! - an optional `makessl` outbox (carrying `()`) reaches the CSA's, and the
+//!   CSA's `sslready` (carrying `csa::SslReady`) reaches an optional
+//!   `sslready` inbox: STARTTLS in the CSA, on a server whose
+//!   `ServerOptions::starttls` says which sessions (see `csa::Csa::with_starttls`).
 //!
 //! Handlers must honour "no space in box" (A5) on `outbox`: keep the
 //! message and pause, as `Shout` does. Their `inbox` is bounded (16
@@ -367,6 +371,34 @@ struct Connection {
     handler: Handle,
     csa: Handle,
     peer: SocketAddr,
+    /// The handler's optional boxes, looked up once.
+    extras: Extras,
+}
+
+/// Which of H2's optional boxes a handler has (one pass over its boxes).
+#[derive(Clone, Copy, Default)]
+struct Extras {
+    /// `serversignal` (to the ServerCore's `control`).
+    serversignal: bool,
+    /// A `makessl` outbox (to the CSA's, STARTTLS).
+    makessl: bool,
+    /// An `sslready` inbox (from the CSA's).
+    sslready: bool,
+}
+
+impl Extras {
+    fn of(handler: &Handle) -> Extras {
+        let mut extras = Extras::default();
+        for (name, direction) in handler.box_names() {
+            match (name, direction) {
+                ("serversignal", _) => extras.serversignal = true,
+                ("makessl", axon::Direction::Outbox) => extras.makessl = true,
+                ("sslready", axon::Direction::Inbox) => extras.sslready = true,
+                _ => {}
+            }
+        }
+        extras
+    }
 }
 
 /// Sends `msg` to a component's `control` inbox. Kamaelia's ServerCore adds
@@ -395,19 +427,25 @@ fn wiring<'a>(
     csa: &'a Handle,
     handler: &'a Handle,
     me: &'a Handle,
-) -> impl Iterator<Item = (Ends<'a>, Ends<'a>)> {
+    extras: Extras,
+) -> [Option<(Ends<'a>, Ends<'a>)>; 7] {
     // An array, not a Vec: this runs twice per connection.
-    let serversignal = handler
-        .has_box("serversignal")
-        .then_some(((handler, "serversignal"), (me, "control")));
     [
-        ((csa, "outbox"), (handler, "inbox")),
-        ((handler, "outbox"), (csa, "inbox")),
-        ((handler, "signal"), (csa, "control")),
-        ((csa, "readShutdown"), (handler, "control")),
+        Some(((csa, "outbox"), (handler, "inbox"))),
+        Some(((handler, "outbox"), (csa, "inbox"))),
+        Some(((handler, "signal"), (csa, "control"))),
+        Some(((csa, "readShutdown"), (handler, "control"))),
+        extras
+            .serversignal
+            .then_some(((handler, "serversignal"), (me, "control"))),
+        // STARTTLS in the CSA (`ServerOptions::starttls`), Kamaelia's boxes.
+        extras
+            .makessl
+            .then_some(((handler, "makessl"), (csa, "makessl"))),
+        extras
+            .sslready
+            .then_some(((csa, "sslready"), (handler, "sslready"))),
     ]
-    .into_iter()
-    .chain(serversignal)
 }
 
 boxes! {
@@ -653,7 +691,8 @@ impl ServerCore {
         // H2's linkages. None is recorded: H3 removes them by their ends
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
         let mut wired = Ok(());
-        for (src, dst) in wiring(&csa, &handler, &me) {
+        let extras = Extras::of(&handler);
+        for (src, dst) in wiring(&csa, &handler, &me, extras).into_iter().flatten() {
             if let Err(e) = axon::link_boxes(src, dst) {
                 wired = Err(e);
                 break;
@@ -676,6 +715,7 @@ impl ServerCore {
                 handler: handler.clone(),
                 csa: csa.clone(),
                 peer: info.peer,
+                extras,
             },
         );
         for c in [&handler, &csa] {
@@ -701,7 +741,10 @@ impl ServerCore {
             tell(csa, Control::ShutdownMicroprocess);
         }
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
-        for (src, dst) in wiring(csa, &conn.handler, &me) {
+        for (src, dst) in wiring(csa, &conn.handler, &me, conn.extras)
+            .into_iter()
+            .flatten()
+        {
             if !(csa_done && src.0 == csa) {
                 axon::unlink_boxes(src, dst);
             }

@@ -19,6 +19,8 @@
 //! | `CreatorFeedback` | outbox | [`SocketShutdown`] | `socketShutdown(self, [sock, how_died])` when the connection ends (C6) |
 //! | `signal` | outbox | [`ShutdownCsa`] | `shutdownCSA(self, (self, sock))` when the connection ends (C6) |
 //! | `_selectorSignal` | outbox | [`Request`] | `newReader` / `newWriter` / `removeReader` / `removeWriter` to the Selector |
+//! | `makessl` | inbox | `()` | STARTTLS (Kamaelia's): write what `inbox` holds in the clear, then switch to the session of [`Csa::with_starttls`]; ignored over a session; without `with_starttls`, the connection closes |
+//! | `sslready` | outbox | [`SslReady`] | once, when the session's handshake is over (a session from the first byte too) |
 //!
 //! Its counters, for snapshots (`axon::Component::counters`, shown by the
 //! `introspect` crate): `bytes_in` and `bytes_out`, the bytes the socket
@@ -104,6 +106,15 @@
 //! [`session`] says how each rule above maps onto it. A CSA without one
 //! pays a pointer.
 //!
+//! STARTTLS is Kamaelia's: a CSA made [`with_starttls`](Csa::with_starttls)
+//! (a server's, through `ServerOptions::starttls`) switches its live
+//! connection to a session when `()` comes into `makessl`. What `inbox`
+//! holds then (the STARTTLS reply) is written in the clear first, and
+//! nothing is read until the session starts, so bytes the peer sent before
+//! the switch went to the handler in the clear and the handshake's bytes
+//! never do; the handshake deadline counts from the switch. `sslready`
+//! carries what the handshake agreed.
+//!
 //! ## Names
 //!
 //! Kamaelia's `ConnectedSocketAdapter` is [`Csa`] (its boxes are the fields
@@ -143,7 +154,7 @@ use selector::{Ready, Request, Source};
 
 pub mod session;
 use session::SessionState;
-pub use session::{Plaintext, Session};
+pub use session::{Plaintext, Session, SessionFactory, SslReady};
 
 /// Largest chunk read at once (C3).
 pub const CHUNK: usize = 32 * 1024;
@@ -353,6 +364,10 @@ boxes! {
         /// requests to the Selector
         #[name = "_selectorSignal"]
         pub selector_signal: Outbox<Request>,
+        /// STARTTLS: write what `inbox` holds in the clear, then switch to the session of `Csa::with_starttls`
+        pub makessl: Inbox<()>,
+        /// SslReady once the session's handshake is over
+        pub sslready: Outbox<SslReady>,
     }
 }
 
@@ -407,6 +422,18 @@ pub struct Csa {
     /// A session layer (TLS) between the socket and the boxes, if any
     /// ([`Csa::with_session`]).
     session: Option<Box<SessionState>>,
+    /// STARTTLS ([`Csa::with_starttls`]): the factory, then the session
+    /// made at `makessl` while what came before it is written.
+    upgrade: Option<Box<Upgrade>>,
+}
+
+/// A CSA's STARTTLS, boxed so that a CSA without one pays a pointer.
+enum Upgrade {
+    /// Waiting for `makessl`.
+    Ready(Arc<dyn SessionFactory>),
+    /// `makessl` came: the backlog (what `inbox` held then) is written in
+    /// the clear, and no byte is read, until the session starts.
+    Switching(Box<SessionState>),
 }
 
 /// `Csa::moved`: bytes were read in this step.
@@ -465,6 +492,7 @@ impl Csa {
             bytes_in: 0,
             bytes_out: 0,
             session: None,
+            upgrade: None,
         }
     }
 
@@ -475,6 +503,19 @@ impl Csa {
     /// how each rule maps onto it.
     pub fn with_session(mut self, session: Box<dyn Session>) -> Csa {
         self.session = Some(Box::new(SessionState::new(session)));
+        self
+    }
+
+    /// Lets the handler switch this connection to a session (TLS) made by
+    /// `sessions`, in Kamaelia's way: `()` into `makessl` (a STARTTLS
+    /// reply sent first), and `SslReady` out of `sslready` when the
+    /// handshake is over. What `inbox` holds when `makessl` is taken is
+    /// written in the clear first; until the session starts nothing is
+    /// read, so no byte of the handshake is passed on as plaintext. A CSA
+    /// that already runs a session ignores `makessl`; one without
+    /// `with_starttls` closes, as nobody could answer the peer's TLS.
+    pub fn with_starttls(mut self, sessions: Arc<dyn SessionFactory>) -> Csa {
+        self.upgrade = Some(Box::new(Upgrade::Ready(sessions)));
         self
     }
 
@@ -578,8 +619,19 @@ impl Csa {
                     None => break,
                 }
             }
-            let Some(backlog) = self.backlog.as_deref().filter(|_| self.writable) else {
+            if !self.write_backlog(b)? {
                 return Ok(());
+            }
+        }
+    }
+
+    /// One write of the backlog (vectored for several chunks). True if it
+    /// wrote; false if there is no backlog, or the socket takes no more
+    /// (`newWriter` sent).
+    fn write_backlog(&mut self, b: &CsaBoxes) -> io::Result<bool> {
+        {
+            let Some(backlog) = self.backlog.as_deref().filter(|_| self.writable) else {
+                return Ok(false);
             };
             let (chunks, offset) = (&backlog.chunks, backlog.offset);
             let result = if chunks.len() == 1 {
@@ -595,20 +647,76 @@ impl Csa {
                 (&*self.stream).write_vectored(&slices[..used])
             };
             match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(0) => Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.moved |= WROTE;
                     self.bytes_out += n as u64;
                     self.consume(n);
+                    Ok(true)
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     self.wait_writable(b);
-                    return Ok(());
+                    Ok(false)
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+                Err(e) => Err(e),
             }
         }
+    }
+
+    /// STARTTLS ([`Csa::with_starttls`]): takes `makessl`, and starts the
+    /// session once what `inbox` held then has been written in the clear.
+    /// Out of line: only a connection that may switch gets here.
+    #[inline(never)]
+    fn starttls(&mut self, b: &CsaBoxes) -> io::Result<()> {
+        while b.makessl.recv().is_some() {
+            match self.upgrade.as_deref() {
+                _ if self.session.is_some() => {
+                    log::debug!("csa {self:?}: makessl over a session: ignored");
+                }
+                Some(Upgrade::Switching(_)) => {
+                    log::debug!("csa {self:?}: makessl again: ignored");
+                }
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        "makessl, but this connection has no session to switch to \
+                         (Csa::with_starttls, ServerOptions::starttls)",
+                    ))
+                }
+                Some(Upgrade::Ready(sessions)) => {
+                    let st = Box::new(SessionState::new(sessions.session()));
+                    // Kamaelia's CSA wrote its inbox before the switch: the
+                    // STARTTLS reply sent before `makessl` goes in the clear.
+                    while let Some(chunk) = b.inbox.recv() {
+                        if !chunk.is_empty() {
+                            self.queue(chunk);
+                        }
+                    }
+                    log::debug!("csa {self:?}: makessl");
+                    self.upgrade = Some(Box::new(Upgrade::Switching(st)));
+                }
+            }
+        }
+        if !self.switching() {
+            return Ok(());
+        }
+        while self.backlog.is_some() {
+            if !self.write_backlog(b)? {
+                return Ok(()); // the socket is full: SendReady wakes us
+            }
+        }
+        let Some(Upgrade::Switching(mut st)) = self.upgrade.take().map(|u| *u) else {
+            return Ok(());
+        };
+        st.start()?;
+        self.session = Some(st);
+        Ok(())
+    }
+
+    /// `makessl` came and the session has not started yet.
+    fn switching(&self) -> bool {
+        matches!(self.upgrade.as_deref(), Some(Upgrade::Switching(_)))
     }
 
     /// C4: the socket takes no more; ask the Selector for the next edge.
@@ -676,6 +784,9 @@ impl Csa {
                 self.held = Some(Box::new(full.into_inner()));
                 return Ok(false); // woken when space frees (A6)
             }
+        }
+        if self.upgrade.is_some() && self.switching() {
+            return Ok(false); // the next bytes are the session's
         }
         let mut reads = 0;
         while self.readable && !self.read_closed {
@@ -909,6 +1020,11 @@ impl Component for Csa {
                 }
             }
         }
+        if self.upgrade.is_some() || !b.makessl.is_empty() {
+            if let Err(e) = self.starttls(b) {
+                return self.die(cx, Some(e));
+            }
+        }
         if let Err(e) = self.flush(b) {
             return self.die(cx, Some(e));
         }
@@ -916,6 +1032,9 @@ impl Component for Csa {
             Ok(more) => more,
             Err(e) => return self.die(cx, Some(e)),
         };
+        if self.session.is_some() {
+            self.ssl_ready(b);
+        }
         if self.ending_input {
             self.ending_input = false;
             self.end_input(b, true);
@@ -1007,7 +1126,8 @@ impl Csa {
             .as_deref_mut()
             .filter(|st| st.deadline_counts())
         {
-            if starting {
+            if !st.clock_started {
+                st.clock_started = true;
                 st.since = now;
                 starts = true;
             }
@@ -1157,10 +1277,11 @@ mod tests {
         // and their limits replace the 40 bytes of a Duration and an
         // Option<Instant>. 16 more for the byte counters (issue 12), 8
         // for the session (TLS in the CSA, issue 11: a pointer, its state
-        // boxed, so a plain connection pays no more).
+        // boxed, so a plain connection pays no more), 8 for STARTTLS
+        // (the same way).
         let size = std::mem::size_of::<Csa>();
         eprintln!("size_of::<Csa>() = {size}");
-        assert!(size <= 144, "{size}");
+        assert!(size <= 152, "{size}");
     }
 
     #[test]

@@ -95,6 +95,11 @@ pub trait Session: Send + fmt::Debug {
     fn input_ended(&mut self) -> Option<io::Error>;
     /// How long the handshake may take; `None`: for ever.
     fn handshake_timeout(&self) -> Option<Duration>;
+    /// What the finished handshake agreed, for `sslready`. By default
+    /// nothing in particular.
+    fn summary(&self) -> SslReady {
+        SslReady::default()
+    }
     /// The `how_died` of a handshake past [`handshake_timeout`](Self::handshake_timeout).
     fn timed_out(&self) -> io::Error;
     /// The `how_died` of a stop (`shutdownMicroprocess`) now, if the
@@ -103,6 +108,32 @@ pub trait Session: Send + fmt::Debug {
     fn stopped(&mut self) -> Option<io::Error> {
         None
     }
+}
+
+/// What `sslready` carries: the handshake finished, and what it agreed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SslReady {
+    /// The protocol version, e.g. `TLSv1_3`.
+    pub protocol: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher_suite: String,
+    /// The ALPN protocol agreed, if any.
+    pub alpn: Option<Vec<u8>>,
+    /// On a server, the name the client asked for (SNI), if any.
+    pub server_name: Option<String>,
+    /// True on the server side.
+    pub is_server: bool,
+    /// True if this was a resumed handshake (a session ticket or ID from
+    /// an earlier connection), false for a full one.
+    pub resumed: bool,
+}
+
+/// Makes the session of each connection that will run one: from its first
+/// byte (`ServerOptions::session`) or from `makessl` on
+/// (`ServerOptions::starttls`, [`Csa::with_starttls`](crate::Csa::with_starttls)).
+pub trait SessionFactory: Send + Sync + fmt::Debug {
+    /// The session for one connection.
+    fn session(&self) -> Box<dyn Session>;
 }
 
 /// A CSA's session and what the CSA keeps about it. Boxed, so that a CSA
@@ -118,6 +149,11 @@ pub(crate) struct SessionState {
     pub(crate) since: u32,
     /// The handshake deadline in ms (0: none).
     pub(crate) limit: u32,
+    /// `since` has been set (at the CSA's first step in which the session
+    /// runs: the connection's start, or its `makessl`).
+    pub(crate) clock_started: bool,
+    /// `sslready` has been sent.
+    ready_sent: bool,
 }
 
 impl SessionState {
@@ -131,7 +167,14 @@ impl SessionState {
             verdict: None,
             since: 0,
             limit,
+            clock_started: false,
+            ready_sent: false,
         }
+    }
+
+    /// The session's start (see [`Session::start`]).
+    pub(crate) fn start(&mut self) -> io::Result<()> {
+        self.session.start()
     }
 
     /// Whether the handshake deadline counts now.
@@ -174,6 +217,20 @@ impl Read for Probe<'_> {
 }
 
 impl Csa {
+    /// `sslready` (once): the session's handshake is over.
+    pub(crate) fn ssl_ready(&mut self, b: &CsaBoxes) {
+        let Some(st) = self.session.as_deref_mut() else {
+            return;
+        };
+        if st.ready_sent || st.session.is_handshaking() {
+            return;
+        }
+        st.ready_sent = true;
+        if b.sslready.is_linked() {
+            let _ = b.sslready.send(st.session.summary());
+        }
+    }
+
     /// The session's start (see [`Session::start`]).
     pub(crate) fn session_start(&mut self) -> io::Result<()> {
         match self.session.as_deref_mut() {

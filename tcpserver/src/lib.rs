@@ -218,14 +218,18 @@ pub struct ServerOptions {
     /// session its factory makes ([`Csa::with_session`]), so the handler
     /// is given plaintext. Shared by every shard. Default `None`.
     pub session: Option<std::sync::Arc<dyn SessionFactory>>,
+    /// STARTTLS for every accepted connection: its handler may switch it
+    /// to a session this factory makes, with Kamaelia's `makessl` (its
+    /// outbox, `()`) and `sslready` (its inbox, [`csa::SslReady`]), which
+    /// ServerCore links to the CSA's (H2); see [`Csa::with_starttls`].
+    /// Ignored where `session` is set (TLS from the first byte). Shared by
+    /// every shard. Default `None`.
+    pub starttls: Option<std::sync::Arc<dyn SessionFactory>>,
 }
 
-/// Makes the session layer of each connection a server accepts
-/// ([`ServerOptions::session`]).
-pub trait SessionFactory: Send + Sync + std::fmt::Debug {
-    /// The session for one new connection.
-    fn session(&self) -> Box<dyn csa::Session>;
-}
+/// Makes the session layer of a connection ([`ServerOptions::session`],
+/// [`ServerOptions::starttls`]).
+pub use csa::SessionFactory;
 
 impl Default for ServerOptions {
     fn default() -> Self {
@@ -242,6 +246,7 @@ impl Default for ServerOptions {
             request_timeout: csa.request_timeout,
             accept_gate: None,
             session: None,
+            starttls: None,
         }
     }
 }
@@ -742,6 +747,8 @@ impl TcpServer {
             });
         if let Some(sessions) = &self.options.session {
             csa = csa.with_session(sessions.session());
+        } else if let Some(sessions) = &self.options.starttls {
+            csa = csa.with_starttls(sessions.clone());
         }
         let source = csa.source().clone();
         // `Some` only for a component made in the CSA's place (not a plain

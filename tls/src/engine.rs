@@ -213,12 +213,12 @@ impl Engine {
     }
 
     /// What was agreed, once the handshake is over.
-    pub(crate) fn summary(&self) -> Summary {
+    pub(crate) fn summary(&self) -> crate::SslReady {
         let (sni, is_server) = match &self.conn {
             Connection::Server(s) => (s.server_name().map(str::to_owned), true),
             Connection::Client(_) => (None, false),
         };
-        Summary {
+        crate::SslReady {
             protocol: self
                 .conn
                 .protocol_version()
@@ -235,16 +235,6 @@ impl Engine {
             resumed: self.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
         }
     }
-}
-
-/// See [`SslReady`](crate::SslReady).
-pub(crate) struct Summary {
-    pub protocol: String,
-    pub cipher_suite: String,
-    pub alpn: Option<Vec<u8>>,
-    pub server_name: Option<String>,
-    pub is_server: bool,
-    pub resumed: bool,
 }
 
 /// Parses a server name (a DNS name or an IP address) for a client.

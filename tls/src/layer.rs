@@ -13,7 +13,7 @@ use axon::{Control, Cx, Handle, Step};
 
 use crate::engine::{Engine, Error, Plain};
 use crate::limit::Turn;
-use crate::{SslReady, TlsBoxes, TlsClosed, TlsError, INBOX_LIMIT};
+use crate::{TlsBoxes, TlsClosed, TlsError, INBOX_LIMIT};
 
 /// The most plaintext passed to the handler in one message.
 const PLAIN_CHUNK: usize = 32 * 1024;
@@ -532,14 +532,7 @@ impl Layer {
                 s.protocol,
                 s.cipher_suite
             );
-            let _ = cx.sslready.send(SslReady {
-                protocol: s.protocol,
-                cipher_suite: s.cipher_suite,
-                alpn: s.alpn,
-                server_name: s.server_name,
-                is_server: s.is_server,
-                resumed: s.resumed,
-            });
+            let _ = cx.sslready.send(s);
         }
         self.flush(cx);
         Ok(n > 0)

@@ -17,8 +17,10 @@
 //!   verifying the server against the roots and the name given.
 //! - **A layer component** ([`TlsServer`], [`TlsClient`]) between a
 //!   connection (a CSA, or a `TcpClient`) and the handler: for STARTTLS
-//!   (`makessl`), and where a handler wants `sslready` or `tlsClosed` in
-//!   its own boxes. The CSA under it knows nothing of TLS.
+//!   (`makessl`) on a client or over a connection that is not a
+//!   ServerCore's, and where a handler wants `tlsClosed` in its own boxes.
+//!   The CSA under it knows nothing of TLS. A server's STARTTLS runs in the
+//!   CSA too (`ServerOptions::starttls`, below), with the same handler.
 //!
 //! The layer's usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
 //! plaintext handler and returns a component that is itself a protocol
@@ -87,8 +89,8 @@
 //!
 //! | Kamaelia | here |
 //! |---|---|
-//! | CSA `makessl` inbox (switch a live connection to TLS) | the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
-//! | CSA `sslready` outbox (the handshake finished) | the layer's `sslready` outbox, carrying [`SslReady`]; linked to the inner handler's `sslready` inbox if it has one |
+//! | CSA `makessl` inbox (switch a live connection to TLS) | the CSA's own `makessl` (carrying `()`), on a server whose `ServerOptions::starttls` is a [`ServerSessions`]`::factory()`: ServerCore links the handler's `makessl` outbox to it, the reply sent before it goes in the clear, and the same CSA runs the TLS (`csa::Csa::with_starttls`); or the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
+//! | CSA `sslready` outbox (the handshake finished) | the CSA's own `sslready`, carrying [`SslReady`], linked by ServerCore to the handler's `sslready` inbox if it has one; or the layer's `sslready` outbox, the same type, linked to the inner handler's `sslready` inbox if it has one (one handler serves both shapes) |
 //! | overriding `TCPServer.CSA` with an SSL one | `ServerOptions::session` with [`ServerSessions`]: each CSA runs a [`TlsSession`] (TLS in the CSA itself), the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died`; or, as a layer, [`TlsServer::over_csa`] through `TcpServer::with_csa` |
 //! | `TCPClient` over SSL | `TcpClient::new(addr).with_session(Box::new(`[`TlsSession::client`]`(config, name)?))` (TLS in the client's CSA; an end out of order is `shutdownMicroprocess` out of its `signal`); or, as a layer, [`TlsClient::over`]`(config, name, tcp_client, handler)` |
 //!
@@ -211,23 +213,9 @@ pub const BUFFER_LIMIT: usize = 64 * 1024;
 /// messages (as ServerCore's `HANDLER_INBOX_LIMIT`).
 pub const INBOX_LIMIT: usize = 16;
 
-/// What `sslready` carries: the handshake finished, and what it agreed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SslReady {
-    /// The protocol version, e.g. `TLSv1_3`.
-    pub protocol: String,
-    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
-    pub cipher_suite: String,
-    /// The ALPN protocol agreed, if any.
-    pub alpn: Option<Vec<u8>>,
-    /// On a server, the name the client asked for (SNI), if any.
-    pub server_name: Option<String>,
-    /// True on the server side.
-    pub is_server: bool,
-    /// True if this was a resumed handshake (a session ticket or ID from
-    /// an earlier connection), false for a full one.
-    pub resumed: bool,
-}
+/// What `sslready` carries, from the layer or from the CSA itself (the
+/// same type: a STARTTLS handler works over either).
+pub use csa::SslReady;
 
 /// Why a TLS session ended badly: the `how_died` of [`TlsClosed`].
 #[derive(Clone, Debug, PartialEq)]

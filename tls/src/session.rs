@@ -267,6 +267,13 @@ impl Session for TlsSession {
         Some(self.handshake_timeout)
     }
 
+    fn summary(&self) -> crate::SslReady {
+        self.engine
+            .as_ref()
+            .map(Engine::summary)
+            .unwrap_or_default()
+    }
+
     fn stopped(&mut self) -> Option<io::Error> {
         self.handshaking
             .then(|| TlsError::StoppedInHandshake.into())

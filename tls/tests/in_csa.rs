@@ -437,6 +437,9 @@ impl csa::Session for CountedWrites {
     fn handshake_timeout(&self) -> Option<Duration> {
         self.inner.handshake_timeout()
     }
+    fn summary(&self) -> csa::SslReady {
+        self.inner.summary()
+    }
     fn timed_out(&self) -> io::Error {
         self.inner.timed_out()
     }

@@ -247,3 +247,154 @@ fn starttls_a_tls_client_upgrades_a_live_connection_on_makessl() {
     assert!(seen.ready.is_some());
     assert!(seen.before_tls.is_empty(), "{:?}", seen.before_tls);
 }
+
+// STARTTLS inside the CSA (`ServerOptions::starttls`): the same handler,
+// linked by ServerCore straight to the CSA's `makessl` and `sslready`; no
+// layer component.
+
+/// A SimpleServer whose CSAs may switch to TLS on `makessl`, serving
+/// [`StartTls`]; `sessions` tunes the factory.
+fn starttls_in_csa(
+    pki: &Pki,
+    sessions: impl FnOnce(tls::ServerSessions) -> tls::ServerSessions,
+) -> (SocketAddr, Running, Arc<Mutex<Seen>>) {
+    starttls_in_csa_with(pki, sessions, chassis::ServerOptions::default())
+}
+
+/// [`starttls_in_csa`] on `options`.
+fn starttls_in_csa_with(
+    pki: &Pki,
+    sessions: impl FnOnce(tls::ServerSessions) -> tls::ServerSessions,
+    options: chassis::ServerOptions,
+) -> (SocketAddr, Running, Arc<Mutex<Seen>>) {
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let s = seen.clone();
+    let options = chassis::ServerOptions {
+        starttls: Some(sessions(tls::ServerSessions::new(pki.server.clone())).factory()),
+        ..options
+    };
+    let handler = move || StartTls {
+        seen: s.clone(),
+        line: Vec::new(),
+        phase: 0,
+    };
+    let server =
+        chassis::SimpleServer::new(handler, "127.0.0.1:0".parse().unwrap(), options).unwrap();
+    let addr = server.local_addr();
+    let scheduler = selector::scheduler().unwrap();
+    scheduler.activate(server).unwrap();
+    (addr, Running::start(scheduler), seen)
+}
+
+#[test]
+fn starttls_in_csa_a_plaintext_exchange_then_makessl_then_tls_on_the_same_connection() {
+    let pki = Pki::new();
+    let (addr, _running, seen) = starttls_in_csa(&pki, |s| s);
+    let mut sock = connect(addr);
+    sock.write_all(b"hello\n").unwrap();
+    assert_eq!(read_n(&mut sock, 6), b"hello\n", "the plaintext echo");
+    sock.write_all(b"STARTTLS\n").unwrap();
+    assert_eq!(read_n(&mut sock, 3), b"GO\n", "GO, in the clear");
+    let mut c = upgrade(&pki, sock);
+    handshake(&mut c).unwrap();
+    let big = testkit::pattern(11, 300_000);
+    let (_, got) = exchange(c, big.clone());
+    assert!(got == big, "the echo over TLS, byte-exact");
+    let seen = seen.lock().unwrap();
+    assert!(seen.before_tls.is_empty(), "{:?}", seen.before_tls);
+    let ready = seen.ready.as_ref().expect("sslready from the CSA");
+    assert!(ready.is_server && !ready.resumed);
+    assert!(ready.protocol.starts_with("TLS"), "{ready:?}");
+}
+
+#[test]
+fn starttls_in_csa_bytes_read_before_the_switch_reach_the_handler_in_the_clear_never_tls() {
+    let pki = Pki::new();
+    let (addr, _running, seen) = starttls_in_csa(&pki, |s| s);
+    let mut sock = connect(addr);
+    sock.write_all(b"STARTTLS\nINJECTED").unwrap();
+    assert_eq!(read_n(&mut sock, 3), b"GO\n");
+    let mut c = upgrade(&pki, sock);
+    handshake(&mut c).expect("the handshake, untouched by what came before");
+    let (_, got) = exchange(c, b"clean".to_vec());
+    assert_eq!(got, b"clean");
+    assert_eq!(seen.lock().unwrap().before_tls, b"INJECTED");
+}
+
+#[test]
+fn starttls_in_csa_a_client_silent_after_the_switch_is_closed_at_the_handshake_deadline() {
+    let pki = Pki::new();
+    // With an idle timeout too, so that the CSA's clocks run from its
+    // first step: the handshake's must start at the switch, and be armed.
+    let options = chassis::ServerOptions {
+        idle_timeout: Some(std::time::Duration::from_secs(60)),
+        ..chassis::ServerOptions::default()
+    };
+    let (addr, _running, seen) = starttls_in_csa_with(
+        &pki,
+        |s| s.with_handshake_timeout(common::short(300)),
+        options,
+    );
+    let mut sock = connect(addr);
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"STARTTLS\n").unwrap();
+    assert_eq!(read_n(&mut sock, 3), b"GO\n");
+    // No ClientHello: the CSA's own timer (counted from the switch, not
+    // from the connection's start) closes it.
+    assert!(testkit::sees_eof(&mut sock), "closed at the deadline");
+    assert!(seen.lock().unwrap().ready.is_none());
+}
+
+#[test]
+fn starttls_in_csa_makessl_on_a_server_without_starttls_closes_the_connection() {
+    // The handler asks for TLS that nobody can do: the CSA closes at once
+    // (a clear `how_died`), rather than leave the client waiting.
+    let seen: Arc<Mutex<Seen>> = Arc::default();
+    let s = seen.clone();
+    let (addr, _running) = serve(move || StartTls {
+        seen: s.clone(),
+        line: Vec::new(),
+        phase: 0,
+    });
+    let mut sock = connect(addr);
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"STARTTLS\n").unwrap();
+    let mut got = Vec::new();
+    match std::io::Read::read_to_end(&mut sock, &mut got) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the connection was left open: {e}"),
+    }
+    assert!(seen.lock().unwrap().ready.is_none());
+}
+
+#[test]
+fn starttls_in_csa_the_handshake_deadline_counts_from_makessl_not_from_the_connections_start() {
+    let pki = Pki::new();
+    let limit = std::time::Duration::from_secs(1);
+    // An idle timeout keeps the CSA's clocks running from its first step
+    // (and is never reached: the client talks all along).
+    let options = chassis::ServerOptions {
+        idle_timeout: Some(std::time::Duration::from_secs(60)),
+        ..chassis::ServerOptions::default()
+    };
+    let (addr, _running, seen) =
+        starttls_in_csa_with(&pki, |s| s.with_handshake_timeout(limit), options);
+    let mut sock = connect(addr);
+    // Plaintext for longer than the handshake may take (bounded: round
+    // trips until 1.5 limits have passed).
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit * 3 / 2 {
+        sock.write_all(b"ping\n").unwrap();
+        assert_eq!(read_n(&mut sock, 5), b"ping\n");
+    }
+    sock.write_all(b"STARTTLS\n").unwrap();
+    assert_eq!(read_n(&mut sock, 3), b"GO\n");
+    let mut c = upgrade(&pki, sock);
+    handshake(&mut c).expect("a handshake within its own deadline");
+    let (_, got) = exchange(c, b"late".to_vec());
+    assert_eq!(got, b"late");
+    assert!(seen.lock().unwrap().ready.is_some());
+}
