@@ -398,3 +398,26 @@ fn starttls_in_csa_the_handshake_deadline_counts_from_makessl_not_from_the_conne
     assert_eq!(got, b"late");
     assert!(seen.lock().unwrap().ready.is_some());
 }
+
+#[test]
+fn starttls_in_csa_bytes_that_are_not_tls_after_the_switch_close_the_connection() {
+    let pki = Pki::new();
+    let (addr, _running, seen) = starttls_in_csa(&pki, |s| s);
+    let mut sock = connect(addr);
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    sock.write_all(b"STARTTLS\n").unwrap();
+    assert_eq!(read_n(&mut sock, 3), b"GO\n");
+    // Plaintext where a ClientHello should be: an alert, then the close.
+    sock.write_all(b"HELO not tls at all\r\n").unwrap();
+    let mut rest = Vec::new();
+    match std::io::Read::read_to_end(&mut sock, &mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("the connection was left open: {e}"),
+    }
+    assert!(rest.len() < 64, "at most an alert: {rest:?}");
+    let seen = seen.lock().unwrap();
+    assert!(seen.ready.is_none());
+    assert!(seen.before_tls.is_empty(), "nothing reached the handler");
+}
