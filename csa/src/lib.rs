@@ -19,7 +19,7 @@
 //! | `CreatorFeedback` | outbox | [`SocketShutdown`] | `socketShutdown(self, [sock, how_died])` when the connection ends (C6) |
 //! | `signal` | outbox | [`ShutdownCsa`] | `shutdownCSA(self, (self, sock))` when the connection ends (C6) |
 //! | `_selectorSignal` | outbox | [`Request`] | `newReader` / `newWriter` / `removeReader` / `removeWriter` to the Selector |
-//! | `makessl` | inbox | `()` | STARTTLS (Kamaelia's): write what `inbox` holds in the clear, then switch to the session of [`Csa::with_starttls`]; ignored over a session; without `with_starttls`, the connection closes |
+//! | `makessl` | inbox | `()` | STARTTLS (Kamaelia's): write what `inbox` holds in the clear, then switch to the session of [`Csa::with_starttls`] (or [`Csa::with_starttls_session`]); ignored over a session; without either, the connection closes |
 //! | `sslready` | outbox | [`SslReady`] | once, when the session's handshake is over (a session from the first byte too) |
 //!
 //! Its counters, for snapshots (`axon::Component::counters`, shown by the
@@ -107,7 +107,9 @@
 //! pays a pointer.
 //!
 //! STARTTLS is Kamaelia's: a CSA made [`with_starttls`](Csa::with_starttls)
-//! (a server's, through `ServerOptions::starttls`) switches its live
+//! (a server's, through `ServerOptions::starttls`) or
+//! [`with_starttls_session`](Csa::with_starttls_session) (a client's,
+//! through `TcpClient::with_starttls`) switches its live
 //! connection to a session when `()` comes into `makessl`. What `inbox`
 //! holds then (the STARTTLS reply) is written in the clear first, and
 //! nothing is read until the session starts, so bytes the peer sent before
@@ -422,15 +424,19 @@ pub struct Csa {
     /// A session layer (TLS) between the socket and the boxes, if any
     /// ([`Csa::with_session`]).
     session: Option<Box<SessionState>>,
-    /// STARTTLS ([`Csa::with_starttls`]): the factory, then the session
-    /// made at `makessl` while what came before it is written.
+    /// STARTTLS ([`Csa::with_starttls`], [`Csa::with_starttls_session`]):
+    /// the factory or the session, then the session while what came before
+    /// `makessl` is written.
     upgrade: Option<Box<Upgrade>>,
 }
 
 /// A CSA's STARTTLS, boxed so that a CSA without one pays a pointer.
 enum Upgrade {
-    /// Waiting for `makessl`.
+    /// Waiting for `makessl`, with a factory (a server's).
     Ready(Arc<dyn SessionFactory>),
+    /// Waiting for `makessl`, with the one session to switch to (a
+    /// client's: [`Csa::with_starttls_session`]).
+    One(Box<dyn Session>),
     /// `makessl` came: the backlog (what `inbox` held then) is written in
     /// the clear, and no byte is read, until the session starts.
     Switching(Box<SessionState>),
@@ -516,6 +522,16 @@ impl Csa {
     /// `with_starttls` closes, as nobody could answer the peer's TLS.
     pub fn with_starttls(mut self, sessions: Arc<dyn SessionFactory>) -> Csa {
         self.upgrade = Some(Box::new(Upgrade::Ready(sessions)));
+        self
+    }
+
+    /// STARTTLS with the one session to switch to (builder style): as
+    /// [`with_starttls`](Csa::with_starttls), for a connection that knows
+    /// its session before it starts, as a client does (the `tls` crate's
+    /// `TlsSession::client`, through `TcpClient::with_starttls`). The
+    /// session's clock (its handshake deadline) starts at the switch.
+    pub fn with_starttls_session(mut self, session: Box<dyn Session>) -> Csa {
+        self.upgrade = Some(Box::new(Upgrade::One(session)));
         self
     }
 
@@ -670,33 +686,37 @@ impl Csa {
     #[inline(never)]
     fn starttls(&mut self, b: &CsaBoxes) -> io::Result<()> {
         while b.makessl.recv().is_some() {
-            match self.upgrade.as_deref() {
+            let session = match self.upgrade.take().map(|u| *u) {
                 _ if self.session.is_some() => {
                     log::debug!("csa {self:?}: makessl over a session: ignored");
+                    continue;
                 }
-                Some(Upgrade::Switching(_)) => {
+                Some(Upgrade::Switching(st)) => {
                     log::debug!("csa {self:?}: makessl again: ignored");
+                    self.upgrade = Some(Box::new(Upgrade::Switching(st)));
+                    continue;
                 }
                 None => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         "makessl, but this connection has no session to switch to \
-                         (Csa::with_starttls, ServerOptions::starttls)",
+                         (Csa::with_starttls, ServerOptions::starttls, TcpClient::with_starttls)",
                     ))
                 }
-                Some(Upgrade::Ready(sessions)) => {
-                    let st = Box::new(SessionState::new(sessions.session()));
-                    // Kamaelia's CSA wrote its inbox before the switch: the
-                    // STARTTLS reply sent before `makessl` goes in the clear.
-                    while let Some(chunk) = b.inbox.recv() {
-                        if !chunk.is_empty() {
-                            self.queue(chunk);
-                        }
-                    }
-                    log::debug!("csa {self:?}: makessl");
-                    self.upgrade = Some(Box::new(Upgrade::Switching(st)));
+                Some(Upgrade::Ready(sessions)) => sessions.session(),
+                Some(Upgrade::One(session)) => session,
+            };
+            // Kamaelia's CSA wrote its inbox before the switch: the
+            // STARTTLS reply (or command) sent before `makessl` goes in the
+            // clear.
+            while let Some(chunk) = b.inbox.recv() {
+                if !chunk.is_empty() {
+                    self.queue(chunk);
                 }
             }
+            log::debug!("csa {self:?}: makessl");
+            let st = Box::new(SessionState::new(session));
+            self.upgrade = Some(Box::new(Upgrade::Switching(st)));
         }
         if !self.switching() {
             return Ok(());

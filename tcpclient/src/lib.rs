@@ -22,9 +22,11 @@
 //! | `_socketFeedback` | inbox | [`SocketShutdown`] | the CSA's `CreatorFeedback` |
 //! | `_connectReady` | inbox | [`Ready`] | the Selector's notice that the connect finished |
 //! | `_resolved` | inbox | [`Resolved`] | the addresses of the host name, from the resolver thread |
+//! | `makessl` | inbox | `()` | STARTTLS: switch the connection to the session of [`TcpClient::with_starttls`] (passed through to the CSA's `makessl`); without one, the connection closes |
 //! | `outbox` | outbox | `Vec<u8>` | bytes received (the CSA's `outbox`, passed through) |
 //! | `signal` | outbox | [`Control`] | `producerFinished` when the connection has ended; `shutdownMicroprocess` if it could not be made (or was stopped before it was), or, over a [session](#tls), ended out of order |
 //! | `_selectorSignal` | outbox | [`Request`] | requests to the Selector |
+//! | `sslready` | outbox | [`SslReady`] | once, when the session's handshake is over (the CSA's `sslready`, passed through) |
 //!
 //! ## Connecting
 //!
@@ -80,6 +82,14 @@
 //! end out of order (a failed handshake, truncation, a reset) ends the
 //! client with `shutdownMicroprocess`, logged at `warn` with the
 //! `how_died` (for TLS, a `tls::TlsError` inside the `io::Error`).
+//!
+//! STARTTLS is [`TcpClient::with_starttls`]: the connection starts in the
+//! clear, and `()` into `makessl` (typically once the server has answered
+//! the STARTTLS command) switches the same CSA to the session; `sslready`
+//! says when the handshake is over, after which what goes into `inbox` is
+//! encrypted. Link the protocol component's `makessl` outbox to the
+//! client's `makessl`, and the client's `sslready` to its `sslready`
+//! inbox, beside the usual four linkages.
 //!
 //! ## `producerFinished` and `wait_for_serverclose`
 //!
@@ -164,7 +174,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
-pub use csa::{Csa, Session, SocketShutdown, TcpStream};
+pub use csa::{Csa, Session, SocketShutdown, SslReady, TcpStream};
 use selector::{Ready, Request, Source};
 
 /// Kamaelia's default `connect_timeout`: 60 seconds.
@@ -236,6 +246,8 @@ boxes! {
         /// the host name's addresses, from the resolver thread
         #[name = "_resolved"]
         pub resolved: Inbox<Resolved>,
+        /// STARTTLS: switch the connection to the session of `with_starttls`
+        pub makessl: Inbox<()>,
         /// bytes from the server
         pub outbox: Outbox<Vec<u8>>,
         /// producerFinished at the end; shutdownMicroprocess if the connect failed
@@ -243,6 +255,8 @@ boxes! {
         /// requests to the Selector
         #[name = "_selectorSignal"]
         pub selector_signal: Outbox<Request>,
+        /// the session's handshake is over
+        pub sslready: Outbox<SslReady>,
     }
 }
 
@@ -264,6 +278,8 @@ pub struct TcpClient {
     finished_early: Option<Control>,
     /// Run by the connection's CSA from its first byte (TLS).
     session: Option<Box<dyn Session>>,
+    /// Run by the connection's CSA from `makessl` on (STARTTLS).
+    starttls: Option<Box<dyn Session>>,
     /// A session was given: an end out of order is `shutdownMicroprocess`.
     secure: bool,
 }
@@ -310,6 +326,7 @@ impl TcpClient {
             last_error: None,
             finished_early: None,
             session: None,
+            starttls: None,
             secure: false,
         }
     }
@@ -377,6 +394,25 @@ impl TcpClient {
     /// a reset. The server's close_notify is an orderly end.
     pub fn with_session(mut self, session: Box<dyn Session>) -> TcpClient {
         self.session = Some(session);
+        self.secure = true;
+        self
+    }
+
+    /// STARTTLS (builder style): the connection starts in the clear, and
+    /// `()` into `makessl` switches it to `session` (the `tls` crate's
+    /// `TlsSession::client`), Kamaelia's way. Bytes in `inbox` when the
+    /// CSA takes `makessl` (the STARTTLS command, if it was sent just
+    /// before) go in the clear; the handshake starts once they are
+    /// written, and `SslReady` comes out of `sslready` when it is over.
+    /// Send what must be encrypted after `sslready`: bytes sent between
+    /// `makessl` and the CSA's taking it would go in the clear too. The
+    /// handshake deadline counts from the switch.
+    ///
+    /// As with [`with_session`](Self::with_session), an end out of order
+    /// (before or after the switch) ends the client with
+    /// `shutdownMicroprocess`.
+    pub fn with_starttls(mut self, session: Box<dyn Session>) -> TcpClient {
+        self.starttls = Some(session);
         self.secure = true;
         self
     }
@@ -546,10 +582,18 @@ impl TcpClient {
         if let Some(session) = self.session.take() {
             csa = csa.with_session(session);
         }
+        if let Some(session) = self.starttls.take() {
+            csa = csa.with_starttls_session(session);
+        }
         let csa = Handle::new(csa);
         let me = cx.me().clone();
+        // `inbox` before `makessl`: what waits in both moves on in that
+        // order, so a STARTTLS command sent before the connection was made
+        // is still written in the clear.
         cx.link((&me, "inbox"), (&csa, "inbox"))
+            .and_then(|_| cx.link((&me, "makessl"), (&csa, "makessl")))
             .and_then(|_| cx.link((&csa, "outbox"), (&me, "outbox")))
+            .and_then(|_| cx.link((&csa, "sslready"), (&me, "sslready")))
             .and_then(|_| cx.link((&csa, "CreatorFeedback"), (&me, "_socketFeedback")))?;
         cx.add_child(&csa);
         cx.activate(&csa)?;

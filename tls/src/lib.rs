@@ -14,13 +14,16 @@
 //!   demo serves (see [`session`] for an example and how each rule maps).
 //!   A client's is [`TlsSession::client`], given to
 //!   `TcpClient::with_session`: its CSA speaks TLS from the first byte,
-//!   verifying the server against the roots and the name given.
+//!   verifying the server against the roots and the name given; given to
+//!   `TcpClient::with_starttls`, the same CSA switches to it on
+//!   `makessl` (STARTTLS).
 //! - **A layer component** ([`TlsServer`], [`TlsClient`]) between a
 //!   connection (a CSA, or a `TcpClient`) and the handler: for STARTTLS
-//!   (`makessl`) on a client or over a connection that is not a
-//!   ServerCore's, and where a handler wants `tlsClosed` in its own boxes.
-//!   The CSA under it knows nothing of TLS. A server's STARTTLS runs in the
-//!   CSA too (`ServerOptions::starttls`, below), with the same handler.
+//!   (`makessl`) over a connection that is not a ServerCore's or a
+//!   `TcpClient`'s, and where a handler wants `tlsClosed` in its own boxes.
+//!   The CSA under it knows nothing of TLS. STARTTLS runs in the CSA too
+//!   (`ServerOptions::starttls`, below, and `TcpClient::with_starttls`),
+//!   with the same handler.
 //!
 //! The layer's usual shape is a *wrapper handler*: [`TlsServer::wrap`] takes the
 //! plaintext handler and returns a component that is itself a protocol
@@ -89,7 +92,7 @@
 //!
 //! | Kamaelia | here |
 //! |---|---|
-//! | CSA `makessl` inbox (switch a live connection to TLS) | the CSA's own `makessl` (carrying `()`), on a server whose `ServerOptions::starttls` is a [`ServerSessions`]`::factory()`: ServerCore links the handler's `makessl` outbox to it, the reply sent before it goes in the clear, and the same CSA runs the TLS (`csa::Csa::with_starttls`); or the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
+//! | CSA `makessl` inbox (switch a live connection to TLS) | the CSA's own `makessl` (carrying `()`), on a server whose `ServerOptions::starttls` is a [`ServerSessions`]`::factory()`: ServerCore links the handler's `makessl` outbox to it, the reply sent before it goes in the clear, and the same CSA runs the TLS (`csa::Csa::with_starttls`); on a client made with `TcpClient::with_starttls` (a [`TlsSession::client`]), the client's `makessl`, passed through to its CSA's (`csa::Csa::with_starttls_session`); or the layer's `makessl` inbox, on a layer made with [`TlsServer::starttls`] or [`TlsClient::starttls`] (plaintext passes through until then; linked from the inner handler's `makessl` outbox if it has one); a [`TlsServer::wrap`] layer is TLS from the first byte |
 //! | CSA `sslready` outbox (the handshake finished) | the CSA's own `sslready`, carrying [`SslReady`], linked by ServerCore to the handler's `sslready` inbox if it has one; or the layer's `sslready` outbox, the same type, linked to the inner handler's `sslready` inbox if it has one (one handler serves both shapes) |
 //! | overriding `TCPServer.CSA` with an SSL one | `ServerOptions::session` with [`ServerSessions`]: each CSA runs a [`TlsSession`] (TLS in the CSA itself), the handler is given plaintext, and the creator's `socketShutdown` carries the session's [`TlsError`] as `how_died`; or, as a layer, [`TlsServer::over_csa`] through `TcpServer::with_csa` |
 //! | `TCPClient` over SSL | `TcpClient::new(addr).with_session(Box::new(`[`TlsSession::client`]`(config, name)?))` (TLS in the client's CSA; an end out of order is `shutdownMicroprocess` out of its `signal`); or, as a layer, [`TlsClient::over`]`(config, name, tcp_client, handler)` |
