@@ -14,11 +14,14 @@
 //! What the CSA keeps over a session (the rules of its crate docs, in
 //! their TLS form):
 //!
-//! - **C3.** A read takes what the session asks for (rustls: up to 4 KiB
-//!   more of the record being read); a read shorter than that drained the
-//!   socket. Decrypted bytes go out of `outbox` in chunks of at most
-//!   [`CHUNK`]; a full outbox keeps the chunk and stops the
-//!   reading, so the session's plaintext, and then the socket, fill.
+//! - **C3.** The socket is read up to 64 KiB at a time into a buffer of
+//!   the thread's, and the session is fed from there in the pieces it
+//!   asks for (rustls: about 4 KiB of the record being read), so one
+//!   system call serves many of its reads; a read under 8 KiB drained the
+//!   socket, as over plain TCP. Decrypted bytes go out of `outbox` in
+//!   chunks of at most [`CHUNK`]; a full outbox keeps the chunk, and the
+//!   ciphertext of that read not fed yet (at most one read's), and stops
+//!   the reading, so the session's plaintext, and then the socket, fill.
 //! - **C4, A5.** Chunks from `inbox` are given to the session, which
 //!   takes only what its buffer limit allows (the high-water mark); the
 //!   rest waits in the CSA's backlog, and `inbox` is left alone while that
@@ -38,11 +41,12 @@
 //!   TLS) sends what the session queued (its alert) in one pass, then
 //!   closes, with the error as `how_died`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::{Csa, CsaBoxes, CHUNK, GOT, HIGH_WATER, READS_PER_STEP, WROTE};
+use crate::{Csa, CsaBoxes, CHUNK, DRAINED_BELOW, GOT, HIGH_WATER, READS_PER_STEP, WROTE};
 
 /// What [`Session::plaintext`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -154,6 +158,9 @@ pub(crate) struct SessionState {
     pub(crate) clock_started: bool,
     /// `sslready` has been sent.
     ready_sent: bool,
+    /// Ciphertext read off the socket that the session has not taken yet
+    /// (its outbox filled): fed to it before the socket is read again.
+    pending: Option<Box<[u8]>>,
 }
 
 impl SessionState {
@@ -169,7 +176,13 @@ impl SessionState {
             limit,
             clock_started: false,
             ready_sent: false,
+            pending: None,
         }
+    }
+
+    /// Keeps `rest` (ciphertext not taken yet) for the next read.
+    fn keep(&mut self, rest: &[u8]) {
+        self.pending = (!rest.is_empty()).then(|| rest.into());
     }
 
     /// The session's start (see [`Session::start`]).
@@ -199,21 +212,27 @@ enum Delivered {
     Full,
 }
 
-/// A socket read that notes how much was asked and how much came, for
-/// C3's short-read rule.
-struct Probe<'a> {
-    stream: &'a mio::net::TcpStream,
-    asked: usize,
-    got: usize,
+/// Ciphertext taken off the socket per read over a session. The session
+/// takes it from memory a piece at a time (rustls: about 4 KiB, what it
+/// asks of any reader), so one system call serves a dozen or more of its
+/// reads instead of one each.
+const CIPHER_READ: usize = 2 * CHUNK;
+
+thread_local! {
+    /// The ciphertext read buffer, one per scheduler thread (taken out
+    /// while in use, so a nested use would make its own): an idle
+    /// connection holds none.
+    static CIPHER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-impl Read for Probe<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.asked = buf.len();
-        let n = (&*self.stream).read(buf)?;
-        self.got = n;
-        Ok(n)
-    }
+/// What [`Csa::feed`] did with the ciphertext it was given.
+enum Fed {
+    /// The session took all of it (or its input has ended, after which
+    /// the rest means nothing).
+    All,
+    /// It stopped at offset `at`: the outbox is full, or records must go
+    /// out with the handler's reply first (`more`: read on at once).
+    Stopped { at: usize, more: bool },
 }
 
 impl Csa {
@@ -318,9 +337,21 @@ impl Csa {
 
     /// C3 over a session: reads into it and passes what it decrypts on,
     /// respecting a full outbox. True if there is more to read right away.
+    ///
+    /// The socket is read [`CIPHER_READ`] bytes at a time into this
+    /// thread's buffer, and the session is fed from there; what it has
+    /// not taken when the outbox fills is kept (`pending`, bounded by
+    /// one read) and fed first next time, before the socket is read
+    /// again.
     pub(crate) fn session_read(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
         if self.deliver(st, b) == Delivered::Full {
             return Ok(false); // woken when space frees (A6)
+        }
+        if let Some(pending) = st.pending.take() {
+            if let Fed::Stopped { at, more } = self.feed(st, b, &pending)? {
+                st.keep(&pending[at..]);
+                return Ok(more);
+            }
         }
         let mut reads = 0;
         while self.readable && !self.read_closed && st.session.wants_read() {
@@ -328,51 +359,88 @@ impl Csa {
                 return Ok(true);
             }
             reads += 1;
-            let mut probe = Probe {
-                stream: &self.stream,
-                asked: 0,
-                got: 0,
-            };
-            match st.session.read_from(&mut probe) {
-                Ok(0) => {
-                    log::trace!("csa {self:?}: peer closed its write side");
-                    self.session_eof(st, b)?;
-                    return Ok(false);
-                }
+            let mut buf = CIPHER.take();
+            if buf.len() < CIPHER_READ {
+                buf.resize(CIPHER_READ, 0);
+            }
+            let read = (&*self.stream).read(&mut buf[..CIPHER_READ]);
+            let fed = match read {
+                Ok(0) => None,
                 Ok(n) => {
                     self.moved |= GOT;
                     self.bytes_in += n as u64;
                     // A short read drained the socket (C3), unless a FIN
                     // may sit behind it (`Source::read_closed_seen`).
-                    if probe.got < probe.asked && !self.source.read_closed_seen() {
+                    if n < DRAINED_BELOW && !self.source.read_closed_seen() {
                         self.wait_readable(b);
                     }
-                    // Records already waiting (the socket was full) are
-                    // not this read's: they never hold reading back.
-                    let waiting = st.session.wants_write();
-                    self.process(st, b)?;
-                    let delivered = self.deliver(st, b);
-                    if delivered == Delivered::Full {
-                        self.write_records(st, b)?;
-                        return Ok(false);
+                    let fed = self.feed(st, b, &buf[..n]);
+                    if let Ok(Fed::Stopped { at, .. }) = fed {
+                        st.keep(&buf[at..n]);
                     }
-                    if delivered == Delivered::Some && !waiting && st.session.wants_write() {
-                        // Records that came with plaintext (the tickets
-                        // after a handshake, a key update) wait one step:
-                        // the handler, just woken, runs first (a yield
-                        // comes after it), and its reply leaves with them
-                        // in one write (`session_flush`).
-                        return Ok(true);
-                    }
-                    // Handshake messages: out at once.
-                    self.write_records(st, b)?;
+                    Some(fed)
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+                Err(ref e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait_readable(b);
+                    Some(Ok(Fed::All))
+                }
+                Err(ref e) if e.kind() == io::ErrorKind::Interrupted => Some(Ok(Fed::All)),
+                Err(e) => Some(Err(e)),
+            };
+            CIPHER.set(buf);
+            match fed {
+                None => {
+                    log::trace!("csa {self:?}: peer closed its write side");
+                    self.session_eof(st, b)?;
+                    return Ok(false);
+                }
+                Some(fed) => {
+                    if let Fed::Stopped { more, .. } = fed? {
+                        return Ok(more);
+                    }
+                }
             }
         }
         Ok(false)
+    }
+
+    /// Feeds `bytes` (ciphertext off the socket) to the session, a read
+    /// of its at a time, passing on what each read decrypts.
+    fn feed(&mut self, st: &mut SessionState, b: &CsaBoxes, bytes: &[u8]) -> io::Result<Fed> {
+        let mut rest = bytes;
+        while !rest.is_empty() && !self.read_closed {
+            let at = bytes.len() - rest.len();
+            if !st.session.wants_read() {
+                // Its plaintext waits (the outbox is full) or, in the
+                // handshake, its records do (the socket is full):
+                // `deliver` and `write_records` have asked to be woken.
+                return Ok(Fed::Stopped { at, more: false });
+            }
+            let took = st.session.read_from(&mut rest)?;
+            // Records already waiting (the socket was full) are not this
+            // read's: they never hold reading back.
+            let waiting = st.session.wants_write();
+            self.process(st, b)?;
+            let delivered = self.deliver(st, b);
+            let at = bytes.len() - rest.len();
+            if delivered == Delivered::Full {
+                self.write_records(st, b)?;
+                return Ok(Fed::Stopped { at, more: false });
+            }
+            if delivered == Delivered::Some && !waiting && st.session.wants_write() {
+                // Records that came with plaintext (the tickets after a
+                // handshake, a key update) wait one step: the handler,
+                // just woken, runs first (a yield comes after it), and its
+                // reply leaves with them in one write (`session_flush`).
+                return Ok(Fed::Stopped { at, more: true });
+            }
+            // Handshake messages: out at once.
+            self.write_records(st, b)?;
+            if took == 0 {
+                break; // it takes no more (its input ended in order)
+            }
+        }
+        Ok(Fed::All)
     }
 
     /// Processes what was read; on a session error, sends what it queued
