@@ -83,6 +83,99 @@ fn h3_disconnection_tells_the_handler_socket_shutdown() {
     assert_eq!(log.lock().unwrap()[0], Control::SocketShutdown);
 }
 
+/// H2 with handlers of two types, their boxes in different orders and one
+/// with a `serversignal` outbox, made in turn: ServerCore finds each box by
+/// its place for the type it was found in, so a handler of the other type
+/// must be wired by its own boxes (a place kept from the wrong type would
+/// link the wrong box, or fail to link).
+#[test]
+fn h2_h3_handlers_of_two_types_in_turn_are_each_wired_by_their_own_boxes() {
+    boxes! {
+        /// A handler's boxes in another order, with `serversignal` too.
+        struct BackwardsBoxes {
+            /// stops the server (never used here)
+            serversignal: Outbox<Control>,
+            /// producerFinished
+            signal: Outbox<Control>,
+            /// data to the client
+            outbox: Outbox<Vec<u8>>,
+            /// socketShutdown
+            control: Inbox<Control>,
+            /// data from the client
+            inbox: Inbox<Vec<u8>>,
+        }
+    }
+    /// Echoes in upper case, so the client can tell which type served it.
+    struct Backwards {
+        log: Arc<Mutex<Vec<Control>>>,
+    }
+    impl Component for Backwards {
+        type Boxes = BackwardsBoxes;
+
+        fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+            while let Some(b) = cx.inbox.recv() {
+                if b == b"stop" {
+                    let _ = cx.serversignal.send(Control::ShutdownMicroprocess);
+                } else {
+                    let _ = cx.outbox.send(b.to_ascii_uppercase());
+                }
+            }
+            if let Some(c) = cx.control.recv() {
+                self.log.lock().unwrap().push(c);
+                return Step::Done;
+            }
+            Step::Pause
+        }
+    }
+    let log: Arc<Mutex<Vec<Control>>> = Arc::default();
+    let handlers: Arc<Mutex<Vec<Handle>>> = Arc::default();
+    let (l, h) = (log.clone(), handlers.clone());
+    let mut made = 0usize;
+    let (addr, _core, running) = server_with(
+        move || {
+            made += 1;
+            let handler = if made % 2 == 1 {
+                Handle::new(Recorder { log: l.clone() })
+            } else {
+                Handle::new(Backwards { log: l.clone() })
+            };
+            h.lock().unwrap().push(handler.clone());
+            handler
+        },
+        ServerOptions::default(),
+    );
+    let mut clients = Vec::new();
+    for i in 0..6 {
+        let mut c = connect(addr);
+        let want: &[u8] = if i % 2 == 0 { b"same" } else { b"SAME" };
+        c.write_all(b"same").unwrap();
+        let mut got = [0u8; 4];
+        std::io::Read::read_exact(&mut c, &mut got).unwrap();
+        assert_eq!(&got, want, "connection {i} served by its own type");
+        clients.push(c);
+    }
+    // H3 for both types: each handler is told socketShutdown and ends.
+    drop(clients);
+    let handlers = handlers.lock().unwrap().clone();
+    for handler in &handlers {
+        wait_until("every handler to end", || handler.is_done());
+    }
+    {
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 6);
+        assert!(log.iter().all(|c| *c == Control::SocketShutdown), "{log:?}");
+    }
+    // The server goes on serving after both types have come and gone, and
+    // only the type with `serversignal` has it wired (H2): it stops the
+    // server.
+    let mut first = connect(addr);
+    round_trip(&mut first, b"after");
+    let mut second = connect(addr);
+    second.write_all(b"stop").unwrap();
+    assert!(sees_eof(&mut first) && sees_eof(&mut second));
+    running.join();
+}
+
 #[test]
 fn h4_shutdown_closes_every_connection_and_stops_the_server() {
     let (addr, core, running) = echo_server();

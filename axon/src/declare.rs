@@ -98,6 +98,11 @@ impl BoxTable {
         self.0.len()
     }
 
+    /// True if both are the one table (clones of each other).
+    pub(crate) fn same(&self, other: &BoxTable) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     pub(crate) fn get(&self, index: usize) -> Option<&BoxMeta> {
         self.0.get(index)
     }

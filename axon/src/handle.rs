@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::boxset::{BoxSet, BoxesRef};
 use crate::declare::{BoxInfo, Direction};
 use crate::error::{ActivateError, BoxError};
+use crate::key::{BoxKey, BoxName};
 use crate::linkage::LinkBook;
 use crate::node::ErasedBox;
 use crate::ports::Postbox;
@@ -77,8 +78,24 @@ impl Core {
         self.port(i)
     }
 
-    pub(crate) fn find_any(&self, name: &str) -> Option<&dyn ErasedBox> {
-        let i = self.wake.table().find_any(name)?;
+    /// The box `name` stands for, either direction: by its place for a
+    /// [`BoxKey`](crate::BoxKey) made from this component's type.
+    pub(crate) fn find_named(&self, name: &impl BoxName) -> Option<&dyn ErasedBox> {
+        let i = name.__index(self.wake.table())?;
+        self.port(i)
+    }
+
+    /// As [`find_named`](Self::find_named), only if it goes `direction`.
+    pub(crate) fn find_named_in(
+        &self,
+        name: &impl BoxName,
+        direction: Direction,
+    ) -> Option<&dyn ErasedBox> {
+        let table = self.wake.table();
+        let i = name.__index(table)?;
+        if table.get(i)?.direction != direction {
+            return None;
+        }
         self.port(i)
     }
 
@@ -212,11 +229,15 @@ impl Handle {
     /// to a child's (a [`Pipeline`](crate::Pipeline)'s) holds no messages:
     /// the limit goes to the inbox at the end of the passthroughs, where
     /// they wait.
-    pub fn set_inbox_size(&self, inbox: &str, limit: Option<usize>) -> Result<(), BoxError> {
+    pub fn set_inbox_size(
+        &self,
+        inbox: impl BoxName,
+        limit: Option<usize>,
+    ) -> Result<(), BoxError> {
         let b = self
             .0
-            .find(inbox, Direction::Inbox)
-            .ok_or_else(|| self.0.no_such_box(inbox))?;
+            .find_named_in(&inbox, Direction::Inbox)
+            .ok_or_else(|| self.0.no_such_box(inbox.__name()))?;
         match b.destination() {
             Some(last) => last.set_limit(limit),
             None => b.set_limit(limit),
@@ -230,23 +251,37 @@ impl Handle {
     }
 
     /// A typed sender straight into one of this component's inboxes,
-    /// found by name: Kamaelia's `(component, "inbox")` pair, as a service
-    /// request names it. Errors: no such inbox, or it carries another
-    /// type.
-    pub fn postbox<T: Send + 'static>(&self, inbox: &str) -> Result<Postbox<T>, BoxError> {
+    /// found by name (or [`BoxKey`]): Kamaelia's `(component, "inbox")`
+    /// pair, as a service request names it. Errors: no such inbox, or it
+    /// carries another type.
+    pub fn postbox<T: Send + 'static>(&self, inbox: impl BoxName) -> Result<Postbox<T>, BoxError> {
         let b = self
             .0
-            .find(inbox, Direction::Inbox)
-            .ok_or_else(|| self.0.no_such_box(inbox))?;
+            .find_named_in(&inbox, Direction::Inbox)
+            .ok_or_else(|| self.0.no_such_box(inbox.__name()))?;
         let carries = b.message_type().1;
         b.as_any()
             .downcast_ref::<crate::node::Node<T>>()
             .map(|n| Postbox::from_node(n.to_ref()))
             .ok_or_else(|| BoxError::WrongType {
-                name: inbox.to_owned(),
+                name: inbox.__name().to_owned(),
                 carries,
                 asked: std::any::type_name::<T>(),
             })
+    }
+
+    /// A [`BoxKey`] for this component's box called `name`: found by its
+    /// place in every component of this one's type, by name in any
+    /// other. A name this component has no box of makes a key that goes
+    /// by name.
+    pub fn box_key(&self, name: impl Into<std::borrow::Cow<'static, str>>) -> BoxKey {
+        BoxKey::found_in(name.into(), self.0.wake.table())
+    }
+
+    /// True if `key` was made from a component of this one's type (see
+    /// [`box_key`](Self::box_key)): it finds its box here by its place.
+    pub fn fits(&self, key: &BoxKey) -> bool {
+        key.placed_in(self.0.wake.table())
     }
 
     /// Takes the oldest message from one of this component's inboxes, from

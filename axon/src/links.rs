@@ -4,13 +4,14 @@
 use crate::declare::Direction;
 use crate::error::LinkError;
 use crate::handle::Handle;
+use crate::key::BoxName;
 use crate::linkage::Link;
 use crate::node::{ErasedBox, ErasedRef};
 
 /// Links `(component, box)` to `(component, box)` (A3), owned by nobody:
 /// it lasts until [`unlink`]. See [`Handle::link`] for the rules.
 pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
-    let (s, d) = boxes_of(src, dst)?;
+    let (s, d) = boxes_of((src.0, &src.1), (dst.0, &dst.1))?;
     let (s, d) = (s.to_ref(), d.to_ref());
     join(&*s, d.clone(), src)?;
     let link = Link::new(
@@ -23,7 +24,9 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
 
 /// As [`link`], without its [`Link`]: for code that makes many linkages
 /// and removes them by their ends ([`unlink_boxes`]) or not at all, as
-/// ServerCore does four per connection. The same rules and errors.
+/// ServerCore does four per connection. The same rules and errors. A box
+/// is named by a `&str` or by a [`BoxKey`](crate::BoxKey), which finds it
+/// without comparing names in a component of the type it was made from.
 ///
 /// ```
 /// use axon::{link_boxes, unlink_boxes, Handle, Standard, Component, Cx, Step};
@@ -39,39 +42,42 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
 /// assert!(a.leads_to("outbox", (&b, "inbox")));
 /// assert!(unlink_boxes((&a, "outbox"), (&b, "inbox")));
 /// ```
-pub fn link_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<(), LinkError> {
-    let (s, d) = boxes_of(src, dst)?;
-    join(s, d.to_ref(), src)?;
+pub fn link_boxes(
+    src: (&Handle, impl BoxName),
+    dst: (&Handle, impl BoxName),
+) -> Result<(), LinkError> {
+    let (s, d) = boxes_of((src.0, &src.1), (dst.0, &dst.1))?;
+    join(s, d.to_ref(), (src.0, src.1.__name()))?;
     log::trace!(
         "link {}.{} -> {}.{}",
         src.0.name(),
-        src.1,
+        src.1.__name(),
         dst.0.name(),
-        dst.1
+        dst.1.__name()
     );
     Ok(())
 }
 
 /// The two boxes a linkage would join, checked to carry the same type.
-fn boxes_of<'a>(
-    src: (&'a Handle, &str),
-    dst: (&'a Handle, &str),
+fn boxes_of<'a, S: BoxName, D: BoxName>(
+    src: (&'a Handle, &S),
+    dst: (&'a Handle, &D),
 ) -> Result<(&'a dyn ErasedBox, &'a dyn ErasedBox), LinkError> {
-    let box_named = |h: &'a Handle, name: &str| {
-        h.0.find_any(name).ok_or_else(|| LinkError::NoSuchBox {
+    fn box_named<'a>(h: &'a Handle, name: &impl BoxName) -> Result<&'a dyn ErasedBox, LinkError> {
+        h.0.find_named(name).ok_or_else(|| LinkError::NoSuchBox {
             component: h.name().to_owned(),
-            name: name.to_owned(),
+            name: name.__name().to_owned(),
         })
-    };
+    }
     let s = box_named(src.0, src.1)?;
     let d = box_named(dst.0, dst.1)?;
     let (s_type, s_name) = s.message_type();
     let (d_type, d_name) = d.message_type();
     if s_type != d_type {
         return Err(LinkError::TypeMismatch {
-            source: format!("{}.{}", src.0.name(), src.1),
+            source: format!("{}.{}", src.0.name(), src.1.__name()),
             source_type: s_name,
-            sink: format!("{}.{}", dst.0.name(), dst.1),
+            sink: format!("{}.{}", dst.0.name(), dst.1.__name()),
             sink_type: d_name,
         });
     }
@@ -100,9 +106,9 @@ pub fn unlink(link: &Link) {
 /// there is one, without its [`Link`]: for code that made many linkages
 /// and would rather not keep a record of each (ServerCore makes four per
 /// connection). Returns true if a linkage was removed; unknown boxes or no
-/// such linkage: false.
-pub fn unlink_boxes(src: (&Handle, &str), dst: (&Handle, &str)) -> bool {
-    let (Some(s), Some(d)) = (src.0 .0.find_any(src.1), dst.0 .0.find_any(dst.1)) else {
+/// such linkage: false. Boxes are named as for [`link_boxes`].
+pub fn unlink_boxes(src: (&Handle, impl BoxName), dst: (&Handle, impl BoxName)) -> bool {
+    let (Some(s), Some(d)) = (src.0 .0.find_named(&src.1), dst.0 .0.find_named(&dst.1)) else {
         return false;
     };
     s.unlink_from(d)

@@ -336,7 +336,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
+use axon::{boxes, BoxKey, BoxName, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use signals::{SignalStop, DRAIN};
 pub use single::{BridgeEvent, SingleServer, SingleServerBoxes};
 pub use tcpserver::{
@@ -406,8 +406,8 @@ impl Extras {
 /// without keeping one per connection. A full or missing `control` (a
 /// handler that declared none) loses the message, as an unlinked outbox
 /// would.
-fn tell(component: &Handle, msg: Control) {
-    match component.postbox::<Control>("control") {
+fn tell(component: &Handle, control: impl BoxName, msg: Control) {
+    match component.postbox::<Control>(control) {
         Ok(p) => {
             if p.send(msg).is_err() {
                 log::debug!("servercore: {component:?}'s control inbox is full");
@@ -417,34 +417,121 @@ fn tell(component: &Handle, msg: Control) {
     }
 }
 
+/// H2's boxes as [`BoxKey`]s: found by name once, then by their places
+/// in every CSA and every handler of the same type, so that wiring a
+/// connection (and unwiring it) compares no names.
+struct Keys {
+    csa: CsaKeys,
+    handler: HandlerKeys,
+    /// The `control` of the ServerCore a `serversignal` reaches.
+    me_control: BoxKey,
+}
+
+/// The CSA's ends of H2's linkages.
+struct CsaKeys {
+    outbox: BoxKey,
+    inbox: BoxKey,
+    control: BoxKey,
+    read_shutdown: BoxKey,
+    makessl: BoxKey,
+    sslready: BoxKey,
+}
+
+impl CsaKeys {
+    fn of(csa: &Handle) -> CsaKeys {
+        CsaKeys {
+            outbox: csa.box_key("outbox"),
+            inbox: csa.box_key("inbox"),
+            control: csa.box_key("control"),
+            read_shutdown: csa.box_key("readShutdown"),
+            makessl: csa.box_key("makessl"),
+            sslready: csa.box_key("sslready"),
+        }
+    }
+}
+
+/// The handler's ends, and which optional boxes its type has.
+struct HandlerKeys {
+    inbox: BoxKey,
+    outbox: BoxKey,
+    signal: BoxKey,
+    control: BoxKey,
+    serversignal: BoxKey,
+    makessl: BoxKey,
+    sslready: BoxKey,
+    extras: Extras,
+}
+
+impl HandlerKeys {
+    fn of(handler: &Handle) -> HandlerKeys {
+        HandlerKeys {
+            inbox: handler.box_key("inbox"),
+            outbox: handler.box_key("outbox"),
+            signal: handler.box_key("signal"),
+            control: handler.box_key("control"),
+            serversignal: handler.box_key("serversignal"),
+            makessl: handler.box_key("makessl"),
+            sslready: handler.box_key("sslready"),
+            extras: Extras::of(handler),
+        }
+    }
+}
+
+impl Keys {
+    /// The keys for this connection's components: the last ones if they
+    /// are of the same types (the usual case), found anew if not.
+    fn fit(keys: &mut Option<Box<Keys>>, csa: &Handle, handler: &Handle, me: &Handle) -> Extras {
+        let k = keys.get_or_insert_with(|| {
+            Box::new(Keys {
+                csa: CsaKeys::of(csa),
+                handler: HandlerKeys::of(handler),
+                me_control: me.box_key("control"),
+            })
+        });
+        if !csa.fits(&k.csa.outbox) {
+            k.csa = CsaKeys::of(csa);
+        }
+        if !handler.fits(&k.handler.inbox) {
+            k.handler = HandlerKeys::of(handler);
+        }
+        if !me.fits(&k.me_control) {
+            k.me_control = me.box_key("control");
+        }
+        k.handler.extras
+    }
+}
+
 /// H2's linkages between a connection's CSA and handler (and, if the handler
 /// has a `serversignal` outbox, from it to the ServerCore `me`).
-type Ends<'a> = (&'a Handle, &'static str);
+type Ends<'a> = (&'a Handle, &'a BoxKey);
 
 /// `me` is the ServerCore a handler's `serversignal` reaches: on a shard,
-/// the one that stands for the whole server.
+/// the one that stands for the whole server. `keys` name the boxes (by
+/// name where they do not fit these components).
 fn wiring<'a>(
+    keys: &'a Keys,
     csa: &'a Handle,
     handler: &'a Handle,
     me: &'a Handle,
     extras: Extras,
 ) -> [Option<(Ends<'a>, Ends<'a>)>; 7] {
+    let (c, h) = (&keys.csa, &keys.handler);
     // An array, not a Vec: this runs twice per connection.
     [
-        Some(((csa, "outbox"), (handler, "inbox"))),
-        Some(((handler, "outbox"), (csa, "inbox"))),
-        Some(((handler, "signal"), (csa, "control"))),
-        Some(((csa, "readShutdown"), (handler, "control"))),
+        Some(((csa, &c.outbox), (handler, &h.inbox))),
+        Some(((handler, &h.outbox), (csa, &c.inbox))),
+        Some(((handler, &h.signal), (csa, &c.control))),
+        Some(((csa, &c.read_shutdown), (handler, &h.control))),
         extras
             .serversignal
-            .then_some(((handler, "serversignal"), (me, "control"))),
+            .then_some(((handler, &h.serversignal), (me, &keys.me_control))),
         // STARTTLS in the CSA (`ServerOptions::starttls`), Kamaelia's boxes.
         extras
             .makessl
-            .then_some(((handler, "makessl"), (csa, "makessl"))),
+            .then_some(((handler, &h.makessl), (csa, &c.makessl))),
         extras
             .sslready
-            .then_some(((csa, "sslready"), (handler, "sslready"))),
+            .then_some(((csa, &c.sslready), (handler, &h.sslready))),
     ]
 }
 
@@ -486,6 +573,9 @@ pub struct ServerCore {
     connections: HashMap<u64, Connection>,
     /// Handler id → CSA id, to close a connection whose handler ended.
     by_handler: HashMap<u64, u64>,
+    /// H2's boxes, found by name at the first connection (and again for
+    /// a handler of another type).
+    keys: Option<Box<Keys>>,
     started: bool,
     /// What each connection is told once the server stops (H4):
     /// `socketShutdown` (graceful) or `shutdownMicroprocess`.
@@ -575,6 +665,7 @@ impl ServerCore {
             top: None,
             connections: HashMap::default(),
             by_handler: HashMap::default(),
+            keys: None,
             started: false,
             stopping: None,
         }
@@ -685,14 +776,20 @@ impl ServerCore {
             local: n.local,
         };
         let handler = self.protocol.make(&info);
-        let _ = handler.set_inbox_size("inbox", Some(HANDLER_INBOX_LIMIT));
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         let csa = n.csa;
+        let extras = Keys::fit(&mut self.keys, &csa, &handler, &me);
+        let Some(keys) = self.keys.as_deref() else {
+            unreachable!("Keys::fit made them");
+        };
+        let _ = handler.set_inbox_size(&keys.handler.inbox, Some(HANDLER_INBOX_LIMIT));
         // H2's linkages. None is recorded: H3 removes them by their ends
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
         let mut wired = Ok(());
-        let extras = Extras::of(&handler);
-        for (src, dst) in wiring(&csa, &handler, &me, extras).into_iter().flatten() {
+        for (src, dst) in wiring(keys, &csa, &handler, &me, extras)
+            .into_iter()
+            .flatten()
+        {
             if let Err(e) = axon::link_boxes(src, dst) {
                 wired = Err(e);
                 break;
@@ -702,11 +799,11 @@ impl ServerCore {
         cx.add_child(&csa);
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
-            tell(&csa, Control::ShutdownMicroprocess);
+            tell(&csa, &keys.csa.control, Control::ShutdownMicroprocess);
         } else if let Some(stop) = &self.stopping {
             // Accepted as the server stops (T7 takes what was queued):
             // stopped as the others were, gracefully or not.
-            tell(&csa, stop.clone());
+            tell(&csa, &keys.csa.control, stop.clone());
         }
         self.by_handler.insert(handler.id(), csa.id());
         self.connections.insert(
@@ -731,17 +828,27 @@ impl ServerCore {
             return;
         };
         self.by_handler.remove(&conn.handler.id());
-        tell(&conn.handler, Control::SocketShutdown);
+        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
+        // Every connection was wired with keys made for its types (or
+        // made now); where they no longer fit, they go by name.
+        let _ = Keys::fit(&mut self.keys, csa, &conn.handler, &me);
+        let Some(keys) = self.keys.as_deref() else {
+            unreachable!("Keys::fit made them");
+        };
+        tell(
+            &conn.handler,
+            &keys.handler.control,
+            Control::SocketShutdown,
+        );
         // Usually it has ended already (its socketShutdown is how we
         // heard): then it takes no message, and the linkages out of its
         // boxes go with it (it sends nothing more): two look-ups by name
         // saved per close, and two unlinkings.
         let csa_done = csa.is_done();
         if !csa_done {
-            tell(csa, Control::ShutdownMicroprocess);
+            tell(csa, &keys.csa.control, Control::ShutdownMicroprocess);
         }
-        let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
-        for (src, dst) in wiring(csa, &conn.handler, &me, conn.extras)
+        for (src, dst) in wiring(keys, csa, &conn.handler, &me, conn.extras)
             .into_iter()
             .flatten()
         {
@@ -771,13 +878,13 @@ impl ServerCore {
                 "servercore: the handler for {} panicked; closing the connection",
                 conn.peer
             );
-            tell(&conn.csa, Control::ShutdownMicroprocess);
+            tell(&conn.csa, "control", Control::ShutdownMicroprocess);
         } else {
             log::debug!(
                 "servercore: the handler for {} ended; closing the connection",
                 conn.peer
             );
-            tell(&conn.csa, Control::ProducerFinished);
+            tell(&conn.csa, "control", Control::ProducerFinished);
         }
     }
 
@@ -799,7 +906,7 @@ impl ServerCore {
             Control::ShutdownMicroprocess
         };
         for conn in self.connections.values() {
-            tell(&conn.csa, close.clone());
+            tell(&conn.csa, "control", close.clone());
         }
         self.stopping = Some(close);
         if matches!(self.server, Server::InShards) {
@@ -900,6 +1007,7 @@ impl ServerCore {
             top: Some(top),
             connections: HashMap::default(),
             by_handler: HashMap::default(),
+            keys: None,
             started: false,
             stopping: None,
         }

@@ -129,7 +129,7 @@ impl Shards {
     /// Sends `msg` to every shard's ServerCore `control` (a stop).
     pub(crate) fn tell_all(&self, msg: &Control) {
         for shard in &self.threads {
-            crate::tell(&shard.core, msg.clone());
+            crate::tell(&shard.core, "control", msg.clone());
         }
     }
 
