@@ -13,12 +13,13 @@
 
 #![allow(unsafe_code)] // BoxesRef: see its SAFETY notes
 
+use crate::sync::Mutex;
 use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::control::Control;
 use crate::declare::{BoxMeta, BoxTable, Direction};

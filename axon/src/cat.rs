@@ -7,11 +7,12 @@
 //! such as tests running side by side in one process, cannot see each other's
 //! services.
 
+use crate::sync::Mutex;
 use rustc_hash::FxHashMap as HashMap;
 use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::declare::Direction;
 use crate::error::CatError;

@@ -1,11 +1,12 @@
 //! [`Handle`]: a component as others see it (Kamaelia's component object):
 //! its boxes by name, its children (A7), the linkages it made.
 
+use crate::sync::Mutex;
 use rustc_hash::FxHashSet as HashSet;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::boxset::{BoxSet, BoxesRef};
 use crate::declare::{BoxInfo, Direction};

@@ -44,6 +44,7 @@
 
 #![allow(unsafe_code)] // NodeRef, ErasedRef, OwnerRef: see their SAFETY notes
 
+use crate::sync::Mutex;
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -51,7 +52,7 @@ use std::mem::ManuallyDrop;
 use std::ops::Deref;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::declare::{BoxInfo, Direction};
 use crate::error::LinkError;

@@ -7,9 +7,10 @@
 //! thread takes the queue's lock and unparks the scheduler only if it
 //! sleeps.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::sync::lock;
 

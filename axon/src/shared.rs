@@ -2,8 +2,9 @@
 //! its run queue, the components activated but not yet taken in, its
 //! timers and its CAT; and [`SchedulerHandle`], the handle on all that.
 
+use crate::sync::Mutex;
 use std::fmt;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cat::Cat;

@@ -1,34 +1,36 @@
 //! Locks and signals: the two synchronisation tools every other module
 //! uses. Nothing here knows about components.
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::Condvar;
 use std::time::Instant;
 
-/// Locks a mutex, ignoring poisoning: every structure we guard stays
-/// consistent across a panic (each critical section is a single push, pop or
-/// swap), and a component that panicked is already contained by its runner.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+pub(crate) use parking_lot::{Mutex, MutexGuard};
+
+/// Locks a mutex. No poisoning: every structure we guard stays consistent
+/// across a panic (each critical section is a single push, pop or swap),
+/// and a component that panicked is already contained by its runner.
+pub(crate) fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock()
 }
 
 /// A flag with a condition variable, for waiters that may be any thread
 /// (an [`Endpoint`](crate::Endpoint) waited on outside any scheduler).
 #[derive(Default)]
 pub(crate) struct Signal {
-    raised: Mutex<bool>,
+    raised: std::sync::Mutex<bool>,
     cond: Condvar,
 }
 
 impl Signal {
     pub(crate) fn raise(&self) {
-        *lock(&self.raised) = true;
+        *self.raised.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.cond.notify_all();
     }
 
     /// Waits until raised or `deadline` passes; clears the flag. Returns
     /// whether it was raised.
     pub(crate) fn wait_until(&self, deadline: Instant) -> bool {
-        let mut raised = lock(&self.raised);
+        let mut raised = self.raised.lock().unwrap_or_else(|p| p.into_inner());
         while !*raised {
             let now = Instant::now();
             if now >= deadline {
