@@ -173,7 +173,7 @@ pub fn __table(set: &'static str, metas: Vec<BoxMeta>) -> BoxTable {
 ///
 /// The names, descriptions and types are kept once per set type, not per
 /// component, and the boxes are the struct's fields, so a component's
-/// boxes are one allocation: a box costs 40 bytes and its queue exists
+/// boxes are one allocation: a box costs 32 bytes and its queue exists
 /// only while messages wait.
 #[macro_export]
 macro_rules! boxes {
