@@ -45,18 +45,34 @@ pub trait BoxSet: Send + Sync + Sized + 'static {
     /// The `index`th box, erased.
     #[doc(hidden)]
     fn __port(&self, index: usize) -> Option<&dyn ErasedBox>;
+    /// Calls `f` on every box, in field order (one pass, where asking
+    /// [`__port`](Self::__port) for each index in turn would search from
+    /// the first box each time).
+    #[doc(hidden)]
+    fn __each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
+        let mut i = 0;
+        while let Some(b) = self.__port(i) {
+            f(b);
+            i += 1;
+        }
+    }
 }
 
 /// The object-safe face of a box set, kept by the component's wake cell
 /// for lookups by name.
 pub(crate) trait ErasedSet: Send + Sync + 'static {
     fn port(&self, index: usize) -> Option<&dyn ErasedBox>;
+    /// Every box, in declaration order.
+    fn each(&self, f: &mut dyn FnMut(&dyn ErasedBox));
     fn as_any(&self) -> &dyn Any;
 }
 
 impl<B: BoxSet> ErasedSet for B {
     fn port(&self, index: usize) -> Option<&dyn ErasedBox> {
         self.__port(index)
+    }
+    fn each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
+        self.__each(f)
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -245,6 +261,9 @@ macro_rules! boxes {
                 ::core::option::Option::None
             }
 
+            fn __each(&self, f: &mut dyn FnMut(&dyn $crate::__private::ErasedBox)) {
+                $( f($crate::__private::Port::__erased(&self.$field)); )*
+            }
         }
 
         impl ::core::fmt::Debug for $set {
@@ -363,6 +382,13 @@ impl<I: Send + 'static, O: Send + 'static> BoxSet for Standard<I, O> {
             3 => Some(self.signal.__erased()),
             _ => None,
         }
+    }
+
+    fn __each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
+        f(self.inbox.__erased());
+        f(self.control.__erased());
+        f(self.outbox.__erased());
+        f(self.signal.__erased());
     }
 }
 
@@ -542,6 +568,12 @@ impl BoxSet for DynamicBoxes {
 
     fn __port(&self, index: usize) -> Option<&dyn ErasedBox> {
         self.nodes.get(index).map(|b| &**b)
+    }
+
+    fn __each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
+        for b in self.nodes.iter() {
+            f(&**b);
+        }
     }
 }
 

@@ -331,16 +331,9 @@ impl Handle {
         // What waits in its inboxes will never be taken, and later sends
         // are discarded (see `Node::push_locked`): freed now, so that no
         // message keeps its sender (or a socket it holds) alive.
-        let table = core.wake.table();
-        for i in 0..table.len() {
-            if table
-                .get(i)
-                .is_some_and(|m| m.direction == Direction::Inbox)
-            {
-                if let Some(b) = core.port(i) {
-                    b.discard_all();
-                }
-            }
+        // (An outbox's `discard_all` does nothing: one pass over them all.)
+        if let Some(set) = core.wake.set() {
+            set.each(&mut |b| b.discard_all());
         }
         let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
         for link in links {
@@ -368,11 +361,7 @@ impl Drop for Core {
     fn drop(&mut self) {
         let ended = self.wake.state() == DONE;
         if let Some(set) = self.wake.set() {
-            for i in 0..self.wake.table().len() {
-                if let Some(b) = set.port(i) {
-                    b.release(ended);
-                }
-            }
+            set.each(&mut |b| b.release(ended));
         }
     }
 }
