@@ -118,9 +118,14 @@ impl std::fmt::Debug for OwnerRef {
 }
 
 impl Clone for OwnerRef {
+    /// Another uncounted reference to the same cell, made without
+    /// touching its count (every box of a set gets one as it is made).
     fn clone(&self) -> Self {
-        // SAFETY: the same cell, under the same promise as `self`'s.
-        unsafe { OwnerRef::new(&self.0) }
+        // SAFETY: a bitwise copy of the uncounted `Arc`: neither copy is
+        // ever dropped (`ManuallyDrop`), so the count stays as it was, and
+        // the copy is bound by the promise `self` was made under (the
+        // cell outlives it).
+        OwnerRef(unsafe { std::ptr::read(&self.0) })
     }
 }
 
@@ -1261,6 +1266,23 @@ mod tests {
         // SAFETY: see above.
         let owner = unsafe { OwnerRef::new(&cell) };
         (cell, owner)
+    }
+
+    /// An `OwnerRef` and its copies never count their cell (each box of a
+    /// set holds one), while an `Arc` cloned through one counts as usual.
+    #[test]
+    fn an_owner_ref_and_its_copies_never_count_their_cell() {
+        let (cell, owner) = cell();
+        let before = Arc::strong_count(&cell);
+        let copies: Vec<OwnerRef> = (0..3).map(|_| owner.clone()).collect();
+        assert_eq!(Arc::strong_count(&cell), before);
+        assert!(copies.iter().all(|c| Arc::ptr_eq(c, &cell)));
+        drop(copies);
+        assert_eq!(Arc::strong_count(&cell), before);
+        let counted = Arc::clone(&*owner.clone());
+        assert_eq!(Arc::strong_count(&cell), before + 1);
+        drop(counted);
+        assert_eq!(Arc::strong_count(&cell), before);
     }
 
     /// `Locked` is the box's only way to its target and queue: under
