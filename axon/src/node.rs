@@ -1134,7 +1134,21 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             });
         }
         // Refuse loops: following dst's chain must not come back here.
-        let mut cursor = Some(dst.clone());
+        // Targets are only ever added under `TOPOLOGY`, which is held, so
+        // a box whose flags say it leads nowhere ends the chain, read
+        // without its lock (the usual case: dst is an inbox of its own).
+        if std::ptr::eq(&*dst, self) {
+            return Err(LinkError::Cycle {
+                source: self.box_name().to_string(),
+                sink: dst.box_name().to_string(),
+            });
+        }
+        let onwards = |node: &Node<T>| {
+            (node.flags.load(Ordering::Acquire) & HAS_TARGET != 0)
+                .then(|| node.locked().target().cloned())
+                .flatten()
+        };
+        let mut cursor = onwards(&dst);
         while let Some(node) = cursor {
             if std::ptr::eq(&*node, self) {
                 return Err(LinkError::Cycle {
@@ -1142,7 +1156,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                     sink: dst.box_name().to_string(),
                 });
             }
-            cursor = node.locked().target().cloned();
+            cursor = onwards(&node);
         }
         // A4: messages already waiting here move on. A push racing with
         // this takes the same lock, so it either queued before (and moves
@@ -1150,8 +1164,13 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let moved = {
             let mut inner = self.locked();
             let queue = inner.set_target(Some(dst)).queue();
-            self.flags.fetch_or(HAS_TARGET, Ordering::Release);
-            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
+            // One atomic for both bits (`keep_queue` sets its own bit
+            // without the lock, so this must still read-modify-write).
+            let _ = self
+                .flags
+                .fetch_update(Ordering::Release, Ordering::Relaxed, |f| {
+                    Some((f | HAS_TARGET) & !HAS_QUEUE)
+                });
             drop(inner);
             queue.map_or_else(Vec::new, |mut q| {
                 // Producers waiting for space here retry along the link.

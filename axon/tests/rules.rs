@@ -218,6 +218,30 @@ fn a3_bad_linkages_are_clear_errors() {
     ));
 }
 
+#[test]
+fn a3_a_loop_of_any_length_is_refused_and_the_chain_still_delivers() {
+    let a = numbers("a");
+    let b = numbers("b");
+    let c = numbers("c");
+    // A box linked to itself.
+    assert!(matches!(
+        link((a.handle(), "inbox"), (a.handle(), "inbox")),
+        Err(LinkError::Cycle { .. })
+    ));
+    // a.inbox -> b.inbox -> c.inbox: closing it from c back to a or b is
+    // a loop found only by following the chain past its first hop.
+    link((a.handle(), "inbox"), (b.handle(), "inbox")).unwrap();
+    link((b.handle(), "inbox"), (c.handle(), "inbox")).unwrap();
+    for back in [a.handle(), b.handle()] {
+        let err = link((c.handle(), "inbox"), (back, "inbox")).unwrap_err();
+        assert!(matches!(err, LinkError::Cycle { .. }), "{err:?}");
+    }
+    // Nothing was changed by the refusals: a message sent to the head
+    // of the chain reaches its end.
+    a.handle().postbox::<u64>("inbox").unwrap().send(7).unwrap();
+    assert_eq!(c.inbox.recv(), Some(7));
+}
+
 // ---------------------------------------------------------------- A4
 
 #[test]
