@@ -130,11 +130,13 @@ fn h2_h3_handlers_of_two_types_in_turn_are_each_wired_by_their_own_boxes() {
     let log: Arc<Mutex<Vec<Control>>> = Arc::default();
     let handlers: Arc<Mutex<Vec<Handle>>> = Arc::default();
     let (l, h) = (log.clone(), handlers.clone());
-    let mut made = 0usize;
+    // Shared, not per closure: with shards each has its own copy of the
+    // factory, and the connections come one at a time in this test.
+    let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (addr, _core, running) = server_with(
         move || {
-            made += 1;
-            let handler = if made % 2 == 1 {
+            let n = made.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let handler = if n % 2 == 1 {
                 Handle::new(Recorder { log: l.clone() })
             } else {
                 Handle::new(Backwards { log: l.clone() })
