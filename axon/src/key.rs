@@ -106,32 +106,21 @@ pub trait BoxName: sealed::Sealed {
     fn __index(&self, table: &BoxTable) -> Option<usize>;
 }
 
-impl BoxName for &str {
-    fn __name(&self) -> &str {
-        self
-    }
-    fn __index(&self, table: &BoxTable) -> Option<usize> {
-        table.find_any(self)
-    }
+/// The plain names: looked up by name every time.
+macro_rules! by_name {
+    ($($t:ty),*) => {$(
+        impl BoxName for $t {
+            fn __name(&self) -> &str {
+                self
+            }
+            fn __index(&self, table: &BoxTable) -> Option<usize> {
+                table.find_any(self)
+            }
+        }
+    )*};
 }
 
-impl BoxName for &String {
-    fn __name(&self) -> &str {
-        self
-    }
-    fn __index(&self, table: &BoxTable) -> Option<usize> {
-        table.find_any(self)
-    }
-}
-
-impl BoxName for &Cow<'_, str> {
-    fn __name(&self) -> &str {
-        self
-    }
-    fn __index(&self, table: &BoxTable) -> Option<usize> {
-        table.find_any(self)
-    }
-}
+by_name!(&str, &String, &Cow<'_, str>);
 
 impl BoxName for &BoxKey {
     fn __name(&self) -> &str {

@@ -480,7 +480,12 @@ impl HandlerKeys {
 impl Keys {
     /// The keys for this connection's components: the last ones if they
     /// are of the same types (the usual case), found anew if not.
-    fn fit(keys: &mut Option<Box<Keys>>, csa: &Handle, handler: &Handle, me: &Handle) -> Extras {
+    fn fit<'k>(
+        keys: &'k mut Option<Box<Keys>>,
+        csa: &Handle,
+        handler: &Handle,
+        me: &Handle,
+    ) -> &'k Keys {
         let k = keys.get_or_insert_with(|| {
             Box::new(Keys {
                 csa: CsaKeys::of(csa),
@@ -497,7 +502,7 @@ impl Keys {
         if !me.fits(&k.me_control) {
             k.me_control = me.box_key("control");
         }
-        k.handler.extras
+        k
     }
 }
 
@@ -778,10 +783,8 @@ impl ServerCore {
         let handler = self.protocol.make(&info);
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         let csa = n.csa;
-        let extras = Keys::fit(&mut self.keys, &csa, &handler, &me);
-        let Some(keys) = self.keys.as_deref() else {
-            unreachable!("Keys::fit made them");
-        };
+        let keys = Keys::fit(&mut self.keys, &csa, &handler, &me);
+        let extras = keys.handler.extras;
         let _ = handler.set_inbox_size(&keys.handler.inbox, Some(HANDLER_INBOX_LIMIT));
         // H2's linkages. None is recorded: H3 removes them by their ends
         // (`axon::unlink_boxes`), so a connection costs no linkage records.
@@ -831,10 +834,7 @@ impl ServerCore {
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         // Every connection was wired with keys made for its types (or
         // made now); where they no longer fit, they go by name.
-        let _ = Keys::fit(&mut self.keys, csa, &conn.handler, &me);
-        let Some(keys) = self.keys.as_deref() else {
-            unreachable!("Keys::fit made them");
-        };
+        let keys = Keys::fit(&mut self.keys, csa, &conn.handler, &me);
         tell(
             &conn.handler,
             &keys.handler.control,

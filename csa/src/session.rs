@@ -159,8 +159,9 @@ pub(crate) struct SessionState {
     /// `sslready` has been sent.
     ready_sent: bool,
     /// Ciphertext read off the socket that the session has not taken yet
-    /// (its outbox filled): fed to it before the socket is read again.
-    pending: Option<Box<[u8]>>,
+    /// (its outbox filled), from the offset given: fed to it before the
+    /// socket is read again.
+    pending: Option<(Box<[u8]>, usize)>,
 }
 
 impl SessionState {
@@ -180,9 +181,10 @@ impl SessionState {
         }
     }
 
-    /// Keeps `rest` (ciphertext not taken yet) for the next read.
-    fn keep(&mut self, rest: &[u8]) {
-        self.pending = (!rest.is_empty()).then(|| rest.into());
+    /// Keeps `bytes` from `at` (ciphertext not taken yet) for the next
+    /// read: the buffer itself, not a copy of what is left of it.
+    fn keep(&mut self, bytes: Box<[u8]>, at: usize) {
+        self.pending = (at < bytes.len()).then_some((bytes, at));
     }
 
     /// The session's start (see [`Session::start`]).
@@ -347,9 +349,9 @@ impl Csa {
         if self.deliver(st, b) == Delivered::Full {
             return Ok(false); // woken when space frees (A6)
         }
-        if let Some(pending) = st.pending.take() {
-            if let Fed::Stopped { at, more } = self.feed(st, b, &pending)? {
-                st.keep(&pending[at..]);
+        if let Some((pending, from)) = st.pending.take() {
+            if let Fed::Stopped { at, more } = self.feed(st, b, &pending[from..])? {
+                st.keep(pending, from + at);
                 return Ok(more);
             }
         }
@@ -376,7 +378,7 @@ impl Csa {
                     }
                     let fed = self.feed(st, b, &buf[..n]);
                     if let Ok(Fed::Stopped { at, .. }) = fed {
-                        st.keep(&buf[at..n]);
+                        st.keep(buf[at..n].into(), 0);
                     }
                     Some(fed)
                 }
