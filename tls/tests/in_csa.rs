@@ -519,15 +519,18 @@ fn in_csa_the_tickets_after_a_handshake_leave_with_the_handlers_reply_in_one_wri
     assert_eq!(writes.load(Ordering::SeqCst), 3, "writes by the server");
 }
 
-/// A handler that keeps every plaintext byte it is given, in order.
+/// A handler that keeps every plaintext byte it is given, in order,
+/// taking one chunk per step: slower than the CSA fills its inbox, so the
+/// CSA's outbox fills in the middle of its reads.
 struct Keep(Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl axon::Component for Keep {
     type Boxes = axon::Standard<Vec<u8>, Vec<u8>>;
 
     fn main(&mut self, cx: &mut axon::Cx<Self::Boxes>) -> axon::Step {
-        while let Some(b) = cx.inbox.recv() {
+        if let Some(b) = cx.inbox.recv() {
             self.0.lock().unwrap().extend_from_slice(&b);
+            return axon::Step::Continue;
         }
         if cx.control.recv().is_some() {
             let _ = cx.signal.send(axon::Control::ProducerFinished);
