@@ -11,7 +11,7 @@
 //! | box | direction | carries | meaning |
 //! |---|---|---|---|
 //! | `inbox` | inbox | `Vec<u8>` | bytes to write to the socket, in order (C4) |
-//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close; `shutdownMicroprocess`: one non-blocking pass writing what is queued, then close (C5); `socketShutdown`: read what the peer has already sent (one bounded pass), then stop reading, as if the peer had half-closed (C7; a graceful server stop: a request that arrived just before it is answered, and the close resets nobody over unread bytes) |
+//! | `control` | inbox | [`Control`] | `producerFinished`: write everything queued, then close (lingering: shut the write side and drop input until the peer closes, see C5 below); `shutdownMicroprocess`: one non-blocking pass writing what is queued, take what the peer already sent, then close (C5); `socketShutdown`: read what the peer has already sent (one bounded pass), then stop reading, as if the peer had half-closed (C7; a graceful server stop: a request that arrived just before it is answered, and the close resets nobody over unread bytes) |
 //! | `ReadReady` | inbox | [`Ready`] | the Selector's notice that the socket is readable |
 //! | `SendReady` | inbox | [`Ready`] | the Selector's notice that the socket is writable |
 //! | `outbox` | outbox | `Vec<u8>` | bytes read from the socket, in chunks of up to 32 KiB (C3) |
@@ -58,6 +58,15 @@
 //!   `producerFinished`, it closes the socket, sends `socketShutdown` out of
 //!   `CreatorFeedback`, `shutdownCSA` out of `signal`, and `removeReader` /
 //!   `removeWriter` to the Selector, exactly once, and ends.
+//! - **Lingering close (C5).** A socket closed with unread bytes in it is
+//!   reset, and the reset discards the end of our output still in flight:
+//!   a peer whose request crossed our close would lose its reply. So once
+//!   everything is written after `producerFinished`, unless the peer has
+//!   closed already, the CSA shuts down its write side (the peer reads all
+//!   of it, then EOF) and reads and drops what the peer still sends until
+//!   it closes: at most 5 s without a byte from it, and at most the linger
+//!   time in all, after which it closes in order (`how_died` none). With
+//!   [`CsaOptions::half_close`] it passes those bytes on instead.
 //!
 //! ## Half-close (C7)
 //!
@@ -177,6 +186,14 @@ const DRAINED_BELOW: usize = CHUNK / 4;
 /// 4, 1.02× (median of 9 runs; 2 and 3 were dearer again, as were 6 and
 /// 8).
 const READS_PER_STEP: usize = 4;
+/// C5's lingering close: how long (ms) it waits for the peer's next byte,
+/// or its close, before closing anyway (at most the linger time). nginx's
+/// `lingering_timeout` is 5 s too.
+const LINGER_QUIET: u32 = 5_000;
+/// C5's lingering close: the most bytes it reads and drops. A peer that
+/// sends more after our close is flooding, not crossing the close: the
+/// connection is reset rather than spend the server's CPU on it.
+const LINGER_BYTES: u32 = 1 << 20;
 /// Most chunks handed to one vectored write.
 const MAX_IOV: usize = 64;
 /// The longest timeout a CSA keeps (24 days); a longer one is taken as
@@ -197,7 +214,8 @@ pub struct CsaOptions {
     /// instead of closing at once: what a client wants, so that the replies
     /// to its last requests still arrive (TCPClient sets it). Default
     /// false: a server's handler says `producerFinished` after its last
-    /// reply.
+    /// reply, and the CSA drops what the peer sends after it (the
+    /// lingering close of C5, in the crate docs).
     pub half_close: bool,
     /// C9: close the connection once no byte has been read from or written
     /// to the socket for this long (counted from the start). Default off:
@@ -286,6 +304,8 @@ fn left(now: u32, since: u32, limit: u32) -> Option<u32> {
 enum Timeout {
     Handshake,
     Linger,
+    /// C5's lingering close: no byte from the peer for a while.
+    Quiet,
     Stall,
     Request,
     Idle,
@@ -299,6 +319,7 @@ impl Timeout {
         let what = match self {
             Timeout::Handshake => format!("no handshake within {t:?}"),
             Timeout::Linger => format!("linger time ({t:?}) over with output undelivered"),
+            Timeout::Quiet => format!("the peer did not close within {t:?} of our close"),
             Timeout::Stall => format!("stalled: the peer took no output for {t:?}"),
             Timeout::Request => {
                 format!("request timeout: nothing written back within {t:?} of the first byte")
@@ -400,6 +421,11 @@ pub struct Csa {
     /// The write side has been shut down (half-close after
     /// `producerFinished`, see [`CsaOptions::half_close`]).
     write_shut: bool,
+    /// C5's lingering close: everything is written and the write side is
+    /// shut; what the peer still sends is read and dropped until it closes.
+    draining: bool,
+    /// Bytes dropped so far by the lingering close.
+    discarded: u32,
     /// Output the socket has not taken yet; none while it keeps up.
     backlog: Option<Box<Backlog>>,
     /// A chunk the outbox refused (C3).
@@ -452,6 +478,9 @@ enum Upgrade {
 const GOT: u8 = 1;
 /// `Csa::moved`: bytes were written in this step.
 const WROTE: u8 = 2;
+/// `Csa::moved`: the write side was shut in this step (C5's lingering
+/// close counts from it).
+const SHUT: u8 = 4;
 
 impl fmt::Debug for Csa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -490,6 +519,8 @@ impl Csa {
             ending_input: false,
             finishing: false,
             write_shut: false,
+            draining: false,
+            discarded: 0,
             backlog: None,
             held: None,
             half_close: false,
@@ -802,6 +833,9 @@ impl Csa {
     /// C3: read until WouldBlock (or the step's share), respecting a full
     /// outbox. Returns true if there is more to read right away.
     fn read(&mut self, b: &CsaBoxes) -> io::Result<bool> {
+        if self.draining {
+            return self.discard_input(b);
+        }
         if let Some(result) = self.in_session(|csa, st| csa.session_read(st, b)) {
             return result;
         }
@@ -849,6 +883,69 @@ impl Csa {
             }
         }
         Ok(false)
+    }
+
+    /// C5's lingering close: read what the peer still sends (bounded per
+    /// step, as any reads) and drop it, until it closes. Returns true if
+    /// there is more to read right away.
+    fn discard_input(&mut self, b: &CsaBoxes) -> io::Result<bool> {
+        let mut reads = 0;
+        while self.readable && !self.read_closed {
+            if reads == READS_PER_STEP {
+                return Ok(true);
+            }
+            reads += 1;
+            match read_chunk(&self.stream) {
+                Ok(chunk) if chunk.is_empty() => self.read_closed = true,
+                Ok(chunk) => {
+                    self.moved |= GOT;
+                    self.bytes_in += chunk.len() as u64;
+                    self.discarded = self.discarded.saturating_add(chunk.len() as u32);
+                    if self.discarded > LINGER_BYTES {
+                        return Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            format!("the peer sent over {LINGER_BYTES} bytes after our close"),
+                        ));
+                    }
+                    if chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen() {
+                        self.wait_readable(b);
+                    }
+                    recycle(chunk);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if !self.readable && !self.read_requested && !self.read_closed {
+            self.wait_readable(b);
+        }
+        Ok(false)
+    }
+
+    /// Before a close that does not wait for the peer (C5's
+    /// `shutdownMicroprocess`): take what it has already sent, so that the
+    /// close does not reset the connection over unread bytes, which would
+    /// throw away the reply just written with them. One bounded pass;
+    /// what arrives later the close resets, as it must.
+    fn discard_arrived(&mut self) {
+        if self.read_closed {
+            return;
+        }
+        for _ in 0..READS_PER_STEP {
+            match read_chunk(&self.stream) {
+                Ok(chunk) if !chunk.is_empty() => {
+                    self.bytes_in += chunk.len() as u64;
+                    let drained = chunk.len() < DRAINED_BELOW;
+                    recycle(chunk);
+                    if drained {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                _ => break,
+            }
+        }
     }
 
     /// C3: the socket is drained; ask the Selector for the next edge.
@@ -1057,6 +1154,9 @@ impl Component for Csa {
                         Some(result) => result.err(),
                         None => self.flush(b).err(),
                     };
+                    if how_died.is_none() {
+                        self.discard_arrived();
+                    }
                     return self.die(cx, how_died);
                 }
             }
@@ -1090,22 +1190,43 @@ impl Component for Csa {
                 Some(Err(e)) => return self.die(cx, Some(e)),
             };
         if done {
-            if !(self.finishing && self.half_close && !self.read_closed) {
+            // Closing was asked for (`producerFinished`), or the peer has
+            // closed: nothing more can come, and the close resets nobody.
+            if self.read_closed || (!self.half_close && self.limits.linger == 0) {
                 return self.die(cx, None);
             }
-            // Everything is written: half-close and read on until the
-            // peer closes, within the linger time.
+            // Everything is written: shut the write side, and read on until
+            // the peer closes, within the linger time. A client
+            // (`half_close`) passes on what it reads. A server drops it
+            // (the lingering close of C5): closing at once over bytes the
+            // peer sent as we finished would reset the connection, and the
+            // reset throws away the end of our output still in flight.
             if !self.write_shut {
                 self.write_shut = true;
+                self.moved |= SHUT;
                 if let Err(e) = self.stream.shutdown(Shutdown::Write) {
                     return self.die(cx, Some(e));
+                }
+                if !self.half_close {
+                    self.draining = true;
+                    self.held = None; // input for a handler that has finished
+                    more = match self.discard_input(b) {
+                        Ok(more) => more,
+                        Err(e) => return self.die(cx, Some(e)),
+                    };
+                    if self.read_closed {
+                        return self.die(cx, None);
+                    }
                 }
             }
         }
         // The timeouts cost a few compares per step, unless one is counting.
         if closing || self.backlog.is_some() || self.clocked() {
-            if let Err(e) = self.keep_time(cx, starting, closing) {
-                return self.die(cx, Some(e));
+            match self.keep_time(cx, starting, closing) {
+                Ok(false) => {}
+                // C5's lingering close is over: the peer has not closed.
+                Ok(true) => return self.die(cx, None),
+                Err(e) => return self.die(cx, Some(e)),
             }
         }
         if more {
@@ -1134,15 +1255,16 @@ impl Csa {
     /// timer outstanding still comes first and the limits are compared
     /// when it fires (or when a clock starts, which may need an earlier
     /// one). Out of line, so that `main` stays small on the hot path.
+    /// `Ok(true)`: C5's lingering close is over, close in order.
     #[inline(never)]
-    fn keep_time(&mut self, cx: &Cx<CsaBoxes>, starting: bool, closing: bool) -> io::Result<()> {
+    fn keep_time(&mut self, cx: &Cx<CsaBoxes>, starting: bool, closing: bool) -> io::Result<bool> {
         let limits = self.limits;
         let (got, wrote) = (self.moved & GOT != 0, self.moved & WROTE != 0);
         let instant = Instant::now();
         let now_ms = clock_ms(instant);
         let now = now_ms as u32; // the 32-bit clocks wrap; `left` allows it
-        if starting || got || wrote {
-            self.last_io = now;
+        if starting || self.moved != 0 {
+            self.last_io = now; // a byte moved, or the lingering close began
         }
         // In a step the CSA writes before it reads, so a write answers
         // what came before it, and a read after it starts a new request.
@@ -1176,8 +1298,9 @@ impl Csa {
         }
         // A backlog that formed or shrank (C10) takes the full path too.
         starts |= self.backlog.as_ref().is_some_and(|b| b.moved);
+        starts |= self.moved & SHUT != 0;
         if !starts && self.timer_at > now_ms {
-            return Ok(()); // the timer outstanding comes first
+            return Ok(false); // the timer outstanding comes first
         }
         let stall_since = self.backlog.as_deref_mut().map(|backlog| {
             if backlog.moved {
@@ -1201,6 +1324,12 @@ impl Csa {
                 limits.linger,
             ),
             (
+                Timeout::Quiet,
+                self.draining,
+                self.last_io,
+                LINGER_QUIET.min(limits.linger),
+            ),
+            (
                 Timeout::Stall,
                 on(limits.stall, stall_since.is_some()),
                 stall_since.unwrap_or(0),
@@ -1208,7 +1337,7 @@ impl Csa {
             ),
             (
                 Timeout::Request,
-                on(limits.request, self.unanswered),
+                on(limits.request, self.unanswered && !self.draining),
                 self.asked_at,
                 limits.request,
             ),
@@ -1226,7 +1355,17 @@ impl Csa {
                     (Timeout::Handshake, Some(st)) => st.timed_out(),
                     _ => timeout.error(limit),
                 };
-                next = next.min(left(now, since, limit).ok_or_else(over)?);
+                match left(now, since, limit) {
+                    Some(rest) => next = next.min(rest),
+                    // Waiting for a peer to close after everything was
+                    // written: it has had its time; nothing is lost.
+                    None if self.draining
+                        && matches!(timeout, Timeout::Linger | Timeout::Quiet) =>
+                    {
+                        return Ok(true);
+                    }
+                    None => return Err(over()),
+                }
             }
         }
         if next != u32::MAX {
@@ -1238,7 +1377,7 @@ impl Csa {
                 cx.wake_at(instant + Duration::from_millis(u64::from(next)));
             }
         }
-        Ok(())
+        Ok(false)
     }
 }
 

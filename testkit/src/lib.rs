@@ -34,7 +34,7 @@ pub use child::{drain, sigterm, wait_with_deadline, Drained, Listening};
 pub use net::{
     any_loopback_port, connect, pattern, read_n, read_to_eof, round_trip, sees_eof, try_connect,
 };
-pub use procfs::{ensure_fd_limit, open_fds, CpuClock, Proc};
+pub use procfs::{ensure_fd_limit, open_fds, tcp_socket, CpuClock, Proc, TcpSocket};
 pub use sched::{stop_gracefully, Running};
 pub use user::{collect_until_signal, User};
 

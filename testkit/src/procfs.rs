@@ -68,6 +68,58 @@ pub fn open_fds() -> usize {
     Proc::me().fd_count()
 }
 
+/// One IPv4 TCP socket as the kernel lists it in `/proc/net/tcp`: its
+/// state and its queues. What a test waits on where a socket's own end
+/// shows no event: all of a client's bytes acknowledged by the server's
+/// kernel, bytes left unread in a server's socket, a socket gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// The TCP state, as the kernel numbers it (1 ESTABLISHED, 4
+    /// FIN_WAIT1, 5 FIN_WAIT2, 6 TIME_WAIT, 8 CLOSE_WAIT, 9 LAST_ACK).
+    pub state: u8,
+    /// Bytes sent and not yet acknowledged (for a listening socket, other
+    /// things).
+    pub tx_queue: u32,
+    /// Bytes received and not yet read by the application.
+    pub rx_queue: u32,
+    /// No descriptor refers to it any more (the kernel lists inode 0): the
+    /// application has closed it, and the kernel finishes the connection
+    /// alone (FIN_WAIT2, TIME_WAIT).
+    pub orphan: bool,
+}
+
+/// The socket from `local` to `remote` in this network namespace's
+/// `/proc/net/tcp`, if the kernel still lists it (a socket closed for good
+/// is no longer listed; one in TIME_WAIT still is). IPv4 only.
+pub fn tcp_socket(local: std::net::SocketAddr, remote: std::net::SocketAddr) -> Option<TcpSocket> {
+    let table = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap_or_else(|e| panic!("read /proc/net/tcp: {e}"));
+    let (local, remote) = (proc_net_addr(local), proc_net_addr(remote));
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[1] != local || f[2] != remote {
+            return None;
+        }
+        let (tx, rx) = f[4].split_once(':')?;
+        Some(TcpSocket {
+            state: u8::from_str_radix(f[3], 16).ok()?,
+            tx_queue: u32::from_str_radix(tx, 16).ok()?,
+            rx_queue: u32::from_str_radix(rx, 16).ok()?,
+            orphan: f[9] == "0",
+        })
+    })
+}
+
+/// An address as `/proc/net/tcp` writes it: the IPv4 address's 32 bits in
+/// the machine's byte order, then the port, both in upper-case hex.
+fn proc_net_addr(addr: std::net::SocketAddr) -> String {
+    let std::net::SocketAddr::V4(v4) = addr else {
+        panic!("tcp_socket: {addr} is not IPv4");
+    };
+    let ip = u32::from_ne_bytes(v4.ip().octets());
+    format!("{ip:08X}:{:04X}", v4.port())
+}
+
 /// This process's CPU clock, read from a `/proc/self/stat` opened in
 /// advance: a test that starves the process of descriptors can still read
 /// it.
@@ -176,6 +228,35 @@ mod tests {
         let mut clock = CpuClock::open().unwrap();
         let t0 = clock.seconds();
         assert!(t0 >= 0.0 && me.cpu_seconds() >= t0);
+    }
+
+    #[test]
+    fn a_connection_shows_in_proc_net_tcp_with_its_unread_bytes_then_goes() {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let (c, s) = (client.local_addr().unwrap(), server.local_addr().unwrap());
+        let at_server = || tcp_socket(s, c);
+        assert_eq!(at_server().map(|t| (t.state, t.orphan)), Some((1, false))); // ESTABLISHED
+        client.write_all(&[7; 1000]).unwrap();
+        crate::wait_until("the bytes to arrive", || {
+            at_server().is_some_and(|t| t.rx_queue == 1000)
+        });
+        crate::wait_until("the client's bytes to be acknowledged", || {
+            tcp_socket(c, s).is_some_and(|t| t.tx_queue == 0)
+        });
+        server.shutdown(std::net::Shutdown::Write).unwrap();
+        crate::wait_until("the server's FIN to be acknowledged", || {
+            at_server().is_some_and(|t| t.state == 5) // FIN_WAIT2
+        });
+        assert!(!at_server().unwrap().orphan);
+        drop(server); // unread bytes: a reset, and both are gone
+        crate::wait_until("the client's socket to go", || tcp_socket(c, s).is_none());
+        assert!(
+            client.take_error().unwrap().is_some(),
+            "no reset over unread bytes"
+        );
     }
 
     #[test]
