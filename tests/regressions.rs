@@ -498,18 +498,21 @@ impl Component for Greets {
     }
 }
 
-/// A SimpleServer of [`Greets`] with `options`, running.
-fn greeter(options: ServerOptions) -> (std::net::SocketAddr, Running) {
-    let server = SimpleServer::new(
-        || Greets(Some(b"hello\n".to_vec())),
-        any_loopback_port(),
-        options,
-    )
-    .unwrap();
+/// A SimpleServer of `protocol`'s handlers with `options`, running.
+fn serve<C: Component + Send + 'static>(
+    protocol: impl Fn() -> C + Clone + Send + 'static,
+    options: ServerOptions,
+) -> (std::net::SocketAddr, Running) {
+    let server = SimpleServer::new(protocol, any_loopback_port(), options).unwrap();
     let addr = server.local_addr();
     let scheduler = selector::scheduler().unwrap();
     scheduler.activate(server).unwrap();
     (addr, Running::start(scheduler))
+}
+
+/// A SimpleServer of [`Greets`] with `options`, running.
+fn greeter(options: ServerOptions) -> (std::net::SocketAddr, Running) {
+    serve(|| Greets(Some(b"hello\n".to_vec())), options)
 }
 
 /// Found by CI in the cookbook's motd test (one run in many): once its
@@ -631,16 +634,7 @@ fn c5_a_close_on_shutdown_microprocess_reset_a_peer_whose_bytes_were_unread() {
     let _serial = serial();
     TOLD.store(false, SeqCst);
     HEARD.store(false, SeqCst);
-    let server = SimpleServer::new(
-        || RepliesWhenTold,
-        any_loopback_port(),
-        ServerOptions::default(),
-    )
-    .unwrap();
-    let addr = server.local_addr();
-    let scheduler = selector::scheduler().unwrap();
-    scheduler.activate(server).unwrap();
-    let running = Running::start(scheduler);
+    let (addr, running) = serve(|| RepliesWhenTold, ServerOptions::default());
     // A small receive buffer (no autotuning): the server's socket takes
     // more of the reply than the client's window lets it send at once.
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();

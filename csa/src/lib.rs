@@ -834,7 +834,7 @@ impl Csa {
     /// outbox. Returns true if there is more to read right away.
     fn read(&mut self, b: &CsaBoxes) -> io::Result<bool> {
         if self.draining {
-            return self.discard_input(b);
+            return self.read_plain(b); // C5: raw bytes, whatever the session
         }
         if let Some(result) = self.in_session(|csa, st| csa.session_read(st, b)) {
             return result;
@@ -848,6 +848,12 @@ impl Csa {
         if self.upgrade.is_some() && self.switching() {
             return Ok(false); // the next bytes are the session's
         }
+        self.read_plain(b)
+    }
+
+    /// C3's reads from the socket, into the outbox or, in C5's lingering
+    /// close, dropped.
+    fn read_plain(&mut self, b: &CsaBoxes) -> io::Result<bool> {
         let mut reads = 0;
         while self.readable && !self.read_closed {
             if reads == READS_PER_STEP {
@@ -857,11 +863,19 @@ impl Csa {
             match read_chunk(&self.stream) {
                 Ok(chunk) if chunk.is_empty() => {
                     log::trace!("csa {self:?}: peer closed its write side");
-                    self.end_input(b, false);
+                    if self.draining {
+                        self.read_closed = true; // the handler has finished
+                    } else {
+                        self.end_input(b, false);
+                    }
                 }
                 Ok(chunk) => {
                     self.moved |= GOT;
                     self.bytes_in += chunk.len() as u64;
+                    if self.draining {
+                        self.discard(b, chunk)?;
+                        continue;
+                    }
                     // A short read drained the socket: later data (or FIN)
                     // raises a new edge, so skip the WouldBlock read that
                     // would only confirm it, unless a FIN may already sit
@@ -885,42 +899,21 @@ impl Csa {
         Ok(false)
     }
 
-    /// C5's lingering close: read what the peer still sends (bounded per
-    /// step, as any reads) and drop it, until it closes. Returns true if
-    /// there is more to read right away.
-    fn discard_input(&mut self, b: &CsaBoxes) -> io::Result<bool> {
-        let mut reads = 0;
-        while self.readable && !self.read_closed {
-            if reads == READS_PER_STEP {
-                return Ok(true);
-            }
-            reads += 1;
-            match read_chunk(&self.stream) {
-                Ok(chunk) if chunk.is_empty() => self.read_closed = true,
-                Ok(chunk) => {
-                    self.moved |= GOT;
-                    self.bytes_in += chunk.len() as u64;
-                    self.discarded = self.discarded.saturating_add(chunk.len() as u32);
-                    if self.discarded > LINGER_BYTES {
-                        return Err(io::Error::new(
-                            io::ErrorKind::ConnectionAborted,
-                            format!("the peer sent over {LINGER_BYTES} bytes after our close"),
-                        ));
-                    }
-                    if chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen() {
-                        self.wait_readable(b);
-                    }
-                    recycle(chunk);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.wait_readable(b),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+    /// C5's lingering close: drops a chunk the peer sent after our close,
+    /// failing once it has sent more than [`LINGER_BYTES`].
+    fn discard(&mut self, b: &CsaBoxes, chunk: Vec<u8>) -> io::Result<()> {
+        self.discarded = self.discarded.saturating_add(chunk.len() as u32);
+        if self.discarded > LINGER_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                format!("the peer sent over {LINGER_BYTES} bytes after our close"),
+            ));
         }
-        if !self.readable && !self.read_requested && !self.read_closed {
+        if chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen() {
             self.wait_readable(b);
         }
-        Ok(false)
+        recycle(chunk);
+        Ok(())
     }
 
     /// Before a close that does not wait for the peer (C5's
@@ -1210,7 +1203,7 @@ impl Component for Csa {
                 if !self.half_close {
                     self.draining = true;
                     self.held = None; // input for a handler that has finished
-                    more = match self.discard_input(b) {
+                    more = match self.read_plain(b) {
                         Ok(more) => more,
                         Err(e) => return self.die(cx, Some(e)),
                     };
