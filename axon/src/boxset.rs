@@ -19,7 +19,6 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::ptr::NonNull;
-use std::sync::Arc;
 
 use crate::control::Control;
 use crate::declare::{BoxMeta, BoxTable, Direction};
@@ -27,7 +26,7 @@ use crate::error::BoxError;
 use crate::node::{make_node, ErasedBox, Maker, Node, OwnerRef};
 use crate::ports::{Inbox, Outbox, Port};
 use crate::sync::lock;
-use crate::wake::WakeCell;
+use crate::unit::CellRef;
 
 /// The boxes of a component (A1), as one struct with a field per box.
 ///
@@ -83,16 +82,16 @@ impl<B: BoxSet> ErasedSet for B {
 /// [`Handle::typed_boxes`](crate::Handle::typed_boxes) gives and an
 /// [`Endpoint`](crate::Endpoint) holds. It dereferences to the set.
 ///
-/// The boxes are one allocation, owned by their component's wake cell
-/// (which every linkage and [`Postbox`](crate::Postbox) into them counts);
-/// this keeps that cell, so the boxes stay while it lives.
+/// The boxes are part of their component's one allocation, with its wake
+/// cell, which every linkage and [`Postbox`](crate::Postbox) into them
+/// counts; this counts it too, so the boxes stay while it lives.
 pub struct BoxesRef<B> {
-    cell: Arc<WakeCell>,
+    cell: CellRef,
     boxes: NonNull<B>,
 }
 
-// SAFETY: a `BoxesRef` is a shared reference to a `B` kept alive by an
-// `Arc` (as an `Arc<B>` is): `Send` and `Sync` when `B` is `Sync` (every
+// SAFETY: a `BoxesRef` is a shared reference to a `B` kept alive by a
+// count on its unit (as an `Arc<B>` is): `Send` and `Sync` when `B` is `Sync` (every
 // `BoxSet` is `Send + Sync`).
 unsafe impl<B: Sync> Send for BoxesRef<B> {}
 // SAFETY: as for `Send`.
@@ -100,8 +99,8 @@ unsafe impl<B: Sync> Sync for BoxesRef<B> {}
 
 impl<B: BoxSet> BoxesRef<B> {
     /// The boxes of `cell`'s component, if they are a `B`.
-    pub(crate) fn of(cell: &Arc<WakeCell>) -> Option<Self> {
-        let boxes = cell.set()?.as_any().downcast_ref::<B>()?;
+    pub(crate) fn of(cell: &CellRef) -> Option<Self> {
+        let boxes = cell.set().as_any().downcast_ref::<B>()?;
         Some(BoxesRef {
             cell: cell.clone(),
             boxes: NonNull::from(boxes),
@@ -113,8 +112,8 @@ impl<B> Deref for BoxesRef<B> {
     type Target = B;
 
     fn deref(&self) -> &B {
-        // SAFETY: the set is boxed inside `cell` (its address never
-        // changes) and lives as long as the cell, which `self` keeps.
+        // SAFETY: the set is in `cell`'s unit (its address never
+        // changes) and lives as long as the cell, which `self` counts.
         unsafe { self.boxes.as_ref() }
     }
 }
@@ -132,18 +131,6 @@ impl<B: fmt::Debug> fmt::Debug for BoxesRef<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&**self, f)
     }
-}
-
-/// Builds the boxes of `B` for `cell`, to be moved into it: the only
-/// place an [`OwnerRef`] is made.
-pub(crate) fn build_for<B: BoxSet>(
-    cell: &Arc<WakeCell>,
-    dynamic: &Declaration,
-) -> Box<dyn ErasedSet> {
-    // SAFETY: the boxes built with this owner are in the set returned,
-    // which the caller moves into `cell` at once, where they stay.
-    let owner = unsafe { OwnerRef::new(cell) };
-    Box::new(B::__build(dynamic, &owner))
 }
 
 /// Builds the table of a typed box set, refusing duplicate names (a bug in

@@ -7,10 +7,9 @@ use std::sync::Arc;
 
 use crate::boxset::{BoxSet, BoxesRef, Declaration};
 use crate::cx::Cx;
-use crate::handle::{Core, Handle};
+use crate::handle::Handle;
 use crate::shared::Shared;
 use crate::sync::lock;
-use crate::wake::WakeCell;
 
 /// What a component's [`main`](Component::main) tells its scheduler.
 ///
@@ -212,11 +211,11 @@ impl Handle {
     pub fn new<C: Component>(mut body: C) -> Handle {
         let dynamic = body.dynamic_boxes();
         let table = C::Boxes::__table(&dynamic);
-        let (wake, boxes) = WakeCell::with_boxes::<C::Boxes>(table, &dynamic);
+        let (core, boxes) = crate::unit::make::<C::Boxes>(table, &dynamic, body.name());
         if C::THREADED {
-            wake.set_threaded();
+            core.wake.set_threaded();
         }
-        let handle = Handle(Arc::new(Core::new(body.name(), wake)));
+        let handle = Handle(core);
         body.created(&handle, &boxes);
         let body: Box<dyn Body> = Box::new(Wrapped {
             component: body,
@@ -232,8 +231,8 @@ impl Handle {
         dynamic: &Declaration,
     ) -> (Handle, BoxesRef<B>) {
         let table = B::__table(dynamic);
-        let (wake, boxes) = WakeCell::with_boxes::<B>(table, dynamic);
-        (Handle(Arc::new(Core::new(name, wake))), boxes)
+        let (core, boxes) = crate::unit::make::<B>(table, dynamic, name);
+        (Handle(core), boxes)
     }
 }
 

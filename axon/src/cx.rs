@@ -13,6 +13,7 @@ use crate::linkage::Link;
 use crate::ports::Postbox;
 use crate::shared::{SchedulerHandle, Shared};
 use crate::sync::lock;
+use crate::unit::CellRef;
 
 /// What a component's body can do while it runs: its boxes (as fields,
 /// through `Deref`: `cx.inbox.recv()`, `cx.outbox.send(msg)`), and
@@ -78,7 +79,7 @@ impl<'a, B> Cx<'a, B> {
 
     /// Adopts `child` (A7): this component is woken when it ends.
     pub fn add_child(&self, child: &Handle) {
-        lock(&child.0.family).parent = Some(Arc::downgrade(&self.me.0));
+        lock(&child.0.family).parent = Some(self.me.0.downgrade());
         self.me.0.kin(|k| k.children.insert(child.clone()));
         // A child that ended before adoption still wakes its new parent.
         if child.is_done() {
@@ -94,7 +95,7 @@ impl<'a, B> Cx<'a, B> {
         if family
             .parent
             .as_ref()
-            .is_some_and(|p| std::ptr::eq(p.as_ptr(), Arc::as_ptr(&self.me.0)))
+            .is_some_and(|p| std::ptr::eq(p.as_ptr(), self.me.0.as_ptr()))
         {
             family.parent = None;
         }
@@ -138,7 +139,7 @@ impl<'a, B> Cx<'a, B> {
     /// comes once per call; a component that ends before it is simply not
     /// woken.
     pub fn wake_at(&self, when: Instant) {
-        self.shared.add_timer(when, self.me.0.wake.clone());
+        self.shared.add_timer(when, CellRef::clone(&self.me.0.wake));
     }
 
     /// Says whether this component is a service with nothing to serve (the

@@ -6,26 +6,27 @@ use rustc_hash::FxHashSet as HashSet;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 
 use crate::boxset::{BoxSet, BoxesRef};
 use crate::declare::{BoxInfo, Direction};
 use crate::error::{ActivateError, BoxError};
 use crate::key::{BoxKey, BoxName};
 use crate::linkage::LinkBook;
-use crate::node::ErasedBox;
+use crate::node::{ErasedBox, OwnerRef};
 use crate::ports::Postbox;
 use crate::sync::lock;
-use crate::wake::{WakeCell, DONE};
+use crate::unit::{CoreRef, WeakCore};
+use crate::wake::DONE;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
     pub(crate) id: u64,
     pub(crate) name: Cow<'static, str>,
-    /// The wake cell, which also owns the boxes (the same value the
-    /// body's steps see, typed).
-    pub(crate) wake: Arc<WakeCell>,
+    /// The wake cell this core is in, which also has the boxes (the same
+    /// value the body's steps see, typed): uncounted, as it is the same
+    /// allocation ([`crate::unit`]).
+    pub(crate) wake: OwnerRef,
     /// The body until activation, then its runner's (`wake` says it was
     /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. One
     /// allocation: the component with its boxes, as the trait object its
@@ -37,7 +38,7 @@ pub(crate) struct Core {
 /// A component's parent, and its children and linkages if it has any.
 pub(crate) struct Family {
     /// Woken (and told, if it watches) when this component ends (A7).
-    pub(crate) parent: Option<Weak<Core>>,
+    pub(crate) parent: Option<WeakCore>,
     /// Made on first use: most components (one CSA and one handler per
     /// connection) never have children or make linkages.
     pub(crate) kin: Option<Box<Kin>>,
@@ -56,7 +57,7 @@ pub(crate) struct Kin {
 }
 
 impl Core {
-    pub(crate) fn new(name: Cow<'static, str>, wake: Arc<WakeCell>) -> Core {
+    pub(crate) fn new(name: Cow<'static, str>, wake: OwnerRef) -> Core {
         Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -71,7 +72,7 @@ impl Core {
 
     /// The `i`th box.
     pub(crate) fn port(&self, i: usize) -> Option<&dyn ErasedBox> {
-        self.wake.set()?.port(i)
+        self.wake.set().port(i)
     }
 
     pub(crate) fn find(&self, name: &str, direction: Direction) -> Option<&dyn ErasedBox> {
@@ -142,7 +143,7 @@ impl Core {
 /// boxes by name, then activate it on a scheduler or from a parent's
 /// [`Cx`](crate::Cx).
 #[derive(Clone)]
-pub struct Handle(pub(crate) Arc<Core>);
+pub struct Handle(pub(crate) CoreRef);
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -152,7 +153,7 @@ impl fmt::Debug for Handle {
 
 impl PartialEq for Handle {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        CoreRef::ptr_eq(&self.0, &other.0)
     }
 }
 
@@ -332,9 +333,7 @@ impl Handle {
         // are discarded (see `Node::push_locked`): freed now, so that no
         // message keeps its sender (or a socket it holds) alive.
         // (An outbox's `discard_all` does nothing: one pass over them all.)
-        if let Some(set) = core.wake.set() {
-            set.each(&mut |b| b.discard_all());
-        }
+        core.wake.set().each(&mut |b| b.discard_all());
         let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
         for link in links {
             link.remove();
@@ -351,29 +350,18 @@ impl Handle {
     }
 }
 
-impl Drop for Core {
-    /// Nobody can reach the component by handle any more: its boxes let go
-    /// of where they lead and of what waits in them. They stay (a linkage
-    /// or postbox into them may still send, and is discarded, or queued
-    /// for nobody, as before) until the last such reference goes; but they
-    /// no longer keep anyone else alive, so two components linked both
-    /// ways, each owning the other's box through its own, are freed.
-    fn drop(&mut self) {
-        let ended = self.wake.state() == DONE;
-        if let Some(set) = self.wake.set() {
-            set.each(&mut |b| b.release(ended));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{link_boxes, Control, Endpoint, Standard};
-    use std::sync::Weak;
 
-    fn cell_of(h: &Handle) -> Weak<WakeCell> {
-        Arc::downgrade(&h.0.wake)
+    /// Where `h`'s unit is, to ask later whether it was freed.
+    fn unit_of(h: &Handle) -> usize {
+        h.0.as_ptr() as usize
+    }
+
+    fn freed(unit: usize) -> bool {
+        crate::unit::freed(unit)
     }
 
     /// Boxes live in their cell, and a linkage into a box counts its cell:
@@ -387,14 +375,11 @@ mod tests {
         link_boxes((b.handle(), "outbox"), (a.handle(), "inbox")).unwrap();
         a.outbox.send(1).unwrap();
         assert_eq!(b.inbox.recv(), Some(1));
-        let (wa, wb) = (cell_of(a.handle()), cell_of(b.handle()));
+        let (wa, wb) = (unit_of(a.handle()), unit_of(b.handle()));
         drop(a);
-        assert!(
-            wa.upgrade().is_some(),
-            "b's outbox still leads to a's inbox"
-        );
+        assert!(!freed(wa), "b's outbox still leads to a's inbox");
         drop(b);
-        assert!(wa.upgrade().is_none() && wb.upgrade().is_none());
+        assert!(freed(wa) && freed(wb));
     }
 
     /// A message waiting in a box may hold a reference to a box of the same
@@ -410,9 +395,9 @@ mod tests {
             .send(own_control)
             .unwrap();
         assert_eq!(e.inbox.len(), 1);
-        let w = cell_of(e.handle());
+        let w = unit_of(e.handle());
         drop(e);
-        assert!(w.upgrade().is_none());
+        assert!(freed(w));
     }
 
     /// A postbox may outlive every handle on its inbox's component: sends
@@ -421,17 +406,17 @@ mod tests {
     fn a_postbox_outliving_its_component_keeps_its_box_until_it_goes() {
         let e = Endpoint::<Standard<u8, u8>>::new("e");
         let p = e.inbox.postbox();
-        let w = cell_of(e.handle());
+        let w = unit_of(e.handle());
         drop(e);
-        assert!(w.upgrade().is_some());
+        assert!(!freed(w));
         for i in 0..3 {
             let _ = p.send(i);
         }
         let q = p.clone();
         drop(p);
-        assert!(w.upgrade().is_some());
+        assert!(!freed(w));
         assert!(q.same(&q.clone()));
         drop(q);
-        assert!(w.upgrade().is_none());
+        assert!(freed(w));
     }
 }

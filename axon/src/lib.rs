@@ -197,6 +197,7 @@ mod shared;
 mod snapshot;
 mod sync;
 mod timers;
+mod unit;
 mod wake;
 
 pub use boxset::{BoxSet, BoxesRef, Declaration, DynamicBoxes, Standard};
@@ -225,6 +226,7 @@ pub mod __private {
     pub use crate::declare::BoxTable;
     pub use crate::node::{ErasedBox, OwnerRef};
     pub use crate::ports::Port;
+    pub use crate::unit::CellRef;
     pub use crate::wake::WakeCell;
 
     /// Joins a box's doc-comment lines into its one-line description.

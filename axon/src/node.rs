@@ -55,11 +55,11 @@ use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use std::sync::Arc;
 
 use crate::declare::{BoxInfo, Direction};
 use crate::error::LinkError;
 use crate::sync::lock;
+use crate::unit::CellRef;
 use crate::wake::{WakeCell, DONE};
 use parking_lot::lock_api::RawMutex as _;
 use parking_lot::RawMutex;
@@ -79,16 +79,16 @@ pub(crate) fn make_node<T: Send + 'static>(
     Box::new(Node::<T>::new(direction, index, owner))
 }
 
-/// A box's reference to the wake cell of the component it belongs to: an
-/// `Arc` that is not counted.
+/// A box's reference to the wake cell of the component it belongs to: a
+/// [`CellRef`] that is not counted.
 ///
-/// A component's boxes are fields of its box set, in one allocation that
-/// the component's wake cell owns (see `WakeCell::with_boxes`), so the cell outlives
-/// every box in it; counting the reference would make each cell keep
-/// itself alive. Only axon makes one, for the set it is building
+/// A component's boxes are fields of its box set, in the one allocation
+/// its wake cell heads (`axon::unit`), so the cell outlives every box
+/// in it; counting the reference would make each cell keep itself alive.
+/// Only axon makes one, for the unit it is building
 /// ([`BoxSet::__build`](crate::BoxSet::__build)); a box made with it must
-/// stay in that set.
-pub struct OwnerRef(ManuallyDrop<Arc<WakeCell>>);
+/// stay in that unit's set.
+pub struct OwnerRef(ManuallyDrop<CellRef>);
 
 impl OwnerRef {
     /// An uncounted reference to `cell`.
@@ -96,24 +96,18 @@ impl OwnerRef {
     /// # Safety
     ///
     /// `cell` must outlive every use of the reference and of its copies:
-    /// the boxes made with it must live in the set `cell` owns (or, in
-    /// this crate's unit tests, be dropped before `cell`).
-    pub(crate) unsafe fn new(cell: &Arc<WakeCell>) -> Self {
-        let raw = Arc::into_raw(cell.clone());
-        // SAFETY: `raw` came from `Arc::into_raw`, and the count it took
-        // is given back at once: the `Arc` rebuilt from it is never
-        // dropped (`ManuallyDrop`), so it counts nothing, and the caller
-        // keeps the cell alive while it is used.
-        unsafe {
-            Arc::decrement_strong_count(raw);
-            OwnerRef(ManuallyDrop::new(Arc::from_raw(raw)))
-        }
+    /// the boxes made with it must live in the set of the unit `cell`
+    /// heads.
+    pub(crate) unsafe fn new(cell: NonNull<WakeCell>) -> Self {
+        // SAFETY: never dropped (`ManuallyDrop`), so it counts nothing,
+        // and the caller keeps the cell alive while it is used.
+        OwnerRef(unsafe { CellRef::uncounted(cell) })
     }
 }
 
 impl std::fmt::Debug for OwnerRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OwnerRef({:p})", Arc::as_ptr(&self.0))
+        write!(f, "OwnerRef({:p})", self.0.as_ptr())
     }
 }
 
@@ -121,18 +115,18 @@ impl Clone for OwnerRef {
     /// Another uncounted reference to the same cell, made without
     /// touching its count (every box of a set gets one as it is made).
     fn clone(&self) -> Self {
-        // SAFETY: a bitwise copy of the uncounted `Arc`: neither copy is
-        // ever dropped (`ManuallyDrop`), so the count stays as it was, and
-        // the copy is bound by the promise `self` was made under (the
+        // SAFETY: a bitwise copy of the uncounted reference: neither copy
+        // is ever dropped (`ManuallyDrop`), so the count stays as it was,
+        // and the copy is bound by the promise `self` was made under (the
         // cell outlives it).
         OwnerRef(unsafe { std::ptr::read(&self.0) })
     }
 }
 
 impl Deref for OwnerRef {
-    type Target = Arc<WakeCell>;
+    type Target = CellRef;
 
-    fn deref(&self) -> &Arc<WakeCell> {
+    fn deref(&self) -> &CellRef {
         &self.0
     }
 }
@@ -146,7 +140,7 @@ pub(crate) struct NodeRef<T> {
 }
 
 // SAFETY: a `NodeRef` is a shared reference to a `Node<T>` kept alive by a
-// count on an `Arc` (as an `Arc<Node<T>>` would be): it is `Send` and
+// count on its unit (as an `Arc<Node<T>>` would be): it is `Send` and
 // `Sync` exactly when `Node<T>` is `Sync` (`Node` guards its state with a
 // mutex and atomics, and is `Sync` for `T: Send`).
 unsafe impl<T: Send + 'static> Send for NodeRef<T> {}
@@ -163,7 +157,7 @@ impl<T> NodeRef<T> {
     pub(crate) unsafe fn new(node: &Node<T>) -> Self {
         // SAFETY: `owner` is a live cell (the node is in its set); the
         // count taken here is given back by `drop`.
-        unsafe { Arc::increment_strong_count(Arc::as_ptr(&node.owner)) };
+        unsafe { CellRef::increment(node.owner.as_ptr()) };
         NodeRef {
             node: NonNull::from(node),
         }
@@ -194,10 +188,10 @@ impl<T> Clone for NodeRef<T> {
 
 impl<T> Drop for NodeRef<T> {
     fn drop(&mut self) {
-        let cell = Arc::as_ptr(&self.owner);
+        let cell = self.owner.as_ptr();
         // SAFETY: gives back the count `new` took. It may free the cell and
         // the node with it; neither is touched after this.
-        unsafe { Arc::decrement_strong_count(cell) };
+        unsafe { CellRef::decrement(cell) };
     }
 }
 
@@ -222,7 +216,7 @@ impl ErasedRef {
     /// As [`NodeRef::new`]'s.
     pub(crate) unsafe fn new(node: &dyn ErasedBox) -> Self {
         // SAFETY: as in `NodeRef::new`.
-        unsafe { Arc::increment_strong_count(Arc::as_ptr(node.owner_cell())) };
+        unsafe { CellRef::increment(node.owner_cell().as_ptr()) };
         ErasedRef {
             node: NonNull::from(node),
         }
@@ -264,9 +258,9 @@ impl Clone for ErasedRef {
 
 impl Drop for ErasedRef {
     fn drop(&mut self) {
-        let cell = Arc::as_ptr(self.owner_cell());
+        let cell = self.owner_cell().as_ptr();
         // SAFETY: as `NodeRef`'s.
-        unsafe { Arc::decrement_strong_count(cell) };
+        unsafe { CellRef::decrement(cell) };
     }
 }
 
@@ -288,7 +282,7 @@ struct Queue<T> {
     /// The messages after `front`.
     rest: VecDeque<T>,
     /// Producers that met a full box and wait for space (A6).
-    waiting: Vec<Arc<WakeCell>>,
+    waiting: Vec<CellRef>,
 }
 
 thread_local! {
@@ -671,7 +665,7 @@ impl<T> Drop for Locked<'_, T> {
 /// Wakes the producers that waited for space (A6): out of line, as most
 /// pops have none.
 #[inline(never)]
-fn wake_all(waiting: Vec<Arc<WakeCell>>) {
+fn wake_all(waiting: Vec<CellRef>) {
     for w in waiting {
         w.wake();
     }
@@ -725,7 +719,7 @@ impl<T: Send + 'static> Node<T> {
     }
 
     /// The wake cell of the component this box belongs to.
-    pub(crate) fn owner(&self) -> &Arc<WakeCell> {
+    pub(crate) fn owner(&self) -> &CellRef {
         &self.owner
     }
 
@@ -742,7 +736,7 @@ impl<T: Send + 'static> Node<T> {
     /// destination's). An unlinked outbox discards (A4). If the final inbox
     /// is full, `waiter` (the sender) is remembered and woken when space
     /// frees (A5, A6).
-    pub(crate) fn send(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), Full<T>> {
+    pub(crate) fn send(&self, msg: T, waiter: Option<&CellRef>) -> Result<(), Full<T>> {
         let mut inner = self.locked();
         match inner.target() {
             None if self.dir() == Direction::Inbox => {
@@ -778,7 +772,7 @@ impl<T: Send + 'static> Node<T> {
 
     /// Appends to this box's own queue (following a linkage made since the
     /// sender looked) and wakes its owner.
-    fn push(&self, msg: T, waiter: Option<&Arc<WakeCell>>) -> Result<(), Full<T>> {
+    fn push(&self, msg: T, waiter: Option<&CellRef>) -> Result<(), Full<T>> {
         let mut inner = self.locked();
         if let Some(next) = inner.target() {
             // Linked onwards since the sender looked (A4): follow the link.
@@ -815,7 +809,7 @@ impl<T: Send + 'static> Node<T> {
         &self,
         inner: &mut Inner<T>,
         msg: T,
-        waiter: Option<&Arc<WakeCell>>,
+        waiter: Option<&CellRef>,
     ) -> Result<Option<T>, Full<T>> {
         if self.owner.state() == DONE {
             // Nobody will ever take it: a message to a component that has
@@ -833,7 +827,7 @@ impl<T: Send + 'static> Node<T> {
             Ok(()) => Ok(None),
             Err((msg, queue)) => {
                 if let (Some(w), Some(queue)) = (waiter, queue) {
-                    if !queue.waiting.iter().any(|x| Arc::ptr_eq(x, w)) {
+                    if !queue.waiting.iter().any(|x| CellRef::ptr_eq(x, w)) {
                         queue.waiting.push(w.clone());
                     }
                 }
@@ -950,7 +944,7 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     /// The wake cell of the component the box belongs to (which owns the
     /// box set the box is in).
-    fn owner_cell(&self) -> &Arc<WakeCell>;
+    fn owner_cell(&self) -> &CellRef;
     /// A counted reference to this box.
     fn to_ref(&self) -> ErasedRef;
     /// Makes a box of the same message type.
@@ -1044,7 +1038,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         self
     }
 
-    fn owner_cell(&self) -> &Arc<WakeCell> {
+    fn owner_cell(&self) -> &CellRef {
         &self.owner
     }
 
@@ -1252,7 +1246,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             limit: Node::limit(self),
             counts: inner.counts(),
             next: inner.target().map(|next| NextBox {
-                cell: Arc::as_ptr(&next.owner) as usize,
+                cell: next.owner.as_ptr() as usize,
                 index: next.index,
                 direction: next.dir(),
             }),
@@ -1280,28 +1274,32 @@ mod tests {
     /// A cell to make boxes by hand with. Each test declares its boxes
     /// after the cell, so they (and every reference to them) are dropped
     /// before it, which is what `OwnerRef::new` asks.
-    fn cell() -> (Arc<WakeCell>, OwnerRef) {
-        let cell = Arc::new(WakeCell::new(crate::declare::BoxTable::new(Vec::new())));
+    fn cell() -> (CellRef, OwnerRef) {
+        type Set = crate::Standard<u8, u8>;
+        let dynamic = crate::Declaration::default();
+        let table = <Set as crate::BoxSet>::__table(&dynamic);
+        let (core, _) = crate::unit::make::<Set>(table, &dynamic, "test".into());
+        let cell = CellRef::clone(&core.wake);
         // SAFETY: see above.
-        let owner = unsafe { OwnerRef::new(&cell) };
+        let owner = unsafe { OwnerRef::new(NonNull::new(cell.as_ptr() as *mut WakeCell).unwrap()) };
         (cell, owner)
     }
 
     /// An `OwnerRef` and its copies never count their cell (each box of a
-    /// set holds one), while an `Arc` cloned through one counts as usual.
+    /// set holds one), while a `CellRef` cloned through one counts as usual.
     #[test]
     fn an_owner_ref_and_its_copies_never_count_their_cell() {
         let (cell, owner) = cell();
-        let before = Arc::strong_count(&cell);
+        let before = cell.count();
         let copies: Vec<OwnerRef> = (0..3).map(|_| owner.clone()).collect();
-        assert_eq!(Arc::strong_count(&cell), before);
-        assert!(copies.iter().all(|c| Arc::ptr_eq(c, &cell)));
+        assert_eq!(cell.count(), before);
+        assert!(copies.iter().all(|c| CellRef::ptr_eq(c, &cell)));
         drop(copies);
-        assert_eq!(Arc::strong_count(&cell), before);
-        let counted = Arc::clone(&*owner.clone());
-        assert_eq!(Arc::strong_count(&cell), before + 1);
+        assert_eq!(cell.count(), before);
+        let counted = CellRef::clone(&*owner.clone());
+        assert_eq!(cell.count(), before + 1);
         drop(counted);
-        assert_eq!(Arc::strong_count(&cell), before);
+        assert_eq!(cell.count(), before);
     }
 
     /// `Locked` is the box's only way to its target and queue: under
@@ -1467,7 +1465,7 @@ mod tests {
         let out = Node::<u32>::new(Direction::Outbox, 1, &owner);
         out.link_to(node.to_ref().into()).unwrap();
         let next = out.observe().next.expect("its linkage");
-        assert_eq!(next.cell, Arc::as_ptr(&cell) as usize);
+        assert_eq!(next.cell, cell.as_ptr() as usize);
         assert_eq!((next.index, next.direction), (0, Direction::Inbox));
     }
 }

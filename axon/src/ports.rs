@@ -10,13 +10,12 @@
 #![allow(unsafe_code)] // `of_node`: a cast to a `repr(transparent)` wrapper
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::declare::{BoxMeta, Direction};
 use crate::error::NoSpace;
 use crate::node::{ErasedBox, Full, Node, NodeRef, OwnerRef};
-use crate::wake::WakeCell;
+use crate::unit::CellRef;
 
 /// One inbox of a component (A1, A2): where messages of type `T` arrive.
 ///
@@ -242,7 +241,7 @@ impl<T: Send + 'static> Postbox<T> {
     }
 
     /// As `send`, remembering `waiter` to wake when space frees (A6).
-    pub(crate) fn send_waking(&self, msg: T, waiter: &Arc<WakeCell>) -> Result<(), NoSpace<T>> {
+    pub(crate) fn send_waking(&self, msg: T, waiter: &CellRef) -> Result<(), NoSpace<T>> {
         self.node
             .send(msg, Some(waiter))
             .map_err(|Full(m)| NoSpace(m))

@@ -14,7 +14,7 @@ use crate::ready::ReadyQueue;
 use crate::snapshot::SnapshotFn;
 use crate::sync::lock;
 use crate::timers::Timers;
-use crate::wake::WakeCell;
+use crate::unit::CellRef;
 
 pub(crate) struct Shared {
     pub(crate) queue: Arc<ReadyQueue>,
@@ -44,7 +44,7 @@ impl Shared {
     }
 
     /// Wakes `cell` at `at` (see [`Cx::wake_at`](crate::Cx::wake_at)).
-    pub(crate) fn add_timer(&self, at: Instant, cell: Arc<WakeCell>) {
+    pub(crate) fn add_timer(&self, at: Instant, cell: CellRef) {
         let earliest = lock(&self.timers).add(at, cell);
         // A new earliest deadline must cut short a longer sleep.
         if earliest {

@@ -170,10 +170,19 @@ pub(crate) type SnapshotFn = Box<dyn FnOnce(Arc<Snapshot>) + Send>;
 ///
 /// A component's default name is this, made at each creation: a search
 /// for one byte (`:` appears in a path only as `::`), not for a
-/// two-byte pattern, which costs a searcher's set-up each time.
+/// two-byte pattern, which costs a searcher's set-up each time. Type
+/// names are short, so a plain scan of their bytes beats the searchers
+/// (`split`, `rfind`) and their set-up: half the instructions.
 pub(crate) fn short_kind(full: &'static str) -> &'static str {
-    let path = full.split('<').next().unwrap_or(full);
-    path.rfind(':').map_or(path, |i| &path[i + 1..])
+    let bytes = full.as_bytes();
+    let end = bytes.iter().position(|&b| b == b'<').unwrap_or(bytes.len());
+    let start = bytes[..end]
+        .iter()
+        .rposition(|&b| b == b':')
+        .map_or(0, |i| i + 1);
+    // Both ends are next to an ASCII byte (or the ends of the name), so
+    // they are character boundaries.
+    &full[start..end]
 }
 
 /// How many components ahead of the one being read the walk asks for
@@ -183,14 +192,15 @@ const AHEAD: usize = 8;
 /// The components of a walk, with the memory of those a few places ahead
 /// asked for early.
 ///
-/// A component is several allocations reached one through another (its
-/// handle's core, then its wake cell and box set, then each box), and a
-/// snapshot of 10,000 connections reads 20,000 of them: nearly all of the
+/// A component is memory reached one part through another (its handle's
+/// allocation, its body, then each box and what the boxes point to), and
+/// a snapshot of 10,000 connections reads 20,000 of them: nearly all of the
 /// walk's time is spent waiting for memory. The CPU cannot overlap those
 /// waits on its own (each needs the one before), so each component is
-/// prefetched in three stages as it nears its turn: its core when it
-/// enters the window, its wake cell and box set halfway, its boxes just
-/// before it is read. By then each stage's pointers are in cache.
+/// prefetched in three stages as it nears its turn: the head of its
+/// allocation (its wake cell, with its core) when it enters the window,
+/// the box set after it halfway, its boxes just before it is read. By
+/// then each stage's pointers are in cache.
 struct Ahead<'a, I> {
     entries: I,
     window: VecDeque<(&'a Handle, &'a dyn Body)>,
@@ -221,17 +231,15 @@ impl<'a, I: Iterator<Item = (&'a Handle, &'a dyn Body)>> Iterator for Ahead<'a, 
                 break;
             };
             prefetch_span(
-                Arc::as_ptr(&handle.0),
-                std::mem::size_of::<crate::handle::Core>(),
+                handle.0.as_ptr(),
+                std::mem::size_of::<crate::wake::WakeCell>(),
             );
             prefetch(body as *const dyn Body);
             self.window.push_back((handle, body));
         }
         if let Some((handle, _)) = self.window.get(AHEAD / 2) {
-            prefetch(Arc::as_ptr(&handle.0.wake));
-            if let Some(set) = handle.0.wake.set() {
-                prefetch(set as *const dyn crate::boxset::ErasedSet);
-            }
+            let set = handle.0.wake.set();
+            prefetch(set as *const dyn crate::boxset::ErasedSet);
         }
         if let Some((handle, _)) = self.window.get(1) {
             let core = &handle.0;
@@ -253,16 +261,16 @@ impl<'a, I: Iterator<Item = (&'a Handle, &'a dyn Body)>> Iterator for Ahead<'a, 
 /// twice per child, a locked instruction each. Holding the parents keeps
 /// their addresses from being reused while the walk compares them.
 #[derive(Default)]
-struct Parents([Option<Arc<crate::handle::Core>>; 4]);
+struct Parents([Option<crate::unit::CoreRef>; 4]);
 
 impl Parents {
     /// `parent`'s id, if it is still alive.
-    fn id_of(&mut self, parent: &std::sync::Weak<crate::handle::Core>) -> Option<u64> {
-        if parent.strong_count() == 0 {
+    fn id_of(&mut self, parent: &crate::unit::WeakCore) -> Option<u64> {
+        if !parent.is_alive() {
             return None;
         }
         let at = parent.as_ptr();
-        if let Some(p) = self.0.iter().flatten().find(|p| Arc::as_ptr(p) == at) {
+        if let Some(p) = self.0.iter().flatten().find(|p| p.as_ptr() == at) {
             return Some(p.id);
         }
         let p = parent.upgrade()?;
@@ -285,7 +293,7 @@ fn extend_ids<'a>(out: &mut Vec<u64>, handles: impl Iterator<Item = &'a Handle>)
     let mut ring: [Option<&Handle>; IDS_AHEAD] = [None; IDS_AHEAD];
     let mut at = 0;
     for h in handles {
-        prefetch(Arc::as_ptr(&h.0));
+        prefetch(h.0.as_ptr());
         if let Some(due) = ring[at % IDS_AHEAD].replace(h) {
             out.push(due.id());
         }
@@ -472,7 +480,7 @@ pub(crate) fn take<'a>(
         }
         let table = core.wake.table();
         resolver.enter(
-            Arc::as_ptr(&core.wake) as usize,
+            core.wake.as_ptr() as usize,
             core.id,
             table.metas(),
             &mut linkages,

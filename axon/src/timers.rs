@@ -4,16 +4,15 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 use std::time::Instant;
 
-use crate::wake::WakeCell;
+use crate::unit::CellRef;
 
 /// One `wake_at` request: wake `cell` at `at` (`seq` orders equal times).
 struct Timer {
     at: Instant,
     seq: u64,
-    cell: Arc<WakeCell>,
+    cell: CellRef,
 }
 
 impl PartialEq for Timer {
@@ -46,7 +45,7 @@ pub(crate) struct Timers {
 impl Timers {
     /// Adds a timer; true if it is now the earliest (a sleeping scheduler
     /// must wake to shorten its sleep).
-    pub(crate) fn add(&mut self, at: Instant, cell: Arc<WakeCell>) -> bool {
+    pub(crate) fn add(&mut self, at: Instant, cell: CellRef) -> bool {
         self.seq += 1;
         let seq = self.seq;
         self.heap.push(Reverse(Timer { at, seq, cell }));
@@ -57,11 +56,7 @@ impl Timers {
 
     /// Moves every cell whose time has come into `due`; returns the next
     /// deadline.
-    pub(crate) fn take_due(
-        &mut self,
-        now: Instant,
-        due: &mut Vec<Arc<WakeCell>>,
-    ) -> Option<Instant> {
+    pub(crate) fn take_due(&mut self, now: Instant, due: &mut Vec<CellRef>) -> Option<Instant> {
         while self
             .heap
             .peek()

@@ -23,14 +23,21 @@
 //! its stopped scheduler's CAT, and with it the Selector and its sockets,
 //! alive.
 
+#![allow(unsafe_code)] // the core in the cell: see the SAFETY notes
+
+use std::cell::UnsafeCell;
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 
-use crate::boxset::{BoxSet, BoxesRef, Declaration, ErasedSet};
+use crate::boxset::ErasedSet;
 use crate::declare::BoxTable;
+use crate::handle::Core;
 use crate::ready::ReadyQueue;
 use crate::sync::Signal;
+use crate::unit::{Counts, Unit};
 
 pub(crate) const INACTIVE: u8 = 0;
 pub(crate) const IDLE: u8 = 1;
@@ -59,22 +66,36 @@ pub(crate) enum Target {
     External(Arc<Signal>),
 }
 
-/// The wake state of one component (see the module docs).
+/// The wake state of one component (see the module docs), at the head of
+/// the component's one allocation (a `Unit`): its counts, its core, and
+/// (after it) its boxes.
 ///
 /// Every box of the component points here (to wake its owner), so the cell
 /// also keeps the component's box table: that is where a box finds its
 /// own name without storing it.
 pub struct WakeCell {
+    /// Its handles and its other references ([`crate::unit`]).
+    pub(crate) counts: Counts,
     state: AtomicU8,
     flags: AtomicU8,
     target: OnceLock<Target>,
     table: BoxTable,
-    /// The component's boxes, in one allocation: set once, as the
-    /// component is made ([`WakeCell::with_boxes`]). The cell owns them
-    /// because every reference to a box (a linkage, a postbox) counts the
-    /// cell: the boxes live as long as anyone can send to them.
-    set: OnceLock<Box<dyn ErasedSet>>,
+    /// The unit this cell heads, typed by its box set: the boxes are
+    /// its `set`, and the unit is freed through it.
+    whole: NonNull<Unit<dyn ErasedSet>>,
+    /// The component's core: made just after the boxes, dropped when the
+    /// last handle goes ([`CoreRef`](crate::unit::CoreRef)).
+    core: UnsafeCell<MaybeUninit<Core>>,
 }
+
+// SAFETY: the cell's own fields are atomics and `Sync` values; `whole`
+// points to the unit the cell heads, whose set is `Send + Sync`
+// (`ErasedSet`); `core` is read only through handles, shared (`Core` is
+// `Sync`: its mutable parts are behind locks), and written only twice:
+// made before any handle exists, dropped by the last one.
+unsafe impl Sync for WakeCell {}
+// SAFETY: as for `Sync`: everything the cell owns is `Send`.
+unsafe impl Send for WakeCell {}
 
 impl std::fmt::Debug for WakeCell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -83,37 +104,62 @@ impl std::fmt::Debug for WakeCell {
 }
 
 impl WakeCell {
-    pub(crate) fn new(table: BoxTable) -> Self {
+    /// The head of the unit at `whole`, with one handle, and no core yet
+    /// ([`init_core`](Self::init_core) comes next).
+    pub(crate) fn new(table: BoxTable, whole: NonNull<Unit<dyn ErasedSet>>) -> Self {
         WakeCell {
+            counts: Counts::new(),
             state: AtomicU8::new(INACTIVE),
             flags: AtomicU8::new(0),
             target: OnceLock::new(),
             table,
-            set: OnceLock::new(),
+            whole,
+            core: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
 
-    /// A cell with the boxes of `B` (built with the cell as their owner),
-    /// and those boxes.
-    pub(crate) fn with_boxes<B: BoxSet>(
-        table: BoxTable,
-        dynamic: &Declaration,
-    ) -> (Arc<WakeCell>, BoxesRef<B>) {
-        let cell = Arc::new(WakeCell::new(table));
-        if cell
-            .set
-            .set(crate::boxset::build_for::<B>(&cell, dynamic))
-            .is_err()
-        {
-            unreachable!("a new cell has no boxes");
-        }
-        let boxes = BoxesRef::of(&cell).expect("the boxes just set are B's");
-        (cell, boxes)
+    /// The component's boxes.
+    pub(crate) fn set(&self) -> &dyn ErasedSet {
+        // SAFETY: `whole` is the unit this cell heads, and its set was
+        // written before anyone could reach the cell; it lives as long as
+        // the cell does.
+        unsafe { &(*self.whole.as_ptr()).set }
     }
 
-    /// The component's boxes (none only while they are being made).
-    pub(crate) fn set(&self) -> Option<&dyn ErasedSet> {
-        self.set.get().map(|b| &**b)
+    /// The unit this cell heads (to free it).
+    pub(crate) fn whole(&self) -> NonNull<Unit<dyn ErasedSet>> {
+        self.whole
+    }
+
+    /// Writes the core.
+    ///
+    /// # Safety
+    ///
+    /// Once, as the unit is made, before any handle to it exists.
+    pub(crate) unsafe fn init_core(&self, core: Core) {
+        // SAFETY: nobody else can reach the core yet (see above).
+        unsafe { (*self.core.get()).write(core) };
+    }
+
+    /// The core.
+    ///
+    /// # Safety
+    ///
+    /// A handle must be held (the core lives while one does).
+    pub(crate) unsafe fn core(&self) -> &Core {
+        // SAFETY: made before the first handle, dropped after the last.
+        unsafe { (*self.core.get()).assume_init_ref() }
+    }
+
+    /// Drops the core.
+    ///
+    /// # Safety
+    ///
+    /// Once, by the last handle, as it goes: nothing reaches the core
+    /// after this.
+    pub(crate) unsafe fn drop_core(&self) {
+        // SAFETY: see above; it was made by `init_core`.
+        unsafe { (*self.core.get()).assume_init_drop() }
     }
 
     /// Marks the body taken; false if it already was (a component runs

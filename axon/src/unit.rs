@@ -1,0 +1,467 @@
+//! A component in one allocation: its wake cell, its core and its box set.
+//!
+//! A component is reached two ways, and each keeps a different part of it:
+//!
+//! - **By handle** ([`Handle`](crate::Handle), a [`CoreRef`]): its core
+//!   (name, body until activation, parent, children, linkages). When the
+//!   last handle goes, the core goes: its boxes let go of where they lead
+//!   and of what waits in them, so components linked both ways are freed.
+//! - **By its boxes** ([`CellRef`]: a linkage's target, a postbox, a
+//!   producer waiting for space, a timer): its wake cell and its boxes,
+//!   which stay while anyone can still send to them (a send then finds the
+//!   component gone and is discarded).
+//!
+//! Both used to be separate allocations (an `Arc` of the core holding an
+//! `Arc` of the cell, which held a `Box` of the set). Here they are one
+//! [`Unit`] with two counts, as an `Arc` has strong and weak ones:
+//! `handles` counts the handles, and `refs` counts every [`CellRef`] plus
+//! one for all the handles together. The core is dropped when `handles`
+//! reaches zero, the whole unit freed when `refs` does. Three allocations
+//! fewer per component, and a component's wake state, core and boxes sit
+//! side by side in memory.
+//!
+//! ```
+//! use axon::{Component, Cx, Handle, Standard, Step};
+//!
+//! struct Quiet;
+//! impl Component for Quiet {
+//!     type Boxes = Standard<u8, u8>;
+//!     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Pause }
+//! }
+//!
+//! let quiet = Handle::new(Quiet);
+//! let inbox = quiet.postbox::<u8>("inbox").unwrap(); // counts the boxes
+//! drop(quiet); // the core goes; the boxes stay for the postbox
+//! assert!(inbox.send(1).is_ok()); // delivered to nobody, and dropped
+//! ```
+
+#![allow(unsafe_code)] // the unit's counts and layout: see their SAFETY notes
+
+use std::borrow::Cow;
+use std::fmt;
+use std::mem::ManuallyDrop;
+use std::ops::Deref;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{fence, AtomicUsize, Ordering};
+
+use crate::boxset::{BoxSet, BoxesRef, Declaration, ErasedSet};
+use crate::declare::BoxTable;
+use crate::handle::Core;
+use crate::node::OwnerRef;
+use crate::wake::{WakeCell, DONE};
+
+/// One component's allocation: its wake cell (with its core inside), then
+/// its box set. `repr(C)`, so the cell is at its start: a pointer to the
+/// cell is a pointer to the unit.
+#[repr(C)]
+pub(crate) struct Unit<S: ?Sized> {
+    pub(crate) cell: WakeCell,
+    pub(crate) set: S,
+}
+
+/// More references than this is a leak in a loop: abort, as `Arc` does,
+/// rather than let a count wrap.
+const MAX_REFS: usize = isize::MAX as usize;
+
+#[cfg(test)]
+thread_local! {
+    /// The addresses of the units freed on this thread, for tests that
+    /// check what a drop frees ([`freed`]).
+    static FREED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// True if the unit at `addr` (a handle's `as_ptr`) has been freed on this
+/// thread (tests: nothing allocated after that drop may reuse the address).
+#[cfg(test)]
+pub(crate) fn freed(addr: usize) -> bool {
+    FREED.with(|f| f.borrow().contains(&addr))
+}
+
+/// The two counts of a unit (see the [module docs](self)).
+pub(crate) struct Counts {
+    /// Every [`CellRef`], plus one for all the handles together.
+    refs: AtomicUsize,
+    /// Every [`CoreRef`].
+    handles: AtomicUsize,
+}
+
+impl Counts {
+    /// One handle, and the one reference all handles share.
+    pub(crate) fn new() -> Counts {
+        Counts {
+            refs: AtomicUsize::new(1),
+            handles: AtomicUsize::new(1),
+        }
+    }
+}
+
+/// Makes a component's unit for the box set `B` (its boxes built with the
+/// unit as their owner) with its core; returns its first handle and its
+/// boxes, typed.
+pub(crate) fn make<B: BoxSet>(
+    table: BoxTable,
+    dynamic: &Declaration,
+    name: Cow<'static, str>,
+) -> (CoreRef, BoxesRef<B>) {
+    let raw: *mut Unit<B> =
+        Box::into_raw(Box::new(std::mem::MaybeUninit::<Unit<B>>::uninit())).cast();
+    let whole: *mut Unit<dyn ErasedSet> = raw;
+    // SAFETY: `raw` is a fresh allocation for a `Unit<B>`, written field by
+    // field before anything reads it: the cell first (it knows the whole
+    // unit, to reach the set and to free it), then the boxes (each told
+    // the cell as its owner, which it only stores), then the core. If
+    // building the boxes panics, the unit is leaked, never read or freed.
+    unsafe {
+        let cell = ptr::addr_of_mut!((*raw).cell);
+        cell.write(WakeCell::new(table, NonNull::new_unchecked(whole)));
+        let cell = NonNull::new_unchecked(cell);
+        let owner = OwnerRef::new(cell);
+        ptr::addr_of_mut!((*raw).set).write(B::__build(dynamic, &owner));
+        (*cell.as_ptr()).init_core(Core::new(name, owner));
+        let core = CoreRef(cell);
+        let boxes = BoxesRef::of(&core.wake).expect("the boxes just made are B's");
+        (core, boxes)
+    }
+}
+
+/// A counted reference to a component's wake cell, and so to its boxes:
+/// what a linkage, a postbox, a waiting producer or a timer holds (an
+/// `Arc<WakeCell>`, as it were). The cell and the boxes live while any is
+/// held; the core does not (see the `unit` module docs).
+pub struct CellRef(NonNull<WakeCell>);
+
+// SAFETY: a `CellRef` is a shared reference to a `WakeCell` kept alive by
+// a count, as an `Arc<WakeCell>` would be, and `WakeCell` is `Send + Sync`.
+unsafe impl Send for CellRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CellRef {}
+
+impl CellRef {
+    /// The cell's address (an identity, and for prefetching).
+    pub(crate) fn as_ptr(&self) -> *const WakeCell {
+        self.0.as_ptr()
+    }
+
+    /// True if both are the same cell.
+    pub(crate) fn ptr_eq(a: &CellRef, b: &CellRef) -> bool {
+        a.0 == b.0
+    }
+
+    /// A counted reference to `cell`, taken without a `CellRef` (an
+    /// [`OwnerRef`] is an uncounted one).
+    ///
+    /// # Safety
+    ///
+    /// `cell` must be live: a count on it is held while this runs.
+    pub(crate) unsafe fn increment(cell: *const WakeCell) {
+        // SAFETY: the caller's count keeps the cell live. Relaxed, as
+        // `Arc::clone`: a new reference is made from one already held.
+        let old = unsafe { (*cell).counts.refs.fetch_add(1, Ordering::Relaxed) };
+        if old > MAX_REFS {
+            std::process::abort();
+        }
+    }
+
+    /// Gives back a count taken by [`increment`](Self::increment) (or a
+    /// `CellRef`'s); the last one frees the unit.
+    ///
+    /// # Safety
+    ///
+    /// The caller gives up one count it holds, and does not touch the cell
+    /// afterwards.
+    pub(crate) unsafe fn decrement(cell: *const WakeCell) {
+        // SAFETY: the caller's count keeps the cell live until this drop
+        // of it; Release, then Acquire before freeing, as `Arc`'s drop:
+        // every use of the unit happens before it is freed.
+        unsafe {
+            if (*cell).counts.refs.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            fence(Ordering::Acquire);
+            #[cfg(test)]
+            let _ = FREED.try_with(|f| f.borrow_mut().push(cell as usize));
+            let whole = (*cell).whole();
+            // The core is gone already (the handles' own count was the
+            // last but one); this drops the cell's fields and the boxes,
+            // and frees the allocation `make` made as a `Box`.
+            drop(Box::from_raw(whole.as_ptr()));
+        }
+    }
+
+    /// The number of counted references (tests).
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> usize {
+        self.counts.refs.load(Ordering::Acquire)
+    }
+}
+
+impl Clone for CellRef {
+    fn clone(&self) -> Self {
+        // SAFETY: `self` holds a count, so the cell is live.
+        unsafe { CellRef::increment(self.as_ptr()) };
+        CellRef(self.0)
+    }
+}
+
+impl Drop for CellRef {
+    fn drop(&mut self) {
+        // SAFETY: gives back the count this reference held.
+        unsafe { CellRef::decrement(self.as_ptr()) }
+    }
+}
+
+impl Deref for CellRef {
+    type Target = WakeCell;
+
+    fn deref(&self) -> &WakeCell {
+        // SAFETY: the count held keeps the cell live.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl fmt::Debug for CellRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CellRef({:p}, {:?})", self.0, &**self)
+    }
+}
+
+impl CellRef {
+    /// An uncounted copy, for an [`OwnerRef`].
+    ///
+    /// # Safety
+    ///
+    /// The copy must never be dropped (it counts nothing), and the cell
+    /// must outlive it.
+    pub(crate) unsafe fn uncounted(cell: NonNull<WakeCell>) -> ManuallyDrop<CellRef> {
+        ManuallyDrop::new(CellRef(cell))
+    }
+}
+
+/// What the `unsafe impl`s of `Send` and `Sync` here and on the cell rely
+/// on, checked by the compiler: a core and a box set may be shared and
+/// sent between threads (an `Arc` of each would need as much).
+const _: () = {
+    fn shared<T: Send + Sync + ?Sized>() {}
+    let _ = shared::<Core>;
+    let _ = shared::<dyn ErasedSet>;
+};
+
+/// A handle's reference to its component: counts the handles, and
+/// dereferences to the core (see the [module docs](self)).
+pub(crate) struct CoreRef(NonNull<WakeCell>);
+
+// SAFETY: a `CoreRef` is a shared reference to a unit kept alive by its
+// counts, as an `Arc<Core>` would be: the core (locks and immutable
+// fields) and the cell are `Sync`, and their contents `Send`.
+unsafe impl Send for CoreRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for CoreRef {}
+
+impl CoreRef {
+    fn cell(&self) -> &WakeCell {
+        // SAFETY: a handle's count keeps the unit (and its core) live.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// True if both are the same component.
+    pub(crate) fn ptr_eq(a: &CoreRef, b: &CoreRef) -> bool {
+        a.0 == b.0
+    }
+
+    /// The component's address (for prefetching).
+    pub(crate) fn as_ptr(&self) -> *const WakeCell {
+        self.0.as_ptr()
+    }
+
+    /// A reference that keeps the unit but not the core: it gives a
+    /// handle back while one lives ([`WeakCore::upgrade`]).
+    pub(crate) fn downgrade(&self) -> WeakCore {
+        WeakCore(CellRef::clone(&self.wake))
+    }
+}
+
+impl Clone for CoreRef {
+    fn clone(&self) -> Self {
+        let old = self.cell().counts.handles.fetch_add(1, Ordering::Relaxed);
+        if old > MAX_REFS {
+            std::process::abort();
+        }
+        CoreRef(self.0)
+    }
+}
+
+impl Drop for CoreRef {
+    fn drop(&mut self) {
+        let cell = self.cell();
+        if cell.counts.handles.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        // Nobody can reach the component by handle any more: its boxes
+        // let go of where they lead and of what waits in them. They stay
+        // (a linkage or postbox into them may still send, and is
+        // discarded, or queued for nobody, as before) until the last such
+        // reference goes; but they no longer keep anyone else alive, so
+        // two components linked both ways, each owning the other's box
+        // through its own, are freed.
+        let ended = cell.state() == DONE;
+        cell.set().each(&mut |b| b.release(ended));
+        // SAFETY: this was the last handle, and only handles reach the
+        // core (a `WeakCore` makes one only while another lives), so
+        // nothing can see it now; it is dropped once, here.
+        unsafe { cell.drop_core() };
+        // SAFETY: the handles' shared count, given back once, by the last.
+        unsafe { CellRef::decrement(self.0.as_ptr()) }
+    }
+}
+
+impl Deref for CoreRef {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        // SAFETY: the core lives while any handle does.
+        unsafe { self.cell().core() }
+    }
+}
+
+/// A reference to a component that does not keep it (its parent's, A7):
+/// an `std::sync::Weak` of its core, as it were.
+pub(crate) struct WeakCore(CellRef);
+
+impl WeakCore {
+    /// The component's address (an identity).
+    pub(crate) fn as_ptr(&self) -> *const WakeCell {
+        self.0.as_ptr()
+    }
+
+    /// True while a handle to the component lives.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.counts.handles.load(Ordering::Acquire) != 0
+    }
+
+    /// A handle, if any other still lives.
+    pub(crate) fn upgrade(&self) -> Option<CoreRef> {
+        let handles = &self.0.counts.handles;
+        let mut n = handles.load(Ordering::Relaxed);
+        loop {
+            if n == 0 {
+                return None;
+            }
+            if n > MAX_REFS {
+                std::process::abort();
+            }
+            // Acquire on success, as `Weak::upgrade`: the core it reaches
+            // was made before the handle it was counted from.
+            match handles.compare_exchange_weak(n, n + 1, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return Some(CoreRef(self.0 .0)),
+                Err(now) => n = now,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Component, Cx, Handle, Standard, Step};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    /// Says when its body is dropped.
+    struct Witness(Arc<AtomicBool>);
+
+    impl Drop for Witness {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Component for Witness {
+        type Boxes = Standard<u8, u8>;
+        fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
+            Step::Pause
+        }
+    }
+
+    fn witness() -> (Handle, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        (Handle::new(Witness(dropped.clone())), dropped)
+    }
+
+    /// The core (here, the body it holds until activation) goes with the
+    /// last handle; the unit stays for the boxes' references, and goes
+    /// with the last of them.
+    #[test]
+    fn the_core_goes_with_the_last_handle_and_the_unit_with_the_last_reference() {
+        let (h, body_dropped) = witness();
+        let unit = h.0.as_ptr() as usize;
+        let inbox = h.postbox::<u8>("inbox").unwrap();
+        let again = h.clone();
+        drop(h);
+        assert!(!body_dropped.load(Ordering::SeqCst), "a handle is left");
+        drop(again);
+        assert!(body_dropped.load(Ordering::SeqCst));
+        assert!(!freed(unit), "the postbox still counts the boxes");
+        assert!(
+            inbox.send(1).is_ok(),
+            "a send to a component gone is dropped"
+        );
+        drop(inbox);
+        assert!(freed(unit));
+    }
+
+    /// A parent's reference gives a handle back only while one lives.
+    #[test]
+    fn a_weak_core_upgrades_only_while_a_handle_lives() {
+        let (h, _) = witness();
+        let weak = h.0.downgrade();
+        let up = weak.upgrade().map(Handle).expect("a handle lives");
+        assert_eq!(up, h);
+        assert!(weak.is_alive());
+        drop((h, up));
+        assert!(!weak.is_alive());
+        assert!(weak.upgrade().is_none());
+    }
+
+    /// Handles and box references dropped on several threads at once free
+    /// the unit once, after the last of them (an endpoint's signal, held
+    /// by its cell, says when the cell has gone).
+    #[test]
+    fn handles_and_references_dropped_on_many_threads_free_the_unit_once() {
+        // Fewer under Miri, which checks these drops for races.
+        let (rounds, sends) = if cfg!(miri) { (2, 10) } else { (50, 100) };
+        for _ in 0..rounds {
+            let e = crate::Endpoint::<Standard<u8, u8>>::new("e");
+            let signal = Arc::downgrade(e.handle().0.wake.external_signal().unwrap());
+            let handle = e.handle().clone();
+            let inbox = e.inbox.postbox();
+            drop(e);
+            let threads: Vec<_> = (0..4)
+                .map(|i| {
+                    let (h, p) = (handle.clone(), inbox.clone());
+                    std::thread::spawn(move || {
+                        for n in 0..sends {
+                            let (h2, p2) = (h.clone(), p.clone());
+                            let _ = p2.send(n);
+                            if (n + i) % 2 == 0 {
+                                drop((h2, p2));
+                            } else {
+                                drop((p2, h2));
+                            }
+                        }
+                        if i % 2 == 0 {
+                            drop((h, p));
+                        } else {
+                            drop((p, h));
+                        }
+                    })
+                })
+                .collect();
+            drop((handle, inbox));
+            for t in threads {
+                t.join().unwrap();
+            }
+            assert!(signal.upgrade().is_none(), "the unit was freed");
+        }
+    }
+}
