@@ -23,7 +23,7 @@ use std::ptr::NonNull;
 use crate::control::Control;
 use crate::declare::{BoxMeta, BoxTable, Direction};
 use crate::error::BoxError;
-use crate::node::{make_node, ErasedBox, Maker, Node, OwnerRef};
+use crate::node::{make_node, ErasedBox, HoldsBox, Maker, Node, OwnerRef};
 use crate::ports::{Inbox, Outbox, Port};
 use crate::sync::lock;
 use crate::unit::CellRef;
@@ -191,6 +191,9 @@ macro_rules! boxes {
         }
     ) => {
         $(#[$smeta])*
+        // Its boxes in declaration order, one after another: each finds
+        // its owner from its own address and place (see `Port::__make`).
+        #[repr(C)]
         $svis struct $set {
             $(
                 $(#[doc = $doc])*
@@ -303,6 +306,7 @@ macro_rules! __box_name {
 ///     }
 /// }
 /// ```
+#[repr(C)] // its boxes in order: see `Port::__make`
 pub struct Standard<I, O> {
     /// data to process
     pub inbox: Inbox<I>,
@@ -488,8 +492,9 @@ impl Declaration {
 /// fields. An [`Endpoint`](crate::Endpoint) made with
 /// [`Endpoint::dynamic`](crate::Endpoint::dynamic) has one.
 pub struct DynamicBoxes {
-    /// One allocation per box: the types are known only at run time.
-    nodes: Box<[Box<dyn ErasedBox>]>,
+    /// One allocation per box (each keeping its owner, as it is not a
+    /// field of the set): the types are known only at run time.
+    nodes: Box<[Box<dyn HoldsBox>]>,
     table: BoxTable,
 }
 
@@ -509,6 +514,7 @@ impl DynamicBoxes {
             .table
             .find(name, direction)
             .and_then(|i| self.nodes.get(i))
+            .map(|b| b.erased())
             .ok_or_else(|| BoxError::NoSuchBox {
                 component: "(dynamic)".into(),
                 name: name.to_owned(),
@@ -554,12 +560,12 @@ impl BoxSet for DynamicBoxes {
     }
 
     fn __port(&self, index: usize) -> Option<&dyn ErasedBox> {
-        self.nodes.get(index).map(|b| &**b)
+        self.nodes.get(index).map(|b| b.erased())
     }
 
     fn __each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
         for b in self.nodes.iter() {
-            f(&**b);
+            f(b.erased());
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// Whether a box receives (inbox) or sends (outbox).
@@ -79,23 +80,43 @@ impl BoxMeta {
 /// The boxes of one component type, in declaration order (a box's index is
 /// its place here). Cloning it is one reference count.
 #[derive(Clone, Default)]
-pub struct BoxTable(Arc<Vec<BoxMeta>>);
+pub struct BoxTable(Arc<Table>);
+
+#[derive(Default)]
+pub(crate) struct Table {
+    metas: Vec<BoxMeta>,
+    /// See [`BoxTable::layout_checked`].
+    layout_checked: AtomicBool,
+}
 
 impl fmt::Debug for BoxTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.0.iter().map(|m| (&m.name, m.direction)))
+            .entries(self.0.metas.iter().map(|m| (&m.name, m.direction)))
             .finish()
     }
 }
 
 impl BoxTable {
     pub(crate) fn new(metas: Vec<BoxMeta>) -> BoxTable {
-        BoxTable(Arc::new(metas))
+        BoxTable(Arc::new(Table {
+            metas,
+            layout_checked: AtomicBool::new(false),
+        }))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.0.metas.len()
+    }
+
+    /// True once a unit of this table's box set type has been checked to
+    /// find each box's owner from the box's address (`unit::make`).
+    pub(crate) fn layout_checked(&self) -> bool {
+        self.0.layout_checked.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_layout_checked(&self) {
+        self.0.layout_checked.store(true, Ordering::Release);
     }
 
     /// True if both are the one table (clones of each other).
@@ -104,17 +125,17 @@ impl BoxTable {
     }
 
     pub(crate) fn get(&self, index: usize) -> Option<&BoxMeta> {
-        self.0.get(index)
+        self.0.metas.get(index)
     }
 
     /// The entries themselves: shared by every component of one type, so
     /// a reference to them stays in cache where the table's owner may not.
     pub(crate) fn metas(&self) -> &[BoxMeta] {
-        &self.0
+        &self.0.metas
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &BoxMeta> {
-        self.0.iter()
+        self.0.metas.iter()
     }
 
     /// The index of the box called `name` going `direction`. Names are
@@ -126,17 +147,18 @@ impl BoxTable {
                 && m.name.len() == name.len()
                 && std::ptr::eq(m.name.as_ptr(), name.as_ptr())
         };
-        if let Some(i) = self.0.iter().position(same_ptr) {
+        if let Some(i) = self.0.metas.iter().position(same_ptr) {
             return Some(i);
         }
         self.0
+            .metas
             .iter()
             .position(|m| m.direction == direction && m.name == name)
     }
 
     /// The index of the box called `name`, either direction.
     pub(crate) fn find_any(&self, name: &str) -> Option<usize> {
-        self.0.iter().position(|m| m.name == name)
+        self.0.metas.iter().position(|m| m.name == name)
     }
 }
 

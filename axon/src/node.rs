@@ -69,14 +69,112 @@ static TOPOLOGY: Mutex<()> = Mutex::new(());
 
 /// Makes a box of some message type (the type is the function's), for a
 /// [`DynamicBoxes`](crate::DynamicBoxes) set.
-pub(crate) type Maker = fn(Direction, u16, &OwnerRef) -> Box<dyn ErasedBox>;
+pub(crate) type Maker = fn(Direction, u16, &OwnerRef) -> Box<dyn HoldsBox>;
 
 pub(crate) fn make_node<T: Send + 'static>(
     direction: Direction,
     index: u16,
     owner: &OwnerRef,
-) -> Box<dyn ErasedBox> {
-    Box::new(Node::<T>::new(direction, index, owner))
+) -> Box<dyn HoldsBox> {
+    Box::new(Detached::<T>::new(direction, index, owner))
+}
+
+/// A box that is not a field of its owner's box set (a dynamic box, whose
+/// type is known only at run time, or a box a test makes by hand), with
+/// its owner in the word before it: a box in a set finds its owner from
+/// its own address ([`Node::owner`]), which a box elsewhere cannot.
+#[repr(C)]
+pub(crate) struct Detached<T> {
+    owner: OwnerRef,
+    /// The box's place in its owner's declaration (a box in a set finds
+    /// it from its own offset there).
+    index: u16,
+    node: Node<T>,
+}
+
+impl<T: Send + 'static> Detached<T> {
+    /// A box of `owner`'s, `index`th in its declaration. It must be kept in
+    /// `owner`'s unit (see [`OwnerRef`]).
+    pub(crate) fn new(direction: Direction, index: u16, owner: &OwnerRef) -> Self {
+        Detached {
+            owner: owner.clone(),
+            index,
+            node: Node::with_back(direction, DETACHED_BACK),
+        }
+    }
+}
+
+impl Detached<()> {
+    /// How far before its box a `Detached`'s owner reference and index
+    /// are (the same for every message type: a box's layout does not
+    /// depend on it).
+    fn header_back() -> (usize, usize) {
+        let d = std::mem::MaybeUninit::<Detached<()>>::uninit();
+        let base = d.as_ptr();
+        // SAFETY: only the fields' addresses are taken; nothing is read.
+        let (owner, index, node) = unsafe {
+            (
+                std::ptr::addr_of!((*base).owner) as usize,
+                std::ptr::addr_of!((*base).index) as usize,
+                std::ptr::addr_of!((*base).node) as usize,
+            )
+        };
+        (node - owner, node - index)
+    }
+}
+
+impl<T> Detached<T> {
+    /// The box, its owner found just before it ([`Node::owner_addr`]).
+    fn node(&self) -> &Node<T> {
+        // Exposed, so that the address the box finds its owner reference
+        // at may be turned back into a pointer into this `Detached`.
+        let _ = self as *const Detached<T> as usize;
+        &self.node
+    }
+}
+
+impl<T> Deref for Detached<T> {
+    type Target = Node<T>;
+
+    fn deref(&self) -> &Node<T> {
+        self.node()
+    }
+}
+
+/// What a [`DynamicBoxes`](crate::DynamicBoxes) set keeps of each box: a
+/// [`Detached`] of some message type. Public only as [`ErasedBox`] is.
+pub trait HoldsBox: Send + Sync + 'static {
+    /// The box.
+    fn erased(&self) -> &dyn ErasedBox;
+}
+
+impl<T: Send + 'static> HoldsBox for Detached<T> {
+    fn erased(&self) -> &dyn ErasedBox {
+        self.node()
+    }
+}
+
+/// The size of every box, whatever it carries (a message type is only
+/// ever behind a pointer in it): a box set's `i`th box is `i` of these
+/// after the set's start.
+pub(crate) const BOX_SIZE: usize = std::mem::size_of::<Node<()>>();
+
+/// Where a unit's box set starts, from the unit's start: after its wake
+/// cell, at the set's alignment, which is a box's (a set is its boxes).
+pub(crate) const SET_OFFSET: usize = {
+    let cell = std::mem::size_of::<WakeCell>();
+    let align = std::mem::align_of::<Node<()>>();
+    cell.div_ceil(align) * align
+};
+
+/// `Node::back` of a box in a [`Detached`] (a box in a set is at least
+/// [`SET_OFFSET`] from its owner).
+const DETACHED_BACK: u16 = 0;
+
+/// Where the `index`th box of a set is from its owner's cell; `None` past
+/// what a box can say (tens of thousands of boxes in one set).
+fn back_of(index: u16) -> Option<u16> {
+    u16::try_from(SET_OFFSET + usize::from(index) * BOX_SIZE).ok()
 }
 
 /// A box's reference to the wake cell of the component it belongs to: a
@@ -157,7 +255,7 @@ impl<T> NodeRef<T> {
     pub(crate) unsafe fn new(node: &Node<T>) -> Self {
         // SAFETY: `owner` is a live cell (the node is in its set); the
         // count taken here is given back by `drop`.
-        unsafe { CellRef::increment(node.owner.as_ptr()) };
+        unsafe { CellRef::increment(node.owner()) };
         NodeRef {
             node: NonNull::from(node),
         }
@@ -188,7 +286,7 @@ impl<T> Clone for NodeRef<T> {
 
 impl<T> Drop for NodeRef<T> {
     fn drop(&mut self) {
-        let cell = self.owner.as_ptr();
+        let cell: *const WakeCell = self.owner();
         // SAFETY: gives back the count `new` took. It may free the cell and
         // the node with it; neither is touched after this.
         unsafe { CellRef::decrement(cell) };
@@ -216,7 +314,7 @@ impl ErasedRef {
     /// As [`NodeRef::new`]'s.
     pub(crate) unsafe fn new(node: &dyn ErasedBox) -> Self {
         // SAFETY: as in `NodeRef::new`.
-        unsafe { CellRef::increment(node.owner_cell().as_ptr()) };
+        unsafe { CellRef::increment(node.owner_cell()) };
         ErasedRef {
             node: NonNull::from(node),
         }
@@ -258,7 +356,7 @@ impl Clone for ErasedRef {
 
 impl Drop for ErasedRef {
     fn drop(&mut self) {
-        let cell = self.owner_cell().as_ptr();
+        let cell: *const WakeCell = self.owner_cell();
         // SAFETY: as `NodeRef`'s.
         unsafe { CellRef::decrement(cell) };
     }
@@ -599,13 +697,13 @@ const UNBOUNDED: u32 = u32::MAX;
 /// `flags`: the box is an inbox (set when it is made, never changed).
 const INBOX: u8 = 16;
 
-/// A box carrying messages of type `T` (32 bytes; see the module docs).
+/// A box carrying messages of type `T` (24 bytes; see the module docs).
+///
+/// It keeps no pointer to its owner: it is the `index`th field of its
+/// owner's box set, which sits right after the owner's wake cell in the
+/// component's one allocation, so the owner is a subtraction away
+/// ([`Node::owner`]); a [`Detached`] box keeps its owner just before it.
 pub(crate) struct Node<T> {
-    /// Woken when a message arrives (inboxes only, but every box knows its
-    /// owner so that a full send can register the sender). It also holds
-    /// the owner's box table, where this box's name is, and the box set
-    /// this box is in.
-    owner: OwnerRef,
     /// Its target and queue, only ever reached under `lock`
     /// ([`Node::locked`]): a `Mutex<Inner<T>>` taken apart, so that the
     /// lock's one byte shares a word with the fields below instead of
@@ -613,8 +711,11 @@ pub(crate) struct Node<T> {
     inner: UnsafeCell<Inner<T>>,
     /// A5: the most messages the queue may hold; [`UNBOUNDED`] for none.
     limit: AtomicU32,
-    /// This box's place in its owner's declaration.
-    index: u16,
+    /// How far before this box its owner's cell is, in bytes (it is the
+    /// `index`th field of the box set after the cell: [`SET_OFFSET`] +
+    /// `index` × [`BOX_SIZE`]); [`DETACHED_BACK`] for a box of a
+    /// [`Detached`], which keeps its owner and index just before it.
+    back: u16,
     /// [`HAS_TARGET`] and [`HAS_QUEUE`], readable without the lock: a send
     /// into an inbox that passes through elsewhere must follow it, and a
     /// `recv` on an empty inbox (the end of every receive loop) needs no
@@ -694,15 +795,72 @@ impl<T> Node<T> {
     }
 }
 
+impl<T> Node<T> {
+    /// The wake cell of the component this box belongs to.
+    #[inline]
+    pub(crate) fn owner(&self) -> &WakeCell {
+        // SAFETY: the owner's cell outlives its boxes (they are in its
+        // unit), at the address `owner_addr` finds, and the unit's
+        // allocation was exposed as it was made (`unit::make`): the
+        // address, turned back into a pointer, takes its provenance.
+        unsafe { &*(self.owner_addr() as *const WakeCell) }
+    }
+
+    /// Where this box's owner's cell is (an address, not yet a pointer:
+    /// `unit::make` compares it before any is made).
+    #[inline]
+    pub(crate) fn owner_addr(&self) -> usize {
+        let at = self as *const Node<T> as usize;
+        match self.back {
+            // SAFETY: a detached box is the `node` of a `Detached`
+            // (`repr(C)`), after its owner reference; the `Detached`
+            // exposed its address as it handed this box out.
+            DETACHED_BACK => unsafe { (*self.detached_header().0).as_ptr() as usize },
+            // In a unit: its set is right after the cell, and this box is
+            // `back` bytes after it (checked for each set type as its
+            // first unit is made).
+            back => at - usize::from(back),
+        }
+    }
+
+    /// A detached box's owner reference and index, just before it.
+    fn detached_header(&self) -> (*const OwnerRef, *const u16) {
+        let at = self as *const Node<T> as usize;
+        let (owner, index) = Detached::<()>::header_back();
+        ((at - owner) as *const OwnerRef, (at - index) as *const u16)
+    }
+
+    /// This box's place in its owner's declaration.
+    pub(crate) fn index(&self) -> u16 {
+        match self.back {
+            // SAFETY: as in `owner_addr`.
+            DETACHED_BACK => unsafe { *self.detached_header().1 },
+            back => ((usize::from(back) - SET_OFFSET) / BOX_SIZE) as u16,
+        }
+    }
+}
+
 impl<T: Send + 'static> Node<T> {
-    /// A box of `owner`'s, `index`th in its declaration. It must be kept in
-    /// the set `owner` will own (see [`OwnerRef`]).
-    pub(crate) fn new(direction: Direction, index: u16, owner: &OwnerRef) -> Self {
+    /// The `index`th box of a box set: it must be made as that field of a
+    /// set being built for a unit (by [`Port::__make`](crate::__private::Port::__make)),
+    /// and stay there, or be made into a [`Detached`].
+    ///
+    /// # Panics
+    ///
+    /// With more boxes in one set than a box can count back over (2,700:
+    /// a declaration's boxes are a few).
+    pub(crate) fn new(direction: Direction, index: u16) -> Self {
+        let back = back_of(index).unwrap_or_else(|| {
+            panic!("box {index}: too many boxes in one box set for its box to find its owner")
+        });
+        Node::with_back(direction, back)
+    }
+
+    fn with_back(direction: Direction, back: u16) -> Self {
         Node {
-            owner: owner.clone(),
             inner: UnsafeCell::new(Inner::new()),
             limit: AtomicU32::new(UNBOUNDED),
-            index,
+            back,
             flags: AtomicU8::new(if direction == Direction::Inbox {
                 INBOX
             } else {
@@ -718,15 +876,10 @@ impl<T: Send + 'static> Node<T> {
         self.flags.fetch_or(KEEP_QUEUE, Ordering::Relaxed);
     }
 
-    /// The wake cell of the component this box belongs to.
-    pub(crate) fn owner(&self) -> &CellRef {
-        &self.owner
-    }
-
     pub(crate) fn box_name(&self) -> &str {
-        self.owner
+        self.owner()
             .table()
-            .get(self.index as usize)
+            .get(usize::from(self.index()))
             .map_or("?", |m| &m.name)
     }
 
@@ -736,7 +889,7 @@ impl<T: Send + 'static> Node<T> {
     /// destination's). An unlinked outbox discards (A4). If the final inbox
     /// is full, `waiter` (the sender) is remembered and woken when space
     /// frees (A5, A6).
-    pub(crate) fn send(&self, msg: T, waiter: Option<&CellRef>) -> Result<(), Full<T>> {
+    pub(crate) fn send(&self, msg: T, waiter: Option<&WakeCell>) -> Result<(), Full<T>> {
         let mut inner = self.locked();
         match inner.target() {
             None if self.dir() == Direction::Inbox => {
@@ -772,7 +925,7 @@ impl<T: Send + 'static> Node<T> {
 
     /// Appends to this box's own queue (following a linkage made since the
     /// sender looked) and wakes its owner.
-    fn push(&self, msg: T, waiter: Option<&CellRef>) -> Result<(), Full<T>> {
+    fn push(&self, msg: T, waiter: Option<&WakeCell>) -> Result<(), Full<T>> {
         let mut inner = self.locked();
         if let Some(next) = inner.target() {
             // Linked onwards since the sender looked (A4): follow the link.
@@ -791,7 +944,7 @@ impl<T: Send + 'static> Node<T> {
     fn pushed(&self, pushed: Result<Option<T>, Full<T>>) -> Result<(), Full<T>> {
         match pushed {
             Ok(None) => {
-                self.owner.wake();
+                self.owner().wake();
                 Ok(())
             }
             Ok(Some(discarded)) => {
@@ -809,9 +962,9 @@ impl<T: Send + 'static> Node<T> {
         &self,
         inner: &mut Inner<T>,
         msg: T,
-        waiter: Option<&CellRef>,
+        waiter: Option<&WakeCell>,
     ) -> Result<Option<T>, Full<T>> {
-        if self.owner.state() == DONE {
+        if self.owner().state() == DONE {
             // Nobody will ever take it: a message to a component that has
             // ended is discarded, as one to an unlinked outbox is (A4).
             // Kept, it could keep its sender alive through a cycle (a
@@ -827,8 +980,8 @@ impl<T: Send + 'static> Node<T> {
             Ok(()) => Ok(None),
             Err((msg, queue)) => {
                 if let (Some(w), Some(queue)) = (waiter, queue) {
-                    if !queue.waiting.iter().any(|x| CellRef::ptr_eq(x, w)) {
-                        queue.waiting.push(w.clone());
+                    if !queue.waiting.iter().any(|x| std::ptr::eq(x.as_ptr(), w)) {
+                        queue.waiting.push(CellRef::from(w));
                     }
                 }
                 Err(Full(msg))
@@ -944,7 +1097,9 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     /// The wake cell of the component the box belongs to (which owns the
     /// box set the box is in).
-    fn owner_cell(&self) -> &CellRef;
+    fn owner_cell(&self) -> &WakeCell;
+    /// Where that cell is, as an address (see `Node::owner_addr`).
+    fn owner_addr(&self) -> usize;
     /// A counted reference to this box.
     fn to_ref(&self) -> ErasedRef;
     /// Makes a box of the same message type.
@@ -1015,7 +1170,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn info(&self) -> BoxInfo {
-        match self.owner.table().get(self.index as usize) {
+        match self.owner().table().get(usize::from(self.index())) {
             Some(meta) => meta.info(),
             None => BoxInfo {
                 name: "?".into(),
@@ -1038,8 +1193,12 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         self
     }
 
-    fn owner_cell(&self) -> &CellRef {
-        &self.owner
+    fn owner_cell(&self) -> &WakeCell {
+        self.owner()
+    }
+
+    fn owner_addr(&self) -> usize {
+        Node::owner_addr(self)
     }
 
     fn to_ref(&self) -> ErasedRef {
@@ -1184,7 +1343,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
                 let _ = dest_inner.push(msg, usize::MAX, || {});
             }
             drop(dest_inner);
-            dest.owner.wake();
+            dest.owner().wake();
         }
         Ok(())
     }
@@ -1246,8 +1405,8 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             limit: Node::limit(self),
             counts: inner.counts(),
             next: inner.target().map(|next| NextBox {
-                cell: next.owner.as_ptr() as usize,
-                index: next.index,
+                cell: next.owner() as *const WakeCell as usize,
+                index: next.index(),
                 direction: next.dir(),
             }),
         }
@@ -1310,7 +1469,7 @@ mod tests {
         const PRODUCERS: u64 = 4;
         const EACH: u64 = 20_000;
         let (_cell, owner) = cell();
-        let inbox: Node<u64> = Node::new(Direction::Inbox, 0, &owner);
+        let inbox = Detached::<u64>::new(Direction::Inbox, 0, &owner);
         let mut next = [0u64; PRODUCERS as usize];
         std::thread::scope(|s| {
             for p in 0..PRODUCERS {
@@ -1341,10 +1500,14 @@ mod tests {
     }
 
     #[test]
-    fn a_box_is_32_bytes() {
-        // Fifteen boxes per connection: this is what idle memory is made of.
-        assert_eq!(std::mem::size_of::<Node<Vec<u8>>>(), 32);
-        assert_eq!(std::mem::size_of::<Node<crate::Control>>(), 32);
+    fn a_box_is_24_bytes_whatever_it_carries() {
+        // Fifteen boxes per connection: this is what idle memory is made
+        // of. A set's boxes are found by their places (`BOX_SIZE`), so
+        // every box must be the same size.
+        assert_eq!(std::mem::size_of::<Node<Vec<u8>>>(), 24);
+        assert_eq!(std::mem::size_of::<Node<crate::Control>>(), BOX_SIZE);
+        assert_eq!(std::mem::size_of::<Node<[u8; 1024]>>(), BOX_SIZE);
+        assert_eq!(std::mem::size_of::<crate::Inbox<()>>(), BOX_SIZE);
     }
 
     fn has_queue<T: 'static>(node: &Node<T>) -> bool {
@@ -1366,8 +1529,8 @@ mod tests {
         };
         let (_cell, owner) = cell();
         let (a, b) = (
-            Node::<Msg>::new(Direction::Inbox, 0, &owner),
-            Node::<Msg>::new(Direction::Inbox, 1, &owner),
+            Detached::<Msg>::new(Direction::Inbox, 0, &owner),
+            Detached::<Msg>::new(Direction::Inbox, 1, &owner),
         );
         let queue_of = |n: &Node<Msg>| n.locked().queue().map(|q| q as *const Queue<Msg> as usize);
         assert!(a.send(Msg(1), None).is_ok());
@@ -1390,7 +1553,7 @@ mod tests {
         assert_eq!(spares(), 0);
         // And the spares of a type are bounded.
         let many: Vec<_> = (0..SPARE_QUEUES as u16 + 10)
-            .map(|i| Node::<Msg>::new(Direction::Inbox, i, &owner))
+            .map(|i| Detached::<Msg>::new(Direction::Inbox, i, &owner))
             .collect();
         for n in &many {
             assert!(n.send(Msg(0), None).is_ok());
@@ -1405,7 +1568,7 @@ mod tests {
     fn an_emptied_queue_is_freed_unless_kept() {
         let (_cell, owner) = cell();
         for keep in [false, true] {
-            let node = Node::<u32>::new(Direction::Inbox, 0, &owner);
+            let node = Detached::<u32>::new(Direction::Inbox, 0, &owner);
             if keep {
                 node.keep_queue();
             }
@@ -1437,7 +1600,7 @@ mod tests {
     #[test]
     fn observe_skips_the_lock_only_for_boxes_that_never_held_a_message() {
         let (cell, owner) = cell();
-        let node = Node::<u32>::new(Direction::Inbox, 0, &owner);
+        let node = Detached::<u32>::new(Direction::Inbox, 0, &owner);
         node.set_limit(Some(5));
         let seen = node.observe();
         assert_eq!(
@@ -1462,7 +1625,7 @@ mod tests {
         };
         assert_eq!(seen.counts, want, "still counted after the queue is gone");
         // An outbox that never carried anything, linked: its linkage shows.
-        let out = Node::<u32>::new(Direction::Outbox, 1, &owner);
+        let out = Detached::<u32>::new(Direction::Outbox, 1, &owner);
         out.link_to(node.to_ref().into()).unwrap();
         let next = out.observe().next.expect("its linkage");
         assert_eq!(next.cell, cell.as_ptr() as usize);

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::declare::{BoxMeta, Direction};
 use crate::error::NoSpace;
 use crate::node::{ErasedBox, Full, Node, NodeRef, OwnerRef};
-use crate::unit::CellRef;
+use crate::wake::WakeCell;
 
 /// One inbox of a component (A1, A2): where messages of type `T` arrive.
 ///
@@ -241,7 +241,7 @@ impl<T: Send + 'static> Postbox<T> {
     }
 
     /// As `send`, remembering `waiter` to wake when space frees (A6).
-    pub(crate) fn send_waking(&self, msg: T, waiter: &CellRef) -> Result<(), NoSpace<T>> {
+    pub(crate) fn send_waking(&self, msg: T, waiter: &WakeCell) -> Result<(), NoSpace<T>> {
         self.node
             .send(msg, Some(waiter))
             .map_err(|Full(m)| NoSpace(m))
@@ -264,8 +264,12 @@ impl<T: Send + 'static> Postbox<T> {
 pub trait Port: Send + Sync + Sized + 'static {
     /// Describes the box.
     fn __meta(name: &'static str, doc: String) -> BoxMeta;
-    /// Makes the box, `index`th of its owner's; it must stay in the set
-    /// being built (see [`OwnerRef`]).
+    /// Makes the box, `index`th of its owner's: it must be the set's
+    /// `index`th field, in a set laid out as its fields are declared
+    /// (`repr(C)`, as [`boxes!`](crate::boxes) declares it) whose every
+    /// field is a box, and stay there. A box finds its owner from its own
+    /// address and `index` (see [`OwnerRef`]); the first unit made of each
+    /// set type checks that every box does.
     fn __make(owner: &OwnerRef, index: u16) -> Self;
     /// The box, erased.
     fn __erased(&self) -> &dyn ErasedBox;
@@ -275,9 +279,9 @@ impl<T: Send + 'static> Port for Inbox<T> {
     fn __meta(name: &'static str, doc: String) -> BoxMeta {
         BoxMeta::of::<T>(name.into(), doc.into(), Direction::Inbox)
     }
-    fn __make(owner: &OwnerRef, index: u16) -> Self {
+    fn __make(_: &OwnerRef, index: u16) -> Self {
         Inbox {
-            node: Node::new(Direction::Inbox, index, owner),
+            node: Node::new(Direction::Inbox, index),
         }
     }
     fn __erased(&self) -> &dyn ErasedBox {
@@ -289,9 +293,9 @@ impl<T: Send + 'static> Port for Outbox<T> {
     fn __meta(name: &'static str, doc: String) -> BoxMeta {
         BoxMeta::of::<T>(name.into(), doc.into(), Direction::Outbox)
     }
-    fn __make(owner: &OwnerRef, index: u16) -> Self {
+    fn __make(_: &OwnerRef, index: u16) -> Self {
         Outbox {
-            node: Node::new(Direction::Outbox, index, owner),
+            node: Node::new(Direction::Outbox, index),
         }
     }
     fn __erased(&self) -> &dyn ErasedBox {

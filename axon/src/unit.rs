@@ -117,7 +117,23 @@ pub(crate) fn make<B: BoxSet>(
         let cell = NonNull::new_unchecked(cell);
         let owner = OwnerRef::new(cell);
         ptr::addr_of_mut!((*raw).set).write(B::__build(dynamic, &owner));
-        (*cell.as_ptr()).init_core(Core::new(name, owner));
+        // Each box finds its owner from its own address (`Node::owner`):
+        // the unit's allocation is exposed, so that an address inside it
+        // may be turned back into a pointer; and the first unit of each
+        // set type checks that every box finds this cell.
+        let unit = raw as usize;
+        let head = &*cell.as_ptr();
+        if !head.table().layout_checked() {
+            let mut found = true;
+            head.set().each(&mut |b| found &= b.owner_addr() == unit);
+            assert!(
+                found,
+                "box set {}: a box does not find its owner: declare box sets with `boxes!`",
+                std::any::type_name::<B>()
+            );
+            head.table().set_layout_checked();
+        }
+        head.init_core(Core::new(name, owner));
         let core = CoreRef(cell);
         let boxes = BoxesRef::of(&core.wake).expect("the boxes just made are B's");
         (core, boxes)
@@ -143,6 +159,7 @@ impl CellRef {
     }
 
     /// True if both are the same cell.
+    #[cfg(test)]
     pub(crate) fn ptr_eq(a: &CellRef, b: &CellRef) -> bool {
         a.0 == b.0
     }
@@ -192,6 +209,16 @@ impl CellRef {
     #[cfg(test)]
     pub(crate) fn count(&self) -> usize {
         self.counts.refs.load(Ordering::Acquire)
+    }
+}
+
+impl From<&WakeCell> for CellRef {
+    /// A counted reference to a cell (every cell is the head of a unit,
+    /// and one reached by reference is live).
+    fn from(cell: &WakeCell) -> CellRef {
+        // SAFETY: the reference says the cell is live now.
+        unsafe { CellRef::increment(cell) };
+        CellRef(NonNull::from(cell))
     }
 }
 
