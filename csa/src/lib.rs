@@ -141,7 +141,7 @@
 //!
 //! let stream = TcpStream::connect("127.0.0.1:1601".parse().unwrap()).unwrap();
 //! let csa = Csa::new(stream);
-//! let source = csa.source().clone(); // for Selector requests on its behalf
+//! let source = csa.source(); // for Selector requests on its behalf
 //! let handle = Handle::new(csa);
 //! # let _ = (source, handle);
 //! ```
@@ -161,7 +161,7 @@ use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 /// The socket type a CSA owns (mio's, re-exported so that callers need no
 /// mio dependency of their own).
 pub use mio::net::TcpStream;
-use selector::{Ready, Request, Source};
+use selector::{Ready, Request, Source, Watched};
 
 pub mod session;
 use session::SessionState;
@@ -402,8 +402,8 @@ boxes! {
 
 /// The ConnectedSocketAdapter component (see the crate docs).
 pub struct Csa {
-    stream: Arc<TcpStream>,
-    source: Source,
+    /// The socket, in one allocation with what the Selector keeps of it.
+    stream: Watched<TcpStream>,
     /// The peer, for logs; asked of the socket when first needed if the
     /// maker did not say.
     peer: Option<SocketAddr>,
@@ -486,7 +486,7 @@ impl fmt::Debug for Csa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.peer {
             Some(peer) => write!(f, "Csa({peer})"),
-            None => write!(f, "Csa({:?})", self.source),
+            None => write!(f, "Csa({:?})", self.stream),
         }
     }
 }
@@ -498,17 +498,14 @@ impl Csa {
     /// activating it); take its [`source`](Self::source) first if you make
     /// Selector requests on its behalf, as TCPServer does (T4).
     pub fn new(stream: TcpStream) -> Csa {
-        let stream = Arc::new(stream);
-        let source = Source::new(stream.clone());
-        Csa::shared(stream, source)
+        Csa::shared(Watched::new(stream))
     }
 
-    /// As [`new`](Self::new), for a socket already shared with the Selector
-    /// as `source` (as TCPClient's is while it connects).
-    pub fn shared(stream: Arc<TcpStream>, source: Source) -> Csa {
+    /// As [`new`](Self::new), for a socket already known to the Selector
+    /// (as TCPClient's is while it connects).
+    pub fn shared(stream: Watched<TcpStream>) -> Csa {
         Csa {
             stream,
-            source,
             peer: None,
             started: false,
             readable: true,
@@ -587,8 +584,8 @@ impl Csa {
     }
 
     /// The socket as the Selector knows it.
-    pub fn source(&self) -> &Source {
-        &self.source
+    pub fn source(&self) -> Source {
+        self.stream.source()
     }
 
     /// The peer's address, if known (asked of the socket the first time).
@@ -604,9 +601,9 @@ impl Csa {
     fn request(&self, b: &CsaBoxes, kind: selector::Kind) {
         let request = match kind {
             selector::Kind::Reader => {
-                Request::NewReader(b.read_ready.postbox(), self.source.clone())
+                Request::NewReader(b.read_ready.postbox(), self.stream.source())
             }
-            _ => Request::NewWriter(b.send_ready.postbox(), self.source.clone()),
+            _ => Request::NewWriter(b.send_ready.postbox(), self.stream.source()),
         };
         let _ = b.selector_signal.send(request);
     }
@@ -881,7 +878,7 @@ impl Csa {
                     // would only confirm it, unless a FIN may already sit
                     // behind this data (see `Source::read_closed_seen`) or
                     // the peer is streaming (see `DRAINED_BELOW`).
-                    let drained = chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen();
+                    let drained = chunk.len() < DRAINED_BELOW && !self.stream.read_closed_seen();
                     let sent = b.outbox.send(chunk);
                     if drained {
                         self.wait_readable(b);
@@ -909,7 +906,7 @@ impl Csa {
                 format!("the peer sent over {LINGER_BYTES} bytes after our close"),
             ));
         }
-        if chunk.len() < DRAINED_BELOW && !self.source.read_closed_seen() {
+        if chunk.len() < DRAINED_BELOW && !self.stream.read_closed_seen() {
             self.wait_readable(b);
         }
         recycle(chunk);
@@ -979,7 +976,7 @@ impl Csa {
         // tenth of a connection's whole set-up and tear-down.
         if log::log_enabled!(log::Level::Debug) {
             let peer = self.peer();
-            let peer = peer.map_or_else(|| format!("{:?}", self.source), |p| p.to_string());
+            let peer = peer.map_or_else(|| format!("{:?}", self.stream), |p| p.to_string());
             match &how_died {
                 Some(e) => log::debug!("csa: connection with {peer} closed: {e}"),
                 None => log::debug!("csa: connection with {peer} closed"),
@@ -991,18 +988,18 @@ impl Csa {
         let me = cx.me().clone();
         let _ = cx
             .selector_signal
-            .send(Request::RemoveReader(self.source.clone()));
+            .send(Request::RemoveReader(self.stream.source()));
         let _ = cx
             .selector_signal
-            .send(Request::RemoveWriter(self.source.clone()));
+            .send(Request::RemoveWriter(self.stream.source()));
         let _ = cx.creator_feedback.send(SocketShutdown {
             csa: me.clone(),
-            source: self.source.clone(),
+            source: self.stream.source(),
             how_died,
         });
         let _ = cx.signal.send(ShutdownCsa {
             csa: me,
-            source: self.source.clone(),
+            source: self.stream.source(),
         });
         Step::Done
     }

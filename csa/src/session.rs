@@ -373,7 +373,7 @@ impl Csa {
                     self.bytes_in += n as u64;
                     // A short read drained the socket (C3), unless a FIN
                     // may sit behind it (`Source::read_closed_seen`).
-                    if n < DRAINED_BELOW && !self.source.read_closed_seen() {
+                    if n < DRAINED_BELOW && !self.stream.read_closed_seen() {
                         self.wait_readable(b);
                     }
                     let fed = self.feed(st, b, &buf[..n]);

@@ -9,13 +9,18 @@ use axon::{BoxError, Handle, Postbox};
 
 pub(crate) const UNREGISTERED: usize = usize::MAX;
 
-struct SourceInner {
-    io: Arc<dyn AsRawFd + Send + Sync>,
+/// What the Selector keeps of a source, with the descriptor's owner
+/// itself (`io`), in one allocation.
+struct SourceInner<S: ?Sized> {
     /// The Selector's slot for this source while registered.
     slot: AtomicUsize,
     /// The poller has reported the read side closed.
     read_closed: AtomicBool,
+    io: S,
 }
+
+/// What a [`Source`] holds: any descriptor's owner.
+type Io = dyn AsRawFd + Send + Sync;
 
 /// Something the Selector can watch: a socket (or any descriptor), shared
 /// between its owner and the Selector.
@@ -25,16 +30,19 @@ struct SourceInner {
 /// before the Selector has deregistered it: that is what keeps a closed
 /// source from disturbing anyone else (S7). Two `Source`s are the same
 /// source when they are clones of one another.
+///
+/// A socket used by one owner (a CSA's) is best made a [`Watched`]: the
+/// socket and what the Selector keeps of it in one allocation.
 #[derive(Clone)]
-pub struct Source(Arc<SourceInner>);
+pub struct Source(Arc<SourceInner<Io>>);
 
 impl Source {
     /// Wraps a shared socket.
     pub fn new<S: AsRawFd + Send + Sync + 'static>(io: Arc<S>) -> Source {
         Source(Arc::new(SourceInner {
-            io,
             slot: AtomicUsize::new(UNREGISTERED),
             read_closed: AtomicBool::new(false),
+            io,
         }))
     }
 
@@ -45,7 +53,11 @@ impl Source {
 
     /// True if both name the same source.
     pub fn same(&self, other: &Source) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        // The addresses alone: the same source has one.
+        std::ptr::eq(
+            Arc::as_ptr(&self.0) as *const u8,
+            Arc::as_ptr(&other.0) as *const u8,
+        )
     }
 
     /// True once the poller has reported this source's read side closed
@@ -78,6 +90,64 @@ impl Source {
 impl fmt::Debug for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Source(fd {})", self.fd())
+    }
+}
+
+/// A socket (any descriptor's owner) in one allocation with what the
+/// Selector keeps of it: it dereferences to the socket, and
+/// [`source`](Watched::source) names it in Selector requests. Clones share
+/// the one socket.
+///
+/// ```
+/// use selector::Watched;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let watched = Watched::new(listener);
+/// let source = watched.source(); // for `newReader` and the rest
+/// assert!(source.same(&watched.source()));
+/// assert!(watched.local_addr().is_ok()); // the socket itself
+/// ```
+pub struct Watched<S>(Arc<SourceInner<S>>);
+
+impl<S: AsRawFd + Send + Sync + 'static> Watched<S> {
+    /// Wraps a socket.
+    pub fn new(io: S) -> Watched<S> {
+        Watched(Arc::new(SourceInner {
+            slot: AtomicUsize::new(UNREGISTERED),
+            read_closed: AtomicBool::new(false),
+            io,
+        }))
+    }
+
+    /// The source to name this socket by in requests (the same one each
+    /// time: a clone of one reference).
+    pub fn source(&self) -> Source {
+        Source(self.0.clone())
+    }
+
+    /// As [`Source::read_closed_seen`].
+    pub fn read_closed_seen(&self) -> bool {
+        self.0.read_closed.load(Ordering::Acquire)
+    }
+}
+
+impl<S> Clone for Watched<S> {
+    fn clone(&self) -> Self {
+        Watched(self.0.clone())
+    }
+}
+
+impl<S> std::ops::Deref for Watched<S> {
+    type Target = S;
+
+    fn deref(&self) -> &S {
+        &self.0.io
+    }
+}
+
+impl<S: AsRawFd> fmt::Debug for Watched<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Watched(fd {})", self.0.io.as_raw_fd())
     }
 }
 
@@ -134,5 +204,39 @@ impl Request {
     /// `newExceptional((component, inbox), source)`.
     pub fn new_exceptional(to: (&Handle, &str), source: &Source) -> Result<Request, BoxError> {
         Ok(Request::NewExceptional(to.0.postbox(to.1)?, source.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watched socket and its sources are one: the Selector's marks on a
+    /// source show on the socket, and the socket closes with the last of
+    /// them (S7: not before the Selector lets go).
+    #[test]
+    fn a_watched_socket_is_its_sources_and_closes_with_the_last() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let watched = Watched::new(listener.accept().unwrap().0);
+        let (a, b) = (watched.source(), watched.source());
+        assert!(a.same(&b) && a.fd() == watched.as_raw_fd());
+        assert!(!a.same(&Source::new(Arc::new(listener))));
+        a.mark_read_closed();
+        assert!(watched.read_closed_seen() && b.read_closed_seen());
+        drop((watched, a));
+        peer.set_nonblocking(true).unwrap();
+        let open = peer.read(&mut [0; 1]).unwrap_err();
+        assert_eq!(
+            open.kind(),
+            std::io::ErrorKind::WouldBlock,
+            "a source still holds it"
+        );
+        drop(b);
+        peer.set_nonblocking(false).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(peer.read(&mut [0; 1]).unwrap(), 0, "closed with the last");
     }
 }

@@ -169,13 +169,12 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Postbox, Step};
 pub use csa::{Csa, Session, SocketShutdown, SslReady, TcpStream};
-use selector::{Ready, Request, Source};
+use selector::{Ready, Request, Watched};
 
 /// Kamaelia's default `connect_timeout`: 60 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -218,8 +217,7 @@ enum Phase {
     /// Connect to the next address in `addrs`.
     Next,
     Connecting {
-        stream: Arc<TcpStream>,
-        source: Source,
+        stream: Watched<TcpStream>,
         addr: SocketAddr,
         until: Option<Instant>,
     },
@@ -444,10 +442,10 @@ impl TcpClient {
     }
 
     fn end_unconnected(&mut self, cx: &Cx<TcpClientBoxes>) -> Step {
-        if let Phase::Connecting { source, .. } = &self.phase {
+        if let Phase::Connecting { stream, .. } = &self.phase {
             let _ = cx
                 .selector_signal
-                .send(Request::RemoveWriter(source.clone()));
+                .send(Request::RemoveWriter(stream.source()));
         }
         self.phase = Phase::Done;
         let _ = cx.signal.send(Control::ShutdownMicroprocess);
@@ -519,17 +517,16 @@ impl TcpClient {
     fn connect_next(&mut self, cx: &Cx<TcpClientBoxes>) -> Step {
         while let Some(addr) = self.addrs.pop_front() {
             let stream = match TcpStream::connect(addr) {
-                Ok(s) => Arc::new(s),
+                Ok(s) => Watched::new(s),
                 Err(e) => {
                     self.failed(addr, e);
                     continue;
                 }
             };
             log::trace!("tcpclient: connecting to {addr}");
-            let source = Source::new(stream.clone());
             let _ = cx.selector_signal.send(Request::NewWriter(
                 cx.connect_ready.postbox(),
-                source.clone(),
+                stream.source(),
             ));
             let until = after(self.connect_timeout);
             if let Some(until) = until {
@@ -537,7 +534,6 @@ impl TcpClient {
             }
             self.phase = Phase::Connecting {
                 stream,
-                source,
                 addr,
                 until,
             };
@@ -564,8 +560,7 @@ impl TcpClient {
     fn connected(
         &mut self,
         cx: &Cx<TcpClientBoxes>,
-        stream: Arc<TcpStream>,
-        source: Source,
+        stream: Watched<TcpStream>,
         addr: SocketAddr,
     ) -> Result<(), Box<dyn std::error::Error>> {
         log::debug!("tcpclient: connected to {} ({addr})", self.target);
@@ -576,9 +571,7 @@ impl TcpClient {
             half_close: true,
             ..csa::CsaOptions::default()
         };
-        let mut csa = Csa::shared(stream, source)
-            .with_peer(addr)
-            .with_options(options);
+        let mut csa = Csa::shared(stream).with_peer(addr).with_options(options);
         if let Some(session) = self.session.take() {
             csa = csa.with_session(session);
         }
@@ -670,13 +663,11 @@ impl TcpClient {
             }
             Phase::Connecting {
                 stream,
-                source,
                 addr,
                 until,
             } => {
                 self.phase = Phase::Connecting {
                     stream: stream.clone(),
-                    source: source.clone(),
                     addr,
                     until,
                 };
@@ -685,6 +676,7 @@ impl TcpClient {
                 }
                 // Only a notice for this socket counts: one for an address
                 // given up on may still arrive.
+                let source = stream.source();
                 let mut ready = false;
                 while let Some(Ready(s)) = cx.connect_ready.recv() {
                     ready |= s.same(&source);
@@ -718,7 +710,7 @@ impl TcpClient {
                     Ok(()) => {
                         self.phase = Phase::Done;
                         let registered = source.clone();
-                        match self.connected(cx, stream, source, addr) {
+                        match self.connected(cx, stream, addr) {
                             Ok(()) => None,
                             Err(e) => {
                                 let _ = cx.selector_signal.send(Request::RemoveWriter(registered));

@@ -750,7 +750,7 @@ impl TcpServer {
         } else if let Some(sessions) = &self.options.starttls {
             csa = csa.with_starttls(sessions.clone());
         }
-        let source = csa.source().clone();
+        let source = csa.source();
         // `Some` only for a component made in the CSA's place (not a plain
         // CSA): its Selector postboxes, found by name.
         let mut ready = None;
