@@ -27,6 +27,7 @@ use crate::node::{make_node, ErasedBox, HoldsBox, Maker, Node, OwnerRef};
 use crate::ports::{Inbox, Outbox, Port};
 use crate::sync::lock;
 use crate::unit::CellRef;
+use crate::wake::WakeCell;
 
 /// The boxes of a component (A1), as one struct with a field per box.
 ///
@@ -99,10 +100,10 @@ unsafe impl<B: Sync> Sync for BoxesRef<B> {}
 
 impl<B: BoxSet> BoxesRef<B> {
     /// The boxes of `cell`'s component, if they are a `B`.
-    pub(crate) fn of(cell: &CellRef) -> Option<Self> {
+    pub(crate) fn of(cell: &WakeCell) -> Option<Self> {
         let boxes = cell.set().as_any().downcast_ref::<B>()?;
         Some(BoxesRef {
-            cell: cell.clone(),
+            cell: CellRef::from(cell),
             boxes: NonNull::from(boxes),
         })
     }

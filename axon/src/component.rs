@@ -213,7 +213,7 @@ impl Handle {
         let table = C::Boxes::__table(&dynamic);
         let (core, boxes) = crate::unit::make::<C::Boxes>(table, &dynamic, body.name());
         if C::THREADED {
-            core.wake.set_threaded();
+            core.wake().set_threaded();
         }
         let handle = Handle(core);
         body.created(&handle, &boxes);
@@ -221,7 +221,7 @@ impl Handle {
             component: body,
             boxes,
         });
-        *lock(&handle.0.body) = Some(body);
+        lock(&handle.0.family).body = Some(body);
         handle
     }
 

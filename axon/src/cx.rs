@@ -58,7 +58,7 @@ impl<'a, B> Cx<'a, B> {
     /// woken when space frees (A6), exactly as for a send out of its own
     /// outbox. For services that answer many requesters (a chat hub).
     pub fn send_to<T: Send + 'static>(&self, to: &Postbox<T>, msg: T) -> Result<(), NoSpace<T>> {
-        to.send_waking(msg, &self.me.0.wake)
+        to.send_waking(msg, self.me.0.wake())
     }
 
     /// True if any inbox holds a message (Kamaelia: `anyReady`).
@@ -83,7 +83,7 @@ impl<'a, B> Cx<'a, B> {
         self.me.0.kin(|k| k.children.insert(child.clone()));
         // A child that ended before adoption still wakes its new parent.
         if child.is_done() {
-            self.me.0.wake.wake();
+            self.me.0.wake().wake();
         }
     }
 
@@ -139,7 +139,7 @@ impl<'a, B> Cx<'a, B> {
     /// comes once per call; a component that ends before it is simply not
     /// woken.
     pub fn wake_at(&self, when: Instant) {
-        self.shared.add_timer(when, CellRef::clone(&self.me.0.wake));
+        self.shared.add_timer(when, CellRef::from(self.me.0.wake()));
     }
 
     /// Says whether this component is a service with nothing to serve (the

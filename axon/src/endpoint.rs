@@ -57,7 +57,7 @@ impl<B: BoxSet> Endpoint<B> {
     fn build(name: &str, dynamic: &Declaration) -> Self {
         let (handle, boxes) = Handle::without_body::<B>(name.to_owned().into(), dynamic);
         let signal = Arc::new(Signal::default());
-        handle.0.wake.bind(Target::External(signal.clone()));
+        handle.0.wake().bind(Target::External(signal.clone()));
         Endpoint {
             handle,
             boxes,
@@ -82,7 +82,7 @@ impl<B: BoxSet> Endpoint<B> {
         loop {
             // Idle first, then look: a delivery after the look raises the
             // signal, so none is missed.
-            self.handle.0.wake.set_idle();
+            self.handle.0.wake().set_idle();
             if self.any_ready() {
                 return true;
             }

@@ -12,31 +12,30 @@ use crate::declare::{BoxInfo, Direction};
 use crate::error::{ActivateError, BoxError};
 use crate::key::{BoxKey, BoxName};
 use crate::linkage::LinkBook;
-use crate::node::{ErasedBox, OwnerRef};
+use crate::node::ErasedBox;
 use crate::ports::Postbox;
 use crate::sync::lock;
 use crate::unit::{CoreRef, WeakCore};
-use crate::wake::DONE;
+use crate::wake::{WakeCell, DONE};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
     pub(crate) id: u64,
     pub(crate) name: Cow<'static, str>,
-    /// The wake cell this core is in, which also has the boxes (the same
-    /// value the body's steps see, typed): uncounted, as it is the same
-    /// allocation ([`crate::unit`]).
-    pub(crate) wake: OwnerRef,
+    /// Its body (until activation), parent, children and linkages: one
+    /// lock for them all, as none is wanted often.
+    pub(crate) family: Mutex<Family>,
+}
+
+/// A component's body until it is activated, its parent, and its children
+/// and linkages if it has any.
+pub(crate) struct Family {
     /// The body until activation, then its runner's (`wake` says it was
     /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. One
     /// allocation: the component with its boxes, as the trait object its
     /// runner steps.
-    pub(crate) body: Mutex<Option<Box<dyn crate::component::Body>>>,
-    pub(crate) family: Mutex<Family>,
-}
-
-/// A component's parent, and its children and linkages if it has any.
-pub(crate) struct Family {
+    pub(crate) body: Option<Box<dyn crate::component::Body>>,
     /// Woken (and told, if it watches) when this component ends (A7).
     pub(crate) parent: Option<WeakCore>,
     /// Made on first use: most components (one CSA and one handler per
@@ -57,33 +56,39 @@ pub(crate) struct Kin {
 }
 
 impl Core {
-    pub(crate) fn new(name: Cow<'static, str>, wake: OwnerRef) -> Core {
+    pub(crate) fn new(name: Cow<'static, str>) -> Core {
         Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
-            wake,
-            body: Mutex::new(None),
             family: Mutex::new(Family {
+                body: None,
                 parent: None,
                 kin: None,
             }),
         }
     }
 
+    /// The wake cell this core is in, which also has the boxes (the same
+    /// value the body's steps see, typed).
+    #[inline]
+    pub(crate) fn wake(&self) -> &WakeCell {
+        WakeCell::of_core(self)
+    }
+
     /// The `i`th box.
     pub(crate) fn port(&self, i: usize) -> Option<&dyn ErasedBox> {
-        self.wake.set().port(i)
+        self.wake().set().port(i)
     }
 
     pub(crate) fn find(&self, name: &str, direction: Direction) -> Option<&dyn ErasedBox> {
-        let i = self.wake.table().find(name, direction)?;
+        let i = self.wake().table().find(name, direction)?;
         self.port(i)
     }
 
     /// The box `name` stands for, either direction: by its place for a
     /// [`BoxKey`](crate::BoxKey) made from this component's type.
     pub(crate) fn find_named(&self, name: &impl BoxName) -> Option<&dyn ErasedBox> {
-        let i = name.__index(self.wake.table())?;
+        let i = name.__index(self.wake().table())?;
         self.port(i)
     }
 
@@ -93,7 +98,7 @@ impl Core {
         name: &impl BoxName,
         direction: Direction,
     ) -> Option<&dyn ErasedBox> {
-        let table = self.wake.table();
+        let table = self.wake().table();
         let i = name.__index(table)?;
         if table.get(i)?.direction != direction {
             return None;
@@ -103,7 +108,7 @@ impl Core {
 
     /// True if any inbox holds a message (A2: Kamaelia's `anyReady`).
     pub(crate) fn any_ready(&self) -> bool {
-        let table = self.wake.table();
+        let table = self.wake().table();
         (0..table.len()).any(|i| {
             table
                 .get(i)
@@ -184,12 +189,12 @@ impl Handle {
 
     /// Every box with its direction, description and message type (A1).
     pub fn boxes(&self) -> Vec<BoxInfo> {
-        self.0.wake.table().iter().map(|m| m.info()).collect()
+        self.0.wake().table().iter().map(|m| m.info()).collect()
     }
 
     /// True if the component has a box called `name` (either direction).
     pub fn has_box(&self, name: &str) -> bool {
-        self.0.wake.table().find_any(name).is_some()
+        self.0.wake().table().find_any(name).is_some()
     }
 
     /// The name and direction of every box, in declaration order, without
@@ -197,7 +202,7 @@ impl Handle {
     /// in one pass (ServerCore, per connection).
     pub fn box_names(&self) -> impl Iterator<Item = (&str, Direction)> + '_ {
         self.0
-            .wake
+            .wake()
             .table()
             .iter()
             .map(|m| (m.name.as_ref(), m.direction))
@@ -207,23 +212,23 @@ impl Handle {
     /// [`Step::Done`](crate::Step::Done), panicked, or its scheduler
     /// stopped).
     pub fn is_done(&self) -> bool {
-        self.0.wake.state() == DONE
+        self.0.wake().state() == DONE
     }
 
     /// True if the component ended by panicking.
     pub fn panicked(&self) -> bool {
-        self.0.wake.panicked()
+        self.0.wake().panicked()
     }
 
     /// True once the component has been activated.
     pub fn is_activated(&self) -> bool {
-        self.0.wake.is_activated()
+        self.0.wake().is_activated()
     }
 
     /// The component's boxes, typed, if they are a `B`: for code outside
     /// the body that knows what the component is (tests, a parent).
     pub fn typed_boxes<B: BoxSet>(&self) -> Option<BoxesRef<B>> {
-        BoxesRef::of(&self.0.wake)
+        BoxesRef::of(self.0.wake())
     }
 
     /// Sets (or, with `None`, removes) the size limit of an inbox (A5).
@@ -277,13 +282,13 @@ impl Handle {
     /// other. A name this component has no box of makes a key that goes
     /// by name.
     pub fn box_key(&self, name: impl Into<std::borrow::Cow<'static, str>>) -> BoxKey {
-        BoxKey::found_in(name.into(), self.0.wake.table())
+        BoxKey::found_in(name.into(), self.0.wake().table())
     }
 
     /// True if `key` was made from a component of this one's type (see
     /// [`box_key`](Self::box_key)): it finds its box here by its place.
     pub fn fits(&self, key: &BoxKey) -> bool {
-        key.placed_in(self.0.wake.table())
+        key.placed_in(self.0.wake().table())
     }
 
     /// Takes the oldest message from one of this component's inboxes, from
@@ -307,9 +312,9 @@ impl Handle {
     /// Claims the body for a runner: errors if it was claimed before or
     /// there is none (an endpoint).
     pub(crate) fn claim_activation(&self) -> Result<(), ActivateError> {
-        let body = lock(&self.0.body);
-        if body.is_none() || !self.0.wake.claim_activation() {
-            return Err(if self.0.wake.is_activated() {
+        let family = lock(&self.0.family);
+        if family.body.is_none() || !self.0.wake().claim_activation() {
+            return Err(if self.0.wake().is_activated() {
                 ActivateError::AlreadyActivated(self.0.name.to_string())
             } else {
                 ActivateError::NoBody(self.0.name.to_string())
@@ -320,7 +325,7 @@ impl Handle {
 
     /// Takes the body (after [`claim_activation`](Self::claim_activation)).
     pub(crate) fn take_body(&self) -> Option<Box<dyn crate::component::Body>> {
-        lock(&self.0.body).take()
+        lock(&self.0.family).body.take()
     }
 
     /// Called by the runner when the body returned `Done` (or panicked, or
@@ -328,12 +333,12 @@ impl Handle {
     /// `_closeDownMicroprocess`) and tells its parent (A7).
     pub(crate) fn finish(&self) {
         let core = &self.0;
-        core.wake.set_done();
+        core.wake().set_done();
         // What waits in its inboxes will never be taken, and later sends
         // are discarded (see `Node::push_locked`): freed now, so that no
         // message keeps its sender (or a socket it holds) alive.
         // (An outbox's `discard_all` does nothing: one pass over them all.)
-        core.wake.set().each(&mut |b| b.discard_all());
+        core.wake().set().each(&mut |b| b.discard_all());
         let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
         for link in links {
             link.remove();
@@ -345,7 +350,7 @@ impl Handle {
                     ended.push(self.clone());
                 }
             });
-            parent.wake.wake();
+            parent.wake().wake();
         }
     }
 }

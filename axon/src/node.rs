@@ -1438,7 +1438,7 @@ mod tests {
         let dynamic = crate::Declaration::default();
         let table = <Set as crate::BoxSet>::__table(&dynamic);
         let (core, _) = crate::unit::make::<Set>(table, &dynamic, "test".into());
-        let cell = CellRef::clone(&core.wake);
+        let cell = CellRef::from(core.wake());
         // SAFETY: see above.
         let owner = unsafe { OwnerRef::new(NonNull::new(cell.as_ptr() as *mut WakeCell).unwrap()) };
         (cell, owner)

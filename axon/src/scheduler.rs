@@ -111,7 +111,7 @@ impl SchedulerHandle {
 }
 
 fn run_threaded(handle: Handle, mut body: Box<dyn Body>, shared: Arc<Shared>) {
-    let wake = handle.0.wake.clone();
+    let wake = handle.0.wake();
     wake.bind(Target::Thread(thread::current()));
     wake.set_scheduled();
     let ignored = Cell::new(false);
@@ -160,7 +160,7 @@ fn step_once(
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("(non-string panic)");
             log::error!("component {handle:?} panicked and was ended: {what}");
-            handle.0.wake.set_panicked();
+            handle.0.wake().set_panicked();
             Step::Done
         }
     }
@@ -405,11 +405,11 @@ impl Scheduler {
                 handle.finish();
                 continue;
             };
-            handle.0.wake.bind(Target::Scheduler {
+            handle.0.wake().bind(Target::Scheduler {
                 key,
                 queue: self.shared.queue.clone(),
             });
-            handle.0.wake.set_scheduled();
+            handle.0.wake().set_scheduled();
             entry.insert(Entry {
                 handle,
                 body,
@@ -424,7 +424,7 @@ impl Scheduler {
         let Some(entry) = self.table.get_mut(key) else {
             return;
         };
-        let wake = &entry.handle.0.wake;
+        let wake = entry.handle.0.wake();
         wake.set_running();
         let step = step_once(
             &entry.handle,
@@ -494,7 +494,7 @@ mod tests {
         // Two components per connection: their records are idle memory.
         // The cell heads each component's one allocation, the core in it
         // (an `Arc` of each, 104 and 80 bytes, before they were one).
-        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 88);
-        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 160);
+        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 72);
+        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 136);
     }
 }

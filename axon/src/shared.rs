@@ -86,7 +86,7 @@ impl SchedulerHandle {
     /// refused a thread.
     pub fn activate(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         let component = component.into();
-        if component.0.wake.threaded() {
+        if component.0.wake().threaded() {
             return self.activate_threaded(component);
         }
         self.shared.activate(&component)?;

@@ -238,12 +238,12 @@ impl<'a, I: Iterator<Item = (&'a Handle, &'a dyn Body)>> Iterator for Ahead<'a, 
             self.window.push_back((handle, body));
         }
         if let Some((handle, _)) = self.window.get(AHEAD / 2) {
-            let set = handle.0.wake.set();
+            let set = handle.0.wake().set();
             prefetch(set as *const dyn crate::boxset::ErasedSet);
         }
         if let Some((handle, _)) = self.window.get(1) {
             let core = &handle.0;
-            for i in 0..core.wake.table().len() {
+            for i in 0..core.wake().table().len() {
                 if let Some(b) = core.port(i) {
                     prefetch_span(b as *const dyn ErasedBox, std::mem::size_of_val(b));
                 }
@@ -478,14 +478,14 @@ pub(crate) fn take<'a>(
                 prefetch(c.children.as_ptr());
             }
         }
-        let table = core.wake.table();
+        let table = core.wake().table();
         resolver.enter(
-            core.wake.as_ptr() as usize,
+            core.wake() as *const crate::wake::WakeCell as usize,
             core.id,
             table.metas(),
             &mut linkages,
         );
-        let state = match core.wake.state() {
+        let state = match core.wake().state() {
             DONE => RunState::Done,
             IDLE | INACTIVE => RunState::Paused,
             _ => RunState::Running,

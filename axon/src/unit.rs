@@ -133,9 +133,9 @@ pub(crate) fn make<B: BoxSet>(
             );
             head.table().set_layout_checked();
         }
-        head.init_core(Core::new(name, owner));
+        head.init_core(Core::new(name));
         let core = CoreRef(cell);
-        let boxes = BoxesRef::of(&core.wake).expect("the boxes just made are B's");
+        let boxes = BoxesRef::of(core.wake()).expect("the boxes just made are B's");
         (core, boxes)
     }
 }
@@ -303,7 +303,7 @@ impl CoreRef {
     /// A reference that keeps the unit but not the core: it gives a
     /// handle back while one lives ([`WeakCore::upgrade`]).
     pub(crate) fn downgrade(&self) -> WeakCore {
-        WeakCore(CellRef::clone(&self.wake))
+        WeakCore(CellRef::from(self.wake()))
     }
 }
 
@@ -459,7 +459,7 @@ mod tests {
         let (rounds, sends) = if cfg!(miri) { (2, 10) } else { (50, 100) };
         for _ in 0..rounds {
             let e = crate::Endpoint::<Standard<u8, u8>>::new("e");
-            let signal = Arc::downgrade(e.handle().0.wake.external_signal().unwrap());
+            let signal = Arc::downgrade(e.handle().0.wake().external_signal().unwrap());
             let handle = e.handle().clone();
             let inbox = e.inbox.postbox();
             drop(e);

@@ -29,7 +29,7 @@ use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::Thread;
 
 use crate::boxset::ErasedSet;
@@ -53,6 +53,11 @@ const PANICKED: u8 = 2;
 /// `flags`: the component runs on a thread of its own
 /// ([`Component::THREADED`](crate::Component::THREADED)).
 const THREADED: u8 = 4;
+/// `flags`: `target` is being written (by the one [`WakeCell::bind`] that
+/// set this).
+const BINDING: u8 = 8;
+/// `flags`: `target` is written, and read from now on.
+const BOUND: u8 = 16;
 
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
@@ -73,19 +78,24 @@ pub(crate) enum Target {
 /// Every box of the component points here (to wake its owner), so the cell
 /// also keeps the component's box table: that is where a box finds its
 /// own name without storing it.
+#[repr(C)]
 pub struct WakeCell {
+    /// The component's core: made just after the boxes, dropped when the
+    /// last handle goes ([`CoreRef`](crate::unit::CoreRef)). First, so
+    /// that a core finds its cell at its own address ([`Core::wake`]).
+    core: UnsafeCell<MaybeUninit<Core>>,
     /// Its handles and its other references ([`crate::unit`]).
     pub(crate) counts: Counts,
     state: AtomicU8,
     flags: AtomicU8,
-    target: OnceLock<Target>,
+    /// Who runs the component: written once ([`bind`](Self::bind)),
+    /// readable once [`BOUND`] is set (a `OnceLock` in 16 bytes instead of
+    /// 24, its state in `flags`).
+    target: UnsafeCell<MaybeUninit<Target>>,
     table: BoxTable,
     /// The unit this cell heads, typed by its box set: the boxes are
     /// its `set`, and the unit is freed through it.
     whole: NonNull<Unit<dyn ErasedSet>>,
-    /// The component's core: made just after the boxes, dropped when the
-    /// last handle goes ([`CoreRef`](crate::unit::CoreRef)).
-    core: UnsafeCell<MaybeUninit<Core>>,
 }
 
 // SAFETY: the cell's own fields are atomics and `Sync` values; `whole`
@@ -96,6 +106,15 @@ pub struct WakeCell {
 unsafe impl Sync for WakeCell {}
 // SAFETY: as for `Sync`: everything the cell owns is `Send`.
 unsafe impl Send for WakeCell {}
+
+impl Drop for WakeCell {
+    fn drop(&mut self) {
+        if *self.flags.get_mut() & BOUND != 0 {
+            // SAFETY: written once (`BOUND` says so), dropped once, here.
+            unsafe { self.target.get_mut().assume_init_drop() }
+        }
+    }
+}
 
 impl std::fmt::Debug for WakeCell {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -111,11 +130,22 @@ impl WakeCell {
             counts: Counts::new(),
             state: AtomicU8::new(INACTIVE),
             flags: AtomicU8::new(0),
-            target: OnceLock::new(),
+            target: UnsafeCell::new(MaybeUninit::uninit()),
             table,
             whole,
             core: UnsafeCell::new(MaybeUninit::uninit()),
         }
+    }
+
+    /// The cell `core` is in.
+    #[inline]
+    pub(crate) fn of_core(core: &Core) -> &WakeCell {
+        // SAFETY: every core is made in the cell at the head of its unit,
+        // as the cell's first field (`repr(C)`: the same address), and
+        // lives only as long as the cell; the unit's allocation was exposed
+        // as it was made (`unit::make`), so the address becomes a pointer
+        // into it.
+        unsafe { &*(core as *const Core as usize as *const WakeCell) }
     }
 
     /// The component's boxes.
@@ -200,13 +230,31 @@ impl WakeCell {
     /// Binds the cell to its runner. Returns false if it was already bound
     /// (a handle may be activated only once).
     pub(crate) fn bind(&self, target: Target) -> bool {
-        self.target.set(target).is_ok()
+        if self.flags.fetch_or(BINDING, Ordering::AcqRel) & BINDING != 0 {
+            return false;
+        }
+        // SAFETY: the one caller that set `BINDING` writes, once; nobody
+        // reads before `BOUND` is set, after the write.
+        unsafe { (*self.target.get()).write(target) };
+        self.flags.fetch_or(BOUND, Ordering::Release);
+        true
+    }
+
+    /// The runner, once bound.
+    #[inline]
+    fn target(&self) -> Option<&Target> {
+        if self.flags.load(Ordering::Acquire) & BOUND == 0 {
+            return None;
+        }
+        // SAFETY: written before `BOUND` was set (Release, seen by this
+        // Acquire), never written again, dropped with the cell.
+        Some(unsafe { (*self.target.get()).assume_init_ref() })
     }
 
     /// True if an [`Endpoint`](crate::Endpoint) owns this cell, and its
     /// signal.
     pub(crate) fn external_signal(&self) -> Option<&Arc<Signal>> {
-        match self.target.get() {
+        match self.target() {
             Some(Target::External(signal)) => Some(signal),
             _ => None,
         }
@@ -233,7 +281,7 @@ impl WakeCell {
     }
 
     fn dispatch(&self) {
-        match self.target.get() {
+        match self.target() {
             Some(Target::Scheduler { key, queue }) => queue.push_ready(*key),
             Some(Target::Thread(thread)) => thread.unpark(),
             Some(Target::External(signal)) => signal.raise(),
