@@ -77,20 +77,78 @@ impl<'a, B> Cx<'a, B> {
         self.me.unlink(link)
     }
 
-    /// Adopts `child` (A7): this component is woken when it ends.
+    /// Adopts `child` (A7): this component is woken when it ends, and
+    /// keeps it among its [`children`](Self::children).
     pub fn add_child(&self, child: &Handle) {
-        lock(&child.0.family).parent = Some(self.me.0.downgrade());
         self.me.0.kin(|k| k.children.insert(child.clone()));
-        // A child that ended before adoption still wakes its new parent.
-        if child.is_done() {
-            self.me.0.wake().wake();
-        }
+        self.tie(child);
+        child.0.wake().set_unlisted(false);
     }
 
     /// Gives up `child` (A7) and removes every linkage this component made
     /// to or from it.
     pub fn remove_child(&self, child: &Handle) {
         self.me.0.kin_if_any(|k| k.children.remove(child));
+        self.disown(child);
+        self.me.unlink_component(child);
+    }
+
+    /// A7 without the list: `child` wakes this component when it ends (and
+    /// is then among its [`ended_children`](Self::ended_children)), as a
+    /// child added with [`add_child`](Self::add_child) does, but it is not
+    /// kept among its [`children`](Self::children). For a parent that
+    /// keeps its children itself, such as a server that keeps each
+    /// connection's components: no second record per child.
+    ///
+    /// ```
+    /// use axon::{Component, Cx, Handle, Scheduler, Standard, Step};
+    ///
+    /// struct Quick;
+    /// impl Component for Quick {
+    ///     type Boxes = Standard<(), ()>;
+    ///     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Done }
+    /// }
+    ///
+    /// struct Server { child: Option<Handle>, heard: bool }
+    /// impl Component for Server {
+    ///     type Boxes = Standard<(), ()>;
+    ///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+    ///         if let Some(child) = self.child.take() {
+    ///             let _ = cx.ended_children(); // starts the list
+    ///             cx.adopt(&child);
+    ///             assert!(cx.children().is_empty()); // not listed
+    ///             cx.activate(&child).unwrap();
+    ///             return Step::Pause;
+    ///         }
+    ///         self.heard = !cx.ended_children().is_empty();
+    ///         if self.heard { Step::Done } else { Step::Pause }
+    ///     }
+    /// }
+    ///
+    /// let scheduler = Scheduler::new();
+    /// scheduler.activate(Server { child: Some(Handle::new(Quick)), heard: false }).unwrap();
+    /// scheduler.run(); // returns: the server heard its child end, and ended
+    /// ```
+    ///
+    /// A [snapshot](crate::SchedulerHandle::snapshot) still lists it among
+    /// this component's children.
+    pub fn adopt(&self, child: &Handle) {
+        self.tie(child);
+        child.0.wake().set_unlisted(true);
+    }
+
+    /// A7's tie: `child` tells this component when it ends.
+    fn tie(&self, child: &Handle) {
+        lock(&child.0.family).parent = Some(self.me.0.downgrade());
+        // A child that ended before adoption still wakes its new parent.
+        if child.is_done() {
+            self.me.0.wake().wake();
+        }
+    }
+
+    /// Undoes [`adopt`](Self::adopt): `child` no longer tells this
+    /// component of its end (if this component is still its parent).
+    pub fn disown(&self, child: &Handle) {
         let mut family = lock(&child.0.family);
         if family
             .parent
@@ -98,9 +156,8 @@ impl<'a, B> Cx<'a, B> {
             .is_some_and(|p| std::ptr::eq(p.as_ptr(), self.me.0.as_ptr()))
         {
             family.parent = None;
+            child.0.wake().set_unlisted(false);
         }
-        drop(family);
-        self.me.unlink_component(child);
     }
 
     /// The children that ended since the last call (A7: which ones woke

@@ -281,6 +281,23 @@ impl Parents {
     }
 }
 
+/// Lists the children adopted without a list ([`Cx::adopt`](crate::Cx::adopt))
+/// under their parents, as if they had been added. They have few parents
+/// (a server's connections have one), so each parent is found by a pass
+/// over the components, not through a map of all of them.
+fn list_unlisted(components: &mut [ComponentInfo], mut unlisted: Vec<(u64, u64)>) {
+    unlisted.sort_unstable();
+    let mut rest = unlisted.as_slice();
+    while let Some(&(parent, _)) = rest.first() {
+        let n = rest.iter().take_while(|(p, _)| *p == parent).count();
+        let (group, after) = rest.split_at(n);
+        if let Some(p) = components.iter_mut().find(|c| c.id == parent) {
+            p.children.extend(group.iter().map(|&(_, child)| child));
+        }
+        rest = after;
+    }
+}
+
 /// How many children ahead [`extend_ids`] asks for memory. Reading an id
 /// is a few instructions, so the misses overlap only when many are asked
 /// for at once.
@@ -450,6 +467,8 @@ pub(crate) fn take<'a>(
         kind
     };
     let mut parents = Parents::default();
+    // Children adopted without being listed (`Cx::adopt`): (parent, child).
+    let mut unlisted: Vec<(u64, u64)> = Vec::new();
     let mut count = 0;
     for (handle, body) in Ahead::new(entries) {
         let core = &handle.0;
@@ -509,6 +528,9 @@ pub(crate) fn take<'a>(
             }
             family.parent.as_ref().and_then(|p| parents.id_of(p))
         };
+        if let Some(p) = parent.filter(|_| core.wake().unlisted()) {
+            unlisted.push((p, core.id));
+        }
         for (i, meta) in table.iter().enumerate() {
             let Some(b) = core.port(i) else { continue };
             let seen = b.observe();
@@ -549,6 +571,7 @@ pub(crate) fn take<'a>(
         }
     }
     components.truncate(count);
+    list_unlisted(&mut components, unlisted);
     resolver.finish(&mut linkages);
     Snapshot {
         components,
@@ -822,6 +845,66 @@ mod tests {
         assert_eq!(boxed(find(&snap, &first), "inbox").delivered, 2);
         // A passthrough inbox holds nothing and counts nothing.
         assert_eq!(boxed(p, "inbox").delivered, 0);
+        handle.stop();
+        running.join().unwrap();
+    }
+
+    /// Children adopted without being listed (`Cx::adopt`) are listed in
+    /// a snapshot as added ones are, each under its own parent.
+    #[test]
+    fn a_snapshot_lists_adopted_children_under_their_parents() {
+        struct Adopter {
+            adopt: Vec<Handle>,
+            add: Vec<Handle>,
+        }
+        impl Component for Adopter {
+            type Boxes = Standard<u32, u32>;
+            fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+                for kid in self.adopt.drain(..) {
+                    cx.adopt(&kid);
+                    cx.activate(&kid).unwrap();
+                }
+                for kid in self.add.drain(..) {
+                    cx.add_child(&kid);
+                    cx.activate(&kid).unwrap();
+                }
+                Step::Pause
+            }
+        }
+        let kids: Vec<Handle> = (0..5).map(|_| Handle::new(Hoarder)).collect();
+        let scheduler = Scheduler::new();
+        let a = scheduler
+            .activate(Adopter {
+                adopt: kids[..2].to_vec(),
+                add: kids[2..3].to_vec(),
+            })
+            .unwrap();
+        let b = scheduler
+            .activate(Adopter {
+                adopt: kids[3..].to_vec(),
+                add: Vec::new(),
+            })
+            .unwrap();
+        let handle = scheduler.handle();
+        let running = std::thread::spawn(move || scheduler.run());
+        let deadline = Instant::now() + WAIT;
+        let snap = loop {
+            let snap = handle.snapshot(WAIT).expect("a snapshot");
+            if snap.components.len() == 7 {
+                break snap;
+            }
+            assert!(Instant::now() < deadline, "never activated");
+            std::thread::yield_now();
+        };
+        let sorted = |h: &Handle| {
+            let mut ids = find(&snap, h).children.clone();
+            ids.sort_unstable();
+            ids
+        };
+        let ids = |hs: &[Handle]| hs.iter().map(Handle::id).collect::<Vec<_>>();
+        assert_eq!(sorted(&a), ids(&kids[..3]));
+        assert_eq!(sorted(&b), ids(&kids[3..]));
+        assert!(kids.iter().all(|k| find(&snap, k).parent.is_some()));
         handle.stop();
         running.join().unwrap();
     }

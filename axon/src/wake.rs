@@ -58,6 +58,9 @@ const THREADED: u8 = 4;
 const BINDING: u8 = 8;
 /// `flags`: `target` is written, and read from now on.
 const BOUND: u8 = 16;
+/// `flags`: the component's parent adopted it without listing it among its
+/// children ([`Cx::adopt`](crate::Cx::adopt)): snapshots list it there.
+const UNLISTED: u8 = 32;
 
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
@@ -212,6 +215,19 @@ impl WakeCell {
 
     pub(crate) fn threaded(&self) -> bool {
         self.flags.load(Ordering::Acquire) & THREADED != 0
+    }
+
+    /// Marks (or unmarks) the component as adopted without being listed.
+    pub(crate) fn set_unlisted(&self, unlisted: bool) {
+        if unlisted {
+            self.flags.fetch_or(UNLISTED, Ordering::AcqRel);
+        } else {
+            self.flags.fetch_and(!UNLISTED, Ordering::AcqRel);
+        }
+    }
+
+    pub(crate) fn unlisted(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & UNLISTED != 0
     }
 
     pub(crate) fn panicked(&self) -> bool {

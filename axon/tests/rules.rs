@@ -531,6 +531,75 @@ fn a7_removing_a_child_removes_the_linkages_made_to_it() {
     assert_eq!(sink.inbox.recv(), None, "link survived removal");
 }
 
+/// `adopt` is A7 without the list: an adopted child's end is heard (and
+/// reported by `ended_children`) though it is never among `children`; a
+/// disowned one's is not heard.
+#[test]
+fn a7_an_adopted_child_is_heard_ending_without_being_listed_and_a_disowned_one_is_not() {
+    struct Ends;
+    impl Component for Ends {
+        type Boxes = NoBoxes;
+        fn main(&mut self, _: &mut Cx<'_, Self::Boxes>) -> Step {
+            Step::Done
+        }
+    }
+    struct Parent {
+        kept: Option<Handle>,
+        dropped: Option<Handle>,
+        heard: Arc<Mutex<Vec<u64>>>,
+        listed: Arc<Mutex<usize>>,
+    }
+    impl Component for Parent {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            if let (Some(kept), Some(dropped)) = (self.kept.take(), self.dropped.take()) {
+                let _ = cx.ended_children();
+                cx.adopt(&kept);
+                cx.adopt(&dropped);
+                cx.disown(&dropped);
+                *self.listed.lock().unwrap() = cx.children().len();
+                // The disowned one first: had it been heard, it would be
+                // heard before the other.
+                cx.activate(&dropped).unwrap();
+                cx.activate(&kept).unwrap();
+                return Step::Pause;
+            }
+            let ended = cx.ended_children();
+            self.heard
+                .lock()
+                .unwrap()
+                .extend(ended.iter().map(Handle::id));
+            if ended.is_empty() {
+                Step::Pause
+            } else {
+                Step::Done
+            }
+        }
+    }
+    let (kept, dropped) = (Handle::new(Ends), Handle::new(Ends));
+    let (heard, listed) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(9)));
+    let scheduler = Scheduler::new();
+    scheduler
+        .activate(Parent {
+            kept: Some(kept.clone()),
+            dropped: Some(dropped.clone()),
+            heard: heard.clone(),
+            listed: listed.clone(),
+        })
+        .unwrap();
+    Running::to_completion(scheduler);
+    assert_eq!(
+        *listed.lock().unwrap(),
+        0,
+        "adopted children are not listed"
+    );
+    assert_eq!(
+        *heard.lock().unwrap(),
+        [kept.id()],
+        "only the adopted one is heard"
+    );
+}
+
 #[test]
 fn a7_a_component_that_ends_drops_the_linkages_it_made() {
     struct Linker(Handle, Handle);

@@ -825,8 +825,10 @@ impl ServerCore {
                 break;
             }
         }
-        cx.add_child(&handler);
-        cx.add_child(&csa);
+        // Both tell us when they end (A7); `connections` keeps them, so
+        // they are not listed among our children as well.
+        cx.adopt(&handler);
+        cx.adopt(&csa);
         if let Err(e) = wired {
             log::error!("servercore: cannot wire a handler for {}: {e}", info.peer);
             tell(&csa, &keys.csa.control, Control::ShutdownMicroprocess);
@@ -883,8 +885,10 @@ impl ServerCore {
                 axon::unlink_boxes(src, dst);
             }
         }
-        cx.remove_child(&conn.handler);
-        cx.remove_child(csa);
+        // No linkage of ours to unlink (H2's are not recorded, and went
+        // above): only the A7 tie.
+        cx.disown(&conn.handler);
+        cx.disown(csa);
     }
 
     /// A handler ended while its connection lives (it panicked, or
