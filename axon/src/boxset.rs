@@ -177,8 +177,9 @@ pub fn __table(set: &'static str, metas: Vec<BoxMeta>) -> BoxTable {
 ///
 /// The names, descriptions and types are kept once per set type, not per
 /// component, and the boxes are the struct's fields, so a component's
-/// boxes are one allocation: a box costs 32 bytes and its queue exists
-/// only while messages wait.
+/// boxes are part of the component's one allocation: a box costs 24
+/// bytes and its queue exists only while messages wait. The struct is
+/// `repr(C)`: a box finds its owner from its place in it.
 #[macro_export]
 macro_rules! boxes {
     (

@@ -17,7 +17,7 @@
 //! ## Memory
 //!
 //! A server holds two components and fifteen boxes per connection, so a
-//! box is kept small (32 bytes): its name, description and type live once
+//! box is kept small (24 bytes): its name, description and type live once
 //! per component *type* in the owner's box table (reached through the
 //! owner's wake cell), its target and its queue share one lock (a
 //! one-byte parking_lot lock beside the box's other small fields, not a
@@ -26,15 +26,17 @@
 //! that grew during a burst gives its buffer back once it is empty again.
 //!
 //! A box is not an allocation of its own: it is a field of its
-//! component's box set, and the set is one allocation, owned by the
-//! component's wake cell. A reference to a box from elsewhere (a
-//! linkage's target, a [`Postbox`](crate::Postbox), a [`Link`](crate::Link))
-//! is one pointer, [`NodeRef`], that counts the *cell*: the box lives as
-//! long as anyone can send to it. A box's own reference to its cell
-//! ([`OwnerRef`]) is not counted, or every cell would keep itself alive.
-//! So that two components linked both ways do not keep each other's
-//! boxes for ever, a component's boxes let go of their linkages and
-//! messages once no handle on it is left (see `Core`'s `Drop`).
+//! component's box set, which follows the component's wake cell in the
+//! component's one allocation (`axon::unit`). So a box keeps no pointer
+//! to its owner: it keeps how far back the cell is (`Node::owner`). A
+//! reference to a box from elsewhere (a linkage's target, a
+//! [`Postbox`](crate::Postbox), a [`Link`](crate::Link)) is one pointer,
+//! [`NodeRef`], that counts the *cell*: the box lives as long as anyone
+//! can send to it. An [`OwnerRef`] (what a set is built with) is not
+//! counted, or every cell would keep itself alive. So that two components
+//! linked both ways do not keep each other's boxes for ever, a
+//! component's boxes let go of their linkages and messages once no
+//! handle on it is left (its last handle's drop, `CoreRef`'s).
 //!
 //! ## Counters
 //!

@@ -87,7 +87,7 @@ impl<T: Send + 'static> Inbox<T> {
     /// messages come in bursts and making the queue again costs an
     /// allocation and its regrowth each time. Not for a component made
     /// per connection: there an idle box should hold nothing (a box costs
-    /// 32 bytes, its queue is made when a message arrives).
+    /// 24 bytes, its queue is made when a message arrives).
     pub fn keep_queue(&self) {
         self.node.keep_queue();
     }
