@@ -1,6 +1,8 @@
 //! The [`Component`] trait: a body, its box set, and the step it runs
 //! (A1, A8).
 
+#![allow(unsafe_code)] // `Wrapped::step`: a body's boxes, found from its unit
+
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -179,18 +181,24 @@ pub(crate) trait Body: Send {
     fn counters(&self, counters: &mut Counters<'_>);
 }
 
+/// A component as its runner holds it. Its boxes are not referred to:
+/// they are in the unit of the handle every step is given, which
+/// [`Handle::new`] made for them.
 struct Wrapped<C: Component> {
     component: C,
-    boxes: BoxesRef<C::Boxes>,
 }
 
 impl<C: Component> Body for Wrapped<C> {
     #[inline]
     fn step(&mut self, env: Env<'_>) -> Step {
+        // SAFETY: a `Wrapped<C>` is made only by `Handle::new::<C>`, with a
+        // unit for `C::Boxes`, and is stepped only with a handle on that
+        // unit (its runner took it from that handle, `take_body`).
+        let boxes = unsafe { crate::unit::set_of::<C::Boxes>(env.me.0.wake()) };
         let mut cx = Cx {
             me: env.me,
             shared: env.shared,
-            boxes: &*self.boxes,
+            boxes,
             idle_service: env.idle_service,
         };
         self.component.main(&mut cx)
@@ -217,10 +225,7 @@ impl Handle {
         }
         let handle = Handle(core);
         body.created(&handle, &boxes);
-        let body: Box<dyn Body> = Box::new(Wrapped {
-            component: body,
-            boxes,
-        });
+        let body: Box<dyn Body> = Box::new(Wrapped { component: body });
         lock(&handle.0.family).body = Some(body);
         handle
     }

@@ -140,6 +140,21 @@ pub(crate) fn make<B: BoxSet>(
     }
 }
 
+/// The box set of the unit `cell` heads, typed: for a body, which lives as
+/// long as its unit and so keeps no reference to its boxes.
+///
+/// # Safety
+///
+/// `cell` must head a `Unit<B>` (one [`make`] made for `B`).
+#[inline]
+pub(crate) unsafe fn set_of<B: BoxSet>(cell: &WakeCell) -> &B {
+    let unit = cell as *const WakeCell as usize as *const Unit<B>;
+    // SAFETY: the caller says the unit is a `Unit<B>`, whose first field
+    // the cell is (`repr(C)`), and whose allocation `make` exposed: the
+    // address becomes a pointer to it, and its set lives as the cell does.
+    unsafe { &(*unit).set }
+}
+
 /// A counted reference to a component's wake cell, and so to its boxes:
 /// what a linkage, a postbox, a waiting producer or a timer holds (an
 /// `Arc<WakeCell>`, as it were). The cell and the boxes live while any is
