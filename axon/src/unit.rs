@@ -16,9 +16,11 @@
 //! [`Unit`] with two counts, as an `Arc` has strong and weak ones:
 //! `handles` counts the handles, and `refs` counts every [`CellRef`] plus
 //! one for all the handles together. The core is dropped when `handles`
-//! reaches zero, the whole unit freed when `refs` does. Three allocations
-//! fewer per component, and a component's wake state, core and boxes sit
-//! side by side in memory.
+//! reaches zero, the whole unit freed when `refs` does. Two allocations
+//! fewer per component (its body is the one left apart), and a
+//! component's wake state, core and boxes sit side by side in memory: a
+//! core finds its cell at its own address (it is the cell's first field),
+//! and a box finds it by its place in the set after the cell.
 //!
 //! ```
 //! use axon::{Component, Cx, Handle, Standard, Step};
