@@ -11,7 +11,6 @@ use crate::boxset::{BoxSet, BoxesRef, Declaration};
 use crate::cx::Cx;
 use crate::handle::Handle;
 use crate::shared::Shared;
-use crate::sync::lock;
 
 /// What a component's [`main`](Component::main) tells its scheduler.
 ///
@@ -171,7 +170,8 @@ pub(crate) struct Env<'a> {
     pub(crate) idle_service: &'a Cell<bool>,
 }
 
-/// A component's body with its boxes, as its runner holds it.
+/// A component's body, as its runner steps it: in its unit, after its
+/// boxes ([`crate::unit`]).
 pub(crate) trait Body: Send {
     fn step(&mut self, env: Env<'_>) -> Step;
     /// The component's type name, for snapshots: a method, so that it costs
@@ -181,19 +181,18 @@ pub(crate) trait Body: Send {
     fn counters(&self, counters: &mut Counters<'_>);
 }
 
-/// A component as its runner holds it. Its boxes are not referred to:
-/// they are in the unit of the handle every step is given, which
-/// [`Handle::new`] made for them.
-struct Wrapped<C: Component> {
+/// A component as its runner steps it. Its boxes are not referred to:
+/// they are in the same unit, reached from the handle every step is given.
+pub(crate) struct Wrapped<C: Component> {
     component: C,
 }
 
 impl<C: Component> Body for Wrapped<C> {
     #[inline]
     fn step(&mut self, env: Env<'_>) -> Step {
-        // SAFETY: a `Wrapped<C>` is made only by `Handle::new::<C>`, with a
+        // SAFETY: a `Wrapped<C>` is made only by `Handle::new::<C>`, in a
         // unit for `C::Boxes`, and is stepped only with a handle on that
-        // unit (its runner took it from that handle, `take_body`).
+        // unit (its runner reached it through that handle).
         let boxes = unsafe { crate::unit::set_of::<C::Boxes>(env.me.0.wake()) };
         let mut cx = Cx {
             me: env.me,
@@ -219,14 +218,17 @@ impl Handle {
     pub fn new<C: Component>(mut body: C) -> Handle {
         let dynamic = body.dynamic_boxes();
         let table = C::Boxes::__table(&dynamic);
-        let (core, boxes) = crate::unit::make::<C::Boxes>(table, &dynamic, body.name());
+        let (core, boxes) = crate::unit::make::<C::Boxes, Wrapped<C>>(table, &dynamic, body.name());
         if C::THREADED {
             core.wake().set_threaded();
         }
         let handle = Handle(core);
         body.created(&handle, &boxes);
-        let body: Box<dyn Body> = Box::new(Wrapped { component: body });
-        lock(&handle.0.family).body = Some(body);
+        // SAFETY: the unit was made for `C::Boxes` and `Wrapped<C>` just
+        // now, and only this handle (not yet given out) can activate it.
+        unsafe {
+            crate::unit::put_body::<C::Boxes, _>(handle.0.wake(), Wrapped { component: body })
+        };
         handle
     }
 
@@ -236,7 +238,7 @@ impl Handle {
         dynamic: &Declaration,
     ) -> (Handle, BoxesRef<B>) {
         let table = B::__table(dynamic);
-        let (core, boxes) = crate::unit::make::<B>(table, dynamic, name);
+        let (core, boxes) = crate::unit::make::<B, crate::unit::NoBody>(table, dynamic, name);
         (Handle(core), boxes)
     }
 }

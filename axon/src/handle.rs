@@ -15,7 +15,7 @@ use crate::linkage::LinkBook;
 use crate::node::ErasedBox;
 use crate::ports::Postbox;
 use crate::sync::lock;
-use crate::unit::{CoreRef, WeakCore};
+use crate::unit::{Claimed, CoreRef, WeakCore};
 use crate::wake::{WakeCell, DONE};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -23,19 +23,14 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct Core {
     pub(crate) id: u64,
     pub(crate) name: Cow<'static, str>,
-    /// Its body (until activation), parent, children and linkages: one
-    /// lock for them all, as none is wanted often.
+    /// Its parent, children and linkages: one lock for them all, as none
+    /// is wanted often.
     pub(crate) family: Mutex<Family>,
 }
 
-/// A component's body until it is activated, its parent, and its children
-/// and linkages if it has any.
+/// A component's parent, and its children and linkages if it has any.
+/// (Its body is in its unit, after its boxes.)
 pub(crate) struct Family {
-    /// The body until activation, then its runner's (`wake` says it was
-    /// activated); an [`Endpoint`](crate::Endpoint)'s handle has none. One
-    /// allocation: the component with its boxes, as the trait object its
-    /// runner steps.
-    pub(crate) body: Option<Box<dyn crate::component::Body>>,
     /// Woken (and told, if it watches) when this component ends (A7).
     pub(crate) parent: Option<WeakCore>,
     /// Made on first use: most components (one CSA and one handler per
@@ -61,7 +56,6 @@ impl Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
             family: Mutex::new(Family {
-                body: None,
                 parent: None,
                 kin: None,
             }),
@@ -311,21 +305,14 @@ impl Handle {
 
     /// Claims the body for a runner: errors if it was claimed before or
     /// there is none (an endpoint).
-    pub(crate) fn claim_activation(&self) -> Result<(), ActivateError> {
-        let family = lock(&self.0.family);
-        if family.body.is_none() || !self.0.wake().claim_activation() {
-            return Err(if self.0.wake().is_activated() {
+    pub(crate) fn claim_activation(&self) -> Result<Claimed, ActivateError> {
+        Claimed::new(self.clone()).ok_or_else(|| {
+            if self.0.wake().is_activated() {
                 ActivateError::AlreadyActivated(self.0.name.to_string())
             } else {
                 ActivateError::NoBody(self.0.name.to_string())
-            });
-        }
-        Ok(())
-    }
-
-    /// Takes the body (after [`claim_activation`](Self::claim_activation)).
-    pub(crate) fn take_body(&self) -> Option<Box<dyn crate::component::Body>> {
-        lock(&self.0.family).body.take()
+            }
+        })
     }
 
     /// Called by the runner when the body returned `Done` (or panicked, or

@@ -1439,7 +1439,8 @@ mod tests {
         type Set = crate::Standard<u8, u8>;
         let dynamic = crate::Declaration::default();
         let table = <Set as crate::BoxSet>::__table(&dynamic);
-        let (core, _) = crate::unit::make::<Set>(table, &dynamic, "test".into());
+        let (core, _) =
+            crate::unit::make::<Set, crate::unit::NoBody>(table, &dynamic, "test".into());
         let cell = CellRef::from(core.wake());
         // SAFETY: see above.
         let owner = unsafe { OwnerRef::new(NonNull::new(cell.as_ptr() as *mut WakeCell).unwrap()) };

@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::cat::Cat;
-use crate::component::{Body, Env, Step};
+use crate::component::Step;
 use crate::error::ActivateError;
 use crate::handle::Handle;
 use crate::ready::{RunningHere, Unpark};
 use crate::shared::{SchedulerHandle, Shared};
 use crate::sync::lock;
-use crate::unit::CellRef;
+use crate::unit::{CellRef, Claimed};
 use crate::wake::{Target, SCHEDULED};
 
 /// How a scheduler sleeps when nothing is runnable, and what else it serves
@@ -86,16 +86,14 @@ impl SchedulerHandle {
     /// refused a thread.
     pub fn activate_threaded(&self, component: impl Into<Handle>) -> Result<Handle, ActivateError> {
         let component = component.into();
-        component.claim_activation()?;
-        let Some(body) = component.take_body() else {
-            return Err(ActivateError::NoBody(component.name().to_owned()));
-        };
+        let claimed = component.claim_activation()?;
         self.shared.queue.lock().threaded += 1;
-        let handle = component.clone();
         let shared = self.shared.clone();
+        // A failed spawn drops the closure, and with it the claim and the
+        // body.
         let spawned = thread::Builder::new()
             .name(component.name().to_owned())
-            .spawn(move || run_threaded(handle, body, shared));
+            .spawn(move || run_threaded(claimed, shared));
         if let Err(e) = spawned {
             let mut q = self.shared.queue.lock();
             q.threaded -= 1;
@@ -110,14 +108,17 @@ impl SchedulerHandle {
     }
 }
 
-fn run_threaded(handle: Handle, mut body: Box<dyn Body>, shared: Arc<Shared>) {
-    let wake = handle.0.wake();
-    wake.bind(Target::Thread(thread::current()));
-    wake.set_scheduled();
+/// Runs a threaded component's body (its activation was claimed for this
+/// thread) until it ends.
+fn run_threaded(mut claimed: Claimed, shared: Arc<Shared>) {
+    claimed.0.wake().bind(Target::Thread(thread::current()));
+    claimed.0.wake().set_scheduled();
     let ignored = Cell::new(false);
     loop {
-        wake.set_running();
-        match step_once(&handle, &mut body, &shared, &ignored) {
+        claimed.0.wake().set_running();
+        let step = step_once(&mut claimed, &shared, &ignored);
+        let wake = claimed.0.wake();
+        match step {
             Step::Continue => wake.set_scheduled(),
             Step::Pause => {
                 if !wake.pause() {
@@ -129,7 +130,7 @@ fn run_threaded(handle: Handle, mut body: Box<dyn Body>, shared: Arc<Shared>) {
             Step::Done => break,
         }
     }
-    drop(body);
+    let handle = claimed.end();
     handle.finish();
     log::trace!("threaded {handle:?} done");
     let mut q = shared.queue.lock();
@@ -140,18 +141,8 @@ fn run_threaded(handle: Handle, mut body: Box<dyn Body>, shared: Arc<Shared>) {
 /// Runs one step, containing a panic to this component: it is logged at
 /// `error`, the component is ended ([`Handle::panicked`] says so) and
 /// every other component goes on.
-fn step_once(
-    handle: &Handle,
-    body: &mut Box<dyn Body>,
-    shared: &Arc<Shared>,
-    idle_service: &Cell<bool>,
-) -> Step {
-    let env = Env {
-        me: handle,
-        shared,
-        idle_service,
-    };
-    match catch_unwind(AssertUnwindSafe(|| body.step(env))) {
+fn step_once(claimed: &mut Claimed, shared: &Arc<Shared>, idle_service: &Cell<bool>) -> Step {
+    match catch_unwind(AssertUnwindSafe(|| claimed.step(shared, idle_service))) {
         Ok(step) => step,
         Err(panic) => {
             let what = panic
@@ -159,16 +150,17 @@ fn step_once(
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("(non-string panic)");
-            log::error!("component {handle:?} panicked and was ended: {what}");
-            handle.0.wake().set_panicked();
+            log::error!("component {:?} panicked and was ended: {what}", **claimed);
+            claimed.0.wake().set_panicked();
             Step::Done
         }
     }
 }
 
+/// A component the scheduler runs: its body is in its unit
+/// ([`crate::unit`]), reached through its handle.
 struct Entry {
-    handle: Handle,
-    body: Box<dyn Body>,
+    handle: Claimed,
     /// What the component last said with `Cx::set_idle_service`.
     idle_service: Cell<bool>,
     /// Whether it is counted in `Scheduler::idle_services`.
@@ -204,7 +196,7 @@ pub struct Scheduler {
     table: Slab<Entry>,
     /// This round's and the next round's runnable keys.
     local: VecDeque<u32>,
-    new: Vec<Handle>,
+    new: Vec<Claimed>,
     reactor: Box<dyn Reactor>,
     /// Rounds run since the reactor last looked for outside events.
     rounds_since_park: u32,
@@ -378,7 +370,10 @@ impl Scheduler {
         let old = lock(&self.shared.recycled)
             .take()
             .and_then(|old| Arc::try_unwrap(old).ok());
-        let entries = self.table.iter().map(|(_, e)| (&e.handle, &*e.body));
+        let entries = self
+            .table
+            .iter()
+            .map(|(_, e)| (&*e.handle, e.handle.body_ref()));
         let snapshot = Arc::new(crate::snapshot::take(entries, threaded, old));
         log::trace!(
             "snapshot of {} components in {:?}",
@@ -393,16 +388,11 @@ impl Scheduler {
     /// Puts newly activated components in the table, runnable.
     fn take_in_new(&mut self) {
         for handle in self.new.drain(..) {
-            let Some(body) = handle.take_body() else {
-                log::error!("scheduler: {handle:?} has no body to run");
-                handle.finish();
-                continue;
-            };
             let entry = self.table.vacant_entry();
             let Ok(key) = u32::try_from(entry.key()) else {
                 // Four billion live components: memory ran out long before.
-                log::error!("scheduler: too many components; {handle:?} not run");
-                handle.finish();
+                log::error!("scheduler: too many components; {:?} not run", *handle);
+                handle.end().finish();
                 continue;
             };
             handle.0.wake().bind(Target::Scheduler {
@@ -412,7 +402,6 @@ impl Scheduler {
             handle.0.wake().set_scheduled();
             entry.insert(Entry {
                 handle,
-                body,
                 idle_service: Cell::new(false),
                 counted_idle: false,
             });
@@ -424,14 +413,9 @@ impl Scheduler {
         let Some(entry) = self.table.get_mut(key) else {
             return;
         };
+        entry.handle.0.wake().set_running();
+        let step = step_once(&mut entry.handle, &self.shared, &entry.idle_service);
         let wake = entry.handle.0.wake();
-        wake.set_running();
-        let step = step_once(
-            &entry.handle,
-            &mut entry.body,
-            &self.shared,
-            &entry.idle_service,
-        );
         let idle = entry.idle_service.get() && step != Step::Done;
         if idle != entry.counted_idle {
             entry.counted_idle = idle;
@@ -455,10 +439,9 @@ impl Scheduler {
                 }
             }
             Step::Done => {
-                let entry = self.table.remove(key);
-                drop(entry.body);
-                entry.handle.finish();
-                log::trace!("{:?} done", entry.handle);
+                let handle = self.table.remove(key).handle.end();
+                handle.finish();
+                log::trace!("{handle:?} done");
             }
         }
     }
@@ -470,12 +453,10 @@ impl Drop for Scheduler {
     fn drop(&mut self) {
         let pending = std::mem::take(&mut *lock(&self.shared.new));
         for handle in pending.into_iter().chain(self.new.drain(..)) {
-            drop(handle.take_body());
-            handle.finish();
+            handle.end().finish();
         }
         for entry in self.table.drain() {
-            drop(entry.body);
-            entry.handle.finish();
+            entry.handle.end().finish();
         }
         lock(&self.shared.timers).clear();
         self.shared.cat.clear();
@@ -493,8 +474,11 @@ mod tests {
     fn per_component_records_stay_small() {
         // Two components per connection: their records are idle memory.
         // The cell heads each component's one allocation, the core in it
-        // (an `Arc` of each, 104 and 80 bytes, before they were one).
-        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 72);
-        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 136);
+        // (an `Arc` of each, 104 and 80 bytes, before they were one), and
+        // the body after the boxes (a `Box` of it was in the core, and
+        // another in the scheduler's entry).
+        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 56);
+        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 112);
+        assert_eq!(std::mem::size_of::<super::Entry>(), 16);
     }
 }

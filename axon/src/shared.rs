@@ -14,13 +14,13 @@ use crate::ready::ReadyQueue;
 use crate::snapshot::SnapshotFn;
 use crate::sync::lock;
 use crate::timers::Timers;
-use crate::unit::CellRef;
+use crate::unit::{CellRef, Claimed};
 
 pub(crate) struct Shared {
     pub(crate) queue: Arc<ReadyQueue>,
     /// Activated, waiting for the scheduler's next round (their bodies are
     /// still in their handles).
-    pub(crate) new: Mutex<Vec<Handle>>,
+    pub(crate) new: Mutex<Vec<Claimed>>,
     pub(crate) timers: Mutex<Timers>,
     pub(crate) cat: Cat,
     /// Callbacks waiting for the next snapshot (`RunQueue::snapshot` says
@@ -54,9 +54,9 @@ impl Shared {
 
     /// Queues `component` to be taken in by the scheduler's next round.
     pub(crate) fn activate(&self, component: &Handle) -> Result<(), ActivateError> {
-        component.claim_activation()?;
+        let claimed = component.claim_activation()?;
         log::trace!("activate {component:?}");
-        lock(&self.new).push(component.clone());
+        lock(&self.new).push(claimed);
         let mut q = self.queue.lock();
         q.activations += 1;
         self.queue.kick(q);

@@ -1110,10 +1110,12 @@ mod tests {
     /// in order, with the window's stages ahead of them.
     #[test]
     fn the_walk_sees_every_entry_once_in_order() {
-        let handles: Vec<Handle> = (0..2 * AHEAD + 3).map(|_| Handle::new(Hoarder)).collect();
-        let bodies: Vec<Box<dyn Body>> = handles.iter().map(|h| h.take_body().unwrap()).collect();
+        let claims: Vec<_> = (0..2 * AHEAD + 3)
+            .map(|_| Handle::new(Hoarder).claim_activation().unwrap())
+            .collect();
+        let handles: Vec<Handle> = claims.iter().map(|c| (**c).clone()).collect();
         for n in [0, 1, AHEAD, AHEAD + 1, handles.len()] {
-            let seen: Vec<u64> = Ahead::new(handles[..n].iter().zip(bodies.iter().map(|b| &**b)))
+            let seen: Vec<u64> = Ahead::new(claims[..n].iter().map(|c| (&**c, c.body_ref())))
                 .map(|(h, _)| h.id())
                 .collect();
             let want: Vec<u64> = handles[..n].iter().map(Handle::id).collect();

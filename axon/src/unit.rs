@@ -1,26 +1,34 @@
-//! A component in one allocation: its wake cell, its core and its box set.
+//! A component in one allocation: its wake cell, its core, its box set and
+//! its body.
 //!
 //! A component is reached two ways, and each keeps a different part of it:
 //!
 //! - **By handle** ([`Handle`](crate::Handle), a [`CoreRef`]): its core
-//!   (name, body until activation, parent, children, linkages). When the
-//!   last handle goes, the core goes: its boxes let go of where they lead
-//!   and of what waits in them, so components linked both ways are freed.
+//!   (name, parent, children, linkages) and its body until it runs. When
+//!   the last handle goes, the core goes: its boxes let go of where they
+//!   lead and of what waits in them, so components linked both ways are
+//!   freed.
 //! - **By its boxes** ([`CellRef`]: a linkage's target, a postbox, a
 //!   producer waiting for space, a timer): its wake cell and its boxes,
 //!   which stay while anyone can still send to them (a send then finds the
 //!   component gone and is discarded).
 //!
-//! Both used to be separate allocations (an `Arc` of the core holding an
-//! `Arc` of the cell, which held a `Box` of the set). Here they are one
-//! [`Unit`] with two counts, as an `Arc` has strong and weak ones:
-//! `handles` counts the handles, and `refs` counts every [`CellRef`] plus
-//! one for all the handles together. The core is dropped when `handles`
-//! reaches zero, the whole unit freed when `refs` does. Two allocations
-//! fewer per component (its body is the one left apart), and a
-//! component's wake state, core and boxes sit side by side in memory: a
-//! core finds its cell at its own address (it is the cell's first field),
-//! and a box finds it by its place in the set after the cell.
+//! They used to be four allocations (an `Arc` of the core holding an
+//! `Arc` of the cell, which held a `Box` of the set, and a `Box` of the
+//! body). Here they are one [`Unit`] with two counts, as an `Arc` has
+//! strong and weak ones: `handles` counts the handles, and `refs` counts
+//! every [`CellRef`] plus one for all the handles together. The core is
+//! dropped when `handles` reaches zero, the whole unit freed when `refs`
+//! does. A component's wake state, core, boxes and body sit side by side
+//! in memory: a core finds its cell at its own address (it is the cell's
+//! first field), a box finds it by its place in the set after the cell,
+//! and the cell knows its unit's type ([`UnitVt`]), which says where the
+//! body is.
+//!
+//! The body belongs to whoever runs it: from activation, the runner's
+//! [`Claimed`], which steps it and drops it when it ends (its socket, say,
+//! closes then, not when the last reference to its boxes goes); if it is
+//! never activated, it goes with the last handle.
 //!
 //! ```
 //! use axon::{Component, Cx, Handle, Standard, Step};
@@ -40,17 +48,22 @@
 #![allow(unsafe_code)] // the unit's counts and layout: see their SAFETY notes
 
 use std::borrow::Cow;
+use std::cell::UnsafeCell;
 use std::fmt;
-use std::mem::ManuallyDrop;
+use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
 
 use crate::boxset::{BoxSet, BoxesRef, Declaration, ErasedSet};
+use crate::component::{Body, Env, Step};
 use crate::declare::BoxTable;
-use crate::handle::Core;
+use crate::handle::{Core, Handle};
 use crate::node::OwnerRef;
+use crate::shared::Shared;
 use crate::wake::{WakeCell, DONE};
+use std::cell::Cell;
+use std::sync::Arc;
 
 /// One component's allocation: its wake cell (with its core inside), then
 /// its box set. `repr(C)`, so the cell is at its start: a pointer to the
@@ -97,28 +110,113 @@ impl Counts {
     }
 }
 
+/// A component's whole allocation: its unit, then its body (`D`: an
+/// endpoint's is [`NoBody`]). `repr(C)`, so the cell is at its start. The
+/// body is written once the component's [`created`](crate::Component::created)
+/// has run ([`put_body`]), and dropped by its runner when it ends, or with
+/// its core if it never ran ([`WakeCell::drop_body`]): not with the unit,
+/// which may outlive it for the boxes' references.
+#[repr(C)]
+struct Whole<S, D> {
+    unit: Unit<S>,
+    body: UnsafeCell<MaybeUninit<D>>,
+}
+
+/// What a cell knows of the unit it heads, typed (one per box set and
+/// body type, in static memory): a cell keeps a pointer to it where it
+/// would keep two fat pointers, to its set and to its body.
+pub(crate) struct UnitVt {
+    /// The unit's box set.
+    pub(crate) set: unsafe fn(*const WakeCell) -> *const dyn ErasedSet,
+    /// The unit's body.
+    pub(crate) body: unsafe fn(*const WakeCell) -> *mut dyn Body,
+    /// Steps the unit's body: one call, where reaching the body and then
+    /// calling its `step` would be two.
+    step: unsafe fn(*const WakeCell, Env<'_>) -> Step,
+    /// Frees the unit (its cell's fields and its boxes; not its body).
+    pub(crate) free: unsafe fn(*mut WakeCell),
+}
+
+impl<S: BoxSet, D: Body + 'static> Whole<S, D> {
+    const VT: UnitVt = UnitVt {
+        set: Self::set,
+        body: Self::body,
+        step: Self::step,
+        free: Self::free,
+    };
+
+    /// The whole allocation `cell` heads.
+    ///
+    /// # Safety
+    ///
+    /// `cell` must head a `Whole<S, D>` (one `make::<S, D>` made).
+    unsafe fn of(cell: *const WakeCell) -> *mut Self {
+        // The cell is the first field (`repr(C)`, twice): the same
+        // address; `make` exposed the allocation, so the address becomes a
+        // pointer to all of it.
+        cell as usize as *mut Self
+    }
+
+    unsafe fn set(cell: *const WakeCell) -> *const dyn ErasedSet {
+        // SAFETY: (all three) `cell` is the head of a live `Whole<S, D>`,
+        // which is what its `vt` says (`make` wrote both).
+        unsafe { ptr::addr_of!((*Self::of(cell)).unit.set) as *const dyn ErasedSet }
+    }
+
+    unsafe fn body(cell: *const WakeCell) -> *mut dyn Body {
+        // SAFETY: as for `set`.
+        unsafe { (*Self::of(cell)).body.get().cast::<D>() as *mut dyn Body }
+    }
+
+    unsafe fn step(cell: *const WakeCell, env: Env<'_>) -> Step {
+        // SAFETY: as for `set`; the caller (`Claimed::step`) has the body
+        // to itself.
+        unsafe { (*(*Self::of(cell)).body.get().cast::<D>()).step(env) }
+    }
+
+    unsafe fn free(cell: *mut WakeCell) {
+        // SAFETY: as for `set`; `make` allocated it as a `Box` of a
+        // `Whole<S, D>` (uninitialised then), and the body, in its
+        // `MaybeUninit`, is not dropped here.
+        drop(unsafe { Box::from_raw(Self::of(cell)) })
+    }
+}
+
+/// An endpoint's body: it has none to run ([`Handle::without_body`](crate::Handle)).
+pub(crate) struct NoBody;
+
+impl Body for NoBody {
+    fn step(&mut self, _: Env<'_>) -> Step {
+        Step::Done
+    }
+    fn kind(&self) -> &'static str {
+        "Endpoint"
+    }
+    fn counters(&self, _: &mut crate::component::Counters<'_>) {}
+}
+
 /// Makes a component's unit for the box set `B` (its boxes built with the
-/// unit as their owner) with its core; returns its first handle and its
-/// boxes, typed.
-pub(crate) fn make<B: BoxSet>(
+/// unit as their owner) with its core, and room after them for a body `D`
+/// ([`put_body`]); returns its first handle and its boxes, typed.
+pub(crate) fn make<B: BoxSet, D: Body + 'static>(
     table: BoxTable,
     dynamic: &Declaration,
     name: Cow<'static, str>,
 ) -> (CoreRef, BoxesRef<B>) {
-    let raw: *mut Unit<B> =
-        Box::into_raw(Box::new(std::mem::MaybeUninit::<Unit<B>>::uninit())).cast();
-    let whole: *mut Unit<dyn ErasedSet> = raw;
-    // SAFETY: `raw` is a fresh allocation for a `Unit<B>`, written field by
-    // field before anything reads it: the cell first (it knows the whole
-    // unit, to reach the set and to free it), then the boxes (each told
-    // the cell as its owner, which it only stores), then the core. If
-    // building the boxes panics, the unit is leaked, never read or freed.
+    let raw: *mut Whole<B, D> =
+        Box::into_raw(Box::new(MaybeUninit::<Whole<B, D>>::uninit())).cast();
+    // SAFETY: `raw` is a fresh allocation for a `Whole<B, D>`, written
+    // field by field before anything reads it: the cell first (it knows
+    // the unit's type, to reach the set and the body and to free it), then
+    // the boxes (each told the cell as its owner, which it only stores),
+    // then the core; the body later (`put_body`). If building the boxes
+    // panics, the unit is leaked, never read or freed.
     unsafe {
-        let cell = ptr::addr_of_mut!((*raw).cell);
-        cell.write(WakeCell::new(table, NonNull::new_unchecked(whole)));
+        let cell = ptr::addr_of_mut!((*raw).unit.cell);
+        cell.write(WakeCell::new(table, &Whole::<B, D>::VT));
         let cell = NonNull::new_unchecked(cell);
         let owner = OwnerRef::new(cell);
-        ptr::addr_of_mut!((*raw).set).write(B::__build(dynamic, &owner));
+        ptr::addr_of_mut!((*raw).unit.set).write(B::__build(dynamic, &owner));
         // Each box finds its owner from its own address (`Node::owner`):
         // the unit's allocation is exposed, so that an address inside it
         // may be turned back into a pointer; and the first unit of each
@@ -140,6 +238,20 @@ pub(crate) fn make<B: BoxSet>(
         let boxes = BoxesRef::of(core.wake()).expect("the boxes just made are B's");
         (core, boxes)
     }
+}
+
+/// Writes the body of the component `cell` heads: it may now be activated.
+///
+/// # Safety
+///
+/// `cell` must head a unit that `make::<B, D>` made, whose body has not
+/// been written yet, and no runner may have it (it has not been
+/// activated: its handle was only just made).
+pub(crate) unsafe fn put_body<B: BoxSet, D: Body + 'static>(cell: &WakeCell, body: D) {
+    // SAFETY: the caller says the unit is a `Whole<B, D>` with no body yet
+    // and that nobody else reaches its body.
+    unsafe { (*(*Whole::<B, D>::of(cell)).body.get()).write(body) };
+    cell.set_has_body();
 }
 
 /// The box set of the unit `cell` heads, typed: for a body, which lives as
@@ -214,11 +326,11 @@ impl CellRef {
             fence(Ordering::Acquire);
             #[cfg(test)]
             let _ = FREED.try_with(|f| f.borrow_mut().push(cell as usize));
-            let whole = (*cell).whole();
-            // The core is gone already (the handles' own count was the
-            // last but one); this drops the cell's fields and the boxes,
-            // and frees the allocation `make` made as a `Box`.
-            drop(Box::from_raw(whole.as_ptr()));
+            // The core and the body are gone already (the handles' own
+            // count was the last but one); this drops the cell's fields
+            // and the boxes, and frees the allocation `make` made as a
+            // `Box`.
+            (*cell).free_unit();
         }
     }
 
@@ -278,6 +390,71 @@ impl CellRef {
     /// must outlive it.
     pub(crate) unsafe fn uncounted(cell: NonNull<WakeCell>) -> ManuallyDrop<CellRef> {
         ManuallyDrop::new(CellRef(cell))
+    }
+}
+
+/// A component its runner claimed ([`Handle::claim_activation`]): the
+/// one value through which its body is stepped, and which drops the body
+/// when it goes (or [`end`](Self::end)s). A handle, which keeps the body
+/// from the last handle's drop; not `Clone`, so that the body it gives
+/// out is nobody else's.
+pub(crate) struct Claimed(Handle);
+
+impl Claimed {
+    /// Claims `handle`'s body; `None` if it has none (an endpoint, or one
+    /// that ran already) or another runner claimed it.
+    pub(crate) fn new(handle: Handle) -> Option<Claimed> {
+        let wake = handle.0.wake();
+        (wake.has_body() && wake.claim_activation()).then_some(Claimed(handle))
+    }
+
+    /// Runs one step of the body.
+    #[inline]
+    pub(crate) fn step(&mut self, shared: &Arc<Shared>, idle_service: &Cell<bool>) -> Step {
+        let wake = self.0 .0.wake();
+        let env = Env {
+            me: &self.0,
+            shared,
+            idle_service,
+        };
+        // SAFETY: the body is written (`new` saw `has_body`) and is this
+        // claim's alone: the claim is made once (the flag `new` set), is
+        // not `Clone`, and the body is dropped only by its own drop (or by
+        // the last handle, and this holds one); `&mut self` keeps the step
+        // the only use of it.
+        unsafe { (wake.vt().step)(wake, env) }
+    }
+
+    /// The body, to read (a snapshot).
+    pub(crate) fn body_ref(&self) -> &dyn Body {
+        let wake = self.0 .0.wake();
+        // SAFETY: as for `body`; `&self` keeps it from being stepped
+        // meanwhile.
+        unsafe { &*(wake.vt().body)(wake) }
+    }
+
+    /// Drops the body and gives the handle back (for its runner to
+    /// [`finish`](Handle::finish)).
+    pub(crate) fn end(self) -> Handle {
+        let me = ManuallyDrop::new(self);
+        me.0 .0.wake().drop_body();
+        // SAFETY: `me` is never used or dropped again: the handle is moved
+        // out of it once.
+        unsafe { ptr::read(&me.0) }
+    }
+}
+
+impl Deref for Claimed {
+    type Target = Handle;
+
+    fn deref(&self) -> &Handle {
+        &self.0
+    }
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        self.0 .0.wake().drop_body();
     }
 }
 
@@ -350,6 +527,8 @@ impl Drop for CoreRef {
         // through its own, are freed.
         let ended = cell.state() == DONE;
         cell.set().each(&mut |b| b.release(ended));
+        // A body never run (a runner holds a handle while it has one).
+        cell.drop_body();
         // SAFETY: this was the last handle, and only handles reach the
         // core (a `WeakCore` makes one only while another lives), so
         // nothing can see it now; it is dropped once, here.
@@ -450,6 +629,49 @@ mod tests {
             inbox.send(1).is_ok(),
             "a send to a component gone is dropped"
         );
+        drop(inbox);
+        assert!(freed(unit));
+    }
+
+    /// Ends on its first step; says when its body is dropped.
+    struct Brief(Arc<AtomicBool>);
+
+    impl Drop for Brief {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    impl Component for Brief {
+        type Boxes = Standard<u8, u8>;
+        fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
+            Step::Done
+        }
+    }
+
+    /// The body lives in the unit but goes when it ends, while handles
+    /// and references still keep the unit; a second activation finds no
+    /// body to run.
+    #[test]
+    fn a_body_in_its_unit_is_dropped_when_it_ends_not_with_the_unit() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let h = Handle::new(Brief(dropped.clone()));
+        let unit = h.0.as_ptr() as usize;
+        let inbox = h.postbox::<u8>("inbox").unwrap();
+        let scheduler = crate::Scheduler::new();
+        let again = scheduler.handle();
+        scheduler.activate(h.clone()).unwrap();
+        assert!(!dropped.load(Ordering::SeqCst), "not run yet");
+        scheduler.run();
+        assert!(h.is_done());
+        assert!(dropped.load(Ordering::SeqCst), "dropped as it ended");
+        assert!(!h.0.wake().has_body());
+        assert!(matches!(
+            again.activate(h.clone()),
+            Err(crate::ActivateError::AlreadyActivated(_))
+        ));
+        drop(h);
+        assert!(!freed(unit), "the postbox still counts the boxes");
         drop(inbox);
         assert!(freed(unit));
     }

@@ -27,7 +27,6 @@
 
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
@@ -37,7 +36,7 @@ use crate::declare::BoxTable;
 use crate::handle::Core;
 use crate::ready::ReadyQueue;
 use crate::sync::Signal;
-use crate::unit::{Counts, Unit};
+use crate::unit::{Counts, UnitVt};
 
 pub(crate) const INACTIVE: u8 = 0;
 pub(crate) const IDLE: u8 = 1;
@@ -46,7 +45,7 @@ pub(crate) const RUNNING: u8 = 3;
 pub(crate) const NOTIFIED: u8 = 4;
 pub(crate) const DONE: u8 = 5;
 
-/// `flags`: the body has been taken by a runner.
+/// `flags`: the body has been claimed by a runner.
 const ACTIVATED: u8 = 1;
 /// `flags`: the body panicked (and was ended).
 const PANICKED: u8 = 2;
@@ -61,6 +60,8 @@ const BOUND: u8 = 16;
 /// `flags`: the component's parent adopted it without listing it among its
 /// children ([`Cx::adopt`](crate::Cx::adopt)): snapshots list it there.
 const UNLISTED: u8 = 32;
+/// `flags`: its body is in its unit, not dropped yet.
+const HAS_BODY: u8 = 64;
 
 /// Who runs the component, and so who must hear its wake-ups.
 pub(crate) enum Target {
@@ -96,9 +97,9 @@ pub struct WakeCell {
     /// 24, its state in `flags`).
     target: UnsafeCell<MaybeUninit<Target>>,
     table: BoxTable,
-    /// The unit this cell heads, typed by its box set: the boxes are
-    /// its `set`, and the unit is freed through it.
-    whole: NonNull<Unit<dyn ErasedSet>>,
+    /// The type of the unit this cell heads: how to reach its boxes and
+    /// its body, and to free it.
+    vt: &'static UnitVt,
 }
 
 // SAFETY: the cell's own fields are atomics and `Sync` values; `whole`
@@ -128,14 +129,14 @@ impl std::fmt::Debug for WakeCell {
 impl WakeCell {
     /// The head of the unit at `whole`, with one handle, and no core yet
     /// ([`init_core`](Self::init_core) comes next).
-    pub(crate) fn new(table: BoxTable, whole: NonNull<Unit<dyn ErasedSet>>) -> Self {
+    pub(crate) fn new(table: BoxTable, vt: &'static UnitVt) -> Self {
         WakeCell {
             counts: Counts::new(),
             state: AtomicU8::new(INACTIVE),
             flags: AtomicU8::new(0),
             target: UnsafeCell::new(MaybeUninit::uninit()),
             table,
-            whole,
+            vt,
             core: UnsafeCell::new(MaybeUninit::uninit()),
         }
     }
@@ -152,16 +153,51 @@ impl WakeCell {
     }
 
     /// The component's boxes.
+    #[inline]
     pub(crate) fn set(&self) -> &dyn ErasedSet {
-        // SAFETY: `whole` is the unit this cell heads, and its set was
-        // written before anyone could reach the cell; it lives as long as
-        // the cell does.
-        unsafe { &(*self.whole.as_ptr()).set }
+        // SAFETY: `vt` is the type of the unit this cell heads, and its set
+        // was written before anyone could reach the cell; it lives as long
+        // as the cell does.
+        unsafe { &*(self.vt.set)(self) }
     }
 
-    /// The unit this cell heads (to free it).
-    pub(crate) fn whole(&self) -> NonNull<Unit<dyn ErasedSet>> {
-        self.whole
+    /// Frees the unit this cell heads.
+    ///
+    /// # Safety
+    ///
+    /// Once, by the last reference, after its core and body went.
+    pub(crate) unsafe fn free_unit(&self) {
+        // SAFETY: see above; `vt` is the unit's type.
+        unsafe { (self.vt.free)(self as *const WakeCell as *mut WakeCell) }
+    }
+
+    /// Says the body has been written ([`unit::put_body`](crate::unit::put_body)).
+    pub(crate) fn set_has_body(&self) {
+        self.flags.fetch_or(HAS_BODY, Ordering::Release);
+    }
+
+    /// True while the component has a body: from when it is made until
+    /// its runner (or its last handle) drops it. An endpoint never has.
+    pub(crate) fn has_body(&self) -> bool {
+        self.flags.load(Ordering::Acquire) & HAS_BODY != 0
+    }
+
+    /// The type of the unit this cell heads.
+    pub(crate) fn vt(&self) -> &'static UnitVt {
+        self.vt
+    }
+
+    /// Drops the body, if it has one still.
+    ///
+    /// Called by its runner's claim as it goes ([`Claimed`](crate::unit::Claimed)),
+    /// and by the last handle (for a body never activated): nobody steps
+    /// it then (a claim holds a handle).
+    pub(crate) fn drop_body(&self) {
+        if self.flags.fetch_and(!HAS_BODY, Ordering::AcqRel) & HAS_BODY != 0 {
+            // SAFETY: written, and (see above) nobody else reaches it;
+            // dropped once: the flag is cleared by whoever drops it.
+            unsafe { std::ptr::drop_in_place((self.vt.body)(self)) }
+        }
     }
 
     /// Writes the core.
