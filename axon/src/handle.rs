@@ -22,10 +22,42 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct Core {
     pub(crate) id: u64,
-    pub(crate) name: Cow<'static, str>,
+    pub(crate) name: Name,
     /// Its parent, children and linkages: one lock for them all, as none
     /// is wanted often.
     pub(crate) family: Mutex<Family>,
+}
+
+/// A component's name: 16 bytes where a `Cow<'static, str>` takes 24, in
+/// a record every component has. Most names are static (a type's); one
+/// made at run time takes an allocation of its own.
+pub(crate) enum Name {
+    Static(&'static str),
+    #[allow(clippy::box_collection, clippy::redundant_allocation)] // thin: see above
+    Owned(Box<Box<str>>),
+}
+
+impl Name {
+    pub(crate) fn as_str(&self) -> &str {
+        match self {
+            Name::Static(name) => name,
+            Name::Owned(name) => name,
+        }
+    }
+
+    /// The name, to keep (in a linkage's record, a snapshot).
+    pub(crate) fn to_cow(&self) -> Cow<'static, str> {
+        match self {
+            Name::Static(name) => Cow::Borrowed(name),
+            Name::Owned(name) => Cow::Owned(name.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A component's parent, and its children and linkages if it has any.
@@ -52,6 +84,10 @@ pub(crate) struct Kin {
 
 impl Core {
     pub(crate) fn new(name: Cow<'static, str>) -> Core {
+        let name = match name {
+            Cow::Borrowed(name) => Name::Static(name),
+            Cow::Owned(name) => Name::Owned(Box::new(name.into_boxed_str())),
+        };
         Core {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             name,
@@ -173,7 +209,7 @@ impl From<&Handle> for Handle {
 impl Handle {
     /// The component's name (for logs).
     pub fn name(&self) -> &str {
-        &self.0.name
+        self.0.name.as_str()
     }
 
     /// A process-unique number for this component.

@@ -15,8 +15,8 @@ pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkErro
     let (s, d) = (s.to_ref(), d.to_ref());
     join(&*s, d.clone(), src)?;
     let link = Link::new(
-        (s, src.0.id(), src.0 .0.name.clone()),
-        (d, dst.0.id(), dst.0 .0.name.clone()),
+        (s, src.0.id(), src.0 .0.name.to_cow()),
+        (d, dst.0.id(), dst.0 .0.name.to_cow()),
     );
     log::trace!("link {link:?}");
     Ok(link)

@@ -477,8 +477,8 @@ mod tests {
         // (an `Arc` of each, 104 and 80 bytes, before they were one), and
         // the body after the boxes (a `Box` of it was in the core, and
         // another in the scheduler's entry).
-        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 56);
-        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 112);
+        assert_eq!(std::mem::size_of::<crate::handle::Core>(), 48);
+        assert_eq!(std::mem::size_of::<crate::wake::WakeCell>(), 96);
         assert_eq!(std::mem::size_of::<super::Entry>(), 16);
     }
 }

@@ -556,7 +556,7 @@ pub(crate) fn take<'a>(
         }
         let info = ComponentInfo {
             id: core.id,
-            name: core.name.clone(),
+            name: core.name.to_cow(),
             kind: kind_of(type_name),
             type_name,
             state,

@@ -53,7 +53,7 @@ use std::fmt;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::ops::Deref;
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{fence, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, Ordering};
 
 use crate::boxset::{BoxSet, BoxesRef, Declaration, ErasedSet};
 use crate::component::{Body, Env, Step};
@@ -75,8 +75,10 @@ pub(crate) struct Unit<S: ?Sized> {
 }
 
 /// More references than this is a leak in a loop: abort, as `Arc` does,
-/// rather than let a count wrap.
-const MAX_REFS: usize = isize::MAX as usize;
+/// rather than let a count wrap. (32-bit counts, 8 bytes in every
+/// component: two billion references to one component, 16 GiB of them,
+/// is a leak.)
+const MAX_REFS: u32 = i32::MAX as u32;
 
 #[cfg(test)]
 thread_local! {
@@ -95,17 +97,17 @@ pub(crate) fn freed(addr: usize) -> bool {
 /// The two counts of a unit (see the [module docs](self)).
 pub(crate) struct Counts {
     /// Every [`CellRef`], plus one for all the handles together.
-    refs: AtomicUsize,
+    refs: AtomicU32,
     /// Every [`CoreRef`].
-    handles: AtomicUsize,
+    handles: AtomicU32,
 }
 
 impl Counts {
     /// One handle, and the one reference all handles share.
     pub(crate) fn new() -> Counts {
         Counts {
-            refs: AtomicUsize::new(1),
-            handles: AtomicUsize::new(1),
+            refs: AtomicU32::new(1),
+            handles: AtomicU32::new(1),
         }
     }
 }
@@ -337,7 +339,7 @@ impl CellRef {
     /// The number of counted references (tests).
     #[cfg(test)]
     pub(crate) fn count(&self) -> usize {
-        self.counts.refs.load(Ordering::Acquire)
+        self.counts.refs.load(Ordering::Acquire) as usize
     }
 }
 

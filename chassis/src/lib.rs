@@ -370,36 +370,10 @@ where
 struct Connection {
     handler: Handle,
     csa: Handle,
-    /// For the logs.
-    peer: Peer,
+    /// For the logs (16 bytes where a `SocketAddr` is 32).
+    peer: csa::Peer,
     /// The handler's optional boxes, looked up once.
     extras: Extras,
-}
-
-/// A connection's peer, for the logs: 16 bytes where a `SocketAddr` is 32
-/// (an IPv4 address inline, an IPv6 one boxed), in a record kept for every
-/// connection.
-enum Peer {
-    V4(std::net::SocketAddrV4),
-    V6(Box<std::net::SocketAddrV6>),
-}
-
-impl From<SocketAddr> for Peer {
-    fn from(addr: SocketAddr) -> Peer {
-        match addr {
-            SocketAddr::V4(a) => Peer::V4(a),
-            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
-        }
-    }
-}
-
-impl fmt::Display for Peer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Peer::V4(a) => a.fmt(f),
-            Peer::V6(a) => a.fmt(f),
-        }
-    }
 }
 
 /// Which of H2's optional boxes a handler has (one pass over its boxes).
@@ -1131,21 +1105,5 @@ impl SimpleServer {
         H: Into<Handle>,
     {
         ServerCore::with_server(move |_: &ConnectionInfo| protocol(), server)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The record kept per connection stays small, and says the peer as a
-    /// `SocketAddr` would.
-    #[test]
-    fn a_connections_peer_is_16_bytes_and_reads_as_its_address() {
-        assert_eq!(std::mem::size_of::<Peer>(), 16);
-        for addr in ["127.0.0.1:4000", "[::1]:4000", "[fe80::1%2]:80"] {
-            let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(Peer::from(addr).to_string(), addr.to_string());
-        }
     }
 }

@@ -163,6 +163,8 @@ use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use mio::net::TcpStream;
 use selector::{Ready, Request, Source, Watched};
 
+mod peer;
+pub use peer::Peer;
 pub mod session;
 use session::SessionState;
 pub use session::{Plaintext, Session, SessionFactory, SslReady};
@@ -406,7 +408,7 @@ pub struct Csa {
     stream: Watched<TcpStream>,
     /// The peer, for logs; asked of the socket when first needed if the
     /// maker did not say.
-    peer: Option<SocketAddr>,
+    peer: Option<Peer>,
     started: bool,
     readable: bool,
     writable: bool,
@@ -484,7 +486,7 @@ const SHUT: u8 = 4;
 
 impl fmt::Debug for Csa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.peer {
+        match &self.peer {
             Some(peer) => write!(f, "Csa({peer})"),
             None => write!(f, "Csa({:?})", self.stream),
         }
@@ -579,7 +581,7 @@ impl Csa {
     /// Says who the peer is, for logs (builder style): TCPServer knows it
     /// from `accept`, which saves asking the socket.
     pub fn with_peer(mut self, peer: SocketAddr) -> Csa {
-        self.peer = Some(peer);
+        self.peer = Some(peer.into());
         self
     }
 
@@ -589,11 +591,11 @@ impl Csa {
     }
 
     /// The peer's address, if known (asked of the socket the first time).
-    fn peer(&mut self) -> Option<SocketAddr> {
+    fn peer(&mut self) -> Option<&Peer> {
         if self.peer.is_none() {
-            self.peer = self.stream.peer_addr().ok();
+            self.peer = self.stream.peer_addr().ok().map(Peer::from);
         }
-        self.peer
+        self.peer.as_ref()
     }
 
     /// `newReader((self, "ReadReady"), sock)` or `newWriter((self,
@@ -975,8 +977,8 @@ impl Csa {
         // Only when it is logged: formatting the address costs more than a
         // tenth of a connection's whole set-up and tear-down.
         if log::log_enabled!(log::Level::Debug) {
-            let peer = self.peer();
-            let peer = peer.map_or_else(|| format!("{:?}", self.stream), |p| p.to_string());
+            let peer = self.peer().map(Peer::to_string);
+            let peer = peer.unwrap_or_else(|| format!("{:?}", self.stream));
             match &how_died {
                 Some(e) => log::debug!("csa: connection with {peer} closed: {e}"),
                 None => log::debug!("csa: connection with {peer} closed"),
