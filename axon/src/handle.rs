@@ -307,6 +307,26 @@ impl Handle {
             })
     }
 
+    /// The component whose box this one's linkage leads to (the next hop,
+    /// Kamaelia's postoffice would say), if the box `name` is linked
+    /// onwards and that component is still held by a handle. A server
+    /// finds a connection's CSA from its handler's `signal` this way,
+    /// keeping no map from handlers to connections.
+    ///
+    /// ```
+    /// use axon::{link_boxes, Endpoint, Standard};
+    ///
+    /// let a = Endpoint::<Standard<u8, u8>>::new("a");
+    /// let b = Endpoint::<Standard<u8, u8>>::new("b");
+    /// assert!(a.handle().linked_to("outbox").is_none());
+    /// link_boxes((a.handle(), "outbox"), (b.handle(), "inbox")).unwrap();
+    /// assert_eq!(a.handle().linked_to("outbox").as_ref(), Some(b.handle()));
+    /// ```
+    pub fn linked_to(&self, name: impl BoxName) -> Option<Handle> {
+        let next = self.0.find_named(&name)?.next_cell()?;
+        WeakCore::of(next).upgrade().map(Handle)
+    }
+
     /// A [`BoxKey`] for this component's box called `name`: found by its
     /// place in every component of this one's type, by name in any
     /// other. A name this component has no box of makes a key that goes

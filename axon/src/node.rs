@@ -1123,6 +1123,9 @@ pub trait ErasedBox: Send + Sync + 'static {
     fn has_target(&self) -> bool;
     /// The inbox sends from this box end in, if any.
     fn destination(&self) -> Option<ErasedRef>;
+    /// The cell of the component owning the box this box's linkage leads
+    /// to (its first hop), if it is linked onwards.
+    fn next_cell(&self) -> Option<CellRef>;
     /// Makes this box's linkage to `dst` (A3, A4).
     fn link_to(&self, dst: ErasedRef) -> Result<(), LinkError>;
     /// Removes the linkage out of this box if it leads to `dst`; true if it
@@ -1240,6 +1243,15 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
 
     fn destination(&self) -> Option<ErasedRef> {
         self.final_inbox().map(ErasedRef::from)
+    }
+
+    fn next_cell(&self) -> Option<CellRef> {
+        if !self.has_target() {
+            return None;
+        }
+        self.locked()
+            .target()
+            .map(|next| CellRef::from(next.owner()))
     }
 
     fn is_linked(&self) -> bool {

@@ -564,6 +564,12 @@ impl WeakCore {
         self.0.counts.handles.load(Ordering::Acquire) != 0
     }
 
+    /// The reference `cell` (a counted one, taken here) is to its
+    /// component.
+    pub(crate) fn of(cell: CellRef) -> WeakCore {
+        WeakCore(cell)
+    }
+
     /// A handle, if any other still lives.
     pub(crate) fn upgrade(&self) -> Option<CoreRef> {
         let handles = &self.0.counts.handles;

@@ -575,10 +575,9 @@ pub struct ServerCore {
     /// On a shard: the ServerCore that stands for the whole server (its
     /// handlers' `serversignal` goes there).
     top: Option<Handle>,
-    /// Keyed by the CSA's id.
+    /// Keyed by the CSA's id. (A handler's connection is found through
+    /// its `signal`, linked to its CSA: no second map.)
     connections: HashMap<u64, Connection>,
-    /// Handler id → CSA id, to close a connection whose handler ended.
-    by_handler: HashMap<u64, u64>,
     /// H2's boxes, found by name at the first connection (and again for
     /// a handler of another type).
     keys: Option<Box<Keys>>,
@@ -670,7 +669,6 @@ impl ServerCore {
             shards: shards::Shards::default(),
             top: None,
             connections: HashMap::default(),
-            by_handler: HashMap::default(),
             keys: None,
             started: false,
             stopping: None,
@@ -811,7 +809,6 @@ impl ServerCore {
             // stopped as the others were, gracefully or not.
             tell(&csa, &keys.csa.control, stop.clone());
         }
-        self.by_handler.insert(handler.id(), csa.id());
         self.connections.insert(
             csa.id(),
             Connection {
@@ -833,7 +830,6 @@ impl ServerCore {
         let Some(conn) = self.connections.remove(&csa.id()) else {
             return;
         };
-        self.by_handler.remove(&conn.handler.id());
         let me = self.top.clone().unwrap_or_else(|| cx.me().clone());
         // Every connection was wired with keys made for its types (or
         // made now); where they no longer fit, they go by name.
@@ -871,10 +867,13 @@ impl ServerCore {
     /// CLOSE-WAIT. What the handler sent is still written: after a
     /// normal end within the linger time, after a panic in one pass (C5).
     fn handler_ended(&mut self, handler: &Handle) {
-        let Some(conn) = self
-            .by_handler
-            .remove(&handler.id())
-            .and_then(|csa| self.connections.get(&csa))
+        // H2 linked its `signal` to its CSA's `control` (or to the
+        // component made in the CSA's place), and the linkage outlives
+        // its end: the connection is that CSA's, if it is still open.
+        let Some(conn) = handler
+            .linked_to("signal")
+            .and_then(|csa| self.connections.get(&csa.id()))
+            .filter(|conn| conn.handler == *handler)
         else {
             return;
         };
@@ -937,10 +936,13 @@ impl ServerCore {
     /// shards). False if it cannot.
     fn start(&mut self, cx: &Cx<ServerCoreBoxes>) -> bool {
         let me = cx.me().clone();
+        // We keep and activate each CSA, and are its parent (H2): the
+        // server need not list them too.
         let server = match std::mem::replace(&mut self.server, Server::Unstarted(None)) {
             Server::Started(handle) => handle,
             Server::Unstarted(None) | Server::InShards => return false,
             Server::Unstarted(Some(server)) if !self.shards.is_empty() => {
+                let server = server.keep_csas(false);
                 let n = self.shards.count();
                 let (acceptor, servers) = match self.accept {
                     Accept::HandOff => {
@@ -971,7 +973,7 @@ impl ServerCore {
                     }
                 }
             }
-            Server::Unstarted(Some(server)) => Handle::new(*server),
+            Server::Unstarted(Some(server)) => Handle::new(server.keep_csas(false)),
         };
         self.server = Server::Started(server.clone());
         cx.add_child(&server);
@@ -1011,7 +1013,6 @@ impl ServerCore {
             shards: shards::Shards::default(),
             top: Some(top),
             connections: HashMap::default(),
-            by_handler: HashMap::default(),
             keys: None,
             started: false,
             stopping: None,

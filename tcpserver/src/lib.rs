@@ -225,6 +225,13 @@ pub struct ServerOptions {
     /// Ignored where `session` is set (TLS from the first byte). Shared by
     /// every shard. Default `None`.
     pub starttls: Option<std::sync::Arc<dyn SessionFactory>>,
+    /// Whether the server lists each CSA among its children (A7) until it
+    /// closes, as Kamaelia's TCPServer does: that keeps a CSA alive that
+    /// nobody activated. Default true. ServerCore turns it off
+    /// ([`TcpServer::keep_csas`]): it keeps and activates each CSA itself,
+    /// and is its parent, so the server need keep no record of it (one
+    /// hash-set entry fewer per connection).
+    pub keep_csas: bool,
 }
 
 /// Makes the session layer of a connection ([`ServerOptions::session`],
@@ -247,6 +254,7 @@ impl Default for ServerOptions {
             accept_gate: None,
             session: None,
             starttls: None,
+            keep_csas: true,
         }
     }
 }
@@ -507,6 +515,15 @@ impl TcpServer {
         H: Into<Handle>,
     {
         self.wrap = Some(Box::new(wrap));
+        self
+    }
+
+    /// Sets [`ServerOptions::keep_csas`] (builder style): false for a
+    /// protocol handler that keeps each CSA it is told of (in
+    /// `protocolHandlerSignal`'s `newCSA`) and activates it, as ServerCore
+    /// does.
+    pub fn keep_csas(mut self, keep: bool) -> TcpServer {
+        self.options.keep_csas = keep;
         self
     }
 
@@ -783,7 +800,9 @@ impl TcpServer {
             }
             return;
         }
-        cx.add_child(&csa);
+        if self.options.keep_csas {
+            cx.add_child(&csa);
+        }
         if ready.is_some() {
             self.wrapped
                 .insert(source.fd(), (source.clone(), csa.clone()));
@@ -835,7 +854,9 @@ impl TcpServer {
             server: me,
             csa: msg.csa.clone(),
         });
-        cx.remove_child(&msg.csa);
+        if self.options.keep_csas {
+            cx.remove_child(&msg.csa);
+        }
         self.open = self.open.saturating_sub(1);
         // A descriptor and a slot have freed: T5, T8.
         self.accepting = true;
