@@ -218,3 +218,34 @@ fn t8_at_the_connection_limit_new_clients_wait_and_are_served_later() {
     assert_eq!(read_n(&mut c, 1), b"c");
     round_trip(&mut b, b"still there");
 }
+
+/// T4's child: a server lists each CSA among its children (A7), which
+/// keeps a CSA nobody has activated yet alive; one whose `newCSA` taker
+/// keeps and activates every CSA itself (ServerCore) is told so
+/// (`keep_csas: false`) and lists none, keeping nothing per connection.
+#[test]
+fn t4_a_server_lists_its_csas_as_children_unless_their_taker_keeps_them() {
+    for keep in [true, false] {
+        let options = ServerOptions {
+            keep_csas: keep,
+            ..ServerOptions::default()
+        };
+        let (addr, server, probe, running) = tcp_server_with_probe(options);
+        let client = connect(addr);
+        let new = expect_new_csa(&probe);
+        running.handle.activate(&new.csa).unwrap();
+        let snapshot = running.handle.snapshot(DEADLINE).expect("a snapshot");
+        let csa = snapshot
+            .components
+            .iter()
+            .find(|c| c.id == new.csa.id())
+            .expect("the CSA runs");
+        let want = keep.then(|| server.id());
+        assert_eq!(csa.parent, want, "keep_csas: {keep}");
+        drop(client);
+        match next_event(&probe) {
+            ServerEvent::ShutdownCsa { csa, .. } => assert_eq!(csa, new.csa),
+            other => panic!("expected shutdownCSA, got {other:?}"),
+        }
+    }
+}
