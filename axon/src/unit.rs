@@ -332,7 +332,7 @@ impl CellRef {
             // count was the last but one); this drops the cell's fields
             // and the boxes, and frees the allocation `make` made as a
             // `Box`.
-            (*cell).free_unit();
+            WakeCell::free_unit(cell);
         }
     }
 

@@ -161,14 +161,20 @@ impl WakeCell {
         unsafe { &*(self.vt.set)(self) }
     }
 
-    /// Frees the unit this cell heads.
+    /// Frees the unit `cell` heads.
     ///
     /// # Safety
     ///
-    /// Once, by the last reference, after its core and body went.
-    pub(crate) unsafe fn free_unit(&self) {
-        // SAFETY: see above; `vt` is the unit's type.
-        unsafe { (self.vt.free)(self as *const WakeCell as *mut WakeCell) }
+    /// Once, by the last reference, after its core and body went. A raw
+    /// pointer, not `&self`: no reference to the cell may live across its
+    /// freeing.
+    pub(crate) unsafe fn free_unit(cell: *const WakeCell) {
+        // SAFETY: see above; `vt` is the unit's type, read (copied) before
+        // the unit goes.
+        unsafe {
+            let free = (*cell).vt.free;
+            free(cell as *mut WakeCell)
+        }
     }
 
     /// Says the body has been written ([`unit::put_body`](crate::unit::put_body)).
