@@ -162,15 +162,20 @@
 //! data), `ready` (a scheduler's run queue), `wake` (a component's
 //! pause/wake state), `node` (a box's queue and linkage), `ports` (typed
 //! box handles), `control`, `boxset` (box sets and [`boxes!`]), `linkage`,
-//! `handle`, `links`, `cat`, `timers`, `shared`, `cx`, `component`,
-//! `scheduler`, then `compose`, `endpoint` and `ipc` (one reference runs
-//! ahead: a handle holds its component's body as `component`'s `Body`
-//! trait object, one allocation rather than a box in an `Any`); `snapshot` (seeing
-//! the running system: [`SchedulerHandle::snapshot`]) reads them all,
-//! asking the CPU for memory ahead of its walk through `prefetch`, the
-//! crate's one use of `unsafe` (a hint that cannot fault).
+//! `unit` (a component in one allocation: its wake cell with its core,
+//! its boxes and its body, and the references that keep them), `handle`,
+//! `links`, `cat`, `timers`, `shared`, `cx`, `component`, `scheduler`,
+//! then `compose`, `endpoint` and `ipc` (one reference runs ahead: a unit
+//! holds its component's body as `component`'s `Body` trait, stepped
+//! through the unit's type); `snapshot` (seeing the running system:
+//! [`SchedulerHandle::snapshot`]) reads them all, asking the CPU for
+//! memory ahead of its walk through `prefetch` (a hint that cannot fault).
+//! `unsafe` is allowed only in the modules that lay a unit out and reach
+//! into it (`unit`, `wake`, `node`, `boxset`, `ports`, `component`) and in
+//! `prefetch`, each use with its `SAFETY` note.
 
-// `unsafe` only in `prefetch` (a CPU hint, with its SAFETY note).
+// `unsafe` only where a module allows it (see "Inside" above), each use
+// with its SAFETY note.
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
