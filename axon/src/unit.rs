@@ -399,15 +399,18 @@ impl CellRef {
 /// one value through which its body is stepped, and which drops the body
 /// when it goes (or [`end`](Self::end)s). A handle, which keeps the body
 /// from the last handle's drop; not `Clone`, so that the body it gives
-/// out is nobody else's.
-pub(crate) struct Claimed(Handle);
+/// out is nobody else's, and not `Sync`, so that the body it lends to be
+/// read (a snapshot's) is read on one thread (a body is `Send`, not
+/// necessarily `Sync`).
+pub(crate) struct Claimed(Handle, std::marker::PhantomData<Cell<()>>);
 
 impl Claimed {
     /// Claims `handle`'s body; `None` if it has none (an endpoint, or one
     /// that ran already) or another runner claimed it.
     pub(crate) fn new(handle: Handle) -> Option<Claimed> {
         let wake = handle.0.wake();
-        (wake.has_body() && wake.claim_activation()).then_some(Claimed(handle))
+        (wake.has_body() && wake.claim_activation())
+            .then_some(Claimed(handle, std::marker::PhantomData))
     }
 
     /// Runs one step of the body.
@@ -430,8 +433,8 @@ impl Claimed {
     /// The body, to read (a snapshot).
     pub(crate) fn body_ref(&self) -> &dyn Body {
         let wake = self.0 .0.wake();
-        // SAFETY: as for `body`; `&self` keeps it from being stepped
-        // meanwhile.
+        // SAFETY: as for `step`; `&self` keeps it from being stepped
+        // meanwhile, and on this thread (`Claimed` is not `Sync`).
         unsafe { &*(wake.vt().body)(wake) }
     }
 
