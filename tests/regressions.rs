@@ -17,8 +17,8 @@ use axon::{link, Component, Control, Cx, Endpoint, Handle, Postbox, Standard, St
 use chassis::{ServerOptions, SimpleServer};
 use tcpclient::TcpClient;
 use testkit::{
-    any_loopback_port, collect_until_signal, connect, open_fds, read_to_eof, sees_eof,
-    stop_gracefully, wait_until, Running, User, DEADLINE,
+    any_loopback_port, closed_unanswered, collect_until_signal, connect, open_fds, read_to_eof,
+    stop_gracefully, wait_until, PanicsOnInput, Running, User, DEADLINE,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -99,20 +99,6 @@ fn scheduler_run_never_returned_after_a_tcpclient_ended() {
     running.join();
 }
 
-/// A protocol handler that panics on the first bytes it gets.
-struct Panics;
-
-impl Component for Panics {
-    type Boxes = Standard<Vec<u8>, Vec<u8>>;
-
-    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
-        if cx.inbox.recv().is_some() {
-            panic!("a handler bug (this panic is part of the test)");
-        }
-        Step::Pause
-    }
-}
-
 /// Answers the first bytes it gets with `reply`, then ends in the way
 /// `how` says, never with `producerFinished`.
 struct AnswersThenEnds {
@@ -144,16 +130,21 @@ impl Component for AnswersThenEnds {
 #[test]
 fn a_handler_that_panicked_left_its_connection_open_for_ever() {
     let _serial = serial();
-    let server =
-        SimpleServer::new(|| Panics, any_loopback_port(), ServerOptions::default()).unwrap();
+    let server = SimpleServer::new(
+        || PanicsOnInput,
+        any_loopback_port(),
+        ServerOptions::default(),
+    )
+    .unwrap();
     let addr = server.local_addr();
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(server).unwrap();
     let running = Running::start(scheduler);
     for _ in 0..3 {
-        let mut c = connect(addr);
-        c.write_all(b"boom").unwrap();
-        assert!(sees_eof(&mut c), "the server sent bytes instead of closing");
+        assert!(
+            closed_unanswered(addr, b"boom"),
+            "the server sent bytes instead of closing"
+        );
     }
     // The server itself goes on serving.
     assert!(!core.is_done());

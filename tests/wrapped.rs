@@ -21,8 +21,8 @@ use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Step
 use chassis::{ConnectionInfo, Csa, ServerCore, ServerOptions, SimpleServer, TcpServer};
 use csa::ShutdownCsa;
 use testkit::{
-    any_loopback_port, connect, open_fds, pattern, read_n, read_to_eof, round_trip, sees_eof,
-    shards, wait_until, Running,
+    any_loopback_port, closed_unanswered, connect, open_fds, pattern, read_n, read_to_eof,
+    round_trip, sees_eof, shards, wait_until, PanicsOnInput, Running,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -312,20 +312,6 @@ fn a_factory_returning_the_csa_itself_serves_as_without_one() {
     assert!(sees_eof(&mut c));
 }
 
-/// Panics on the first bytes it is sent.
-struct Panics;
-
-impl Component for Panics {
-    type Boxes = axon::Standard<Vec<u8>, Vec<u8>>;
-
-    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
-        if cx.inbox.recv().is_some() {
-            panic!("a handler bug (this panic is part of the test)");
-        }
-        Step::Pause
-    }
-}
-
 /// H3 through a wrapper: ServerCore finds a handler's connection through
 /// the linkage of its `signal`, which leads to the wrapper in the CSA's
 /// place (not to the CSA inside it): a panicking handler's connection is
@@ -338,15 +324,16 @@ fn h3_a_panicking_handler_of_a_wrapped_connection_has_its_connection_closed() {
     let server = TcpServer::bind(any_loopback_port(), ServerOptions::default())
         .unwrap()
         .with_csa(move |csa, _: &ConnectionInfo| counted(csa, &c));
-    let core = SimpleServer::with_server(|| Panics, server);
+    let core = SimpleServer::with_server(|| PanicsOnInput, server);
     let addr = core.local_addr();
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(core).unwrap();
     let running = Running::start(scheduler);
     for _ in 0..3 {
-        let mut c = connect(addr);
-        c.write_all(b"boom").unwrap();
-        assert!(sees_eof(&mut c), "the server sent bytes instead of closing");
+        assert!(
+            closed_unanswered(addr, b"boom"),
+            "the server sent bytes instead of closing"
+        );
     }
     assert!(!core.is_done());
     assert_eq!(count.load(Ordering::Relaxed), 3 * b"boom".len());

@@ -69,7 +69,7 @@ use std::sync::Arc;
 /// its box set. `repr(C)`, so the cell is at its start: a pointer to the
 /// cell is a pointer to the unit.
 #[repr(C)]
-pub(crate) struct Unit<S: ?Sized> {
+pub(crate) struct Unit<S> {
     pub(crate) cell: WakeCell,
     pub(crate) set: S,
 }
@@ -601,25 +601,41 @@ mod tests {
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
 
-    /// Says when its body is dropped.
-    struct Witness(Arc<AtomicBool>);
+    /// Says when its body is dropped; ends on its first step if `ends`,
+    /// pauses otherwise.
+    struct Witness {
+        dropped: Arc<AtomicBool>,
+        ends: bool,
+    }
 
     impl Drop for Witness {
         fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
+            self.dropped.store(true, Ordering::SeqCst);
         }
     }
 
     impl Component for Witness {
         type Boxes = Standard<u8, u8>;
         fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
-            Step::Pause
+            if self.ends {
+                Step::Done
+            } else {
+                Step::Pause
+            }
         }
     }
 
-    fn witness() -> (Handle, Arc<AtomicBool>) {
+    fn witness_that(ends: bool) -> (Handle, Arc<AtomicBool>) {
         let dropped = Arc::new(AtomicBool::new(false));
-        (Handle::new(Witness(dropped.clone())), dropped)
+        let body = Witness {
+            dropped: dropped.clone(),
+            ends,
+        };
+        (Handle::new(body), dropped)
+    }
+
+    fn witness() -> (Handle, Arc<AtomicBool>) {
+        witness_that(false)
     }
 
     /// The core (here, the body it holds until activation) goes with the
@@ -644,29 +660,12 @@ mod tests {
         assert!(freed(unit));
     }
 
-    /// Ends on its first step; says when its body is dropped.
-    struct Brief(Arc<AtomicBool>);
-
-    impl Drop for Brief {
-        fn drop(&mut self) {
-            self.0.store(true, Ordering::SeqCst);
-        }
-    }
-
-    impl Component for Brief {
-        type Boxes = Standard<u8, u8>;
-        fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step {
-            Step::Done
-        }
-    }
-
     /// The body lives in the unit but goes when it ends, while handles
     /// and references still keep the unit; a second activation finds no
     /// body to run.
     #[test]
     fn a_body_in_its_unit_is_dropped_when_it_ends_not_with_the_unit() {
-        let dropped = Arc::new(AtomicBool::new(false));
-        let h = Handle::new(Brief(dropped.clone()));
+        let (h, dropped) = witness_that(true);
         let unit = h.0.as_ptr() as usize;
         let inbox = h.postbox::<u8>("inbox").unwrap();
         let scheduler = crate::Scheduler::new();

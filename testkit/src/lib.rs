@@ -23,6 +23,7 @@
 //! ```
 
 mod child;
+mod handlers;
 mod net;
 mod procfs;
 mod sched;
@@ -31,8 +32,10 @@ mod user;
 use std::time::{Duration, Instant};
 
 pub use child::{drain, sigterm, wait_with_deadline, Drained, Listening};
+pub use handlers::PanicsOnInput;
 pub use net::{
-    any_loopback_port, connect, pattern, read_n, read_to_eof, round_trip, sees_eof, try_connect,
+    any_loopback_port, closed_unanswered, connect, pattern, read_n, read_to_eof, round_trip,
+    sees_eof, try_connect,
 };
 pub use procfs::{ensure_fd_limit, open_fds, tcp_socket, CpuClock, Proc, TcpSocket};
 pub use sched::{stop_gracefully, Running};

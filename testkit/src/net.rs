@@ -58,6 +58,16 @@ pub fn sees_eof(s: &mut TcpStream) -> bool {
     }
 }
 
+/// Connects to `addr`, sends `msg`, and says whether the server closed
+/// the connection without a byte of reply (within the deadline): what a
+/// server does when the handler of a connection fails.
+#[track_caller]
+pub fn closed_unanswered(addr: SocketAddr, msg: &[u8]) -> bool {
+    let mut s = connect(addr);
+    s.write_all(msg).expect("sending to the server");
+    sees_eof(&mut s)
+}
+
 /// `len` pseudo-random bytes from `seed` (xorshift): lost, duplicated or
 /// misordered bytes show as a mismatch.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
