@@ -16,10 +16,12 @@
 //!
 //! - **C3.** The socket is read up to 64 KiB at a time into a buffer of
 //!   the thread's, and the session is fed from there in the pieces it
-//!   asks for (rustls: about 4 KiB of the record being read), so one
+//!   asks for (rustls: 4 to 18 KiB, what its record buffer has room for), so one
 //!   system call serves many of its reads; a read under 8 KiB drained the
 //!   socket, as over plain TCP. Decrypted bytes go out of `outbox` in
-//!   chunks of at most [`CHUNK`]; a full outbox keeps the chunk, and the
+//!   chunks of at most [`CHUNK`], each gathered from as many records of
+//!   the bytes in hand as fill it (one message and one allocation per
+//!   32 KiB, not per 16 KiB record); a full outbox keeps the chunk, and the
 //!   ciphertext of that read not fed yet (at most one read's), and stops
 //!   the reading, so the session's plaintext, and then the socket, fill.
 //! - **C4, A5.** Chunks from `inbox` are given to the session, which
@@ -51,8 +53,8 @@ use crate::{Csa, CsaBoxes, CHUNK, DRAINED_BELOW, GOT, HIGH_WATER, READS_PER_STEP
 /// What [`Session::plaintext`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Plaintext {
-    /// Decrypted bytes.
-    Data(Vec<u8>),
+    /// Decrypted bytes, appended to the caller's buffer.
+    Data,
     /// Nothing decrypted is waiting.
     Empty,
     /// The peer closed the session in order (TLS: its close_notify), after
@@ -78,8 +80,11 @@ pub trait Session: Send + fmt::Debug {
     /// (an alert) is written in one pass, then the connection closes with
     /// the error as `how_died`.
     fn process(&mut self) -> io::Result<()>;
-    /// Takes decrypted bytes, at most `max`.
-    fn plaintext(&mut self, max: usize) -> Plaintext;
+    /// Appends decrypted bytes to `buf` until it holds `max` bytes (the
+    /// CSA gathers a chunk from several records this way, in one
+    /// allocation). A `buf` with no room left reserves exactly what is
+    /// appended; one the caller reserved is filled without moving.
+    fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> Plaintext;
     /// Takes as much of `data` to send as the session's buffer limit
     /// allows; returns how much (perhaps 0, until records are written).
     fn write_plaintext(&mut self, data: &[u8]) -> usize;
@@ -162,6 +167,11 @@ pub(crate) struct SessionState {
     /// (its outbox filled), from the offset given: fed to it before the
     /// socket is read again.
     pending: Option<(Box<[u8]>, usize)>,
+    /// Decrypted bytes gathered into the next chunk for `outbox`, while
+    /// more of the ciphertext in hand is being fed ([`Csa::deliver`]):
+    /// one message and one allocation per [`CHUNK`] rather than per
+    /// record. Empty, with no capacity, between steps.
+    gathered: Vec<u8>,
 }
 
 impl SessionState {
@@ -178,6 +188,7 @@ impl SessionState {
             clock_started: false,
             ready_sent: false,
             pending: None,
+            gathered: Vec::new(),
         }
     }
 
@@ -203,11 +214,13 @@ impl SessionState {
     }
 }
 
-/// What [`Csa::deliver`] did.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// What [`Csa::deliver`] did (in this order: `max` keeps the most).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Delivered {
     /// Nothing was waiting.
     Nothing,
+    /// Decrypted bytes were gathered for a chunk not yet sent.
+    Gathered,
     /// Everything waiting went out of `outbox`.
     Some,
     /// `outbox` is full: a chunk is kept.
@@ -215,9 +228,9 @@ enum Delivered {
 }
 
 /// Ciphertext taken off the socket per read over a session. The session
-/// takes it from memory a piece at a time (rustls: about 4 KiB, what it
-/// asks of any reader), so one system call serves a dozen or more of its
-/// reads instead of one each.
+/// takes it from memory a piece at a time (rustls: 4 KiB while its record
+/// buffer grows, then what that buffer has room for, up to about 18 KiB),
+/// so one system call serves several of its reads instead of one each.
 const CIPHER_READ: usize = 2 * CHUNK;
 
 thread_local! {
@@ -346,7 +359,7 @@ impl Csa {
     /// one read) and fed first next time, before the socket is read
     /// again.
     pub(crate) fn session_read(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
-        if self.deliver(st, b) == Delivered::Full {
+        if self.deliver(st, b, 0) == Delivered::Full {
             return Ok(false); // woken when space frees (A6)
         }
         if let Some((pending, from)) = st.pending.take() {
@@ -409,6 +422,27 @@ impl Csa {
     /// Feeds `bytes` (ciphertext off the socket) to the session, a read
     /// of its at a time, passing on what each read decrypts.
     fn feed(&mut self, st: &mut SessionState, b: &CsaBoxes, bytes: &[u8]) -> io::Result<Fed> {
+        let fed = self.feed_gathering(st, b, bytes);
+        // What was gathered for a chunk goes now, however the feeding
+        // ended (with a full outbox it is held already).
+        if !st.gathered.is_empty() {
+            self.deliver(st, b, 0);
+        }
+        if st.gathered.capacity() > 0 {
+            // Room reserved for plaintext that did not come (the records
+            // were the handshake's): an idle connection keeps none.
+            st.gathered = Vec::new();
+        }
+        fed
+    }
+
+    /// [`feed`](Self::feed), which sends what this leaves gathered.
+    fn feed_gathering(
+        &mut self,
+        st: &mut SessionState,
+        b: &CsaBoxes,
+        bytes: &[u8],
+    ) -> io::Result<Fed> {
         let mut rest = bytes;
         while !rest.is_empty() && !self.read_closed {
             let at = bytes.len() - rest.len();
@@ -423,13 +457,13 @@ impl Csa {
             // read's: they never hold reading back.
             let waiting = st.session.wants_write();
             self.process(st, b)?;
-            let delivered = self.deliver(st, b);
+            let delivered = self.deliver(st, b, rest.len());
             let at = bytes.len() - rest.len();
             if delivered == Delivered::Full {
                 self.write_records(st, b)?;
                 return Ok(Fed::Stopped { at, more: false });
             }
-            if delivered == Delivered::Some && !waiting && st.session.wants_write() {
+            if delivered != Delivered::Nothing && !waiting && st.session.wants_write() {
                 // Records that came with plaintext (the tickets after a
                 // handshake, a key update) wait one step: the handler,
                 // just woken, runs first (a yield comes after it), and its
@@ -456,23 +490,40 @@ impl Csa {
         Ok(())
     }
 
-    /// Decrypted bytes out of `outbox` while it has room (C3: a full one
-    /// keeps the chunk).
-    fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes) -> Delivered {
+    /// Decrypted bytes out of `outbox` in chunks of up to [`CHUNK`], while
+    /// it has room (C3: a full one keeps the chunk). With `coming` bytes
+    /// of ciphertext still in hand to be fed, a chunk not yet full is
+    /// kept gathering (`Delivered::Gathered`; the caller sends it when
+    /// the feeding ends): room for a whole chunk is reserved then, and
+    /// otherwise exactly what the session gives.
+    fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes, coming: usize) -> Delivered {
         let mut delivered = Delivered::Nothing;
         loop {
             let chunk = match self.held.take() {
                 Some(chunk) => *chunk,
-                None => match st.session.plaintext(CHUNK) {
-                    Plaintext::Data(chunk) => chunk,
-                    Plaintext::Empty => return delivered,
-                    Plaintext::Closed => {
-                        // The peer's close_notify: a half-close (C7).
-                        log::trace!("csa {self:?}: the peer closed the session");
-                        self.end_input(b, false);
+                None => {
+                    if coming > 0 && st.gathered.capacity() == 0 {
+                        st.gathered.reserve_exact(CHUNK);
+                    }
+                    let got = st.session.plaintext(&mut st.gathered, CHUNK);
+                    if got == Plaintext::Data {
+                        delivered = delivered.max(Delivered::Gathered);
+                    }
+                    let full = st.gathered.len() == CHUNK;
+                    if st.gathered.is_empty() || (coming > 0 && !full && got != Plaintext::Closed) {
+                        if got == Plaintext::Closed {
+                            self.peer_closed_session(b);
+                        }
                         return delivered;
                     }
-                },
+                    let mut chunk = std::mem::take(&mut st.gathered);
+                    if chunk.len() < CHUNK / 4 {
+                        // Little came after all: a message holds no more
+                        // room than its bytes need (a copy of at most 8 KiB).
+                        chunk.shrink_to_fit();
+                    }
+                    chunk
+                }
             };
             if let Err(full) = b.outbox.send(chunk) {
                 self.held = Some(Box::new(full.into_inner()));
@@ -480,6 +531,12 @@ impl Csa {
             }
             delivered = Delivered::Some;
         }
+    }
+
+    /// The peer's close_notify: a half-close (C7).
+    fn peer_closed_session(&mut self, b: &CsaBoxes) {
+        log::trace!("csa {self:?}: the peer closed the session");
+        self.end_input(b, false);
     }
 
     /// The peer's FIN: what the session decrypted before it goes on, then
@@ -495,7 +552,7 @@ impl Csa {
                 .input_ended()
                 .unwrap_or_else(|| io::ErrorKind::UnexpectedEof.into()));
         }
-        if self.deliver(st, b) == Delivered::Full || self.read_closed {
+        if self.deliver(st, b, 0) == Delivered::Full || self.read_closed {
             return Ok(());
         }
         st.verdict = st.session.input_ended();

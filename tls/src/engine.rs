@@ -15,9 +15,10 @@ use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerCon
 pub(crate) use rustls::Error;
 
 /// Plaintext taken from the engine.
-pub(crate) enum Plain {
-    /// Decrypted bytes.
-    Data(Vec<u8>),
+pub(crate) enum Plain<D = Vec<u8>> {
+    /// Decrypted bytes (or, from [`Engine::plaintext`], word that some
+    /// were appended).
+    Data(D),
     /// Nothing decrypted is waiting.
     Empty,
     /// The peer's close_notify, after its last byte.
@@ -167,20 +168,21 @@ impl Engine {
         self.conn.process_new_packets().map(drop)
     }
 
-    /// The decrypted bytes waiting, up to `max`, taken from rustls's own
-    /// chunks (`BufRead`: no buffer to zero-fill first). `Plain::Closed`
-    /// once the peer's close_notify has come and every byte before it
-    /// has been taken.
-    pub(crate) fn plaintext(&mut self, max: usize) -> Plain {
+    /// Appends the decrypted bytes waiting to `buf` until it holds `max`,
+    /// copied out of rustls's own chunks (`BufRead`: no buffer to
+    /// zero-fill first); a `buf` with no room reserves exactly what it
+    /// takes. `Plain::Closed` once the peer's close_notify has come and
+    /// every byte before it has been taken.
+    pub(crate) fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> Plain<()> {
         let mut reader = self.conn.reader();
-        let mut buf = Vec::new();
-        loop {
+        let start = buf.len();
+        while buf.len() < max {
             let n = match reader.fill_buf() {
-                Ok([]) if buf.is_empty() => return Plain::Closed,
+                Ok([]) if buf.len() == start => return Plain::Closed,
                 Ok([]) => break,
                 Ok(chunk) => {
                     let n = chunk.len().min(max - buf.len());
-                    if buf.capacity() == 0 {
+                    if buf.capacity() == buf.len() {
                         buf.reserve_exact(n);
                     }
                     buf.extend_from_slice(&chunk[..n]);
@@ -191,14 +193,11 @@ impl Engine {
                 Err(_) => break,
             };
             reader.consume(n);
-            if buf.len() == max {
-                break;
-            }
         }
-        if buf.is_empty() {
+        if buf.len() == start {
             Plain::Empty
         } else {
-            Plain::Data(buf)
+            Plain::Data(())
         }
     }
 

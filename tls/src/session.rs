@@ -205,12 +205,12 @@ impl Session for TlsSession {
         Ok(())
     }
 
-    fn plaintext(&mut self, max: usize) -> Plaintext {
+    fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> Plaintext {
         let Ok(engine) = self.engine.as_mut() else {
             return Plaintext::Empty;
         };
-        match engine.plaintext(max) {
-            Plain::Data(data) => Plaintext::Data(data),
+        match engine.plaintext(buf, max) {
+            Plain::Data(()) => Plaintext::Data,
             Plain::Empty => Plaintext::Empty,
             Plain::Closed => {
                 self.peer_closed = true;

@@ -406,8 +406,8 @@ impl csa::Session for CountedWrites {
     fn process(&mut self) -> io::Result<()> {
         self.inner.process()
     }
-    fn plaintext(&mut self, max: usize) -> csa::session::Plaintext {
-        self.inner.plaintext(max)
+    fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> csa::session::Plaintext {
+        self.inner.plaintext(buf, max)
     }
     fn write_plaintext(&mut self, data: &[u8]) -> usize {
         self.inner.write_plaintext(data)
@@ -522,14 +522,18 @@ fn in_csa_the_tickets_after_a_handshake_leave_with_the_handlers_reply_in_one_wri
 /// A handler that keeps every plaintext byte it is given, in order,
 /// taking one chunk per step: slower than the CSA fills its inbox, so the
 /// CSA's outbox fills in the middle of its reads.
-struct Keep(Arc<std::sync::Mutex<Vec<u8>>>);
+/// A handler that keeps every byte it is given, and the size of each
+/// chunk.
+struct Keep(Arc<std::sync::Mutex<(Vec<u8>, Vec<usize>)>>);
 
 impl axon::Component for Keep {
     type Boxes = axon::Standard<Vec<u8>, Vec<u8>>;
 
     fn main(&mut self, cx: &mut axon::Cx<Self::Boxes>) -> axon::Step {
         if let Some(b) = cx.inbox.recv() {
-            self.0.lock().unwrap().extend_from_slice(&b);
+            let mut kept = self.0.lock().unwrap();
+            kept.0.extend_from_slice(&b);
+            kept.1.push(b.len());
             return axon::Step::Continue;
         }
         if cx.control.recv().is_some() {
@@ -541,13 +545,17 @@ impl axon::Component for Keep {
 }
 
 #[test]
-fn in_csa_c3_ciphertext_read_ahead_of_a_full_outbox_is_kept_and_passed_on_in_order() {
+fn in_csa_c3_ciphertext_read_ahead_of_a_full_outbox_is_kept_and_passed_on_in_order_in_chunks_of_several_records(
+) {
     // The CSA reads the socket many records at a time; the handler's
     // inbox takes 16 chunks, so in a push the outbox fills in the middle
     // of a read, and the rest of that read must wait in the CSA and be
     // decrypted first when there is room: nothing lost, nothing reordered.
+    // Once the outbox has been full the socket is too, so reads bring
+    // several 16 KiB records each, and what they decrypt is gathered into
+    // chunks of up to csa::CHUNK (32 KiB), not one message per record.
     let pki = Pki::new();
-    let kept: Arc<std::sync::Mutex<Vec<u8>>> = Arc::default();
+    let kept: Arc<std::sync::Mutex<(Vec<u8>, Vec<usize>)>> = Arc::default();
     let k = kept.clone();
     let options = ServerOptions {
         session: Some(ServerSessions::new(pki.server.clone()).factory()),
@@ -569,9 +577,18 @@ fn in_csa_c3_ciphertext_read_ahead_of_a_full_outbox_is_kept_and_passed_on_in_ord
     c.write_all(&sent).unwrap();
     c.flush().unwrap();
     wait_until("every byte at the handler", || {
-        kept.lock().unwrap().len() >= sent.len()
+        kept.lock().unwrap().0.len() >= sent.len()
     });
     let kept = kept.lock().unwrap();
-    assert_eq!(kept.len(), sent.len(), "bytes added");
-    assert!(*kept == sent, "bytes changed or reordered");
+    let (bytes, sizes) = &*kept;
+    assert_eq!(bytes.len(), sent.len(), "bytes added");
+    assert!(*bytes == sent, "bytes changed or reordered");
+    let biggest = sizes.iter().max().copied().unwrap_or(0);
+    assert!(biggest <= csa::CHUNK, "a chunk of {biggest} bytes");
+    let gathered = sizes.iter().filter(|&&n| n > 16 * 1024).count();
+    assert!(
+        gathered * 4 > sizes.len(),
+        "{gathered} of {} chunks hold more than one record",
+        sizes.len()
+    );
 }
