@@ -24,6 +24,21 @@
 //! reference. Callgrind sees user space only: the system calls, which
 //! dominate a loopback round trip, are not in these counts.
 //!
+//! Over TLS (issue 11; the demo with `--tls-cert`, against `mio-tls-echo`,
+//! rustls's own mio example server made competent; certificates as
+//! `compare --tls` makes them):
+//!
+//! - resumed handshake × 64 (`tls-handshake --resume`: connect,
+//!   handshake, echo 64 B, close_notify both ways): the control makes one
+//!   handshake per slot (each a full one: a slot has nothing to resume
+//!   yet), the work `64 + H` (H = 1,000, or 100 with `--quick`), the
+//!   extra ones resumed: instructions per resumed handshake = ΔIr / H.
+//! - bulk × 8 (`tls-bulk`: 64 KiB blocks each way): the control streams
+//!   one block per connection, the work `1 + B` (B = 64, or 8 with
+//!   `--quick`): instructions per MB = ΔIr / (8 × B × 64 KiB / 10^6).
+//!   Most of them are the cipher's, the same for every server; what
+//!   differs is the copying around it.
+//!
 //! Before the server is stopped (SIGTERM: `selector-demo` drains and exits
 //! 0, `mio-echo` dies of it, and callgrind writes its counts either way),
 //! its descriptor count must return to what it was before the load, so
@@ -46,6 +61,8 @@ const CHURN_WORKERS: usize = 16;
 struct Load {
     scenario: &'static str,
     conns: usize,
+    /// More arguments (the TLS scenarios' `--ca PATH`, `--resume`).
+    extra: Vec<String>,
 }
 
 /// `callgrind`'s options.
@@ -121,9 +138,11 @@ fn traced_run(
     BufReader::new(stdout)
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
+    // `listening on HOST:PORT`, with ` (tls)` after it over TLS.
     let addr = line
         .trim()
         .strip_prefix("listening on ")
+        .and_then(|rest| rest.split_whitespace().next())
         .ok_or_else(|| {
             format!(
                 "{} under valgrind: first line {line:?}",
@@ -136,6 +155,7 @@ fn traced_run(
         .args(["loadgen", load.scenario, "--addr", &addr])
         .args(["--conns", &load.conns.to_string()])
         .args(["--rounds", &rounds.to_string()])
+        .args(&load.extra)
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
@@ -216,10 +236,12 @@ pub fn callgrind(parser: lexopt::Parser) -> Result<(), String> {
     let pingpong = Load {
         scenario: "pingpong",
         conns: PINGPONG_CONNS,
+        extra: Vec::new(),
     };
     let churn = Load {
         scenario: "churn",
         conns: CHURN_WORKERS,
+        extra: Vec::new(),
     };
     let rts = PINGPONG_CONNS as u64 * rounds;
     let per = |work: u64, control: u64, ops: u64| (work as f64 - control as f64) / ops as f64;
@@ -279,10 +301,92 @@ pub fn callgrind(parser: lexopt::Parser) -> Result<(), String> {
             vs(conn, ours.1)
         );
     }
+    tls(&dir, &demo, &me, taskset, opts.quick)?;
     println!(
         "  ({:.1} s; callgrind files in {})",
         started.elapsed().as_secs_f64(),
         dir.display()
     );
+    Ok(())
+}
+
+/// Connections of the resumed-handshake workload.
+const HANDSHAKE_SLOTS: usize = 64;
+/// Connections of the TLS bulk workload.
+const BULK_CONNS: usize = 8;
+/// Bytes per `tls-bulk` round, each way, per connection.
+const BULK_BLOCK: u64 = 64 * 1024;
+
+/// The TLS workloads (see the module docs), ours then mio + rustls's.
+fn tls(dir: &Path, demo: &Path, me: &Path, taskset: bool, quick: bool) -> Result<(), String> {
+    let mio_tls = dir.join("mio-tls-echo");
+    if !mio_tls.is_file() {
+        return Err("callgrind: mio-tls-echo is not built next to bench (cargo build --release -p kamaelia-bench)".into());
+    }
+    let certs = crate::tlsload::write_certs(&dir.join("bench-tls"))?;
+    let ca = certs.ca.display().to_string();
+    let (handshakes, blocks) = if quick { (100, 8) } else { (1000, 64) };
+    let resumed = Load {
+        scenario: "tls-handshake",
+        conns: HANDSHAKE_SLOTS,
+        extra: vec!["--ca".into(), ca.clone(), "--resume".into()],
+    };
+    let bulk = Load {
+        scenario: "tls-bulk",
+        conns: BULK_CONNS,
+        extra: vec!["--ca".into(), ca],
+    };
+    let mb = (BULK_CONNS as u64 * blocks * BULK_BLOCK) as f64 / 1e6;
+    let tls_args = [
+        Path::new("--tls-cert"),
+        certs.cert.as_path(),
+        Path::new("--tls-key"),
+        certs.key.as_path(),
+    ];
+    let mut ours_args = vec![demo, Path::new("--protocol"), Path::new("echo")];
+    ours_args.extend(tls_args);
+    let mut mio_args = vec![mio_tls.as_path()];
+    mio_args.extend(tls_args);
+    let out = |name: &str| -> PathBuf { dir.join(format!("callgrind.{name}.out")) };
+    let mut ours = (0.0, 0.0);
+    for (name, server) in [("axon", ours_args), ("mio-tls", mio_args)] {
+        let run = |load: &Load, what: &str, n: u64| {
+            traced_run(
+                &server,
+                me,
+                &out(&format!("{name}.{what}")),
+                load,
+                n,
+                taskset,
+            )
+            .map_err(|e| format!("callgrind: {name}: {e}"))
+        };
+        let hs0 = run(&resumed, "tls-resumed-control", HANDSHAKE_SLOTS as u64)?;
+        let hs1 = run(&resumed, "tls-resumed", HANDSHAKE_SLOTS as u64 + handshakes)?;
+        let bk0 = run(&bulk, "tls-bulk-control", 1)?;
+        let bk1 = run(&bulk, "tls-bulk", 1 + blocks)?;
+        let hs = (hs1 as f64 - hs0 as f64) / handshakes as f64;
+        let per_mb = (bk1 as f64 - bk0 as f64) / mb;
+        let vs = |x: f64, o: f64| {
+            if name == "axon" {
+                String::new()
+            } else {
+                format!(", axon / {name} {:.3}x", o / x)
+            }
+        };
+        if name == "axon" {
+            ours = (hs, per_mb);
+        }
+        println!(
+            "  {name:<7} TLS resumed handshake x {HANDSHAKE_SLOTS}: {hs:>9.0} Ir/handshake  \
+             ({handshakes} handshakes; Ir {hs1} - {hs0}{})",
+            vs(hs, ours.0)
+        );
+        println!(
+            "  {name:<7} TLS bulk x {BULK_CONNS}:                {per_mb:>9.0} Ir/MB  \
+             ({mb:.1} MB each way; Ir {bk1} - {bk0}{})",
+            vs(per_mb, ours.1)
+        );
+    }
     Ok(())
 }

@@ -486,7 +486,7 @@ pub fn idle_window(pid: u32, conns: usize, rss0: f64, window: Duration) -> Outco
 /// loops are bounded in time as well as in count.
 const FIXED_LIMIT: Duration = Duration::from_secs(60);
 
-fn over_limit(start: Instant, what: &str) -> io::Result<()> {
+pub(crate) fn over_limit(start: Instant, what: &str) -> io::Result<()> {
     if start.elapsed() > FIXED_LIMIT {
         return Err(io::Error::other(format!(
             "{what}: not done after {}s",

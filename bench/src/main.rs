@@ -233,7 +233,8 @@ struct LoadgenOptions {
     start_at: Option<u64>,
     window: Duration,
     /// A fixed count instead of a timed window: round trips per connection
-    /// (pingpong) or connections in all (churn).
+    /// (pingpong), connections in all (churn), handshakes in all
+    /// (tls-handshake), 64 KiB blocks each way per connection (tls-bulk).
     rounds: Option<u64>,
     /// `--ca PATH`: the CA the TLS scenarios trust.
     ca: Option<std::path::PathBuf>,
@@ -287,12 +288,21 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
         let ca =
             o.ca.as_deref()
                 .ok_or("loadgen: TLS scenarios need --ca PATH")?;
+        let run = match o.rounds {
+            Some(n) => tlsload::Run::Fixed(n),
+            None => tlsload::Run::Timed {
+                pid,
+                warmup,
+                window,
+            },
+        };
         let outcome = match o.scenario.as_deref() {
-            Some("tls-handshake") => {
-                tlsload::handshake(addr, ca, pid, conns, o.resume, warmup, window)
+            Some("tls-handshake") => tlsload::handshake(addr, ca, conns, o.resume, run),
+            Some("tls-bulk") => tlsload::bulk(addr, ca, conns, run),
+            Some(_) if o.rounds.is_some() => {
+                return Err("loadgen: --rounds is for tls-handshake and tls-bulk".into())
             }
             Some("tls-pingpong") => tlsload::pingpong(addr, ca, pid, conns, o.size, warmup, window),
-            Some("tls-bulk") => tlsload::bulk(addr, ca, pid, conns, warmup, window),
             Some("tls-idle") if pid == 0 => return Err("loadgen: tls-idle needs --pid".into()),
             Some("tls-idle") => tlsload::idle(addr, ca, pid, conns, window),
             other => return Err(format!("loadgen: unknown scenario {other:?}")),
@@ -325,7 +335,7 @@ const USAGE: &str = "usage:
   bench scale [--quick] [--shards 1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T] [--same-conns]
   bench snapshot [--connections N] [--runs R]
   bench loadgen pingpong|bulk|churn|idle --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S | --start-at UNIX_MS] [--window S] [--rounds N]
-  bench loadgen tls-handshake|tls-pingpong|tls-bulk|tls-idle --ca PATH [--resume] --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S]";
+  bench loadgen tls-handshake|tls-pingpong|tls-bulk|tls-idle --ca PATH [--resume] --addr HOST:PORT [--pid PID] [--conns N] [--size B] [--warmup S] [--window S] [--rounds N]";
 
 fn main() {
     use lexopt::prelude::*;

@@ -26,7 +26,57 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, RootCertStore};
 
-use crate::loadgen::{byte_at, idle_window, rss_kib, Outcome, Phase, Start, Window};
+use crate::loadgen::{byte_at, idle_window, over_limit, rss_kib, Outcome, Phase, Start, Window};
+
+/// How long `tls-handshake` and `tls-bulk` run: a timed window, as the
+/// other scenarios, or a fixed amount of work (`--rounds N`), for `bench
+/// callgrind`, which counts the server's instructions: N handshakes in
+/// all, or N × 64 KiB streamed (and echoed) on each connection.
+#[derive(Clone, Copy, Debug)]
+pub enum Run {
+    /// The server's CPU over a window opening at `warmup`.
+    Timed {
+        pid: u32,
+        warmup: Start,
+        window: Duration,
+    },
+    /// Exactly this much work, then every connection closed.
+    Fixed(u64),
+}
+
+impl Run {
+    /// The window to run in: for fixed work, one that is open from the
+    /// start and never ends by itself (the loops end when the work is
+    /// done, or after `FIXED_LIMIT`).
+    fn window(self) -> Window {
+        match self {
+            Run::Timed {
+                pid,
+                warmup,
+                window,
+            } => Window::new(pid, warmup, window),
+            Run::Fixed(_) => {
+                Window::new(0, Start::After(Duration::ZERO), Duration::from_secs(86_400))
+            }
+        }
+    }
+
+    /// Ends `w` into `out`: a fixed run's length is the time it took.
+    fn finish(self, w: &Window, started: Instant, out: &mut Outcome) {
+        w.finish(out);
+        if let Run::Fixed(_) = self {
+            out.secs = started.elapsed().as_secs_f64();
+        }
+    }
+
+    /// The work asked for; `u64::MAX` for a timed run.
+    fn work(self) -> u64 {
+        match self {
+            Run::Timed { .. } => u64::MAX,
+            Run::Fixed(n) => n,
+        }
+    }
+}
 
 /// The files `compare --tls` hands the servers and the load generator.
 pub struct Certs {
@@ -185,11 +235,9 @@ fn message(i: usize, seq: u64, size: usize) -> Vec<u8> {
 pub fn handshake(
     addr: SocketAddr,
     ca: &Path,
-    pid: u32,
     conns: usize,
     resume: bool,
-    warmup: Start,
-    window: Duration,
+    run: Run,
 ) -> io::Result<Outcome> {
     const SIZE: usize = 64;
     let base = client_config(ca, resume)?;
@@ -207,22 +255,35 @@ pub fn handshake(
         .collect();
     let mut poll = Poll::new()?;
     let mut seq = vec![0u64; conns];
-    let mut slots: Vec<Client> = Vec::with_capacity(conns);
+    // Handshakes begun and finished (the work of a fixed run).
+    let (work, mut begun, mut finished) = (run.work(), 0u64, 0u64);
+    let mut slots: Vec<Option<Client>> = Vec::with_capacity(conns);
     for (i, config) in configs.iter().enumerate() {
+        if begun == work {
+            slots.push(None);
+            continue;
+        }
         let mut c = Client::connect(&poll, addr, config, i)?;
         c.send(&message(i, 0, SIZE))?;
-        slots.push(c);
+        slots.push(Some(c));
+        begun += 1;
     }
     let mut events = Events::with_capacity(1024);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut w = Window::new(pid, warmup, window);
+    let mut w = run.window();
     let mut out = Outcome::default();
     let (mut resumed, mut counted) = (0u64, 0u64);
-    while w.phase() != Phase::Over {
+    let start = Instant::now();
+    while w.phase() != Phase::Over && finished < work {
+        if matches!(run, Run::Fixed(_)) {
+            over_limit(start, "tls-handshake")?;
+        }
         poll.poll(&mut events, Some(Duration::from_millis(50)))?;
         for ev in events.iter() {
             let i = ev.token().0;
-            let c = &mut slots[i];
+            let Some(c) = slots[i].as_mut() else {
+                continue; // a fixed run's slot whose work is done
+            };
             c.drive(&mut buf)?;
             if c.plain.len() < SIZE {
                 if c.closed {
@@ -253,14 +314,20 @@ pub fn handshake(
                 }
             }
             let _ = poll.registry().deregister(&mut c.sock);
+            finished += 1;
             seq[i] += 1;
+            if begun == work {
+                slots[i] = None; // dropping it closes its socket
+                continue;
+            }
             let mut next = Client::connect(&poll, addr, &configs[i], i)?;
             next.send(&message(i, seq[i], SIZE))?;
+            begun += 1;
             // Dropping the old one closes its socket.
             *c = next;
         }
     }
-    w.finish(&mut out);
+    run.finish(&w, start, &mut out);
     out.resumed = Some(resumed as f64 / counted.max(1) as f64);
     // A ticket that arrives after the echo is lost when the client closes,
     // so not every handshake can resume; most must.
@@ -381,14 +448,7 @@ pub fn pingpong(
 
 /// N handshaken connections streaming a checked pattern both ways, at most
 /// 4 MiB in flight on each.
-pub fn bulk(
-    addr: SocketAddr,
-    ca: &Path,
-    pid: u32,
-    conns: usize,
-    warmup: Start,
-    window: Duration,
-) -> io::Result<Outcome> {
+pub fn bulk(addr: SocketAddr, ca: &Path, conns: usize, run: Run) -> io::Result<Outcome> {
     const IN_FLIGHT: u64 = 4 << 20;
     const CHUNK: usize = 64 * 1024;
     let config = client_config(ca, false)?;
@@ -399,9 +459,12 @@ pub fn bulk(
     let mut recvd = vec![0u64; conns];
     let mut buf = vec![0u8; 256 * 1024];
     let mut events = Events::with_capacity(1024);
-    let mut w = Window::new(pid, warmup, window);
+    let mut w = run.window();
     let mut out = Outcome::default();
     let mut base = 0u64;
+    // A fixed run: this many bytes each way on every connection.
+    let total = run.work().saturating_mul(CHUNK as u64);
+    let start = Instant::now();
     // Start every stream; events keep them going.
     let mut ready: Vec<usize> = (0..conns).collect();
     // Streams that had more to send when their turn ended.
@@ -411,6 +474,12 @@ pub fn bulk(
             Phase::Over => break,
             Phase::Started => base = recvd.iter().sum(),
             _ => {}
+        }
+        if recvd.iter().all(|&r| r >= total) {
+            break; // a fixed run's work is done
+        }
+        if matches!(run, Run::Fixed(_)) {
+            over_limit(start, "tls-bulk")?;
         }
         for i in ready.drain(..) {
             let c = &mut clients[i];
@@ -436,7 +505,7 @@ pub fn bulk(
                 }
                 recvd[i] += got.len() as u64;
                 // More only once rustls has handed all it holds to the socket.
-                if !flushed || sent[i] - recvd[i] >= IN_FLIGHT {
+                if !flushed || sent[i] - recvd[i] >= IN_FLIGHT || sent[i] >= total {
                     break;
                 }
                 if turn == 16 {
@@ -461,7 +530,7 @@ pub fn bulk(
             "TLS bulk: the measuring window's start was missed",
         ));
     }
-    w.finish(&mut out);
+    run.finish(&w, start, &mut out);
     out.bytes = recvd.iter().sum::<u64>() - base;
     // CPU per MB, as the plain bulk scenario.
     out.ops = out.bytes / 1_000_000;
