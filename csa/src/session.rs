@@ -14,10 +14,12 @@
 //! What the CSA keeps over a session (the rules of its crate docs, in
 //! their TLS form):
 //!
-//! - **C3.** The socket is read up to 64 KiB at a time into a buffer of
-//!   the thread's, and the session is fed from there in the pieces it
-//!   asks for (rustls: 4 to 18 KiB, what its record buffer has room for), so one
-//!   system call serves many of its reads; a read under 8 KiB drained the
+//! - **C3.** Each socket read is one `readv`: what the session asks for
+//!   (rustls: 4 to 18 KiB, what its record buffer has room for) goes
+//!   straight into the session's buffer, and up to 64 KiB more into a
+//!   buffer of the thread's, from which the session is then fed in the
+//!   pieces it asks for: one system call serves many of its reads, and
+//!   the first of them costs no copy. A read under 8 KiB drained the
 //!   socket, as over plain TCP. Decrypted bytes go out of `outbox` in
 //!   chunks of at most [`CHUNK`], each gathered from as many records of
 //!   the bytes in hand as fill it (one message and one allocation per
@@ -48,7 +50,9 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::{Csa, CsaBoxes, CHUNK, DRAINED_BELOW, GOT, HIGH_WATER, READS_PER_STEP, WROTE};
+use crate::{
+    Csa, CsaBoxes, TcpStream, CHUNK, DRAINED_BELOW, GOT, HIGH_WATER, READS_PER_STEP, WROTE,
+};
 
 /// What [`Session::plaintext`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -227,10 +231,12 @@ enum Delivered {
     Full,
 }
 
-/// Ciphertext taken off the socket per read over a session. The session
-/// takes it from memory a piece at a time (rustls: 4 KiB while its record
-/// buffer grows, then what that buffer has room for, up to about 18 KiB),
-/// so one system call serves several of its reads instead of one each.
+/// Ciphertext taken off the socket per read over a session beyond what
+/// the session takes straight into its own buffer ([`SplitRead`]). The
+/// session takes it from memory a piece at a time (rustls: 4 KiB while
+/// its record buffer grows, then what that buffer has room for, up to
+/// about 18 KiB), so one system call serves several of its reads instead
+/// of one each.
 const CIPHER_READ: usize = 2 * CHUNK;
 
 thread_local! {
@@ -238,6 +244,28 @@ thread_local! {
     /// while in use, so a nested use would make its own): an idle
     /// connection holds none.
     static CIPHER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// The session's read of the socket: one `readv` putting what the session
+/// asks for (rustls: its record buffer's room, up to about 18 KiB)
+/// straight into its buffer, and up to `spare`'s length more into `spare`
+/// (the thread's [`CIPHER`] buffer), fed to it from there: the bytes of a
+/// 64 KiB read cost one system call, and the first of them no copy.
+struct SplitRead<'a> {
+    stream: &'a TcpStream,
+    spare: &'a mut [u8],
+    /// Bytes read into `spare`.
+    spilled: usize,
+}
+
+impl Read for SplitRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&*self.stream)
+            .read_vectored(&mut [io::IoSliceMut::new(buf), io::IoSliceMut::new(self.spare)])?;
+        let direct = n.min(buf.len());
+        self.spilled = n - direct;
+        Ok(direct)
+    }
 }
 
 /// What [`Csa::feed`] did with the ciphertext it was given.
@@ -353,9 +381,10 @@ impl Csa {
     /// C3 over a session: reads into it and passes what it decrypts on,
     /// respecting a full outbox. True if there is more to read right away.
     ///
-    /// The socket is read [`CIPHER_READ`] bytes at a time into this
-    /// thread's buffer, and the session is fed from there; what it has
-    /// not taken when the outbox fills is kept (`pending`, bounded by
+    /// Each read of the socket puts what the session asks for into the
+    /// session and up to [`CIPHER_READ`] bytes more into this thread's
+    /// buffer ([`SplitRead`]), from which the session is fed next; what it
+    /// has not taken when the outbox fills is kept (`pending`, bounded by
     /// one read) and fed first next time, before the socket is read
     /// again.
     pub(crate) fn session_read(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<bool> {
@@ -363,7 +392,7 @@ impl Csa {
             return Ok(false); // woken when space frees (A6)
         }
         if let Some((pending, from)) = st.pending.take() {
-            if let Fed::Stopped { at, more } = self.feed(st, b, &pending[from..])? {
+            if let Fed::Stopped { at, more } = self.feed(st, b, None, &pending[from..])? {
                 st.keep(pending, from + at);
                 return Ok(more);
             }
@@ -378,10 +407,18 @@ impl Csa {
             if buf.len() < CIPHER_READ {
                 buf.resize(CIPHER_READ, 0);
             }
-            let read = (&*self.stream).read(&mut buf[..CIPHER_READ]);
+            let waiting = st.session.wants_write();
+            let mut split = SplitRead {
+                stream: &self.stream,
+                spare: &mut buf[..CIPHER_READ],
+                spilled: 0,
+            };
+            let read = st.session.read_from(&mut split);
+            let spilled = split.spilled;
             let fed = match read {
                 Ok(0) => None,
-                Ok(n) => {
+                Ok(took) => {
+                    let n = took + spilled;
                     self.moved |= GOT;
                     self.bytes_in += n as u64;
                     // A short read drained the socket (C3), unless a FIN
@@ -389,9 +426,9 @@ impl Csa {
                     if n < DRAINED_BELOW && !self.stream.read_closed_seen() {
                         self.wait_readable(b);
                     }
-                    let fed = self.feed(st, b, &buf[..n]);
+                    let fed = self.feed(st, b, Some(waiting), &buf[..spilled]);
                     if let Ok(Fed::Stopped { at, .. }) = fed {
-                        st.keep(buf[at..n].into(), 0);
+                        st.keep(buf[at..spilled].into(), 0);
                     }
                     Some(fed)
                 }
@@ -420,9 +457,17 @@ impl Csa {
     }
 
     /// Feeds `bytes` (ciphertext off the socket) to the session, a read
-    /// of its at a time, passing on what each read decrypts.
-    fn feed(&mut self, st: &mut SessionState, b: &CsaBoxes, bytes: &[u8]) -> io::Result<Fed> {
-        let fed = self.feed_gathering(st, b, bytes);
+    /// of its at a time, passing on what each read decrypts; first, if
+    /// `read` says so, what the session has just read itself (`Some`:
+    /// whether records were waiting to be sent before that read).
+    fn feed(
+        &mut self,
+        st: &mut SessionState,
+        b: &CsaBoxes,
+        read: Option<bool>,
+        bytes: &[u8],
+    ) -> io::Result<Fed> {
+        let fed = self.feed_gathering(st, b, read, bytes);
         // What was gathered for a chunk goes now, however the feeding
         // ended (with a full outbox it is held already).
         if !st.gathered.is_empty() {
@@ -441,8 +486,14 @@ impl Csa {
         &mut self,
         st: &mut SessionState,
         b: &CsaBoxes,
+        read: Option<bool>,
         bytes: &[u8],
     ) -> io::Result<Fed> {
+        if let Some(waiting) = read {
+            if let Some(more) = self.after_read(st, b, waiting, bytes.len())? {
+                return Ok(Fed::Stopped { at: 0, more });
+            }
+        }
         let mut rest = bytes;
         while !rest.is_empty() && !self.read_closed {
             let at = bytes.len() - rest.len();
@@ -452,31 +503,49 @@ impl Csa {
                 // `deliver` and `write_records` have asked to be woken.
                 return Ok(Fed::Stopped { at, more: false });
             }
-            let took = st.session.read_from(&mut rest)?;
             // Records already waiting (the socket was full) are not this
             // read's: they never hold reading back.
             let waiting = st.session.wants_write();
-            self.process(st, b)?;
-            let delivered = self.deliver(st, b, rest.len());
+            let took = st.session.read_from(&mut rest)?;
             let at = bytes.len() - rest.len();
-            if delivered == Delivered::Full {
-                self.write_records(st, b)?;
-                return Ok(Fed::Stopped { at, more: false });
+            if let Some(more) = self.after_read(st, b, waiting, rest.len())? {
+                return Ok(Fed::Stopped { at, more });
             }
-            if delivered != Delivered::Nothing && !waiting && st.session.wants_write() {
-                // Records that came with plaintext (the tickets after a
-                // handshake, a key update) wait one step: the handler,
-                // just woken, runs first (a yield comes after it), and its
-                // reply leaves with them in one write (`session_flush`).
-                return Ok(Fed::Stopped { at, more: true });
-            }
-            // Handshake messages: out at once.
-            self.write_records(st, b)?;
             if took == 0 {
                 break; // it takes no more (its input ended in order)
             }
         }
         Ok(Fed::All)
+    }
+
+    /// After the session has read (with `coming` bytes of ciphertext
+    /// still in hand): processes it, passes on what it decrypted, and
+    /// writes its handshake records. `Some(more)` when feeding must stop
+    /// here: the outbox is full (`false`), or records came with plaintext
+    /// (the tickets after a handshake, a key update: `true`), which wait
+    /// one step so that the handler, just woken, runs first (a yield
+    /// comes after it) and its reply leaves with them in one write
+    /// (`session_flush`). `waiting`: records were waiting before the read
+    /// (the socket was full), which never hold reading back.
+    fn after_read(
+        &mut self,
+        st: &mut SessionState,
+        b: &CsaBoxes,
+        waiting: bool,
+        coming: usize,
+    ) -> io::Result<Option<bool>> {
+        self.process(st, b)?;
+        let delivered = self.deliver(st, b, coming);
+        if delivered == Delivered::Full {
+            self.write_records(st, b)?;
+            return Ok(Some(false));
+        }
+        if delivered != Delivered::Nothing && !waiting && st.session.wants_write() {
+            return Ok(Some(true));
+        }
+        // Handshake messages: out at once.
+        self.write_records(st, b)?;
+        Ok(None)
     }
 
     /// Processes what was read; on a session error, sends what it queued
