@@ -578,11 +578,17 @@ impl Csa {
                     if got == Plaintext::Data {
                         delivered = delivered.max(Delivered::Gathered);
                     }
-                    let full = st.gathered.len() == CHUNK;
-                    if st.gathered.is_empty() || (coming > 0 && !full && got != Plaintext::Closed) {
+                    if st.gathered.is_empty() {
                         if got == Plaintext::Closed {
-                            self.peer_closed_session(b);
+                            // The peer's close_notify: a half-close (C7).
+                            log::trace!("csa {self:?}: the peer closed the session");
+                            self.end_input(b, false);
                         }
+                        return delivered;
+                    }
+                    // More of the chunk may come from the ciphertext in
+                    // hand (unless the session has closed).
+                    if coming > 0 && st.gathered.len() < CHUNK && got != Plaintext::Closed {
                         return delivered;
                     }
                     let mut chunk = std::mem::take(&mut st.gathered);
@@ -600,12 +606,6 @@ impl Csa {
             }
             delivered = Delivered::Some;
         }
-    }
-
-    /// The peer's close_notify: a half-close (C7).
-    fn peer_closed_session(&mut self, b: &CsaBoxes) {
-        log::trace!("csa {self:?}: the peer closed the session");
-        self.end_input(b, false);
     }
 
     /// The peer's FIN: what the session decrypted before it goes on, then
