@@ -86,8 +86,9 @@ pub trait Session: Send + fmt::Debug {
     fn process(&mut self) -> io::Result<()>;
     /// Appends decrypted bytes to `buf` until it holds `max` bytes (the
     /// CSA gathers a chunk from several records this way, in one
-    /// allocation). A `buf` with no room left reserves exactly what is
-    /// appended; one the caller reserved is filled without moving.
+    /// allocation). A `buf` with no capacity gets exactly what its first
+    /// piece needs; one the caller reserved is filled without moving, and
+    /// past that it grows as a `Vec` does (amortized).
     fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> Plaintext;
     /// Takes as much of `data` to send as the session's buffer limit
     /// allows; returns how much (perhaps 0, until records are written).

@@ -170,8 +170,9 @@ impl Engine {
 
     /// Appends the decrypted bytes waiting to `buf` until it holds `max`,
     /// copied out of rustls's own chunks (`BufRead`: no buffer to
-    /// zero-fill first); a `buf` with no room reserves exactly what it
-    /// takes. `Plain::Closed` once the peer's close_notify has come and
+    /// zero-fill first). A `buf` with no capacity gets exactly its first
+    /// piece's; past what the caller reserved it grows as a `Vec` does
+    /// (amortized: many small records are not a reallocation each). `Plain::Closed` once the peer's close_notify has come and
     /// every byte before it has been taken.
     pub(crate) fn plaintext(&mut self, buf: &mut Vec<u8>, max: usize) -> Plain<()> {
         let mut reader = self.conn.reader();
@@ -182,7 +183,7 @@ impl Engine {
                 Ok([]) => break,
                 Ok(chunk) => {
                     let n = chunk.len().min(max - buf.len());
-                    if buf.capacity() == buf.len() {
+                    if buf.capacity() == 0 {
                         buf.reserve_exact(n);
                     }
                     buf.extend_from_slice(&chunk[..n]);

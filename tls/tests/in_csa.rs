@@ -592,3 +592,38 @@ fn in_csa_c3_ciphertext_read_ahead_of_a_full_outbox_is_kept_and_passed_on_in_ord
         sizes.len()
     );
 }
+
+#[test]
+fn in_csa_c3_a_flood_of_tiny_records_is_echoed_byte_exact() {
+    // Thousands of 1- to 7-byte records, queued and written in batches, so
+    // that each read of the server's brings hundreds of them: what they
+    // decrypt is gathered into chunks a small piece at a time, and comes
+    // back whole and in order.
+    let pki = Pki::new();
+    let server = Server::new(&pki);
+    let mut c = client(server.addr, pki.client(), "localhost");
+    handshake(&mut c).unwrap();
+    let sent = pattern(11, 24_000);
+    let (mut got, mut buf) = (Vec::with_capacity(sent.len()), vec![0u8; 64 * 1024]);
+    let mut records = 0;
+    for batch in sent.chunks(6_000) {
+        let mut rest = batch;
+        while !rest.is_empty() {
+            let n = rest.len().min(1 + records % 7);
+            c.conn.writer().write_all(&rest[..n]).unwrap(); // one record each
+            rest = &rest[n..];
+            records += 1;
+        }
+        c.flush().unwrap();
+        let want = got.len() + batch.len();
+        while got.len() < want {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "EOF after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    assert!(records > 5_000, "{records} records");
+    assert_eq!(got.len(), sent.len(), "bytes added or lost");
+    assert!(got == sent, "bytes changed or reordered");
+    assert_eq!(server.count.load(Ordering::Relaxed), sent.len());
+}
