@@ -17,8 +17,8 @@ use axon::{link, Component, Control, Cx, Endpoint, Handle, Postbox, Standard, St
 use chassis::{ServerOptions, SimpleServer};
 use tcpclient::TcpClient;
 use testkit::{
-    any_loopback_port, closed_unanswered, collect_until_signal, connect, open_fds, read_to_eof,
-    stop_gracefully, wait_until, PanicsOnInput, Running, User, DEADLINE,
+    any_loopback_port, assert_each_closed_unanswered, collect_until_signal, connect, open_fds,
+    read_to_eof, stop_gracefully, wait_until, PanicsOnInput, Running, User, DEADLINE,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -140,12 +140,7 @@ fn a_handler_that_panicked_left_its_connection_open_for_ever() {
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(server).unwrap();
     let running = Running::start(scheduler);
-    for _ in 0..3 {
-        assert!(
-            closed_unanswered(addr, b"boom"),
-            "the server sent bytes instead of closing"
-        );
-    }
+    assert_each_closed_unanswered(addr, b"boom", 3);
     // The server itself goes on serving.
     assert!(!core.is_done());
     running.stop();

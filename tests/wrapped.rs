@@ -21,8 +21,8 @@ use axon::{boxes, Component, Control, Cx, Graphline, Handle, Inbox, Outbox, Step
 use chassis::{ConnectionInfo, Csa, ServerCore, ServerOptions, SimpleServer, TcpServer};
 use csa::ShutdownCsa;
 use testkit::{
-    any_loopback_port, closed_unanswered, connect, open_fds, pattern, read_n, read_to_eof,
-    round_trip, sees_eof, shards, wait_until, PanicsOnInput, Running,
+    any_loopback_port, assert_each_closed_unanswered, connect, open_fds, pattern, read_n,
+    read_to_eof, round_trip, sees_eof, shards, wait_until, PanicsOnInput, Running,
 };
 
 /// Runs the tests of this file one at a time (a failed one does not poison
@@ -335,12 +335,7 @@ fn h3_a_panicking_handler_of_a_wrapped_connection_has_its_connection_closed() {
     let scheduler = selector::scheduler().unwrap();
     let core = scheduler.activate(core).unwrap();
     let running = Running::start(scheduler);
-    for _ in 0..3 {
-        assert!(
-            closed_unanswered(addr, b"boom"),
-            "the server sent bytes instead of closing"
-        );
-    }
+    assert_each_closed_unanswered(addr, b"boom", 3);
     assert!(!core.is_done());
     assert_eq!(count.load(Ordering::Relaxed), 3 * b"boom".len());
     running.stop();

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 pub use child::{drain, sigterm, wait_with_deadline, Drained, Listening};
 pub use handlers::PanicsOnInput;
 pub use net::{
-    any_loopback_port, closed_unanswered, connect, pattern, read_n, read_to_eof, round_trip,
-    sees_eof, try_connect,
+    any_loopback_port, assert_each_closed_unanswered, closed_unanswered, connect, pattern, read_n,
+    read_to_eof, round_trip, sees_eof, try_connect,
 };
 pub use procfs::{ensure_fd_limit, open_fds, tcp_socket, CpuClock, Proc, TcpSocket};
 pub use sched::{stop_gracefully, Running};

@@ -68,6 +68,18 @@ pub fn closed_unanswered(addr: SocketAddr, msg: &[u8]) -> bool {
     sees_eof(&mut s)
 }
 
+/// [`closed_unanswered`] `times` times over, asserting each: a server
+/// that closes a failed handler's connection does so for every one.
+#[track_caller]
+pub fn assert_each_closed_unanswered(addr: SocketAddr, msg: &[u8], times: usize) {
+    for _ in 0..times {
+        assert!(
+            closed_unanswered(addr, msg),
+            "the server sent bytes instead of closing"
+        );
+    }
+}
+
 /// `len` pseudo-random bytes from `seed` (xorshift): lost, duplicated or
 /// misordered bytes show as a mismatch.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use axon::Handle;
 use chassis::{ConnectionInfo, ServerCore, ServerOptions, TcpServer};
-use common::{client, exchange, handshake, short, tapped, Counting, Pki, Seen};
+use common::{client, exchange, handshake, read_more, short, tapped, Counting, Pki, Seen};
 use tcpserver::SessionFactory;
 use testkit::{any_loopback_port, pattern, wait_until, Running, DEADLINE};
 use tls::{HandshakeLimit, ServerSessions, TlsError};
@@ -615,12 +615,7 @@ fn in_csa_c3_a_flood_of_tiny_records_is_echoed_byte_exact() {
             records += 1;
         }
         c.flush().unwrap();
-        let want = got.len() + batch.len();
-        while got.len() < want {
-            let n = c.read(&mut buf).unwrap();
-            assert!(n > 0, "EOF after {} bytes", got.len());
-            got.extend_from_slice(&buf[..n]);
-        }
+        read_more(&mut c, &mut got, batch.len(), &mut buf);
     }
     assert!(records > 5_000, "{records} records");
     assert_eq!(got.len(), sent.len(), "bytes added or lost");

@@ -255,14 +255,21 @@ pub fn exchange(mut c: Client, msg: Vec<u8>) -> (Client, Vec<u8>) {
     for piece in msg.chunks(16 * 1024) {
         c.write_all(piece).unwrap();
         c.flush().unwrap();
-        let want = got.len() + piece.len();
-        while got.len() < want {
-            let n = c.read(&mut buf).unwrap();
-            assert!(n > 0, "EOF after {} bytes", got.len());
-            got.extend_from_slice(&buf[..n]);
-        }
+        read_more(&mut c, &mut got, piece.len(), &mut buf);
     }
     (c, got)
+}
+
+/// Reads `n` more plaintext bytes into `got` (within the sockets'
+/// deadline), through `buf`.
+#[track_caller]
+pub fn read_more(c: &mut Client, got: &mut Vec<u8>, n: usize, buf: &mut [u8]) {
+    let want = got.len() + n;
+    while got.len() < want {
+        let k = c.read(buf).unwrap();
+        assert!(k > 0, "EOF after {} bytes", got.len());
+        got.extend_from_slice(&buf[..k]);
+    }
 }
 
 pub fn short(d: u64) -> Duration {
