@@ -23,7 +23,8 @@
 //! one-byte parking_lot lock beside the box's other small fields, not a
 //! `Mutex` around them, which would pad it to eight), and the
 //! queue itself is allocated only when the first message arrives. A queue
-//! that grew during a burst gives its buffer back once it is empty again.
+//! that grew during a burst gives its buffer back once it is empty again,
+//! and an emptied queue's memory is kept for the thread's next one.
 //!
 //! A box is not an allocation of its own: it is a field of its
 //! component's box set, which follows the component's wake cell in the
@@ -386,75 +387,159 @@ struct Queue<T> {
 }
 
 thread_local! {
-    /// Emptied queues kept for the next message into an empty box of
-    /// their type on this thread, by message type: one-at-a-time traffic
-    /// makes a queue and frees it per message (three times per
-    /// request-reply round trip over a CSA), and a queue taken from here
-    /// costs a third of an allocation and a free. At most
-    /// [`SPARE_QUEUES`] per type, with room for at most eight messages
-    /// after the first: a thread's spares are at most some tens of KiB
-    /// per message type whatever it runs (256 queues of `Vec<u8>` with
-    /// room for 8: 80 KiB), and an idle box still holds none.
-    static SPARE: RefCell<Vec<Spares>> = const { RefCell::new(Vec::new()) };
+    /// Emptied queues' memory kept for the next message into an empty
+    /// box on this thread: one-at-a-time traffic makes a queue and frees
+    /// it per message (three times per request-reply round trip over a
+    /// CSA), and a block taken from here costs a small fraction of an
+    /// allocation and a free (glibc's per-thread cache holds seven blocks
+    /// of a size, and a Selector's round of notices to 64 connections
+    /// overflows it). Blocks are kept by size, not by message type: a
+    /// queue's fields are dropped before its block is kept, so any queue
+    /// of the same size and alignment can be built in it. At most
+    /// [`SPARE_QUEUES`] per size: a thread keeps some tens of KiB at most
+    /// whatever it runs (256 blocks of 80 bytes, a queue of `Vec<u8>`, are
+    /// 20 KiB), and an idle box still holds none.
+    static SPARE: RefCell<Spares> = const { RefCell::new(Spares::new()) };
 }
 
-/// A thread's spare queues of one message type (each a `Box<Queue<T>>`).
-type Spares = (TypeId, Vec<Box<dyn Any>>);
-
-/// The most emptied queues a thread keeps per message type: a burst of
-/// notices to as many connections (a Selector's round) is served from
-/// them. (32 missed half of a 64-connection burst: 3,325 instructions
-/// per round trip against 3,115 with this.)
+/// The most emptied queues a thread keeps per size: a burst of notices to
+/// as many connections (a Selector's round) is served from them. (32
+/// missed half of a 64-connection burst: 3,325 instructions per round trip
+/// against 3,115 with this.)
 const SPARE_QUEUES: usize = 256;
 
-impl<T: 'static> Queue<T> {
-    /// An empty queue: a spare one if this thread has one, or a new one.
-    fn new() -> Box<Self> {
-        let spare = SPARE
-            .try_with(|spare| {
-                let mut spare = spare.try_borrow_mut().ok()?;
-                let (_, queues) = spare.iter_mut().find(|(t, _)| *t == TypeId::of::<T>())?;
-                queues.pop()?.downcast::<Queue<T>>().ok()
-            })
-            .ok()
-            .flatten();
-        spare.unwrap_or_else(|| {
-            Box::new(Queue {
-                front: None,
-                rest: VecDeque::new(),
-                waiting: Vec::new(),
-            })
-        })
+/// The block sizes kept: 8, 16, … bytes up to this many words. A queue is
+/// two words and a half plus its oldest message, so this covers messages
+/// up to 200 bytes (larger ones are simply allocated and freed).
+const SPARE_CLASSES: usize = 32;
+
+/// The alignment of the blocks kept: a queue's, for any message type of
+/// at most this alignment (others are simply allocated and freed).
+const SPARE_ALIGN: usize = 8;
+
+/// A thread's kept blocks, by size class (class `i` holds blocks of
+/// `(i + 1) × 8` bytes, aligned to [`SPARE_ALIGN`]); freed with the thread.
+struct Spares {
+    classes: [Vec<NonNull<u8>>; SPARE_CLASSES],
+}
+
+impl Spares {
+    const fn new() -> Self {
+        Spares {
+            classes: [const { Vec::new() }; SPARE_CLASSES],
+        }
     }
 
-    /// Frees an emptied queue, or keeps it for [`Queue::new`] on this
-    /// thread (if it is small and the thread has fewer than
-    /// [`SPARE_QUEUES`] of its type).
-    fn recycle(queue: Box<Self>) {
-        if queue.front.is_some()
-            || !queue.waiting.is_empty()
-            || queue.rest.capacity() > 8
-            || queue.waiting.capacity() > 2
-        {
-            return;
-        }
-        // On a thread being torn down, or re-entered: simply freed.
-        let _ = SPARE.try_with(|spare| {
-            let Ok(mut spare) = spare.try_borrow_mut() else {
-                return;
-            };
-            let i = match spare.iter().position(|(t, _)| *t == TypeId::of::<T>()) {
-                Some(i) => i,
-                None => {
-                    spare.push((TypeId::of::<T>(), Vec::new()));
-                    spare.len() - 1
-                }
-            };
-            let queues = &mut spare[i].1;
-            if queues.len() < SPARE_QUEUES {
-                queues.push(queue);
+    /// The layout of class `class`'s blocks.
+    fn layout(class: usize) -> std::alloc::Layout {
+        // Never fails: the size is a multiple of the (power of two)
+        // alignment and far below `isize::MAX`.
+        std::alloc::Layout::from_size_align((class + 1) * SPARE_ALIGN, SPARE_ALIGN)
+            .expect("a small multiple of a power of two")
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        for (class, blocks) in self.classes.iter_mut().enumerate() {
+            for block in blocks.drain(..) {
+                // SAFETY: every block kept in class `class` was allocated by
+                // the global allocator (a `Box` of a queue) with exactly
+                // this layout (`Queue::CLASS`), holds no value (its queue was
+                // dropped in place before it was kept), and is kept once.
+                unsafe { std::alloc::dealloc(block.as_ptr(), Spares::layout(class)) };
             }
-        });
+        }
+    }
+}
+
+impl<T: 'static> Queue<T> {
+    /// The size class of this queue type's block, if blocks of its layout
+    /// are kept (see [`Spares`]).
+    const CLASS: Option<usize> = {
+        let (size, align) = (size_of::<Self>(), align_of::<Self>());
+        if align == SPARE_ALIGN && size % SPARE_ALIGN == 0 && size / SPARE_ALIGN <= SPARE_CLASSES {
+            Some(size / SPARE_ALIGN - 1)
+        } else {
+            None
+        }
+    };
+
+    /// An empty queue, in a block this thread kept if it has one.
+    #[inline]
+    fn new() -> Box<Self> {
+        let empty = Queue {
+            front: None,
+            rest: VecDeque::new(),
+            waiting: Vec::new(),
+        };
+        let Some(class) = Self::CLASS else {
+            return Box::new(empty);
+        };
+        let block = SPARE
+            .try_with(|spare| spare.try_borrow_mut().ok()?.classes[class].pop())
+            .ok()
+            .flatten();
+        match block {
+            Some(block) => {
+                let queue = block.cast::<Self>().as_ptr();
+                // SAFETY: the block was allocated by the global allocator
+                // with `Layout::new::<Queue<U>>()` for some `U` whose queue
+                // has this class, that is this size and alignment, which is
+                // the layout a `Box<Self>` is allocated and freed with; it
+                // holds no value (see `recycle`), and was taken out of the
+                // spares, so nothing else refers to it. Writing the queue
+                // makes it a valid `Self` that the box owns from here.
+                unsafe {
+                    queue.write(empty);
+                    Box::from_raw(queue)
+                }
+            }
+            None => Box::new(empty),
+        }
+    }
+
+    /// Frees an emptied queue, or keeps its block for [`Queue::new`] on
+    /// this thread (if its layout is kept and the thread has fewer than
+    /// [`SPARE_QUEUES`] of its size). A queue that grew in a burst gives
+    /// its ring buffer back either way.
+    #[inline]
+    fn recycle(queue: Box<Self>) {
+        let Some(class) = Self::CLASS else {
+            return; // dropped
+        };
+        if queue.front.is_some() || !queue.waiting.is_empty() || !queue.rest.is_empty() {
+            return; // not empty: dropped (never the case: callers empty it)
+        }
+        let mut queue = queue;
+        if queue.rest.capacity() != 0 {
+            queue.rest = VecDeque::new(); // frees the ring buffer
+        }
+        if queue.waiting.capacity() != 0 {
+            queue.waiting = Vec::new();
+        }
+        // Its fields now own nothing (no message, no buffer), so the block
+        // is given up without dropping them: it holds no value.
+        let block = NonNull::from(Box::leak(queue)).cast::<u8>();
+        let kept = SPARE
+            .try_with(|spare| {
+                let Ok(mut spare) = spare.try_borrow_mut() else {
+                    return false;
+                };
+                let blocks = &mut spare.classes[class];
+                let room = blocks.len() < SPARE_QUEUES;
+                if room {
+                    blocks.push(block);
+                }
+                room
+            })
+            .unwrap_or(false);
+        if !kept {
+            // On a thread being torn down, or with enough kept: freed.
+            // SAFETY: allocated by the `Box` with this layout, holding no
+            // value (dropped above), and not kept, so freed once.
+            unsafe { std::alloc::dealloc(block.as_ptr(), std::alloc::Layout::new::<Self>()) };
+        }
     }
 }
 
@@ -721,7 +806,8 @@ pub(crate) struct Node<T> {
     /// [`HAS_TARGET`] and [`HAS_QUEUE`], readable without the lock: a send
     /// into an inbox that passes through elsewhere must follow it, and a
     /// `recv` on an empty inbox (the end of every receive loop) needs no
-    /// lock. [`INBOX`] says the box's direction.
+    /// lock. [`INBOX`] says the box's direction. Changed only under the
+    /// lock ([`Node::set_flags`]).
     flags: AtomicU8,
     lock: RawMutex,
 }
@@ -875,7 +961,18 @@ impl<T: Send + 'static> Node<T> {
     /// Keeps this inbox's queue when it empties (see
     /// [`Inbox::keep_queue`](crate::Inbox::keep_queue)).
     pub(crate) fn keep_queue(&self) {
-        self.flags.fetch_or(KEEP_QUEUE, Ordering::Relaxed);
+        let _inner = self.locked();
+        self.set_flags(KEEP_QUEUE, 0);
+    }
+
+    /// Sets the bits `set` of `flags` and clears `clear`, with the box's
+    /// lock held: every change to `flags` is made under it, so a load and
+    /// a store do what a read-modify-write would, without its cost (two
+    /// per message otherwise). Readers without the lock see either value.
+    #[inline]
+    fn set_flags(&self, set: u8, clear: u8) {
+        let flags = self.flags.load(Ordering::Relaxed);
+        self.flags.store((flags | set) & !clear, Ordering::Release);
     }
 
     pub(crate) fn box_name(&self) -> &str {
@@ -975,9 +1072,7 @@ impl<T: Send + 'static> Node<T> {
             return Ok(Some(msg));
         }
         let limit = self.limit.load(Ordering::Relaxed) as usize;
-        let made = || {
-            self.flags.fetch_or(HAS_QUEUE | HELD, Ordering::Release);
-        };
+        let made = || self.set_flags(HAS_QUEUE | HELD, 0);
         match inner.push(msg, limit, made) {
             Ok(()) => Ok(None),
             Err((msg, queue)) => {
@@ -998,7 +1093,7 @@ impl<T: Send + 'static> Node<T> {
         let queue = {
             let mut inner = self.locked();
             let queue = inner.take_queue();
-            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
+            self.set_flags(0, HAS_QUEUE);
             queue
         };
         if let Some(mut queue) = queue {
@@ -1033,7 +1128,7 @@ impl<T: Send + 'static> Node<T> {
             if let Some(queue) = inner.take_queue() {
                 Queue::recycle(queue); // empty: an idle box holds nothing
             }
-            self.flags.fetch_and(!HAS_QUEUE, Ordering::Release);
+            self.set_flags(0, HAS_QUEUE);
         }
         drop(inner);
         if let Some(waiting) = waiting {
@@ -1331,13 +1426,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         let moved = {
             let mut inner = self.locked();
             let queue = inner.set_target(Some(dst)).queue();
-            // One atomic for both bits (`keep_queue` sets its own bit
-            // without the lock, so this must still read-modify-write).
-            let _ = self
-                .flags
-                .fetch_update(Ordering::Release, Ordering::Relaxed, |f| {
-                    Some((f | HAS_TARGET) & !HAS_QUEUE)
-                });
+            self.set_flags(HAS_TARGET, HAS_QUEUE);
             drop(inner);
             queue.map_or_else(Vec::new, |mut q| {
                 // Producers waiting for space here retry along the link.
@@ -1350,7 +1439,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         // Only when something moves is the chain followed to its end.
         if let Some(dest) = (!moved.is_empty()).then(|| self.final_inbox()).flatten() {
             let mut dest_inner = dest.locked();
-            dest.flags.fetch_or(HAS_QUEUE | HELD, Ordering::Release);
+            dest.set_flags(HAS_QUEUE | HELD, 0);
             for msg in moved {
                 // Unbounded here (A4: nothing waiting is lost), and the
                 // final inbox leads nowhere, so this is never refused.
@@ -1371,7 +1460,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
             if !inner.target().is_some_and(|t| t.same(dst)) {
                 return false;
             }
-            self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
+            self.set_flags(0, HAS_TARGET);
             inner.set_target(None)
         };
         drop(old);
@@ -1387,7 +1476,7 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         if self.flags.load(Ordering::Acquire) & HAS_TARGET != 0 {
             let old = {
                 let mut inner = self.locked();
-                self.flags.fetch_and(!HAS_TARGET, Ordering::Release);
+                self.set_flags(0, HAS_TARGET);
                 inner.set_target(None)
             };
             drop(old);
@@ -1529,19 +1618,17 @@ mod tests {
         node.locked().queue().is_some()
     }
 
+    /// The blocks this thread keeps for queues of `Msg`'s size.
+    fn spares<Msg: 'static>() -> usize {
+        let class = Queue::<Msg>::CLASS.expect("a kept layout");
+        SPARE.with(|s| s.borrow().classes[class].len())
+    }
+
     #[test]
-    fn an_emptied_queue_is_kept_for_the_next_box_of_its_type_on_this_thread() {
-        // A type of this test's own: no other test's spares are counted.
+    fn an_emptied_queue_is_kept_for_the_next_box_of_its_size_on_this_thread() {
+        // Each test has a thread, so its spares are its own.
         #[derive(Debug, PartialEq)]
         struct Msg(u32);
-        let spares = || {
-            SPARE.with(|s| {
-                s.borrow()
-                    .iter()
-                    .find(|(t, _)| *t == TypeId::of::<Msg>())
-                    .map_or(0, |(_, q)| q.len())
-            })
-        };
         let (_cell, owner) = cell();
         let (a, b) = (
             Detached::<Msg>::new(Direction::Inbox, 0, &owner),
@@ -1552,21 +1639,24 @@ mod tests {
         let first = queue_of(&a).expect("a queue while a message waits");
         assert_eq!(a.pop(), Some(Msg(1)));
         assert_eq!(queue_of(&a), None, "an idle box holds no queue");
-        assert_eq!(spares(), 1);
+        assert_eq!(spares::<Msg>(), 1);
         // The next empty box of the type to get a message takes it.
         assert!(b.send(Msg(2), None).is_ok());
-        assert_eq!(spares(), 0);
+        assert_eq!(spares::<Msg>(), 0);
         assert_eq!(queue_of(&b), Some(first));
         assert_eq!(b.pop(), Some(Msg(2)));
-        assert_eq!(spares(), 1);
-        // One that grew in a burst is freed, not kept.
+        assert_eq!(spares::<Msg>(), 1);
+        // One that grew in a burst is kept too, its ring buffer freed.
         for i in 0..64 {
             assert!(a.send(Msg(i), None).is_ok());
         }
-        assert_eq!(spares(), 0);
-        while a.pop().is_some() {}
-        assert_eq!(spares(), 0);
-        // And the spares of a type are bounded.
+        assert_eq!(spares::<Msg>(), 0);
+        assert_eq!(std::iter::from_fn(|| a.pop()).count(), 64);
+        assert_eq!(spares::<Msg>(), 1);
+        assert!(a.send(Msg(3), None).is_ok());
+        assert_eq!(a.locked().queue().map(|q| q.rest.capacity()), Some(0));
+        assert_eq!(a.pop(), Some(Msg(3)));
+        // And the spares of a size are bounded.
         let many: Vec<_> = (0..SPARE_QUEUES as u16 + 10)
             .map(|i| Detached::<Msg>::new(Direction::Inbox, i, &owner))
             .collect();
@@ -1576,7 +1666,49 @@ mod tests {
         for n in &many {
             assert_eq!(n.pop(), Some(Msg(0)));
         }
-        assert_eq!(spares(), SPARE_QUEUES);
+        assert_eq!(spares::<Msg>(), SPARE_QUEUES);
+    }
+
+    #[test]
+    fn a_kept_block_serves_another_message_type_of_the_same_size() {
+        use std::sync::Arc;
+        // Two types whose queues have the same layout; the messages count
+        // their drops, so a message dropped twice, or a queue built over a
+        // live one, shows.
+        #[allow(dead_code)] // held for their drops
+        struct A(Arc<()>);
+        #[allow(dead_code)]
+        struct B(usize, Arc<()>);
+        assert_eq!(Queue::<A>::CLASS, Queue::<Arc<()>>::CLASS);
+        assert_ne!(Queue::<A>::CLASS, Queue::<B>::CLASS);
+        let live = Arc::new(());
+        let (_cell, owner) = cell();
+        let a = Detached::<A>::new(Direction::Inbox, 0, &owner);
+        let c = Detached::<Arc<()>>::new(Direction::Inbox, 1, &owner);
+        for round in 0..4 {
+            for _ in 0..=round {
+                assert!(a.send(A(live.clone()), None).is_ok());
+            }
+            while a.pop().is_some() {}
+            assert_eq!(spares::<A>(), 1);
+            for _ in 0..=round {
+                assert!(c.send(live.clone(), None).is_ok());
+            }
+            assert_eq!(spares::<Arc<()>>(), 0, "the block of A's queue serves");
+            assert_eq!(Arc::strong_count(&live), 2 + round);
+            while c.pop().is_some() {}
+            assert_eq!(Arc::strong_count(&live), 1);
+        }
+        // A message type too large for the kept sizes is simply allocated.
+        struct Big([u64; 64]);
+        assert_eq!(Queue::<Big>::CLASS, None);
+        let big = Detached::<Big>::new(Direction::Inbox, 2, &owner);
+        assert!(big.send(Big([7; 64]), None).is_ok());
+        assert_eq!(big.pop().map(|b| b.0[63]), Some(7));
+        // Messages left in a box when it goes are dropped once.
+        assert!(a.send(A(live.clone()), None).is_ok());
+        drop(a);
+        assert_eq!(Arc::strong_count(&live), 1);
     }
 
     #[test]
