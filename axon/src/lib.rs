@@ -179,6 +179,7 @@
 #![deny(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod boxlock;
 mod boxset;
 mod cat;
 mod component;

@@ -20,7 +20,7 @@
 //! box is kept small (24 bytes): its name, description and type live once
 //! per component *type* in the owner's box table (reached through the
 //! owner's wake cell), its target and its queue share one lock (a
-//! one-byte parking_lot lock beside the box's other small fields, not a
+//! one-byte lock ([`BoxLock`]) beside the box's other small fields, not a
 //! `Mutex` around them, which would pad it to eight), and the
 //! queue itself is allocated only when the first message arrives. A queue
 //! that grew during a burst gives its buffer back once it is empty again,
@@ -59,13 +59,12 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
+use crate::boxlock::BoxLock;
 use crate::declare::{BoxInfo, Direction};
 use crate::error::LinkError;
 use crate::sync::lock;
 use crate::unit::CellRef;
 use crate::wake::{WakeCell, DONE};
-use parking_lot::lock_api::RawMutex as _;
-use parking_lot::RawMutex;
 
 /// Serialises every change of linkage topology in the process.
 static TOPOLOGY: Mutex<()> = Mutex::new(());
@@ -809,7 +808,7 @@ pub(crate) struct Node<T> {
     /// lock. [`INBOX`] says the box's direction. Changed only under the
     /// lock ([`Node::set_flags`]).
     flags: AtomicU8,
-    lock: RawMutex,
+    lock: BoxLock,
 }
 
 // SAFETY: `inner` is only reached through `Node::locked`, which holds
@@ -820,7 +819,7 @@ unsafe impl<T: Send> Sync for Node<T> {}
 unsafe impl<T: Send> Send for Node<T> {}
 
 /// A box's `inner`, locked: [`Node::locked`]. Not `Send`: the lock is
-/// released on the thread that took it, as parking_lot's own guard is.
+/// released on the thread that took it.
 struct Locked<'a, T> {
     node: &'a Node<T>,
     _not_send: PhantomData<*const ()>,
@@ -954,7 +953,7 @@ impl<T: Send + 'static> Node<T> {
             } else {
                 0
             }),
-            lock: RawMutex::INIT,
+            lock: BoxLock::new(),
         }
     }
 
