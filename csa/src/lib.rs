@@ -149,10 +149,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, IoSlice, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -163,6 +162,9 @@ use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 pub use mio::net::TcpStream;
 use selector::{Ready, Request, Source, Watched};
 
+mod buffers;
+use buffers::read_chunk;
+pub use buffers::recycle;
 mod peer;
 pub use peer::Peer;
 pub mod session;
@@ -1007,82 +1009,6 @@ impl Csa {
     }
 }
 
-thread_local! {
-    /// The read buffers, a few per scheduler thread: the one reads go into
-    /// (last), and chunks given back by [`recycle`] for the reads after it.
-    /// An idle connection holds none.
-    static SCRATCH: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The most buffers [`recycle`] keeps per thread: enough for the chunks
-/// several busy connections have in flight between a read and its write
-/// (with one, most large reads took a new, zero-filled buffer), and at
-/// most 8 × 64 KiB per thread whatever it is given.
-const SPARE_CHUNKS: usize = 8;
-
-/// Reads one chunk. Small reads are copied out of the shared buffer; a
-/// large one takes the buffer itself (no copy), and the next is one given
-/// back by [`recycle`] or, if none was, a new one.
-fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
-    SCRATCH.with(|scratch| {
-        let mut spares = scratch.borrow_mut();
-        let mut buf = spares.pop().unwrap_or_default();
-        if buf.len() < CHUNK {
-            // A recycled buffer is filled from its length only: bytes up
-            // to there are some earlier message's, and are overwritten or
-            // cut off below before anyone sees them.
-            buf.resize(CHUNK, 0);
-        }
-        let n = match (&*stream).read(&mut buf[..CHUNK]) {
-            Ok(n) => n,
-            Err(e) => {
-                spares.push(buf);
-                return Err(e);
-            }
-        };
-        if n >= CHUNK / 4 {
-            buf.truncate(n);
-            Ok(buf)
-        } else {
-            let small = buf[..n].to_vec();
-            spares.push(buf);
-            Ok(small)
-        }
-    })
-}
-
-/// Gives a buffer back for this thread's next large reads, in place of a
-/// new one (allocated and zero-filled: in bulk, a few percent of the
-/// server's CPU). The CSA gives back every chunk it has written; a
-/// component that consumes the CSA's chunks itself (the TLS layer) gives
-/// them back when done. Kept only if its capacity is between [`CHUNK`]
-/// and twice that, and the thread keeps fewer than eight, so a thread
-/// holds at most eight, whatever it is given.
-///
-/// ```
-/// let chunk: Vec<u8> = Vec::with_capacity(csa::CHUNK);
-/// csa::recycle(chunk); // kept for a later large read on this thread
-/// csa::recycle(vec![0u8; 16]); // too small: simply dropped
-/// ```
-#[inline]
-pub fn recycle(buf: Vec<u8>) {
-    // Inline, the test alone: most chunks written are small replies.
-    if (CHUNK..=2 * CHUNK).contains(&buf.capacity()) {
-        keep_for_reading(buf);
-    }
-}
-
-#[inline(never)]
-fn keep_for_reading(buf: Vec<u8>) {
-    let _ = SCRATCH.try_with(|scratch| {
-        if let Ok(mut spares) = scratch.try_borrow_mut() {
-            if spares.len() < SPARE_CHUNKS {
-                spares.push(buf);
-            }
-        }
-    });
-}
-
 impl Component for Csa {
     type Boxes = CsaBoxes;
 
@@ -1376,6 +1302,7 @@ impl Csa {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buffers::{SCRATCH, SPARE_CHUNKS};
 
     /// A pair of connected loopback sockets: ours (non-blocking, mio) and
     /// the peer's (std).
@@ -1423,14 +1350,22 @@ mod tests {
             let got: Vec<u8> = read_all(&ours, sent.len()).concat();
             assert_eq!(got, sent, "after a buffer of {stale_len} stale bytes");
         }
+        // And a small read into a small buffer given back full.
+        for (stale_len, len) in [(64, 64), (64, 10), (1000, 1)] {
+            recycle(vec![0xAA; stale_len]);
+            let sent = vec![0x55; len];
+            std::io::Write::write_all(&mut peer, &sent).unwrap();
+            let got: Vec<u8> = read_all(&ours, sent.len()).concat();
+            assert_eq!(got, sent, "{len} bytes after a small buffer of {stale_len}");
+        }
     }
 
     /// Only buffers of about a chunk are kept, and at most
     /// [`SPARE_CHUNKS`]; a large read takes the last one given back.
     #[test]
     fn recycling_keeps_a_few_buffers_of_about_a_chunk() {
-        let kept = || SCRATCH.with(|s| s.borrow().len());
-        SCRATCH.with(|s| s.borrow_mut().clear());
+        let kept = || SCRATCH.with(|s| s.borrow().chunks.len());
+        SCRATCH.with(|s| s.borrow_mut().chunks.clear());
         recycle(Vec::with_capacity(CHUNK / 2));
         assert_eq!(kept(), 0, "too small: dropped");
         recycle(Vec::with_capacity(4 * CHUNK));
