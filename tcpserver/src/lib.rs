@@ -753,7 +753,9 @@ impl TcpServer {
             self.local_addr
         };
         log::debug!("tcpserver {}: connection from {peer}", self.local_addr);
+        // T4: the newReader for it is sent below.
         let mut csa = Csa::new(stream)
+            .with_reader_requested()
             .with_peer(peer)
             .with_options(csa::CsaOptions {
                 linger: self.options.linger,
