@@ -393,11 +393,13 @@ thread_local! {
     /// allocation and a free (glibc's per-thread cache holds seven blocks
     /// of a size, and a Selector's round of notices to 64 connections
     /// overflows it). Blocks are kept by size, not by message type: a
-    /// queue's fields are dropped before its block is kept, so any queue
-    /// of the same size and alignment can be built in it. At most
-    /// [`SPARE_QUEUES`] per size: a thread keeps some tens of KiB at most
-    /// whatever it runs (256 blocks of 80 bytes, a queue of `Vec<u8>`, are
-    /// 20 KiB), and an idle box still holds none.
+    /// queue's fields are emptied (its ring buffer freed) before its block
+    /// is kept, so any queue of the same size and alignment can be built
+    /// in it. At most [`SPARE_QUEUES`] per size: 256 blocks of 80 bytes,
+    /// the queues of `Vec<u8>`, are 20 KiB; a thread whose messages come
+    /// in every one of the [`SPARE_CLASSES`] sizes could keep 2 MiB, one
+    /// running a server keeps three or four sizes. An idle box still
+    /// holds none.
     static SPARE: RefCell<Spares> = const { RefCell::new(Spares::new()) };
 }
 
@@ -408,8 +410,9 @@ thread_local! {
 const SPARE_QUEUES: usize = 256;
 
 /// The block sizes kept: 8, 16, … bytes up to this many words. A queue is
-/// two words and a half plus its oldest message, so this covers messages
-/// up to 200 bytes (larger ones are simply allocated and freed).
+/// seven words (its ring buffer and its list of waiting producers) plus
+/// its oldest message, so this covers messages up to 200 bytes (larger
+/// ones are simply allocated and freed).
 const SPARE_CLASSES: usize = 32;
 
 /// The alignment of the blocks kept: a queue's, for any message type of
@@ -444,8 +447,8 @@ impl Drop for Spares {
             for block in blocks.drain(..) {
                 // SAFETY: every block kept in class `class` was allocated by
                 // the global allocator (a `Box` of a queue) with exactly
-                // this layout (`Queue::CLASS`), holds no value (its queue was
-                // dropped in place before it was kept), and is kept once.
+                // this layout (`Queue::CLASS`), holds no value (its queue's
+                // fields owned nothing when it was kept), and is kept once.
                 unsafe { std::alloc::dealloc(block.as_ptr(), Spares::layout(class)) };
             }
         }
@@ -536,7 +539,8 @@ impl<T: 'static> Queue<T> {
         if !kept {
             // On a thread being torn down, or with enough kept: freed.
             // SAFETY: allocated by the `Box` with this layout, holding no
-            // value (dropped above), and not kept, so freed once.
+            // value (its fields own nothing, above), and not kept, so
+            // freed once.
             unsafe { std::alloc::dealloc(block.as_ptr(), std::alloc::Layout::new::<Self>()) };
         }
     }
