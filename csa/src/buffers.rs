@@ -127,9 +127,9 @@ pub(crate) fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
 /// message). The CSA gives back every chunk it has written; a component
 /// that consumes the CSA's chunks itself (the TLS layer) gives them back
 /// when done. Kept only if its capacity is between [`CHUNK`] and twice
-/// that (at most [`SPARE_CHUNKS`] of them), or between 16 bytes and
-/// 2 KiB (at most [`SPARE_SMALL`] of each power of two); otherwise, or
-/// beyond those counts, it is simply dropped.
+/// that (at most 8 of them per thread), or between 16 bytes and 2 KiB (at
+/// most 64 of each power of two); otherwise, or beyond those counts, it
+/// is simply dropped.
 ///
 /// ```
 /// let chunk: Vec<u8> = Vec::with_capacity(csa::CHUNK);
