@@ -870,8 +870,16 @@ impl ServerCore {
         // H2 linked its `signal` to its CSA's `control` (or to the
         // component made in the CSA's place), and the linkage outlives
         // its end: the connection is that CSA's, if it is still open.
-        let Some(conn) = handler
-            .linked_to("signal")
+        // By the key H2 used, when it fits (a name is a look-up through
+        // the box table's names, and every end of a child comes here).
+        let signal = match self.keys.as_deref() {
+            Some(k) if handler.fits(&k.handler.signal) => handler.linked_to(&k.handler.signal),
+            // A CSA whose connection has closed (no connection has it):
+            // its end comes here too, and there is nothing to do.
+            Some(k) if handler.fits(&k.csa.outbox) => return,
+            _ => handler.linked_to("signal"),
+        };
+        let Some(conn) = signal
             .and_then(|csa| self.connections.get(&csa.id()))
             .filter(|conn| conn.handler == *handler)
         else {

@@ -156,7 +156,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use axon::{boxes, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step};
+use axon::{
+    boxes, BoxKey, Component, Control, Cx, Direction, Handle, Inbox, Outbox, Postbox, Step,
+};
 mod gate;
 
 pub use csa::{Csa, SocketShutdown, TcpStream};
@@ -396,6 +398,10 @@ pub struct TcpServer {
     /// `_selectorSignal` is linked straight to it (the CSA would otherwise
     /// look the Selector up in the CAT and link by name).
     notify: Option<Postbox<Request>>,
+    /// The CSA's `CreatorFeedback` and our `_feedbackFromCSA`, found once
+    /// (T4 links them for every connection): by name, each was a look-up
+    /// through the box table's names per connection.
+    feedback: Option<(BoxKey, BoxKey)>,
 }
 
 impl fmt::Debug for TcpServer {
@@ -486,6 +492,7 @@ impl TcpServer {
             role: Role::Listener,
             wrapped: HashMap::default(),
             notify: None,
+            feedback: None,
         })
     }
 
@@ -563,6 +570,7 @@ impl TcpServer {
                 }),
                 wrapped: HashMap::default(),
                 notify: None,
+                feedback: None,
             };
             let handle = Handle::new(shard);
             let inlet = handle
@@ -794,7 +802,16 @@ impl TcpServer {
         let me = cx.me().clone();
         // Not kept in our linkage book: it leaves the CSA, and goes when the
         // CSA does (one record fewer per connection).
-        if let Err(e) = axon::link_boxes((&csa, "CreatorFeedback"), (&me, "_feedbackFromCSA")) {
+        let (from, to) = self.feedback.get_or_insert_with(|| {
+            (
+                csa.box_key("CreatorFeedback"),
+                me.box_key("_feedbackFromCSA"),
+            )
+        });
+        if !csa.fits(from) {
+            *from = csa.box_key("CreatorFeedback"); // another kind of CSA
+        }
+        if let Err(e) = axon::link_boxes((&csa, &*from), (&me, &*to)) {
             // T6 could never come: close it rather than leak it.
             log::error!("tcpserver {}: closing {peer}: {e}", self.local_addr);
             if self.wrap.is_none() {
