@@ -325,6 +325,8 @@ struct Options {
     plain: bool,
     /// The TLS scenarios (not with `--no-tls`).
     tls: bool,
+    /// `--only NAME`: these scenarios alone (all when empty).
+    only: Vec<String>,
 }
 
 fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
@@ -335,6 +337,7 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
         extras: Vec::new(),
         plain: true,
         tls: true,
+        only: Vec::new(),
     };
     while let Some(arg) = parser.next()? {
         match arg {
@@ -349,6 +352,7 @@ fn options(mut parser: lexopt::Parser) -> Result<Options, lexopt::Error> {
             Long("extra") => o.extras.push(parser.value()?.string()?),
             Long("tls") => o.plain = false,
             Long("no-tls") => o.tls = false,
+            Long("only") => o.only.push(parser.value()?.string()?),
             _ => return Err(arg.unexpected()),
         }
     }
@@ -378,16 +382,31 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     }
     let certs = crate::tlsload::write_certs(&dir.join("bench-tls"))?;
     let tls = tls_contenders(&dir, &contenders, &certs);
-    let plain_scenarios = if opts.plain {
+    let mut plain_scenarios = if opts.plain {
         scenarios(quick)
     } else {
         Vec::new()
     };
-    let tls_scenarios = if opts.tls {
+    let mut tls_scenarios = if opts.tls {
         tls_scenarios(quick, &certs.ca)
     } else {
         Vec::new()
     };
+    if !opts.only.is_empty() {
+        let known: Vec<&str> = plain_scenarios
+            .iter()
+            .chain(&tls_scenarios)
+            .map(|s| s.name)
+            .collect();
+        if let Some(unknown) = opts.only.iter().find(|n| !known.contains(&n.as_str())) {
+            return Err(format!(
+                "compare: --only {unknown}: no such scenario here (there are: {})",
+                known.join(", ")
+            ));
+        }
+        plain_scenarios.retain(|s| opts.only.iter().any(|n| n == s.name));
+        tls_scenarios.retain(|s| opts.only.iter().any(|n| n == s.name));
+    }
     let mut raw = Vec::new();
     let plain_results = run_all(&plain_scenarios, &contenders, runs, taskset, &mut raw)?;
     let tls_results = run_all(&tls_scenarios, &tls, runs, taskset, &mut raw)?;
@@ -400,14 +419,14 @@ pub fn compare(parser: lexopt::Parser) -> Result<(), String> {
     } else {
         ", unpinned"
     };
-    if opts.plain {
+    if !plain_scenarios.is_empty() {
         println!(
             "\nEcho servers, medians of {runs} run(s){how}; ratio = median over the runs of \
              contender / mio in the same run"
         );
         print_table(&plain_results, &contenders, "mio");
     }
-    if opts.tls {
+    if !tls_scenarios.is_empty() {
         println!(
             "\nTLS echo servers (rustls, ring unless named), medians of {runs} run(s){how}; \
              ratio = median over the runs of contender / {TLS_BASE} in the same run"

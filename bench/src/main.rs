@@ -1,8 +1,10 @@
 //! Benchmarks for the Kamaelia-in-Rust workspace. See `bench/README.md`.
 //!
 //! - `cargo run --release -p kamaelia-bench -- compare [--quick] [--runs R]
-//!   [--extra NAME=PATH]…`: echo servers (raw mio, tokio, ours, and any
-//!   other `selector-demo`-compatible builds) under our load generator.
+//!   [--extra NAME=PATH]… [--only SCENARIO]…`: echo servers (raw mio,
+//!   tokio, ours, and any other `selector-demo`-compatible builds) under
+//!   our load generator; `--only` picks scenarios, for paired runs of two
+//!   builds on one row.
 //! - `cargo run --release -p kamaelia-bench -- scale [--quick] [--shards
 //!   1,2,4,8] [--runs R] [--server-cores LIST] [--load-threads T]
 //!   [--same-conns]`: the same echo servers spread over N threads (our
@@ -328,7 +330,7 @@ fn run_loadgen(parser: lexopt::Parser) -> Result<(), String> {
 }
 
 const USAGE: &str = "usage:
-  bench compare [--quick] [--runs R] [--extra NAME=PATH]... [--tls | --no-tls]
+  bench compare [--quick] [--runs R] [--extra NAME=PATH]... [--tls | --no-tls] [--only SCENARIO]...
   bench callgrind [--quick]
   bench hop [--messages N] [--runs R]
   bench soak [--quick] [--seconds N] [--clients M] [--seed S]
