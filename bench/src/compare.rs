@@ -624,3 +624,23 @@ fn print_table(results: &Results, contenders: &[Contender], base: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::options;
+
+    #[test]
+    fn only_is_repeatable_and_keeps_its_order() {
+        let o = options(lexopt::Parser::from_args([
+            "--only",
+            "churn-x16",
+            "--only=idle",
+        ]))
+        .expect("valid options");
+        assert_eq!(o.only, ["churn-x16", "idle"]);
+        assert!(o.plain && o.tls);
+        let none = options(lexopt::Parser::from_args(["--no-tls"])).expect("valid options");
+        assert!(none.only.is_empty());
+        assert!(options(lexopt::Parser::from_args(["--only"])).is_err());
+    }
+}
