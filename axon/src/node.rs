@@ -520,6 +520,10 @@ impl<T: 'static> Queue<T> {
         if queue.waiting.capacity() != 0 {
             queue.waiting = Vec::new();
         }
+        debug_assert!(
+            queue.rest.capacity() == 0 && queue.waiting.capacity() == 0,
+            "a kept block's queue owns no buffer"
+        );
         // Its fields now own nothing (no message, no buffer), so the block
         // is given up without dropping them: it holds no value.
         let block = NonNull::from(Box::leak(queue)).cast::<u8>();
