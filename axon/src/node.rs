@@ -514,14 +514,17 @@ impl<T: 'static> Queue<T> {
             return; // not empty: dropped (never the case: callers empty it)
         }
         let mut queue = queue;
-        if queue.rest.capacity() != 0 {
+        // (A ring buffer of zero-sized messages never allocates, and
+        // reports a capacity of `usize::MAX`.)
+        let ring_buffer = |q: &Self| size_of::<T>() != 0 && q.rest.capacity() != 0;
+        if ring_buffer(&queue) {
             queue.rest = VecDeque::new(); // frees the ring buffer
         }
         if queue.waiting.capacity() != 0 {
             queue.waiting = Vec::new();
         }
         debug_assert!(
-            queue.rest.capacity() == 0 && queue.waiting.capacity() == 0,
+            !ring_buffer(&queue) && queue.waiting.capacity() == 0,
             "a kept block's queue owns no buffer"
         );
         // Its fields now own nothing (no message, no buffer), so the block
@@ -1674,6 +1677,22 @@ mod tests {
             assert_eq!(n.pop(), Some(Msg(0)));
         }
         assert_eq!(spares::<Msg>(), SPARE_QUEUES);
+    }
+
+    #[test]
+    fn zero_sized_messages_are_queued_and_their_queues_kept() {
+        // A ring buffer of `()` reports a capacity of `usize::MAX` and owns
+        // no memory: its queue is kept like any other (a debug build once
+        // asserted here that a kept queue's ring buffer had no capacity).
+        let (_cell, owner) = cell();
+        let node = Detached::<()>::new(Direction::Inbox, 0, &owner);
+        for burst in [1, 5, 1] {
+            for _ in 0..burst {
+                assert!(node.send((), None).is_ok());
+            }
+            assert_eq!(std::iter::from_fn(|| node.pop()).count(), burst);
+            assert_eq!(spares::<()>(), 1);
+        }
     }
 
     #[test]
