@@ -201,6 +201,7 @@ mod ready;
 mod scheduler;
 mod shared;
 mod snapshot;
+mod spare;
 mod sync;
 mod timers;
 mod unit;

@@ -51,7 +51,7 @@
 
 use crate::sync::Mutex;
 use std::any::{Any, TypeId};
-use std::cell::{RefCell, UnsafeCell};
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
@@ -62,6 +62,7 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::boxlock::BoxLock;
 use crate::declare::{BoxInfo, Direction};
 use crate::error::LinkError;
+use crate::spare;
 use crate::sync::lock;
 use crate::unit::CellRef;
 use crate::wake::{WakeCell, DONE};
@@ -322,15 +323,15 @@ impl ErasedRef {
         }
     }
 
-    /// The typed reference, or `None` for a box of another type.
-    pub(crate) fn downcast<T: Send + 'static>(self) -> Option<NodeRef<T>> {
+    /// The typed reference, or this one back for a box of another type.
+    pub(crate) fn downcast<T: Send + 'static>(self) -> Result<NodeRef<T>, ErasedRef> {
         if !self.as_any().is::<Node<T>>() {
-            return None;
+            return Err(self);
         }
         let node = self.node.cast::<Node<T>>();
         // The count moves to the typed reference.
         std::mem::forget(self);
-        Some(NodeRef { node })
+        Ok(NodeRef { node })
     }
 }
 
@@ -385,87 +386,10 @@ struct Queue<T> {
     waiting: Vec<CellRef>,
 }
 
-thread_local! {
-    /// Emptied queues' memory kept for the next message into an empty
-    /// box on this thread: one-at-a-time traffic makes a queue and frees
-    /// it per message (three times per request-reply round trip over a
-    /// CSA), and a block taken from here costs a small fraction of an
-    /// allocation and a free (glibc's per-thread cache holds seven blocks
-    /// of a size, and a Selector's round of notices to 64 connections
-    /// overflows it). Blocks are kept by size, not by message type: a
-    /// queue's fields are emptied (its ring buffer freed) before its block
-    /// is kept, so any queue of the same size and alignment can be built
-    /// in it. At most [`SPARE_QUEUES`] per size: 256 blocks of 80 bytes,
-    /// the queues of `Vec<u8>`, are 20 KiB; a thread whose messages come
-    /// in every one of the [`SPARE_CLASSES`] sizes could keep 2 MiB, one
-    /// running a server keeps three or four sizes. An idle box still
-    /// holds none.
-    static SPARE: RefCell<Spares> = const { RefCell::new(Spares::new()) };
-}
-
-/// The most emptied queues a thread keeps per size: a burst of notices to
-/// as many connections (a Selector's round) is served from them. (32
-/// missed half of a 64-connection burst: 3,325 instructions per round trip
-/// against 3,115 with this.)
-const SPARE_QUEUES: usize = 256;
-
-/// The block sizes kept: 8, 16, … bytes up to this many words. A queue is
-/// seven words (its ring buffer and its list of waiting producers) plus
-/// its oldest message, so this covers messages up to 200 bytes (larger
-/// ones are simply allocated and freed).
-const SPARE_CLASSES: usize = 32;
-
-/// The alignment of the blocks kept: a queue's, for any message type of
-/// at most this alignment (others are simply allocated and freed).
-const SPARE_ALIGN: usize = 8;
-
-/// A thread's kept blocks, by size class (class `i` holds blocks of
-/// `(i + 1) × 8` bytes, aligned to [`SPARE_ALIGN`]); freed with the thread.
-struct Spares {
-    classes: [Vec<NonNull<u8>>; SPARE_CLASSES],
-}
-
-impl Spares {
-    const fn new() -> Self {
-        Spares {
-            classes: [const { Vec::new() }; SPARE_CLASSES],
-        }
-    }
-
-    /// The layout of class `class`'s blocks.
-    fn layout(class: usize) -> std::alloc::Layout {
-        // Never fails: the size is a multiple of the (power of two)
-        // alignment and far below `isize::MAX`.
-        std::alloc::Layout::from_size_align((class + 1) * SPARE_ALIGN, SPARE_ALIGN)
-            .expect("a small multiple of a power of two")
-    }
-}
-
-impl Drop for Spares {
-    fn drop(&mut self) {
-        for (class, blocks) in self.classes.iter_mut().enumerate() {
-            for block in blocks.drain(..) {
-                // SAFETY: every block kept in class `class` was allocated by
-                // the global allocator (a `Box` of a queue) with exactly
-                // this layout (`Queue::CLASS`), holds no value (its queue's
-                // fields owned nothing when it was kept), and is kept once.
-                unsafe { std::alloc::dealloc(block.as_ptr(), Spares::layout(class)) };
-            }
-        }
-    }
-}
-
 impl<T: 'static> Queue<T> {
     /// The size class of this queue type's block, if blocks of its layout
-    /// are kept (see [`Spares`]).
-    const CLASS: Option<usize> = {
-        let (size, align) = (size_of::<Self>(), align_of::<Self>());
-        if align == SPARE_ALIGN && size % SPARE_ALIGN == 0 && size / SPARE_ALIGN <= SPARE_CLASSES {
-            Some(size / SPARE_ALIGN - 1)
-        } else {
-            None
-        }
-    };
+    /// are kept (see [`spare`]).
+    const CLASS: Option<usize> = spare::class_of(std::alloc::Layout::new::<Self>());
 
     /// An empty queue, in a block this thread kept if it has one.
     #[inline]
@@ -478,11 +402,7 @@ impl<T: 'static> Queue<T> {
         let Some(class) = Self::CLASS else {
             return Box::new(empty);
         };
-        let block = SPARE
-            .try_with(|spare| spare.try_borrow_mut().ok()?.classes[class].pop())
-            .ok()
-            .flatten();
-        match block {
+        match spare::take(class) {
             Some(block) => {
                 let queue = block.cast::<Self>().as_ptr();
                 // SAFETY: the block was allocated by the global allocator
@@ -503,7 +423,7 @@ impl<T: 'static> Queue<T> {
 
     /// Frees an emptied queue, or keeps its block for [`Queue::new`] on
     /// this thread (if its layout is kept and the thread has fewer than
-    /// [`SPARE_QUEUES`] of its size). A queue that grew in a burst gives
+    /// [`spare::PER_CLASS`] of its size). A queue that grew in a burst gives
     /// its ring buffer back either way.
     #[inline]
     fn recycle(queue: Box<Self>) {
@@ -530,26 +450,10 @@ impl<T: 'static> Queue<T> {
         // Its fields now own nothing (no message, no buffer), so the block
         // is given up without dropping them: it holds no value.
         let block = NonNull::from(Box::leak(queue)).cast::<u8>();
-        let kept = SPARE
-            .try_with(|spare| {
-                let Ok(mut spare) = spare.try_borrow_mut() else {
-                    return false;
-                };
-                let blocks = &mut spare.classes[class];
-                let room = blocks.len() < SPARE_QUEUES;
-                if room {
-                    blocks.push(block);
-                }
-                room
-            })
-            .unwrap_or(false);
-        if !kept {
-            // On a thread being torn down, or with enough kept: freed.
-            // SAFETY: allocated by the `Box` with this layout, holding no
-            // value (its fields own nothing, above), and not kept, so
-            // freed once.
-            unsafe { std::alloc::dealloc(block.as_ptr(), std::alloc::Layout::new::<Self>()) };
-        }
+        // SAFETY: a `Box<Self>`'s block, allocated with `Self`'s layout,
+        // which is class `class`'s; it holds no value (above), and the box
+        // was leaked, so nothing uses it after this.
+        unsafe { spare::keep(block, class) };
     }
 }
 
@@ -1369,26 +1273,21 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
     }
 
     fn link_to(&self, dst: ErasedRef) -> Result<(), LinkError> {
-        if !dst.as_any().is::<Node<T>>() {
-            // Type mismatch is checked (with full names) by the caller; this
-            // is a second line of defence. Names are for errors only:
-            // copied when one is made, not per link.
-            return Err(LinkError::TypeMismatch {
-                source: self.box_name().to_string(),
-                source_type: std::any::type_name::<T>(),
-                sink: dst.name().to_owned(),
-                sink_type: "another type",
-            });
-        }
-        let dst_direction = dst.direction();
-        let Some(dst) = dst.downcast::<T>() else {
-            return Err(LinkError::TypeMismatch {
-                source: self.box_name().to_string(),
-                source_type: std::any::type_name::<T>(),
-                sink: "?".to_owned(),
-                sink_type: "another type",
-            });
+        // Type mismatch is checked (with full names) by the caller; this is
+        // a second line of defence. Names are for errors only: copied when
+        // one is made, not per link.
+        let dst = match dst.downcast::<T>() {
+            Ok(dst) => dst,
+            Err(dst) => {
+                return Err(LinkError::TypeMismatch {
+                    source: self.box_name().to_string(),
+                    source_type: std::any::type_name::<T>(),
+                    sink: dst.name().to_owned(),
+                    sink_type: "another type",
+                })
+            }
         };
+        let dst_direction = dst.dir();
         // Taken after `dst`, so released before it is dropped (on an error
         // below): were it the last reference to its component, that
         // component's end would take this lock again.
@@ -1433,19 +1332,19 @@ impl<T: Send + 'static> ErasedBox for Node<T> {
         // A4: messages already waiting here move on. A push racing with
         // this takes the same lock, so it either queued before (and moves
         // now) or sees the target and follows it.
-        let moved = {
-            let mut inner = self.locked();
-            let queue = inner.set_target(Some(dst)).queue();
-            self.set_flags(HAS_TARGET, HAS_QUEUE);
-            drop(inner);
-            queue.map_or_else(Vec::new, |mut q| {
-                // Producers waiting for space here retry along the link.
-                for w in std::mem::take(&mut q.waiting) {
-                    w.wake();
-                }
-                q.drain()
-            })
+        let mut inner = self.locked();
+        let queue = inner.set_target(Some(dst)).queue();
+        self.set_flags(HAS_TARGET, HAS_QUEUE);
+        drop(inner);
+        // Usually none: a box is linked before it is used.
+        let Some(mut queue) = queue else {
+            return Ok(());
         };
+        // Producers waiting for space here retry along the link.
+        for w in std::mem::take(&mut queue.waiting) {
+            w.wake();
+        }
+        let moved = queue.drain();
         // Only when something moves is the chain followed to its end.
         if let Some(dest) = (!moved.is_empty()).then(|| self.final_inbox()).flatten() {
             let mut dest_inner = dest.locked();
@@ -1631,7 +1530,7 @@ mod tests {
     /// The blocks this thread keeps for queues of `Msg`'s size.
     fn spares<Msg: 'static>() -> usize {
         let class = Queue::<Msg>::CLASS.expect("a kept layout");
-        SPARE.with(|s| s.borrow().classes[class].len())
+        crate::spare::kept(class)
     }
 
     #[test]
@@ -1667,7 +1566,7 @@ mod tests {
         assert_eq!(a.locked().queue().map(|q| q.rest.capacity()), Some(0));
         assert_eq!(a.pop(), Some(Msg(3)));
         // And the spares of a size are bounded.
-        let many: Vec<_> = (0..SPARE_QUEUES as u16 + 10)
+        let many: Vec<_> = (0..crate::spare::PER_CLASS as u16 + 10)
             .map(|i| Detached::<Msg>::new(Direction::Inbox, i, &owner))
             .collect();
         for n in &many {
@@ -1676,7 +1575,7 @@ mod tests {
         for n in &many {
             assert_eq!(n.pop(), Some(Msg(0)));
         }
-        assert_eq!(spares::<Msg>(), SPARE_QUEUES);
+        assert_eq!(spares::<Msg>(), crate::spare::PER_CLASS);
     }
 
     #[test]
@@ -1726,11 +1625,11 @@ mod tests {
             assert_eq!(Arc::strong_count(&live), 1);
         }
         // A message type too large for the kept sizes is simply allocated.
-        struct Big([u64; 64]);
+        struct Big([u64; 300]);
         assert_eq!(Queue::<Big>::CLASS, None);
         let big = Detached::<Big>::new(Direction::Inbox, 2, &owner);
-        assert!(big.send(Big([7; 64]), None).is_ok());
-        assert_eq!(big.pop().map(|b| b.0[63]), Some(7));
+        assert!(big.send(Big([7; 300]), None).is_ok());
+        assert_eq!(big.pop().map(|b| b.0[299]), Some(7));
         // Messages left in a box when it goes are dropped once.
         assert!(a.send(A(live.clone()), None).is_ok());
         drop(a);

@@ -61,6 +61,7 @@ use crate::declare::BoxTable;
 use crate::handle::{Core, Handle};
 use crate::node::OwnerRef;
 use crate::shared::Shared;
+use crate::spare;
 use crate::wake::{WakeCell, DONE};
 use std::cell::Cell;
 use std::sync::Arc;
@@ -177,10 +178,38 @@ impl<S: BoxSet, D: Body + 'static> Whole<S, D> {
     }
 
     unsafe fn free(cell: *mut WakeCell) {
-        // SAFETY: as for `set`; `make` allocated it as a `Box` of a
-        // `Whole<S, D>` (uninitialised then), and the body, in its
-        // `MaybeUninit`, is not dropped here.
-        drop(unsafe { Box::from_raw(Self::of(cell)) })
+        // SAFETY: `cell` heads a `Whole<S, D>` (its `vt` says so).
+        let whole = unsafe { Self::of(cell) };
+        match Self::CLASS {
+            // SAFETY: as for `set`; `make` allocated it as a `Box` of a
+            // `Whole<S, D>` (uninitialised then) or took a block of its
+            // layout from the spares, and the body, in its `MaybeUninit`,
+            // is not dropped here. Once its fields are dropped the block
+            // holds no value, and nothing refers to it (the last count
+            // went): it is kept, or freed with its layout.
+            Some(class) => unsafe {
+                ptr::drop_in_place(whole);
+                spare::keep(NonNull::new_unchecked(whole).cast(), class)
+            },
+            // SAFETY: as above, allocated as a `Box`.
+            None => drop(unsafe { Box::from_raw(whole) }),
+        }
+    }
+
+    /// The size class the blocks of this unit type are kept in between
+    /// components ([`spare`]): a connection's CSA and handler are made and
+    /// freed per connection, and a block from there costs a fraction of
+    /// an allocation and a free.
+    const CLASS: Option<usize> = spare::class_of(std::alloc::Layout::new::<Self>());
+
+    /// Memory for a unit of this type: a kept block, or a new one.
+    fn allocate() -> *mut Self {
+        if let Some(block) = Self::CLASS.and_then(spare::take) {
+            #[cfg(test)]
+            let _ = FREED.try_with(|f| f.borrow_mut().retain(|&a| a != block.as_ptr() as usize));
+            return block.as_ptr().cast();
+        }
+        Box::into_raw(Box::new(MaybeUninit::<Self>::uninit())).cast()
     }
 }
 
@@ -205,9 +234,9 @@ pub(crate) fn make<B: BoxSet, D: Body + 'static>(
     dynamic: &Declaration,
     name: Cow<'static, str>,
 ) -> (CoreRef, BoxesRef<B>) {
-    let raw: *mut Whole<B, D> =
-        Box::into_raw(Box::new(MaybeUninit::<Whole<B, D>>::uninit())).cast();
-    // SAFETY: `raw` is a fresh allocation for a `Whole<B, D>`, written
+    let raw = Whole::<B, D>::allocate();
+    // SAFETY: `raw` is memory for a `Whole<B, D>` that nothing else refers
+    // to (a fresh allocation, or a kept block of its layout), written
     // field by field before anything reads it: the cell first (it knows
     // the unit's type, to reach the set and the body and to free it), then
     // the boxes (each told the cell as its owner, which it only stores),
@@ -330,8 +359,8 @@ impl CellRef {
             let _ = FREED.try_with(|f| f.borrow_mut().push(cell as usize));
             // The core and the body are gone already (the handles' own
             // count was the last but one); this drops the cell's fields
-            // and the boxes, and frees the allocation `make` made as a
-            // `Box`.
+            // and the boxes, and frees the memory `make` took (or keeps it
+            // for the next unit of its size on this thread).
             WakeCell::free_unit(cell);
         }
     }
@@ -684,6 +713,35 @@ mod tests {
         assert!(!freed(unit), "the postbox still counts the boxes");
         drop(inbox);
         assert!(freed(unit));
+    }
+
+    /// A freed unit's block is kept for the next component of its size on
+    /// this thread: the new component starts with empty boxes and its own
+    /// body, and the old one's messages and body were dropped once.
+    #[test]
+    fn a_freed_units_block_serves_the_next_component_of_its_size() {
+        let class = Whole::<Standard<u8, u8>, crate::component::Wrapped<Witness>>::CLASS
+            .expect("a kept layout");
+        let (h, dropped) = witness();
+        let unit = h.0.as_ptr() as usize;
+        let inbox = h.postbox::<u8>("inbox").unwrap();
+        assert!(inbox.send(7).is_ok());
+        let before = crate::spare::kept(class);
+        drop((h, inbox));
+        assert!(dropped.load(Ordering::SeqCst) && freed(unit));
+        assert_eq!(crate::spare::kept(class), before + 1, "kept, not freed");
+        let (again, dropped_again) = witness();
+        assert_eq!(again.0.as_ptr() as usize, unit, "the kept block serves");
+        assert!(!freed(unit), "in use again");
+        assert_eq!(crate::spare::kept(class), before);
+        assert!(!dropped_again.load(Ordering::SeqCst));
+        let inbox = again.postbox::<u8>("inbox").unwrap();
+        assert!(again.box_names().any(|(name, _)| name == "inbox"));
+        let boxes = again.0.find("inbox", crate::Direction::Inbox);
+        assert_eq!(boxes.map(|b| b.len()), Some(0), "empty boxes");
+        assert!(inbox.send(8).is_ok());
+        drop((again, inbox));
+        assert!(dropped_again.load(Ordering::SeqCst) && freed(unit));
     }
 
     /// A parent's reference gives a handle back only while one lives.
