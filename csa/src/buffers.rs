@@ -109,6 +109,11 @@ pub(crate) fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
         if n >= CHUNK / 4 {
             buf.truncate(n);
             Ok(buf)
+        } else if n == 0 {
+            // The peer's end (or an empty read): no buffer to make, and
+            // none to free when the caller drops it.
+            spares.chunks.push(buf);
+            Ok(Vec::new())
         } else {
             let (class, capacity) = class_for(n);
             let mut small = class
