@@ -1374,6 +1374,27 @@ mod tests {
         }
     }
 
+    /// The peer's end reads as an empty chunk that holds no buffer (none
+    /// is made, or taken from the spares, only to be dropped).
+    #[test]
+    fn the_peers_end_reads_as_a_chunk_without_a_buffer() {
+        let (ours, mut peer) = pair();
+        std::io::Write::write_all(&mut peer, b"last").unwrap();
+        drop(peer);
+        assert_eq!(read_all(&ours, 4).concat(), b"last");
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let end = loop {
+            assert!(std::time::Instant::now() < deadline, "no end read");
+            match read_chunk(&ours) {
+                Ok(c) => break c,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(end.is_empty());
+        assert_eq!(end.capacity(), 0, "no buffer for the end");
+    }
+
     /// Only buffers of about a chunk are kept, and at most
     /// [`SPARE_CHUNKS`]; a large read takes the last one given back.
     #[test]
