@@ -56,6 +56,19 @@ pub trait BoxSet: Send + Sync + Sized + 'static {
             i += 1;
         }
     }
+    /// [`ErasedBox::release`] on every box: as a loop of
+    /// [`__each`](Self::__each) here; [`boxes!`](crate::boxes) calls each
+    /// box's own, typed (no call through a vtable per box, and the test
+    /// of its flags inlined: most boxes lead nowhere and hold nothing).
+    #[doc(hidden)]
+    fn __release(&self, ended: bool) {
+        self.__each(&mut |b| b.release(ended));
+    }
+    /// [`ErasedBox::discard_all`] on every box, as [`__release`](Self::__release).
+    #[doc(hidden)]
+    fn __discard(&self) {
+        self.__each(&mut |b| b.discard_all());
+    }
 }
 
 /// The object-safe face of a box set, kept by the component's wake cell
@@ -64,6 +77,10 @@ pub(crate) trait ErasedSet: Send + Sync + 'static {
     fn port(&self, index: usize) -> Option<&dyn ErasedBox>;
     /// Every box, in declaration order.
     fn each(&self, f: &mut dyn FnMut(&dyn ErasedBox));
+    /// [`ErasedBox::release`] on every box.
+    fn release(&self, ended: bool);
+    /// [`ErasedBox::discard_all`] on every box.
+    fn discard_all(&self);
     fn as_any(&self) -> &dyn Any;
 }
 
@@ -73,6 +90,12 @@ impl<B: BoxSet> ErasedSet for B {
     }
     fn each(&self, f: &mut dyn FnMut(&dyn ErasedBox)) {
         self.__each(f)
+    }
+    fn release(&self, ended: bool) {
+        self.__release(ended)
+    }
+    fn discard_all(&self) {
+        self.__discard()
     }
     fn as_any(&self) -> &dyn Any {
         self
@@ -256,6 +279,19 @@ macro_rules! boxes {
             fn __each(&self, f: &mut dyn FnMut(&dyn $crate::__private::ErasedBox)) {
                 $( f($crate::__private::Port::__erased(&self.$field)); )*
             }
+
+            fn __release(&self, ended: bool) {
+                $( $crate::__private::ErasedBox::release(
+                    $crate::__private::Port::__erased(&self.$field),
+                    ended,
+                ); )*
+            }
+
+            fn __discard(&self) {
+                $( $crate::__private::ErasedBox::discard_all(
+                    $crate::__private::Port::__erased(&self.$field),
+                ); )*
+            }
         }
 
         impl ::core::fmt::Debug for $set {
@@ -382,6 +418,20 @@ impl<I: Send + 'static, O: Send + 'static> BoxSet for Standard<I, O> {
         f(self.control.__erased());
         f(self.outbox.__erased());
         f(self.signal.__erased());
+    }
+
+    fn __release(&self, ended: bool) {
+        self.inbox.__erased().release(ended);
+        self.control.__erased().release(ended);
+        self.outbox.__erased().release(ended);
+        self.signal.__erased().release(ended);
+    }
+
+    fn __discard(&self) {
+        self.inbox.__erased().discard_all();
+        self.control.__erased().discard_all();
+        self.outbox.__erased().discard_all();
+        self.signal.__erased().discard_all();
     }
 }
 

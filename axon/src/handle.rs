@@ -381,7 +381,7 @@ impl Handle {
         // are discarded (see `Node::push_locked`): freed now, so that no
         // message keeps its sender (or a socket it holds) alive.
         // (An outbox's `discard_all` does nothing: one pass over them all.)
-        core.wake().set().each(&mut |b| b.discard_all());
+        core.wake().set().discard_all();
         let links = core.kin_if_any(|k| std::mem::take(&mut k.links).all());
         for link in links {
             link.remove();
@@ -426,6 +426,44 @@ mod tests {
         let (wa, wb) = (unit_of(a.handle()), unit_of(b.handle()));
         drop(a);
         assert!(!freed(wa), "b's outbox still leads to a's inbox");
+        drop(b);
+        assert!(freed(wa) && freed(wb));
+    }
+
+    crate::boxes! {
+        /// A set declared with the macro: its boxes are released (and
+        /// emptied) by its own typed calls, not through `__each`.
+        struct Declared {
+            /// bytes in
+            pub inbox: crate::Inbox<u8>,
+            /// messages holding a count
+            pub extra: crate::Inbox<std::sync::Arc<()>>,
+            /// bytes out (never linked)
+            pub outbox: crate::Outbox<u8>,
+            /// bytes out, the last box
+            pub late: crate::Outbox<u8>,
+        }
+    }
+
+    /// As `two_components_linked_both_ways_are_freed_when_their_handles_go`,
+    /// for a set declared with `boxes!`, through its last box, and with a
+    /// message waiting in another: every box lets go.
+    #[test]
+    fn components_of_a_declared_set_let_go_of_every_box_with_their_last_handle() {
+        let a = Endpoint::<Declared>::new("a");
+        let b = Endpoint::<Declared>::new("b");
+        link_boxes((a.handle(), "late"), (b.handle(), "inbox")).unwrap();
+        link_boxes((b.handle(), "late"), (a.handle(), "inbox")).unwrap();
+        let held = std::sync::Arc::new(());
+        a.handle()
+            .postbox::<std::sync::Arc<()>>("extra")
+            .unwrap()
+            .send(held.clone())
+            .unwrap();
+        let (wa, wb) = (unit_of(a.handle()), unit_of(b.handle()));
+        drop(a);
+        assert_eq!(std::sync::Arc::strong_count(&held), 1, "dropped with a");
+        assert!(!freed(wa), "b's last box still leads to a's inbox");
         drop(b);
         assert!(freed(wa) && freed(wb));
     }

@@ -560,7 +560,7 @@ impl Drop for CoreRef {
         // two components linked both ways, each owning the other's box
         // through its own, are freed.
         let ended = cell.state() == DONE;
-        cell.set().each(&mut |b| b.release(ended));
+        cell.set().release(ended);
         // A body never run (a runner holds a handle while it has one).
         cell.drop_body();
         // SAFETY: this was the last handle, and only handles reach the
