@@ -59,29 +59,44 @@ pub fn link_boxes(
 }
 
 /// The two boxes a linkage would join, checked to carry the same type.
+#[inline]
 fn boxes_of<'a, S: BoxName, D: BoxName>(
     src: (&'a Handle, &S),
     dst: (&'a Handle, &D),
 ) -> Result<(&'a dyn ErasedBox, &'a dyn ErasedBox), LinkError> {
-    fn box_named<'a>(h: &'a Handle, name: &impl BoxName) -> Result<&'a dyn ErasedBox, LinkError> {
-        h.0.find_named(name).ok_or_else(|| LinkError::NoSuchBox {
-            component: h.name().to_owned(),
-            name: name.__name().to_owned(),
-        })
+    // Found, of one type: the usual case, with no error built (the
+    // error's strings make the `Result` a large value, written and read
+    // through memory on every call when it is built in line).
+    if let (Some(s), Some(d)) = (src.0 .0.find_named(src.1), dst.0 .0.find_named(dst.1)) {
+        if s.message_type().0 == d.message_type().0 {
+            return Ok((s, d));
+        }
     }
-    let s = box_named(src.0, src.1)?;
-    let d = box_named(dst.0, dst.1)?;
-    let (s_type, s_name) = s.message_type();
-    let (d_type, d_name) = d.message_type();
-    if s_type != d_type {
-        return Err(LinkError::TypeMismatch {
-            source: format!("{}.{}", src.0.name(), src.1.__name()),
-            source_type: s_name,
-            sink: format!("{}.{}", dst.0.name(), dst.1.__name()),
-            sink_type: d_name,
-        });
+    Err(unlinkable(src, dst))
+}
+
+/// Why `src` cannot be linked to `dst`: a box missing, or their types.
+#[cold]
+#[inline(never)]
+fn unlinkable<S: BoxName, D: BoxName>(src: (&Handle, &S), dst: (&Handle, &D)) -> LinkError {
+    let Some(s) = src.0 .0.find_named(src.1) else {
+        return LinkError::NoSuchBox {
+            component: src.0.name().to_owned(),
+            name: src.1.__name().to_owned(),
+        };
+    };
+    let Some(d) = dst.0 .0.find_named(dst.1) else {
+        return LinkError::NoSuchBox {
+            component: dst.0.name().to_owned(),
+            name: dst.1.__name().to_owned(),
+        };
+    };
+    LinkError::TypeMismatch {
+        source: format!("{}.{}", src.0.name(), src.1.__name()),
+        source_type: s.message_type().1,
+        sink: format!("{}.{}", dst.0.name(), dst.1.__name()),
+        sink_type: d.message_type().1,
     }
-    Ok((s, d))
 }
 
 /// Sets `s`'s target to `d` (A3, A4), naming the ends in an error.
