@@ -13,7 +13,7 @@ use crate::node::{ErasedBox, ErasedRef};
 pub fn link(src: (&Handle, &str), dst: (&Handle, &str)) -> Result<Link, LinkError> {
     let (s, d) = boxes_of((src.0, &src.1), (dst.0, &dst.1))?;
     let (s, d) = (s.to_ref(), d.to_ref());
-    join(&*s, d.clone(), src)?;
+    join(&*s, d.clone(), (src.0, &src.1))?;
     let link = Link::new(
         (s, src.0.id(), src.0 .0.name.to_cow()),
         (d, dst.0.id(), dst.0 .0.name.to_cow()),
@@ -47,7 +47,7 @@ pub fn link_boxes(
     dst: (&Handle, impl BoxName),
 ) -> Result<(), LinkError> {
     let (s, d) = boxes_of((src.0, &src.1), (dst.0, &dst.1))?;
-    join(s, d.to_ref(), (src.0, src.1.__name()))?;
+    join(s, d.to_ref(), (src.0, &src.1))?;
     log::trace!(
         "link {}.{} -> {}.{}",
         src.0.name(),
@@ -100,14 +100,22 @@ fn unlinkable<S: BoxName, D: BoxName>(src: (&Handle, &S), dst: (&Handle, &D)) ->
 }
 
 /// Sets `s`'s target to `d` (A3, A4), naming the ends in an error.
-fn join(s: &dyn ErasedBox, d: ErasedRef, src: (&Handle, &str)) -> Result<(), LinkError> {
-    s.link_to(d).map_err(|e| match e {
+#[inline]
+fn join(s: &dyn ErasedBox, d: ErasedRef, src: (&Handle, &impl BoxName)) -> Result<(), LinkError> {
+    s.link_to(d).map_err(|e| named(e, src))
+}
+
+/// A linkage's error with its source named as the caller named it.
+#[cold]
+#[inline(never)]
+fn named(e: LinkError, src: (&Handle, &impl BoxName)) -> LinkError {
+    match e {
         LinkError::AlreadyLinked { existing, .. } => LinkError::AlreadyLinked {
-            source: format!("{}.{}", src.0.name(), src.1),
+            source: format!("{}.{}", src.0.name(), src.1.__name()),
             existing,
         },
         other => other,
-    })
+    }
 }
 
 /// Removes a linkage (A3): later sends on its source no longer reach the old
