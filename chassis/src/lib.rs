@@ -885,18 +885,31 @@ impl ServerCore {
         else {
             return;
         };
+        let control = self
+            .keys
+            .as_deref()
+            .map(|k| &k.csa.control)
+            .filter(|key| conn.csa.fits(key));
         if handler.panicked() {
             log::warn!(
                 "servercore: the handler for {} panicked; closing the connection",
                 conn.peer
             );
-            tell(&conn.csa, "control", Control::ShutdownMicroprocess);
-        } else {
+            match control {
+                Some(key) => tell(&conn.csa, key, Control::ShutdownMicroprocess),
+                None => tell(&conn.csa, "control", Control::ShutdownMicroprocess),
+            }
+        } else if !conn.csa.is_done() {
+            // (Usually the CSA has ended already, on the handler's own
+            // producerFinished: a message to it would be dropped.)
             log::debug!(
                 "servercore: the handler for {} ended; closing the connection",
                 conn.peer
             );
-            tell(&conn.csa, "control", Control::ProducerFinished);
+            match control {
+                Some(key) => tell(&conn.csa, key, Control::ProducerFinished),
+                None => tell(&conn.csa, "control", Control::ProducerFinished),
+            }
         }
     }
 
