@@ -171,6 +171,32 @@ impl<'a, B> Cx<'a, B> {
             .kin(|k| std::mem::take(k.ended.get_or_insert_with(Vec::new)))
     }
 
+    /// As [`ended_children`](Self::ended_children), appended to `into`:
+    /// for a parent that is told of ends all the time (a server, one
+    /// handler and one CSA per connection), with no list made for each
+    /// call and none for the ends that follow (both lists keep their
+    /// memory).
+    ///
+    /// ```
+    /// # use axon::{Component, Cx, Handle, Standard, Step};
+    /// struct Parent { ended: Vec<Handle> }
+    /// impl Component for Parent {
+    ///     type Boxes = Standard<(), ()>;
+    ///     fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+    ///         cx.ended_children_into(&mut self.ended);
+    ///         for child in self.ended.drain(..) {
+    ///             let _ = child.panicked(); // …
+    ///         }
+    ///         Step::Pause
+    ///     }
+    /// }
+    /// ```
+    pub fn ended_children_into(&self, into: &mut Vec<Handle>) {
+        self.me
+            .0
+            .kin(|k| into.append(k.ended.get_or_insert_with(Vec::new)));
+    }
+
     /// The current children.
     pub fn children(&self) -> Vec<Handle> {
         self.me

@@ -600,6 +600,60 @@ fn a7_an_adopted_child_is_heard_ending_without_being_listed_and_a_disowned_one_i
     );
 }
 
+/// `ended_children_into` is `ended_children` into the caller's list:
+/// appended after what is there, each end once.
+#[test]
+fn a7_ended_children_into_appends_each_childs_end_once() {
+    struct Ends;
+    impl Component for Ends {
+        type Boxes = NoBoxes;
+        fn main(&mut self, _: &mut Cx<'_, Self::Boxes>) -> Step {
+            Step::Done
+        }
+    }
+    struct Parent {
+        children: Vec<Handle>,
+        ended: Vec<Handle>,
+        heard: Arc<Mutex<Vec<u64>>>,
+    }
+    impl Component for Parent {
+        type Boxes = NoBoxes;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            for child in self.children.drain(..) {
+                cx.adopt(&child);
+                cx.activate(&child).unwrap();
+            }
+            let before = self.ended.len();
+            cx.ended_children_into(&mut self.ended);
+            assert!(self.ended.len() >= before, "appended, nothing taken");
+            let mut heard = self.heard.lock().unwrap();
+            heard.clear();
+            heard.extend(self.ended.iter().map(Handle::id));
+            if heard.len() == 3 {
+                Step::Done
+            } else {
+                Step::Pause
+            }
+        }
+    }
+    let children: Vec<Handle> = (0..3).map(|_| Handle::new(Ends)).collect();
+    let mut ids: Vec<u64> = children.iter().map(Handle::id).collect();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let scheduler = Scheduler::new();
+    scheduler
+        .activate(Parent {
+            children: children.clone(),
+            ended: Vec::new(),
+            heard: heard.clone(),
+        })
+        .unwrap();
+    Running::to_completion(scheduler);
+    let mut heard = heard.lock().unwrap().clone();
+    heard.sort_unstable();
+    ids.sort_unstable();
+    assert_eq!(heard, ids, "every end, once");
+}
+
 #[test]
 fn a7_a_component_that_ends_drops_the_linkages_it_made() {
     struct Linker(Handle, Handle);

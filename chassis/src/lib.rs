@@ -581,6 +581,9 @@ pub struct ServerCore {
     /// H2's boxes, found by name at the first connection (and again for
     /// a handler of another type).
     keys: Option<Box<Keys>>,
+    /// The children that ended since the last step, taken from `Cx` into
+    /// this list (empty between steps, its memory kept).
+    ended: Vec<Handle>,
     started: bool,
     /// What each connection is told once the server stops (H4):
     /// `socketShutdown` (graceful) or `shutdownMicroprocess`.
@@ -670,6 +673,7 @@ impl ServerCore {
             top: None,
             connections: HashMap::default(),
             keys: None,
+            ended: Vec::new(),
             started: false,
             stopping: None,
         }
@@ -1035,6 +1039,7 @@ impl ServerCore {
             top: Some(top),
             connections: HashMap::default(),
             keys: None,
+            ended: Vec::new(),
             started: false,
             stopping: None,
         }
@@ -1073,7 +1078,10 @@ impl Component for ServerCore {
         while cx.shard_signal.recv().is_some() {
             self.shards.one_ended();
         }
-        for child in cx.ended_children() {
+        // A list kept between steps: ends come with every connection.
+        let mut ended = std::mem::take(&mut self.ended);
+        cx.ended_children_into(&mut ended);
+        for child in ended.drain(..) {
             if self.connections.contains_key(&child.id()) {
                 // A CSA ended without the TCPServer telling us: it has
                 // stopped (H4), and the feedback linkage with it.
@@ -1082,6 +1090,7 @@ impl Component for ServerCore {
                 self.handler_ended(&child);
             }
         }
+        self.ended = ended;
         let server_done = match &self.server {
             Server::Started(server) => server.is_done(),
             Server::Unstarted(_) | Server::InShards => true,
