@@ -17,12 +17,26 @@
 //! by their owners. A thread keeps at most [`PER_CLASS`] blocks of a size
 //! and [`MAX_BYTES`] in all, and frees them when it ends.
 //!
-//! ```ignore
-//! // (crate-internal) a queue's block, given back and taken again:
-//! let class = spare::class_of(Layout::new::<Queue<T>>()).unwrap();
-//! let block = spare::take(class).unwrap_or_else(|| allocate(class));
-//! // … write a value into it, use it, drop the value in place …
-//! unsafe { spare::keep(block, class) }; // kept, or freed if the thread has enough
+//! Nothing outside axon sees the spares; what they change is that making
+//! and dropping components (or sending into an empty box) on one thread
+//! stops going to the allocator once the thread has kept a block:
+//!
+//! ```
+//! use axon::{Component, Cx, Handle, Standard, Step};
+//!
+//! struct Quiet;
+//! impl Component for Quiet {
+//!     type Boxes = Standard<u8, u8>;
+//!     fn main(&mut self, _: &mut Cx<Self::Boxes>) -> Step { Step::Pause }
+//! }
+//!
+//! // The first component's unit is allocated; when it is freed its block
+//! // is kept, and each one after takes it and gives it back.
+//! for _ in 0..1_000 {
+//!     let quiet = Handle::new(Quiet);
+//!     let inbox = quiet.postbox::<u8>("inbox").unwrap();
+//!     inbox.send(1).unwrap(); // a queue from the spares, dropped with it
+//! }
 //! ```
 
 #![allow(unsafe_code)] // blocks without values: see `keep`'s SAFETY contract

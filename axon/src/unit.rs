@@ -25,6 +25,10 @@
 //! and the cell knows its unit's type ([`UnitVt`]), which says where the
 //! body is.
 //!
+//! The allocation is a block of the thread's spares ([`spare`]) when one
+//! of its size was kept there, and goes back to them when the unit is
+//! freed: a server makes and frees two units per connection.
+//!
 //! The body belongs to whoever runs it: from activation, the runner's
 //! [`Claimed`], which steps it and drops it when it ends (its socket, say,
 //! closes then, not when the last reference to its boxes goes); if it is
