@@ -464,12 +464,14 @@ impl SessionFactory for CountingWrites {
 }
 
 #[test]
-fn in_csa_the_tickets_after_a_handshake_leave_with_the_handlers_reply_in_one_write() {
+fn in_csa_the_tickets_after_a_handshake_leave_at_once_not_held_for_the_handlers_reply() {
     // A client's Finished and its first bytes in one segment: the server
-    // answers the handshake (one write), then the session tickets and the
-    // echo together (one write: the CSA lets its handler run before it
-    // writes, A8), then its close_notify (one write), as a hand-written
-    // mio + rustls server does. Writing the tickets at once would be four.
+    // answers the handshake (one write), sends the session tickets as
+    // soon as it has processed the Finished (one write), then the echo
+    // (one write) and its close_notify (one write). Holding the tickets
+    // for the handler's reply (three writes, as a hand-written mio +
+    // rustls server makes) held them behind every component the step
+    // woke: at 64 connections resumed handshakes ran at 0.80× the rate.
     let pki = Pki::new();
     let writes = Arc::new(AtomicUsize::new(0));
     let factory = CountingWrites {
@@ -516,7 +518,7 @@ fn in_csa_the_tickets_after_a_handshake_leave_with_the_handlers_reply_in_one_wri
     }
     assert_eq!(got, b"hello");
     assert_eq!(server.how_died(1), vec![None]);
-    assert_eq!(writes.load(Ordering::SeqCst), 3, "writes by the server");
+    assert_eq!(writes.load(Ordering::SeqCst), 4, "writes by the server");
 }
 
 /// A handler that keeps every plaintext byte it is given, in order,
