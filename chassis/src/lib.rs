@@ -894,15 +894,16 @@ impl ServerCore {
             .as_deref()
             .map(|k| &k.csa.control)
             .filter(|key| conn.csa.fits(key));
+        let close = |msg| match control {
+            Some(key) => tell(&conn.csa, key, msg),
+            None => tell(&conn.csa, "control", msg),
+        };
         if handler.panicked() {
             log::warn!(
                 "servercore: the handler for {} panicked; closing the connection",
                 conn.peer
             );
-            match control {
-                Some(key) => tell(&conn.csa, key, Control::ShutdownMicroprocess),
-                None => tell(&conn.csa, "control", Control::ShutdownMicroprocess),
-            }
+            close(Control::ShutdownMicroprocess);
         } else if !conn.csa.is_done() {
             // (Usually the CSA has ended already, on the handler's own
             // producerFinished: a message to it would be dropped.)
@@ -910,10 +911,7 @@ impl ServerCore {
                 "servercore: the handler for {} ended; closing the connection",
                 conn.peer
             );
-            match control {
-                Some(key) => tell(&conn.csa, key, Control::ProducerFinished),
-                None => tell(&conn.csa, "control", Control::ProducerFinished),
-            }
+            close(Control::ProducerFinished);
         }
     }
 
