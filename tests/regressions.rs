@@ -647,3 +647,56 @@ fn c5_a_close_on_shutdown_microprocess_reset_a_peer_whose_bytes_were_unread() {
     );
     running.stop();
 }
+
+axon::boxes! {
+    /// Where a bare TCPServer's events and its CSA's `shutdownCSA` go.
+    struct UnreadProbe {
+        events: axon::Inbox<tcpserver::ServerEvent>,
+        #[name = "csaSignal"]
+        csa_signal: axon::Inbox<csa::ShutdownCsa>,
+    }
+}
+
+/// C6: a CSA's `shutdownCSA` and `socketShutdown` carried its socket, so
+/// one left unread in an inbox kept the connection's descriptor open for
+/// as long as the message lived (the CSA's `shutdown(Both)` let the peer
+/// see the end, the server still lost the descriptor). They now name it
+/// with a `SourceRef`, and the socket closes when the CSA and the Selector
+/// let go of it.
+#[test]
+fn an_unread_shutdown_csa_kept_its_connections_descriptor_open() {
+    let _serial = serial();
+    let scheduler = selector::scheduler().unwrap();
+    let server = tcpserver::TcpServer::bind(any_loopback_port(), ServerOptions::default()).unwrap();
+    let addr = server.local_addr();
+    let server = Handle::new(server);
+    let probe: Endpoint<UnreadProbe> = Endpoint::new("probe");
+    link(
+        (&server, "protocolHandlerSignal"),
+        (probe.handle(), "events"),
+    )
+    .unwrap();
+    scheduler.activate(&server).unwrap();
+    let running = Running::start(scheduler);
+    let before = open_fds();
+    let mut client = connect(addr);
+    let csa = match probe.events.recv_timeout(DEADLINE) {
+        // Its `source` (the socket) is dropped here.
+        Some(tcpserver::ServerEvent::NewCsa(new)) => new.csa,
+        other => panic!("expected newCSA, got {other:?}"),
+    };
+    // Its shutdownCSA goes to an inbox nobody reads while the test looks.
+    link((&csa, "signal"), (probe.handle(), "csaSignal")).unwrap();
+    running.handle.activate(&csa).unwrap();
+    // The peer half-closes; with readShutdown leading nowhere the CSA
+    // closes (C7).
+    client.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(read_to_eof(&mut client), b"", "the server's FIN");
+    wait_until("the server's end of the connection to close", || {
+        open_fds() == before + 1 // the client's end
+    });
+    let c6 = probe.csa_signal.recv().expect("shutdownCSA, still unread");
+    assert!(c6.source.upgrade().is_none(), "{:?}", c6.source);
+    assert_eq!(c6.csa, csa);
+    running.stop();
+}

@@ -57,7 +57,11 @@
 //!   cookbook servers), or once everything is written after
 //!   `producerFinished`, it closes the socket, sends `socketShutdown` out of
 //!   `CreatorFeedback`, `shutdownCSA` out of `signal`, and `removeReader` /
-//!   `removeWriter` to the Selector, exactly once, and ends.
+//!   `removeWriter` to the Selector, exactly once, and ends. The two
+//!   messages name the socket with a [`SourceRef`], which does not hold it
+//!   open: the socket closes (and its FIN goes) once the CSA has ended and
+//!   the Selector has taken the removals, however long a message waits
+//!   unread.
 //! - **Lingering close (C5).** A socket closed with unread bytes in it is
 //!   reset, and the reset discards the end of our output still in flight:
 //!   a peer whose request crossed our close would lose its reply. So once
@@ -160,7 +164,7 @@ use axon::{boxes, Component, Control, Cx, Handle, Inbox, Outbox, Step};
 /// The socket type a CSA owns (mio's, re-exported so that callers need no
 /// mio dependency of their own).
 pub use mio::net::TcpStream;
-use selector::{Ready, Request, Source, Watched};
+use selector::{Ready, Request, Source, SourceRef, Watched};
 
 mod buffers;
 use buffers::read_chunk;
@@ -340,8 +344,9 @@ impl Timeout {
 pub struct SocketShutdown {
     /// The CSA that ended.
     pub csa: Handle,
-    /// Its socket (already shut down).
-    pub source: Source,
+    /// Its socket, named without being held (C6): the last of the
+    /// Selector's hold on it closes it, not this message.
+    pub source: SourceRef,
     /// `None` for an orderly close; the socket error otherwise (C8).
     pub how_died: Option<io::Error>,
 }
@@ -352,8 +357,8 @@ pub struct SocketShutdown {
 pub struct ShutdownCsa {
     /// The CSA that ended.
     pub csa: Handle,
-    /// Its socket.
-    pub source: Source,
+    /// Its socket, named without being held (as in [`SocketShutdown`]).
+    pub source: SourceRef,
 }
 
 /// Output waiting for the socket (C4). Made when a write falls short and
@@ -1000,24 +1005,28 @@ impl Csa {
                 None => log::debug!("csa: connection with {peer} closed"),
             }
         }
-        let _ = self.stream.shutdown(Shutdown::Both);
+        // No `shutdown` call: the socket closes (its FIN goes) when the
+        // body is dropped, at `Done`, or, if the Selector has it
+        // registered, when the Selector takes the removals below, in its
+        // next step. Nothing else holds it: the messages name it with a
+        // `SourceRef`, so one left unread keeps no connection open.
         self.backlog = None;
         self.held = None;
         let me = cx.me().clone();
+        let source = self.stream.source();
+        let name = source.downgrade();
         let _ = cx
             .selector_signal
-            .send(Request::RemoveReader(self.stream.source()));
-        let _ = cx
-            .selector_signal
-            .send(Request::RemoveWriter(self.stream.source()));
+            .send(Request::RemoveReader(source.clone()));
+        let _ = cx.selector_signal.send(Request::RemoveWriter(source));
         let _ = cx.creator_feedback.send(SocketShutdown {
             csa: me.clone(),
-            source: self.stream.source(),
+            source: name.clone(),
             how_died,
         });
         let _ = cx.signal.send(ShutdownCsa {
             csa: me,
-            source: self.stream.source(),
+            source: name,
         });
         Step::Done
     }

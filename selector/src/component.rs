@@ -86,10 +86,11 @@ impl Component for Selector {
         }
         if let Some(first) = cx.notify.recv() {
             let mut state = lock(&self.shared);
-            state.request(first);
+            state.apply(first);
             while let Some(request) = cx.notify.recv() {
-                state.request(request);
+                state.apply(request);
             }
+            state.settle();
         }
         let idle = lock(&self.shared).is_empty();
         if self.shutting_down && idle {

@@ -92,7 +92,7 @@ use std::io;
 
 pub use component::{get_selector_services, link_to_selector, Selector, SelectorBoxes};
 pub use poll::{MioPoller, SelectorReactor};
-pub use request::{Kind, Notice, Ready, Request, Source, Watched};
+pub use request::{Kind, Notice, Ready, Request, Source, SourceRef, Watched};
 
 /// Why the Selector service could not be had.
 #[derive(Debug)]

@@ -37,6 +37,14 @@ impl Poller for MioPoller {
     fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
         self.0.deregister(&mut SourceFd(&fd))
     }
+
+    fn reregister(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+        self.0.reregister(
+            &mut SourceFd(&fd),
+            Token(token),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+    }
 }
 
 /// The Selector state shared by the Selector component (requests) and the

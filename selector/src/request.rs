@@ -3,7 +3,7 @@
 use std::fmt;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use axon::{BoxError, Handle, Postbox};
 
@@ -16,6 +16,9 @@ struct SourceInner<S: ?Sized> {
     slot: AtomicUsize,
     /// The poller has reported the read side closed.
     read_closed: AtomicBool,
+    /// Dropping `io` closes the descriptor (a [`Watched`] socket's, not a
+    /// shared `Arc`'s): the last `Source` of it closes it.
+    owned: bool,
     io: S,
 }
 
@@ -42,6 +45,7 @@ impl Source {
         Source(Arc::new(SourceInner {
             slot: AtomicUsize::new(UNREGISTERED),
             read_closed: AtomicBool::new(false),
+            owned: false,
             io,
         }))
     }
@@ -78,12 +82,93 @@ impl Source {
         self.0.read_closed.store(true, Ordering::Release);
     }
 
+    /// True if dropping this `Source` closes the descriptor: it is the
+    /// last of a [`Watched`] socket's (no other `Source`, no `Watched`).
+    pub(crate) fn closes_when_dropped(&self) -> bool {
+        self.0.owned && Arc::strong_count(&self.0) == 1
+    }
+
     pub(crate) fn slot(&self) -> usize {
         self.0.slot.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_slot(&self, slot: usize) {
         self.0.slot.store(slot, Ordering::Relaxed);
+    }
+}
+
+impl Source {
+    /// A name for this source that does not keep its descriptor open: see
+    /// [`SourceRef`].
+    pub fn downgrade(&self) -> SourceRef {
+        SourceRef {
+            inner: Arc::downgrade(&self.0),
+            fd: self.fd(),
+        }
+    }
+}
+
+/// A source named without being held: what a CSA's end-of-connection
+/// messages (C6's `socketShutdown` and `shutdownCSA`) carry, where
+/// Kamaelia's carry the socket itself.
+///
+/// A [`Source`] in a message keeps the descriptor open for as long as the
+/// message exists, so a message left in an inbox nobody reads would keep
+/// the connection open (no FIN for the peer, a descriptor lost to the
+/// server). A `SourceRef` names the same source ([`same`](Self::same)
+/// stays exact: the name keeps the source's memory, not its descriptor),
+/// and [`upgrade`](Self::upgrade) gives the source back while someone
+/// still holds it (the Selector, while it is registered).
+///
+/// ```
+/// use selector::Watched;
+///
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let watched = Watched::new(listener);
+/// let name = watched.source().downgrade();
+/// assert!(name.same(&watched.source()));
+/// assert!(name.upgrade().is_some());
+/// drop(watched); // the socket closes: the name does not hold it
+/// assert!(name.upgrade().is_none());
+/// ```
+#[derive(Clone)]
+pub struct SourceRef {
+    inner: Weak<SourceInner<Io>>,
+    /// The descriptor's number when the name was made.
+    fd: RawFd,
+}
+
+impl SourceRef {
+    /// The source, if its descriptor is still open (someone holds it).
+    pub fn upgrade(&self) -> Option<Source> {
+        self.inner.upgrade().map(Source)
+    }
+
+    /// True if this names `source`.
+    pub fn same(&self, source: &Source) -> bool {
+        std::ptr::eq(
+            self.inner.as_ptr() as *const u8,
+            Arc::as_ptr(&source.0) as *const u8,
+        )
+    }
+
+    /// The descriptor's number when the name was made. Once the source is
+    /// closed the number may belong to another socket: look a source up
+    /// by it only where something holds the source (and check with
+    /// [`same`](Self::same)).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl fmt::Debug for SourceRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let open = if self.inner.strong_count() > 0 {
+            ""
+        } else {
+            ", closed"
+        };
+        write!(f, "SourceRef(fd {}{open})", self.fd)
     }
 }
 
@@ -115,6 +200,7 @@ impl<S: AsRawFd + Send + Sync + 'static> Watched<S> {
         Watched(Arc::new(SourceInner {
             slot: AtomicUsize::new(UNREGISTERED),
             read_closed: AtomicBool::new(false),
+            owned: true,
             io,
         }))
     }
@@ -238,5 +324,30 @@ mod tests {
         peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
             .unwrap();
         assert_eq!(peer.read(&mut [0; 1]).unwrap(), 0, "closed with the last");
+    }
+
+    /// C6's name for a source: the same source's, not another's, and it
+    /// does not keep the socket open (the peer reads its end once the last
+    /// `Source` goes, with the name still alive).
+    #[test]
+    fn a_source_ref_names_its_source_without_holding_it_open() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let watched = Watched::new(listener.accept().unwrap().0);
+        let fd = watched.as_raw_fd();
+        let name = watched.source().downgrade();
+        let other = Source::new(Arc::new(listener));
+        assert!(name.same(&watched.source()) && !name.same(&other));
+        assert_eq!(name.fd(), fd);
+        assert!(name.upgrade().is_some_and(|s| s.same(&watched.source())));
+        assert_eq!(format!("{name:?}"), format!("SourceRef(fd {fd})"));
+        drop(watched);
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        assert_eq!(peer.read(&mut [0; 1]).unwrap(), 0, "closed, the name alive");
+        assert!(name.upgrade().is_none());
+        assert_eq!(format!("{name:?}"), format!("SourceRef(fd {fd}, closed)"));
+        assert_eq!(name.fd(), fd, "the number it had");
     }
 }

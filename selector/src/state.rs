@@ -33,6 +33,11 @@ pub trait Poller: Send + 'static {
     fn register(&mut self, fd: RawFd, token: usize) -> io::Result<()>;
     /// Deregisters `fd`.
     fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
+    /// Makes `fd`, registered already, report `token` instead.
+    fn reregister(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+        self.deregister(fd)?;
+        self.register(fd, token)
+    }
 }
 
 /// Readiness reported by the poller for one token.
@@ -95,6 +100,9 @@ pub struct State<P> {
     /// that are shutting down (S8), since removals may reach the shared
     /// state through another Selector component.
     on_empty: Vec<axon::Postbox<axon::Control>>,
+    /// Sources removed by the requests of this batch, still registered
+    /// with the poller (see [`settle`](Self::settle)).
+    removed: Vec<Source>,
 }
 
 impl<P> std::fmt::Debug for State<P> {
@@ -111,6 +119,7 @@ impl<P: Poller> State<P> {
             poller,
             generation: 0,
             on_empty: Vec::new(),
+            removed: Vec::new(),
         }
     }
 
@@ -141,6 +150,13 @@ impl<P: Poller> State<P> {
 
     /// Applies one request (S2–S6).
     pub fn request(&mut self, request: Request) {
+        self.apply(request);
+        self.settle();
+    }
+
+    /// Applies one request of a batch, which [`settle`](Self::settle)
+    /// ends.
+    pub(crate) fn apply(&mut self, request: Request) {
         match request {
             Request::NewReader(n, s) => self.arm(Kind::Reader, n, s),
             Request::NewWriter(n, s) => self.arm(Kind::Writer, n, s),
@@ -148,6 +164,24 @@ impl<P: Poller> State<P> {
             Request::RemoveReader(s) => self.remove(Kind::Reader, &s),
             Request::RemoveWriter(s) => self.remove(Kind::Writer, &s),
             Request::RemoveExceptional(s) => self.remove(Kind::Exceptional, &s),
+        }
+    }
+
+    /// Ends a batch of requests: each source whose last registration went
+    /// is deregistered from the poller now, or, where this is the last
+    /// `Source` of its socket, dropped, and its descriptor's close takes
+    /// it out of the poller (one system call fewer per connection: the
+    /// CSA that owned it has ended, and its end-of-connection messages
+    /// name it without holding it, C6). After the batch, not at each
+    /// removal: a CSA's `removeReader` and `removeWriter` come together,
+    /// and the second holds the socket while the first is handled.
+    pub(crate) fn settle(&mut self) {
+        for source in self.removed.drain(..) {
+            if source.closes_when_dropped() {
+                log::trace!("selector: {source:?} closes with its removal");
+            } else if let Err(e) = self.poller.deregister(source.fd()) {
+                log::trace!("selector: deregister {source:?}: {e}");
+            }
         }
     }
 
@@ -168,7 +202,18 @@ impl<P: Poller> State<P> {
                 let entry = self.entries.vacant_entry();
                 let slot = entry.key();
                 let token = (generation as usize) << SLOT_BITS | slot;
-                if let Err(e) = self.poller.register(source.fd(), token) {
+                // Removed earlier in this batch, it is registered still.
+                let again = (!self.removed.is_empty())
+                    .then(|| self.removed.iter().position(|s| s.same(&source)))
+                    .flatten();
+                let registered = match again {
+                    Some(at) => {
+                        self.removed.swap_remove(at);
+                        self.poller.reregister(source.fd(), token)
+                    }
+                    None => self.poller.register(source.fd(), token),
+                };
+                if let Err(e) = registered {
                     // Tell the requester now: its own I/O call will report
                     // the real error. Never a silent loss.
                     log::warn!("selector: cannot register {source:?}: {e}");
@@ -209,10 +254,8 @@ impl<P: Poller> State<P> {
         if entry.armed.iter().all(Option::is_none) {
             let entry = self.entries.remove(slot);
             entry.source.set_slot(UNREGISTERED);
-            if let Err(e) = self.poller.deregister(entry.source.fd()) {
-                log::trace!("selector: deregister {:?}: {e}", entry.source);
-            }
             log::trace!("selector: removed {:?}", entry.source);
+            self.removed.push(entry.source);
             if self.entries.is_empty() {
                 for to in self.on_empty.drain(..) {
                     let _ = to.send(axon::Control::Shutdown);
@@ -279,6 +322,8 @@ mod tests {
     struct FakePoller {
         registered: Vec<(RawFd, usize)>,
         fail: bool,
+        deregistrations: usize,
+        reregistrations: usize,
     }
 
     impl Poller for FakePoller {
@@ -290,7 +335,14 @@ mod tests {
             Ok(())
         }
         fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
+            self.deregistrations += 1;
             self.registered.retain(|(f, _)| *f != fd);
+            Ok(())
+        }
+        fn reregister(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+            self.reregistrations += 1;
+            let entry = self.registered.iter_mut().find(|(f, _)| *f == fd);
+            entry.expect("reregistered while registered").1 = token;
             Ok(())
         }
     }
@@ -474,6 +526,64 @@ mod tests {
         s.request(Request::RemoveWriter(src));
         assert!(s.is_empty());
         assert!(s.poller().registered.is_empty());
+    }
+
+    /// A connected pair: a watched server end, and its peer.
+    fn watched_pair() -> (crate::Watched<std::net::TcpStream>, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        (crate::Watched::new(listener.accept().unwrap().0), peer)
+    }
+
+    /// S2, S7: the last removal of a socket nobody else holds (its CSA has
+    /// ended) makes no deregistration: the Selector's source was the last,
+    /// and the close takes it out of the poller. A removal in the same
+    /// batch as the other's (a CSA sends both) counts as let go.
+    #[test]
+    fn s2_the_last_holders_removal_closes_the_socket_with_no_deregistration() {
+        use std::io::Read;
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let (watched, mut peer) = watched_pair();
+        let src = watched.source();
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        drop(watched); // its owner ends
+        s.apply(Request::RemoveReader(src.clone()));
+        s.apply(Request::RemoveWriter(src));
+        s.settle();
+        assert!(s.is_empty());
+        assert_eq!(s.poller().deregistrations, 0);
+        assert_eq!(peer.read(&mut [0; 1]).unwrap(), 0, "closed by the removal");
+    }
+
+    /// … but a socket someone still holds is deregistered, at the end of
+    /// the batch, and one registered again in the same batch is
+    /// reregistered (it never left the poller).
+    #[test]
+    fn s2_a_socket_still_held_is_deregistered_and_one_asked_for_again_reregistered() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let (watched, _peer) = watched_pair();
+        let src = watched.source();
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.apply(Request::RemoveReader(src.clone()));
+        assert_eq!(s.poller().deregistrations, 0, "not before the batch ends");
+        s.apply(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.settle();
+        assert_eq!(
+            (s.poller().deregistrations, s.poller().reregistrations),
+            (0, 1)
+        );
+        assert_eq!(s.poller().registered.len(), 1);
+        let token = s.poller().registered[0].1;
+        s.event(token, READ);
+        assert_eq!(notices(&c, "ReadReady"), 1, "the new token is served");
+        s.request(Request::RemoveReader(src));
+        assert_eq!(s.poller().deregistrations, 1, "`watched` holds it");
+        assert!(s.poller().registered.is_empty());
+        drop(watched);
     }
 
     /// Issue-5 scenario 8: random interleavings of requests, removals,

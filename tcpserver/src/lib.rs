@@ -37,8 +37,10 @@
 //!   (the descriptors may free elsewhere in the process, and a backlog
 //!   that stays full raises no new edge): never a busy loop.
 //! - **Connection closed (T6).** On `socketShutdown` from a CSA:
-//!   `removeReader` and `removeWriter` to the Selector, `shutdownCSA(self,
-//!   csa)` out of `protocolHandlerSignal`, and the child is dropped.
+//!   `removeReader` and `removeWriter` to the Selector (if the socket is
+//!   still open: once closed, the Selector has let go of it already),
+//!   `shutdownCSA(self, csa)` out of `protocolHandlerSignal`, and the
+//!   child is dropped.
 //! - **Stop (T7).** On any message in `control`: `removeReader(listener)` to
 //!   the Selector, `shutdown` to its `control`, the listener closes, it ends.
 //! - **Limits (T8).** With [`ServerOptions::max_connections`], at the limit
@@ -148,6 +150,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -186,7 +189,9 @@ pub struct ServerOptions {
     /// them ([`TcpServer::reuse_port_shards`]). Default false; must be set
     /// when the first listener binds.
     pub reuse_port: bool,
-    /// `TCP_NODELAY` on accepted sockets. Default true.
+    /// `TCP_NODELAY` on accepted sockets. Default true. Set on the
+    /// listener too, from which Linux copies it to each accepted socket
+    /// (no system call per connection).
     pub nodelay: bool,
     /// T8: the most connections open at once; `None` is unlimited.
     pub max_connections: Option<usize>,
@@ -402,6 +407,9 @@ pub struct TcpServer {
     /// (T4 links them for every connection): by name, each was a look-up
     /// through the box table's names per connection.
     feedback: Option<(BoxKey, BoxKey)>,
+    /// Whether accepted sockets have `TCP_NODELAY` already, from the
+    /// listener; `None` until the first connection says.
+    nodelay_inherited: Option<bool>,
 }
 
 impl fmt::Debug for TcpServer {
@@ -455,6 +463,10 @@ fn listen(addr: SocketAddr, options: &ServerOptions) -> io::Result<std::net::Tcp
         set_reuse_port(&socket)?;
     }
     socket.set_nonblocking(true)?;
+    if options.nodelay {
+        // Accepted sockets inherit it on Linux (see `TcpServer::nodelay`).
+        let _ = socket.set_tcp_nodelay(true);
+    }
     socket.bind(&addr.into())?;
     socket.listen(options.backlog)?;
     Ok(socket.into())
@@ -493,6 +505,7 @@ impl TcpServer {
             wrapped: HashMap::default(),
             notify: None,
             feedback: None,
+            nodelay_inherited: None,
         })
     }
 
@@ -571,6 +584,7 @@ impl TcpServer {
                 wrapped: HashMap::default(),
                 notify: None,
                 feedback: None,
+                nodelay_inherited: None,
             };
             let handle = Handle::new(shard);
             let inlet = handle
@@ -751,7 +765,7 @@ impl TcpServer {
             return;
         }
         if self.options.nodelay {
-            let _ = stream.set_nodelay(true);
+            self.nodelay(&stream);
         }
         // Bound to one address, every connection has it as its own: only a
         // wildcard listener's needs a look-up (a system call per accept).
@@ -855,19 +869,40 @@ impl TcpServer {
         }
     }
 
+    /// `TCP_NODELAY` on an accepted socket. Linux copies it from the
+    /// listener, which [`listen`] set it on: the first connection is asked
+    /// (one system call, once) and, if it has it, no later one needs the
+    /// `setsockopt` (one system call per connection saved). Elsewhere, or
+    /// for a listener made without it, each is set.
+    fn nodelay(&mut self, stream: &TcpStream) {
+        let inherited = *self
+            .nodelay_inherited
+            .get_or_insert_with(|| stream.nodelay().unwrap_or(false));
+        if !inherited {
+            let _ = stream.set_nodelay(true);
+        }
+    }
+
     /// T6.
     fn connection_closed(&mut self, cx: &Cx<TcpServerBoxes>, mut msg: SocketShutdown) {
         if !self.wrapped.is_empty() {
-            if let Some((source, made)) = self.wrapped.remove(&msg.source.fd()) {
-                if source.same(&msg.source) {
-                    msg.csa = made;
+            // A wrapped connection's source is held here, so its number is
+            // still its own; any other's may now be a newer socket's.
+            if let Entry::Occupied(entry) = self.wrapped.entry(msg.source.fd()) {
+                if msg.source.same(&entry.get().0) {
+                    msg.csa = entry.remove().1;
                 }
             }
         }
-        let _ = cx
-            .selector_signal
-            .send(Request::RemoveReader(msg.source.clone()));
-        let _ = cx.selector_signal.send(Request::RemoveWriter(msg.source));
+        // Once the socket is closed the Selector has let go of it already
+        // (it holds a registered source open, S7): there is nothing to
+        // remove.
+        if let Some(source) = msg.source.upgrade() {
+            let _ = cx
+                .selector_signal
+                .send(Request::RemoveReader(source.clone()));
+            let _ = cx.selector_signal.send(Request::RemoveWriter(source));
+        }
         let me = cx.me().clone();
         let _ = cx.protocol_handler_signal.send(ServerEvent::ShutdownCsa {
             server: me,
@@ -1241,5 +1276,52 @@ impl Component for TcpServer {
             return Step::Continue;
         }
         Step::Pause
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An accepted connection, waited for with a deadline (the listener
+    /// does not block).
+    fn accept(listener: &TcpListener) -> TcpStream {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => return stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    std::thread::yield_now()
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        }
+    }
+
+    /// Every accepted socket has `TCP_NODELAY` when the option asks (its
+    /// default), and none when it does not. On Linux it comes from the
+    /// listener: the first connection is asked, and no `setsockopt` is
+    /// made per connection.
+    #[test]
+    fn accepted_sockets_have_nodelay_when_asked_and_only_then() {
+        for nodelay in [true, false] {
+            let options = ServerOptions {
+                nodelay,
+                ..ServerOptions::default()
+            };
+            let mut server = TcpServer::bind("127.0.0.1:0".parse().unwrap(), options).unwrap();
+            let listener = server.listener.clone().unwrap();
+            for _ in 0..3 {
+                let _client = std::net::TcpStream::connect(server.local_addr).unwrap();
+                let stream = accept(&listener);
+                if nodelay {
+                    server.nodelay(&stream); // as `new_connection` does
+                }
+                assert_eq!(stream.nodelay().unwrap(), nodelay);
+            }
+            if nodelay && cfg!(target_os = "linux") {
+                assert_eq!(server.nodelay_inherited, Some(true));
+            }
+        }
     }
 }
