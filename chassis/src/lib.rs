@@ -838,16 +838,18 @@ impl ServerCore {
         // Every connection was wired with keys made for its types (or
         // made now); where they no longer fit, they go by name.
         let keys = Keys::fit(&mut self.keys, csa, &conn.handler, &me);
-        tell(
-            &conn.handler,
-            &keys.handler.control,
-            Control::SocketShutdown,
-        );
-        // Usually it has ended already (its socketShutdown is how we
-        // heard): then it takes no message, and the linkages out of its
-        // boxes go with it (it sends nothing more): two look-ups by name
-        // saved per close, and two unlinkings.
-        let csa_done = csa.is_done();
+        // Usually both have ended already (the CSA's socketShutdown is
+        // how we heard, and it came after the handler's producerFinished):
+        // one that has takes no message (it would be dropped), and the
+        // linkages out of its boxes go with it (it sends nothing more).
+        let (csa_done, handler_done) = (csa.is_done(), conn.handler.is_done());
+        if !handler_done {
+            tell(
+                &conn.handler,
+                &keys.handler.control,
+                Control::SocketShutdown,
+            );
+        }
         if !csa_done {
             tell(csa, &keys.csa.control, Control::ShutdownMicroprocess);
         }
@@ -855,7 +857,9 @@ impl ServerCore {
             .into_iter()
             .flatten()
         {
-            if !(csa_done && src.0 == csa) {
+            // Every linkage leaves the CSA or the handler.
+            let ended = if src.0 == csa { csa_done } else { handler_done };
+            if !ended {
                 axon::unlink_boxes(src, dst);
             }
         }

@@ -1024,10 +1024,12 @@ impl Csa {
             source: name.clone(),
             how_died,
         });
-        let _ = cx.signal.send(ShutdownCsa {
-            csa: me,
-            source: name,
-        });
+        if cx.signal.is_linked() {
+            let _ = cx.signal.send(ShutdownCsa {
+                csa: me,
+                source: name,
+            });
+        }
         Step::Done
     }
 }
