@@ -12,8 +12,9 @@
 //! repeat the edge, so the Selector remembers it); otherwise it arms. An
 //! edge fires the armed notice and disarms (S3), or sets `seen`. A second
 //! request while armed is ignored (S4). Removal disarms and is idempotent
-//! (S5); when nothing is armed any more the source is deregistered and its
-//! slot freed. Tokens carry a generation, so an event for a freed slot that
+//! (S5); when nothing is armed any more the source's slot is freed, and it
+//! is deregistered at the end of the batch of requests (or, if the
+//! Selector held its last reference, closed, which deregisters it). Tokens carry a generation, so an event for a freed slot that
 //! was reused is recognised as stale and ignored (S7).
 //!
 //! The poller is a trait so that this state machine can be driven by tests
