@@ -14,8 +14,9 @@
 //! request while armed is ignored (S4). Removal disarms and is idempotent
 //! (S5); when nothing is armed any more the source's slot is freed, and it
 //! is deregistered at the end of the batch of requests (or, if the
-//! Selector held its last reference, closed, which deregisters it). Tokens carry a generation, so an event for a freed slot that
-//! was reused is recognised as stale and ignored (S7).
+//! Selector held its last reference, closed, which deregisters it).
+//! Tokens carry a generation, so an event for a freed slot that was reused
+//! is recognised as stale and ignored (S7).
 //!
 //! The poller is a trait so that this state machine can be driven by tests
 //! with no sockets at all.
@@ -210,7 +211,12 @@ impl<P: Poller> State<P> {
                 let registered = match again {
                     Some(at) => {
                         self.removed.swap_remove(at);
-                        self.poller.reregister(source.fd(), token)
+                        let done = self.poller.reregister(source.fd(), token);
+                        if done.is_err() {
+                            // Not left registered under its old token.
+                            let _ = self.poller.deregister(source.fd());
+                        }
+                        done
                     }
                     None => self.poller.register(source.fd(), token),
                 };
@@ -341,6 +347,9 @@ mod tests {
             Ok(())
         }
         fn reregister(&mut self, fd: RawFd, token: usize) -> io::Result<()> {
+            if self.fail {
+                return Err(io::Error::from_raw_os_error(9));
+            }
             self.reregistrations += 1;
             let entry = self.registered.iter_mut().find(|(f, _)| *f == fd);
             entry.expect("reregistered while registered").1 = token;
@@ -585,6 +594,26 @@ mod tests {
         assert_eq!(s.poller().deregistrations, 1, "`watched` holds it");
         assert!(s.poller().registered.is_empty());
         drop(watched);
+    }
+
+    /// S7: a source removed and asked for again in one batch whose
+    /// reregistration fails is answered at once (as any failed
+    /// registration is) and not left registered under its old token.
+    #[test]
+    fn s7_a_failed_reregistration_answers_at_once_and_leaves_nothing_registered() {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let (watched, _peer) = watched_pair();
+        let src = watched.source();
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.apply(Request::RemoveReader(src.clone()));
+        s.poller.fail = true;
+        s.apply(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.settle();
+        assert_eq!(notices(&c, "ReadReady"), 1);
+        assert!(s.is_empty());
+        assert!(s.poller().registered.is_empty());
+        assert_eq!(s.poller().deregistrations, 1);
     }
 
     /// Issue-5 scenario 8: random interleavings of requests, removals,
