@@ -135,7 +135,17 @@ impl CpuClock {
         })
     }
 
-    /// CPU seconds this process has used so far.
+    /// The calling thread's own CPU clock (`/proc/thread-self/stat`,
+    /// which names this thread whichever thread reads it later).
+    pub fn of_this_thread() -> std::io::Result<CpuClock> {
+        Ok(CpuClock {
+            stat: File::open("/proc/thread-self/stat")?,
+        })
+    }
+
+    /// CPU seconds this process (or, from
+    /// [`of_this_thread`](Self::of_this_thread), the thread) has used so
+    /// far.
     #[track_caller]
     pub fn seconds(&mut self) -> f64 {
         let mut text = String::new();
@@ -228,6 +238,44 @@ mod tests {
         let mut clock = CpuClock::open().unwrap();
         let t0 = clock.seconds();
         assert!(t0 >= 0.0 && me.cpu_seconds() >= t0);
+    }
+
+    /// A thread's clock counts that thread's CPU, not the process's: one
+    /// parked while another works stays still.
+    #[test]
+    fn a_threads_clock_counts_that_thread_only() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::time::{Duration, Instant};
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let parked = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                tx.send(CpuClock::of_this_thread().unwrap()).unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::park(); // no CPU until unparked
+                }
+            })
+        };
+        let mut theirs = rx.recv().unwrap();
+        let mut mine = CpuClock::of_this_thread().unwrap();
+        let (t0, p0) = (mine.seconds(), theirs.seconds());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mine.seconds() - t0 < 0.05 && Instant::now() < deadline {
+            std::hint::black_box((0..10_000u64).sum::<u64>());
+        }
+        assert!(
+            mine.seconds() - t0 >= 0.05,
+            "this thread's clock stood still"
+        );
+        assert!(
+            theirs.seconds() - p0 < 0.02,
+            "the parked thread's clock moved"
+        );
+        stop.store(true, Ordering::SeqCst);
+        parked.thread().unpark();
+        parked.join().unwrap();
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 
 use axon::{Scheduler, SchedulerHandle};
 
-use crate::DEADLINE;
+use crate::{CpuClock, DEADLINE};
 
 /// A scheduler running on a background thread.
 ///
@@ -18,6 +18,8 @@ pub struct Running {
     pub handle: SchedulerHandle,
     done: mpsc::Receiver<()>,
     thread: Option<JoinHandle<()>>,
+    /// The scheduler thread's own CPU clock.
+    clock: Option<CpuClock>,
 }
 
 impl Running {
@@ -25,7 +27,9 @@ impl Running {
     pub fn start(s: Scheduler) -> Running {
         let handle = s.handle();
         let (tx, done) = mpsc::channel();
+        let (clock_tx, clock) = mpsc::channel();
         let thread = std::thread::spawn(move || {
+            let _ = clock_tx.send(CpuClock::of_this_thread().ok());
             s.run();
             let _ = tx.send(());
         });
@@ -33,7 +37,18 @@ impl Running {
             handle,
             done,
             thread: Some(thread),
+            clock: clock.recv().ok().flatten(),
         }
+    }
+
+    /// CPU seconds the scheduler's thread has used so far: unlike the
+    /// process's, not moved by the other tests running beside this one.
+    #[track_caller]
+    pub fn cpu_seconds(&mut self) -> f64 {
+        self.clock
+            .as_mut()
+            .expect("the scheduler thread's /proc/thread-self/stat")
+            .seconds()
     }
 
     /// Waits, at most [`DEADLINE`], for the scheduler to return by itself.
