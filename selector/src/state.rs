@@ -205,9 +205,7 @@ impl<P: Poller> State<P> {
                 let slot = entry.key();
                 let token = (generation as usize) << SLOT_BITS | slot;
                 // Removed earlier in this batch, it is registered still.
-                let again = (!self.removed.is_empty())
-                    .then(|| self.removed.iter().position(|s| s.same(&source)))
-                    .flatten();
+                let again = self.removed.iter().position(|s| s.same(&source));
                 let registered = match again {
                     Some(at) => {
                         self.removed.swap_remove(at);
@@ -568,17 +566,31 @@ mod tests {
         assert_eq!(peer.read(&mut [0; 1]).unwrap(), 0, "closed by the removal");
     }
 
+    /// A watched socket registered for reading, then removed in a batch
+    /// not yet settled: the state, its client, the socket (still held)
+    /// and its peer, and its source.
+    fn removed_in_an_open_batch() -> (
+        State<FakePoller>,
+        Endpoint<Client>,
+        crate::Watched<std::net::TcpStream>,
+        std::net::TcpStream,
+        Source,
+    ) {
+        let mut s = State::new(FakePoller::default());
+        let c = client();
+        let (watched, peer) = watched_pair();
+        let src = watched.source();
+        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
+        s.apply(Request::RemoveReader(src.clone()));
+        (s, c, watched, peer, src)
+    }
+
     /// … but a socket someone still holds is deregistered, at the end of
     /// the batch, and one registered again in the same batch is
     /// reregistered (it never left the poller).
     #[test]
     fn s2_a_socket_still_held_is_deregistered_and_one_asked_for_again_reregistered() {
-        let mut s = State::new(FakePoller::default());
-        let c = client();
-        let (watched, _peer) = watched_pair();
-        let src = watched.source();
-        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
-        s.apply(Request::RemoveReader(src.clone()));
+        let (mut s, c, watched, _peer, src) = removed_in_an_open_batch();
         assert_eq!(s.poller().deregistrations, 0, "not before the batch ends");
         s.apply(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
         s.settle();
@@ -601,12 +613,7 @@ mod tests {
     /// registration is) and not left registered under its old token.
     #[test]
     fn s7_a_failed_reregistration_answers_at_once_and_leaves_nothing_registered() {
-        let mut s = State::new(FakePoller::default());
-        let c = client();
-        let (watched, _peer) = watched_pair();
-        let src = watched.source();
-        s.request(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
-        s.apply(Request::RemoveReader(src.clone()));
+        let (mut s, c, _watched, _peer, src) = removed_in_an_open_batch();
         s.poller.fail = true;
         s.apply(Request::new_reader((c.handle(), "ReadReady"), &src).unwrap());
         s.settle();
