@@ -722,6 +722,99 @@ fn a8_a_component_that_yields_runs_after_the_components_its_step_woke() {
 }
 
 #[test]
+fn a8_the_component_a_step_wakes_runs_next_ahead_of_the_queue() {
+    // A CSA's chunk reaches its handler while it is still in the cache:
+    // the component a step wakes first runs right after it (the next
+    // slot), ahead of one queued before it was woken.
+    type Log = Arc<Mutex<Vec<&'static str>>>;
+    struct Waker(Log);
+    impl Component for Waker {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            self.0.lock().unwrap().push("waker");
+            cx.outbox.send(1).unwrap();
+            Step::Done
+        }
+    }
+    struct Logs(Log, &'static str);
+    impl Component for Logs {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            if self.1 == "other" || cx.inbox.recv().is_some() {
+                self.0.lock().unwrap().push(self.1);
+                return Step::Done;
+            }
+            Step::Pause
+        }
+    }
+    let log = Log::default();
+    let sink = Handle::new(Logs(log.clone(), "sink"));
+    let waker = Handle::new(Waker(log.clone()));
+    link((&waker, "outbox"), (&sink, "inbox")).unwrap();
+    let scheduler = Scheduler::new();
+    // One round runs all three in this order; the sink pauses, empty.
+    for c in [&sink, &waker, &Handle::new(Logs(log.clone(), "other"))] {
+        scheduler.activate(c).unwrap();
+    }
+    Running::start(scheduler).join();
+    assert_eq!(*log.lock().unwrap(), ["waker", "sink", "other"]);
+}
+
+#[test]
+fn a8_two_components_passing_messages_back_and_forth_do_not_hold_the_thread() {
+    // Each wakes the other, so each would take the next slot for ever:
+    // the chain is bounded, and a component queued behind them runs
+    // within a few of their steps, not after all of them.
+    const LAST: u64 = 1_000;
+    struct Volley(Arc<AtomicUsize>, bool);
+    impl Component for Volley {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
+            if std::mem::replace(&mut self.1, false) {
+                cx.outbox.send(0).unwrap();
+            }
+            while let Some(n) = cx.inbox.recv() {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                let _ = cx.outbox.send(n + 1);
+                if n >= LAST {
+                    return Step::Done;
+                }
+            }
+            Step::Pause
+        }
+    }
+    struct Bystander(Arc<AtomicUsize>, Arc<AtomicUsize>);
+    impl Component for Bystander {
+        type Boxes = Standard<u64, u64>;
+        fn main(&mut self, _: &mut Cx<'_, Self::Boxes>) -> Step {
+            self.1
+                .store(self.0.load(Ordering::SeqCst), Ordering::SeqCst);
+            Step::Done
+        }
+    }
+    let (volleys, seen) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let ping = Handle::new(Volley(volleys.clone(), true));
+    let pong = Handle::new(Volley(volleys.clone(), false));
+    link((&ping, "outbox"), (&pong, "inbox")).unwrap();
+    link((&pong, "outbox"), (&ping, "inbox")).unwrap();
+    let scheduler = Scheduler::new();
+    for c in [
+        &ping,
+        &pong,
+        &Handle::new(Bystander(volleys.clone(), seen.clone())),
+    ] {
+        scheduler.activate(c).unwrap();
+    }
+    Running::start(scheduler).join();
+    assert!(
+        volleys.load(Ordering::SeqCst) as u64 > LAST,
+        "the volley ran"
+    );
+    let seen = seen.load(Ordering::SeqCst);
+    assert!(seen <= 8, "the bystander waited for {seen} volleys");
+}
+
+#[test]
 fn a8_one_thread_runs_twenty_thousand_components_then_exits() {
     const N: usize = 20_000;
     let scheduler = Scheduler::new();

@@ -46,15 +46,19 @@ impl Component for Producer {
 }
 
 /// Passes `inbox` to `outbox`; passes a control message on to `signal` and
-/// ends. Counts its steps.
+/// ends. Counts its steps. Holds a message the next inbox has no room for
+/// and pauses (A5), woken when room frees (A6): the scheduler promises no
+/// order between components, so the next one may not have run yet.
 pub struct Forwarder {
     pub steps: Arc<AtomicUsize>,
+    held: Option<u64>,
 }
 
 impl Forwarder {
     pub fn new() -> Self {
         Forwarder {
             steps: Arc::new(AtomicUsize::new(0)),
+            held: None,
         }
     }
 }
@@ -64,9 +68,10 @@ impl Component for Forwarder {
 
     fn main(&mut self, cx: &mut Cx<'_, Self::Boxes>) -> Step {
         self.steps.fetch_add(1, Ordering::Relaxed);
-        while let Some(m) = cx.inbox.recv() {
+        while let Some(m) = self.held.take().or_else(|| cx.inbox.recv()) {
             if let Err(full) = cx.outbox.send(m) {
-                panic!("forwarder met a full box with {}", full.into_inner());
+                self.held = Some(full.into_inner());
+                return Step::Pause;
             }
         }
         if let Some(c) = cx.control.recv() {
