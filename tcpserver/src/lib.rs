@@ -654,6 +654,16 @@ impl TcpServer {
         ));
     }
 
+    /// Whether a connection's close should make this server accept again:
+    /// only if it is paused for want of what a close frees (T5: out of
+    /// descriptors, a backlog that stays full raising no new edge; T8 or
+    /// an accept gate: no notice asked for while paused). While a notice
+    /// is asked for, the Selector's `newconnection` comes with the next
+    /// knock.
+    fn a_close_may_lift_a_pause(&self) -> bool {
+        self.starved || !self.requested
+    }
+
     /// Connections open: ours, or (an acceptor) all its shards'.
     fn open(&self) -> usize {
         match &self.role {
@@ -912,8 +922,15 @@ impl TcpServer {
             cx.remove_child(&msg.csa);
         }
         self.open = self.open.saturating_sub(1);
-        // A descriptor and a slot have freed: T5, T8.
-        self.accepting = true;
+        // A descriptor and a slot have freed: T5, T8. Only a pause waits
+        // for that. Otherwise the Selector's notice, asked for, tells of
+        // the next knock, and an accept now finds the backlog empty: a
+        // system call per connection for nothing (with TLS, where a close
+        // often ran before the next client had knocked, 0.75 of one per
+        // handshake).
+        if self.a_close_may_lift_a_pause() {
+            self.accepting = true;
+        }
         if let Role::Shard(shard) = &self.role {
             shard.closed();
         }
@@ -1295,6 +1312,31 @@ mod tests {
                 }
                 Err(e) => panic!("accept: {e}"),
             }
+        }
+    }
+
+    /// T5, T8: a close makes the server accept again only while it is
+    /// paused for what a close frees. Waiting for the Selector's notice
+    /// of the next knock, it does not try: that accept would find the
+    /// backlog empty (one system call per connection, for nothing).
+    #[test]
+    fn t8_a_close_tries_an_accept_only_while_paused() {
+        let mut server =
+            TcpServer::bind("127.0.0.1:0".parse().unwrap(), ServerOptions::default()).unwrap();
+        let cases = [
+            // (a notice asked for, out of descriptors) -> accept again
+            ((true, false), false), // serving: the next knock is told
+            ((true, true), true),   // T5: the backlog may raise no edge
+            ((false, false), true), // T8 or a gate paused it, unasked
+            ((false, true), true),
+        ];
+        for ((requested, starved), accepts) in cases {
+            (server.requested, server.starved) = (requested, starved);
+            assert_eq!(
+                server.a_close_may_lift_a_pause(),
+                accepts,
+                "requested {requested}, starved {starved}"
+            );
         }
     }
 
