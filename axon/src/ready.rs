@@ -6,15 +6,6 @@
 //! thread's own list, with no lock and no system call; one from another
 //! thread takes the queue's lock and unparks the scheduler only if it
 //! sleeps.
-//!
-//! The first component a step wakes on this thread goes in the thread's
-//! *next* slot rather than on its list, and the scheduler runs it as soon
-//! as the step ends (tokio's LIFO slot): a CSA's chunk reaches its handler,
-//! and the handler's reply its CSA, while what they touched is still in
-//! the cache, instead of after a sweep over every other connection. The
-//! scheduler opens the slot for a bounded number of hops (see
-//! `Scheduler::run_chain`), so that two components passing messages to
-//! each other cannot hold the thread.
 
 use crate::sync::{Mutex, MutexGuard};
 use std::cell::{Cell, RefCell};
@@ -36,24 +27,13 @@ struct ThisThread {
     running: Cell<*const ReadyQueue>,
     /// Components woken on this thread since its scheduler last looked.
     ready: RefCell<Vec<u32>>,
-    /// The first component woken by the step running now, to run next
-    /// ([`NONE`] if none); taken only while `open`.
-    next: Cell<u32>,
-    /// Whether the step running now may fill `next`.
-    open: Cell<bool>,
 }
-
-/// An empty `next` slot (no component has this key: the scheduler's
-/// table refuses it).
-const NONE: u32 = u32::MAX;
 
 thread_local! {
     static ON_THIS_THREAD: ThisThread = const {
         ThisThread {
             running: Cell::new(std::ptr::null()),
             ready: RefCell::new(Vec::new()),
-            next: Cell::new(NONE),
-            open: Cell::new(false),
         }
     };
 }
@@ -64,7 +44,6 @@ thread_local! {
 pub(crate) struct RunningHere {
     previous: *const ReadyQueue,
     previous_ready: Vec<u32>,
-    previous_next: (u32, bool),
 }
 
 impl RunningHere {
@@ -72,25 +51,6 @@ impl RunningHere {
         ON_THIS_THREAD.with(|t| RunningHere {
             previous: t.running.replace(Arc::as_ptr(queue)),
             previous_ready: std::mem::take(&mut *t.ready.borrow_mut()),
-            previous_next: (t.next.replace(NONE), t.open.replace(false)),
-        })
-    }
-
-    /// Before a step: whether the first component it wakes here may take
-    /// the next slot (or go on the list, as every later one does).
-    #[inline]
-    pub(crate) fn open_next(&self, open: bool) {
-        ON_THIS_THREAD.with(|t| t.open.set(open));
-    }
-
-    /// After a step: the component it woke first, if the slot was open,
-    /// to run now. Closes the slot.
-    #[inline]
-    pub(crate) fn take_next(&self) -> Option<u32> {
-        ON_THIS_THREAD.with(|t| {
-            t.open.set(false);
-            let key = t.next.replace(NONE);
-            (key != NONE).then_some(key)
         })
     }
 
@@ -111,10 +71,6 @@ impl Drop for RunningHere {
         ON_THIS_THREAD.with(|t| {
             t.running.set(self.previous);
             *t.ready.borrow_mut() = std::mem::take(&mut self.previous_ready);
-            let (next, open) = self.previous_next;
-            // A key left in the slot is this scheduler's, and it is gone.
-            t.next.set(next);
-            t.open.set(open);
         });
     }
 }
@@ -166,11 +122,7 @@ impl ReadyQueue {
     pub(crate) fn push_ready(&self, key: u32) {
         let here = ON_THIS_THREAD.with(|t| {
             if std::ptr::eq(t.running.get(), self) {
-                if t.open.get() && t.next.get() == NONE {
-                    t.next.set(key);
-                } else {
-                    t.ready.borrow_mut().push(key);
-                }
+                t.ready.borrow_mut().push(key);
                 true
             } else {
                 false

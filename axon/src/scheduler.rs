@@ -4,13 +4,7 @@
 //! components that were woken, calls each one's `main` once, and puts back
 //! those that answered [`Step::Continue`], to run next round after the
 //! components their step woke (a yield lets the components it has just
-//! sent messages to run first). The first component a step wakes runs
-//! right after that step, ahead of the round (at most [`NEXT_HOPS`] in a
-//! row, see [`crate::ready`]): at 512 connections in ping-pong this took
-//! the server's CPU per round trip from 1.19× raw mio's to 1.13×, since a
-//! connection's CSA, handler and CSA again run while its state is in the
-//! cache rather than in three sweeps over every connection. When nothing
-//! is runnable it parks
+//! sent messages to run first). When nothing is runnable it parks
 //! in its [`Reactor`] (by default the thread simply parks): an idle
 //! scheduler uses no CPU and no timer. A wake-up from any thread pushes the
 //! component's key onto the run queue and, only if the scheduler is parked,
@@ -218,12 +212,6 @@ pub struct Scheduler {
 /// message passing through three components) costs no extra system call.
 const ROUNDS_PER_POLL: u32 = 4;
 
-/// How many components in a row a chain of wake-ups may run ahead of the
-/// list (see [`crate::ready`]): enough for a request's whole path through
-/// a CSA, a handler of two stages and back (`Scheduler::run_chain`); tokio
-/// bounds its LIFO slot at three polls in a row, too.
-const NEXT_HOPS: u32 = 3;
-
 impl fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scheduler")
@@ -361,7 +349,7 @@ impl Scheduler {
             let Some(key) = self.local.pop_front() else {
                 break;
             };
-            self.run_chain(key, here);
+            self.run_one(key as usize, here);
         }
         self.rounds_since_park += 1;
         if self.rounds_since_park >= ROUNDS_PER_POLL {
@@ -401,8 +389,7 @@ impl Scheduler {
     fn take_in_new(&mut self) {
         for handle in self.new.drain(..) {
             let entry = self.table.vacant_entry();
-            // (`u32::MAX` marks an empty next slot, see `ready`.)
-            let Some(key) = u32::try_from(entry.key()).ok().filter(|&k| k != u32::MAX) else {
+            let Ok(key) = u32::try_from(entry.key()) else {
                 // Four billion live components: memory ran out long before.
                 log::error!("scheduler: too many components; {:?} not run", *handle);
                 handle.end().finish();
@@ -419,23 +406,6 @@ impl Scheduler {
                 counted_idle: false,
             });
             self.local.push_back(key);
-        }
-    }
-
-    /// Runs `key`, then the component its step woke first (the next slot,
-    /// see [`crate::ready`]), and so on for at most [`NEXT_HOPS`] hops; the
-    /// last step's wake-ups all wait their turn on the list. (A component
-    /// that yields still waits for the next round: running it again right
-    /// after the one it woke, so that a CSA writes a stream's echo while
-    /// it is in the cache, measured no better in bulk.)
-    fn run_chain(&mut self, mut key: u32, here: &RunningHere) {
-        for hop in 0..=NEXT_HOPS {
-            here.open_next(hop < NEXT_HOPS);
-            self.run_one(key as usize, here);
-            match here.take_next() {
-                Some(next) => key = next,
-                None => return,
-            }
         }
     }
 
