@@ -924,10 +924,9 @@ impl TcpServer {
         self.open = self.open.saturating_sub(1);
         // A descriptor and a slot have freed: T5, T8. Only a pause waits
         // for that. Otherwise the Selector's notice, asked for, tells of
-        // the next knock, and an accept now finds the backlog empty: a
-        // system call per connection for nothing (with TLS, where a close
-        // often ran before the next client had knocked, 0.75 of one per
-        // handshake).
+        // the next knock, and an accept now finds the backlog empty
+        // unless a client is knocking already: with nobody knocking, a
+        // system call per close for nothing.
         if self.a_close_may_lift_a_pause() {
             self.accepting = true;
         }
