@@ -126,6 +126,27 @@ pub(crate) fn read_chunk(stream: &TcpStream) -> io::Result<Vec<u8>> {
     })
 }
 
+/// An empty buffer of at least [`CHUNK`] bytes' capacity, for a chunk
+/// gathered from pieces (a session's decrypted records): one given back by
+/// [`recycle`] if this thread has one, else a new one (not zero-filled).
+/// Over TLS no read takes the chunks written back, so without this every
+/// chunk was a new allocation of 32 KiB and every one given back beyond
+/// [`SPARE_CHUNKS`] a free, and glibc trimmed and grew its heap under
+/// them (page faults each time).
+pub(crate) fn spare_chunk() -> Vec<u8> {
+    let kept = SCRATCH
+        .try_with(|scratch| scratch.try_borrow_mut().ok()?.chunks.pop())
+        .ok()
+        .flatten();
+    match kept {
+        Some(mut buf) => {
+            buf.clear(); // its bytes are an earlier message's
+            buf
+        }
+        None => Vec::with_capacity(CHUNK),
+    }
+}
+
 /// Gives a buffer back for this thread's next reads, in place of a new
 /// one (a large one is allocated and zero-filled: in bulk, a few percent
 /// of the server's CPU; a small one is an allocation and a free per
@@ -191,6 +212,21 @@ mod tests {
                 assert!(len > 1024, "{len} bytes have a class");
             }
         }
+    }
+
+    #[test]
+    fn a_spare_chunk_is_one_given_back_emptied_or_a_new_one() {
+        SCRATCH.with(|s| s.borrow_mut().chunks.clear());
+        let fresh = spare_chunk();
+        assert!(fresh.is_empty() && fresh.capacity() >= CHUNK);
+        let mut written = Vec::with_capacity(CHUNK);
+        written.extend_from_slice(b"an earlier message");
+        let at = written.as_ptr();
+        recycle(written);
+        let again = spare_chunk();
+        assert_eq!(again.as_ptr(), at, "the buffer given back");
+        assert!(again.is_empty(), "holding none of its bytes");
+        assert_eq!(SCRATCH.with(|s| s.borrow().chunks.len()), 0);
     }
 
     #[test]

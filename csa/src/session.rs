@@ -473,9 +473,10 @@ impl Csa {
             self.deliver(st, b, 0);
         }
         if st.gathered.capacity() > 0 {
-            // Room reserved for plaintext that did not come (the records
-            // were the handshake's): an idle connection keeps none.
-            st.gathered = Vec::new();
+            // Room taken for plaintext that did not come (the records
+            // were the handshake's): an idle connection keeps none, and
+            // the thread keeps it for the next chunk.
+            crate::recycle(std::mem::take(&mut st.gathered));
         }
         fed
     }
@@ -552,8 +553,9 @@ impl Csa {
     /// it has room (C3: a full one keeps the chunk). With `coming` bytes
     /// of ciphertext still in hand to be fed, a chunk not yet full is
     /// kept gathering (`Delivered::Gathered`; the caller sends it when
-    /// the feeding ends): room for a whole chunk is reserved then, and
-    /// otherwise exactly what the session gives.
+    /// the feeding ends): a whole chunk's buffer is taken then (one given
+    /// back, `buffers::spare_chunk`), and otherwise exactly what the
+    /// session gives.
     fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes, coming: usize) -> Delivered {
         let mut delivered = Delivered::Nothing;
         loop {
@@ -561,7 +563,7 @@ impl Csa {
                 Some(chunk) => *chunk,
                 None => {
                     if coming > 0 && st.gathered.capacity() == 0 {
-                        st.gathered.reserve_exact(CHUNK);
+                        st.gathered = crate::buffers::spare_chunk();
                     }
                     let got = st.session.plaintext(&mut st.gathered, CHUNK);
                     if got == Plaintext::Data {
