@@ -214,6 +214,57 @@ fn c3_a_peer_faster_than_its_handler_is_held_back_not_buffered() {
     assert!(handler.inbox_len("inbox") <= chassis::HANDLER_INBOX_LIMIT);
 }
 
+/// An echo whose inbox holds one chunk: each vectored read of a streaming
+/// peer's chunks (several at once) meets a full inbox part-way, and the
+/// CSA must keep the rest, in order (C3).
+#[derive(Default)]
+struct OneChunkEcho {
+    limited: bool,
+    held: Option<Vec<u8>>,
+    closing: bool,
+}
+
+impl Component for OneChunkEcho {
+    type Boxes = Standard<Vec<u8>, Vec<u8>>;
+
+    fn main(&mut self, cx: &mut Cx<Self::Boxes>) -> Step {
+        if !self.limited {
+            self.limited = true;
+            cx.inbox.set_limit(Some(1));
+        }
+        while let Some(chunk) = self.held.take().or_else(|| cx.inbox.recv()) {
+            if let Err(full) = cx.outbox.send(chunk) {
+                self.held = Some(full.into_inner());
+                return Step::Pause;
+            }
+        }
+        while let Some(msg) = cx.control.recv() {
+            self.closing |= msg.is_producer_finished();
+        }
+        if self.closing && cx.inbox.is_empty() {
+            let _ = cx.signal.send(Control::ProducerFinished);
+            return Step::Done;
+        }
+        Step::Pause
+    }
+}
+
+#[test]
+fn c3_a_streaming_peers_chunks_read_several_at_once_reach_a_one_chunk_handler_in_order() {
+    const TOTAL: usize = 8 * 1024 * 1024;
+    let (addr, _core, _running) = server_with(OneChunkEcho::default, ServerOptions::default());
+    let mut client = connect(addr);
+    let mut writer = client.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&pattern(11, TOTAL)).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let got = read_to_eof(&mut client);
+    sender.join().unwrap();
+    assert_eq!(got.len(), TOTAL, "bytes lost");
+    assert!(got == pattern(11, TOTAL), "bytes reordered or corrupted");
+}
+
 #[test]
 fn c8_a_peer_reset_mid_stream_disturbs_no_one_else() {
     let (addr, _core, _running) = echo_server();

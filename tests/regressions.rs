@@ -632,9 +632,10 @@ fn c5_a_close_on_shutdown_microprocess_reset_a_peer_whose_bytes_were_unread() {
     let mut c = std::net::TcpStream::from(sock);
     c.set_read_timeout(Some(DEADLINE)).unwrap();
     let me = c.local_addr().unwrap();
-    // Three chunks' worth: one in the handler's inbox, one held by the
-    // CSA, and the rest unread in the server's socket.
-    c.write_all(&testkit::pattern(3, 3 * csa::CHUNK)).unwrap();
+    // Six chunks' worth: one in the handler's inbox, at most three held
+    // by the CSA (a streaming peer's step reads four chunks), and the rest
+    // unread in the server's socket.
+    c.write_all(&testkit::pattern(3, 6 * csa::CHUNK)).unwrap();
     wait_until("the handler to hear the client", || HEARD.load(SeqCst));
     wait_until("every byte to reach the server, some unread", || {
         let acked = testkit::tcp_socket(me, addr).is_some_and(|t| t.tx_queue == 0);

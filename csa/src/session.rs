@@ -50,9 +50,7 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::time::Duration;
 
-use crate::{
-    Csa, CsaBoxes, TcpStream, CHUNK, DRAINED_BELOW, GOT, HIGH_WATER, READS_PER_STEP, WROTE,
-};
+use crate::{Csa, CsaBoxes, TcpStream, CHUNK, DRAINED_BELOW, GOT, READS_PER_STEP, WROTE};
 
 /// What [`Session::plaintext`] found.
 #[derive(Debug, PartialEq, Eq)]
@@ -232,6 +230,13 @@ enum Delivered {
     Full,
 }
 
+/// Plaintext queued for a session above which `inbox` is left alone (C4,
+/// A5): the plain socket's [`HIGH_WATER`](crate::HIGH_WATER) is larger
+/// so that one write takes a streaming step's chunks, but a session takes
+/// plaintext only up to its own buffer limit (the TLS layer's 64 KiB)
+/// before its records are written, so more queued here would only wait.
+const SESSION_HIGH_WATER: usize = 64 * 1024;
+
 /// Ciphertext taken off the socket per read over a session beyond what
 /// the session takes straight into its own buffer ([`SplitRead`]). The
 /// session takes it from memory a piece at a time (rustls: 4 KiB while
@@ -308,7 +313,7 @@ impl Csa {
     /// one write).
     pub(crate) fn session_flush(&mut self, st: &mut SessionState, b: &CsaBoxes) -> io::Result<()> {
         loop {
-            while self.backlog_bytes() < HIGH_WATER {
+            while self.backlog_bytes() < SESSION_HIGH_WATER {
                 match b.inbox.recv() {
                     Some(chunk) if chunk.is_empty() => {}
                     Some(chunk) => self.queue(chunk),
@@ -558,41 +563,41 @@ impl Csa {
     /// session gives.
     fn deliver(&mut self, st: &mut SessionState, b: &CsaBoxes, coming: usize) -> Delivered {
         let mut delivered = Delivered::Nothing;
+        if self.held.is_some() {
+            if !self.send_held(b) {
+                return Delivered::Full;
+            }
+            delivered = Delivered::Some;
+        }
         loop {
-            let chunk = match self.held.take() {
-                Some(chunk) => *chunk,
-                None => {
-                    if coming > 0 && st.gathered.capacity() == 0 {
-                        st.gathered = crate::buffers::spare_chunk();
-                    }
-                    let got = st.session.plaintext(&mut st.gathered, CHUNK);
-                    if got == Plaintext::Data {
-                        delivered = delivered.max(Delivered::Gathered);
-                    }
-                    if st.gathered.is_empty() {
-                        if got == Plaintext::Closed {
-                            // The peer's close_notify: a half-close (C7).
-                            log::trace!("csa {self:?}: the peer closed the session");
-                            self.end_input(b, false);
-                        }
-                        return delivered;
-                    }
-                    // More of the chunk may come from the ciphertext in
-                    // hand (unless the session has closed).
-                    if coming > 0 && st.gathered.len() < CHUNK && got != Plaintext::Closed {
-                        return delivered;
-                    }
-                    let mut chunk = std::mem::take(&mut st.gathered);
-                    if chunk.len() < CHUNK / 4 {
-                        // Little came after all: a message holds no more
-                        // room than its bytes need (a copy of at most 8 KiB).
-                        chunk.shrink_to_fit();
-                    }
-                    chunk
+            if coming > 0 && st.gathered.capacity() == 0 {
+                st.gathered = crate::buffers::spare_chunk();
+            }
+            let got = st.session.plaintext(&mut st.gathered, CHUNK);
+            if got == Plaintext::Data {
+                delivered = delivered.max(Delivered::Gathered);
+            }
+            if st.gathered.is_empty() {
+                if got == Plaintext::Closed {
+                    // The peer's close_notify: a half-close (C7).
+                    log::trace!("csa {self:?}: the peer closed the session");
+                    self.end_input(b, false);
                 }
-            };
+                return delivered;
+            }
+            // More of the chunk may come from the ciphertext in
+            // hand (unless the session has closed).
+            if coming > 0 && st.gathered.len() < CHUNK && got != Plaintext::Closed {
+                return delivered;
+            }
+            let mut chunk = std::mem::take(&mut st.gathered);
+            if chunk.len() < CHUNK / 4 {
+                // Little came after all: a message holds no more
+                // room than its bytes need (a copy of at most 8 KiB).
+                chunk.shrink_to_fit();
+            }
             if let Err(full) = b.outbox.send(chunk) {
-                self.held = Some(Box::new(full.into_inner()));
+                self.hold(Some(full.into_inner()));
                 return Delivered::Full;
             }
             delivered = Delivered::Some;

@@ -209,7 +209,7 @@ pub use session::{ServerSessions, TlsSession};
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// rustls's limit on unsent plaintext and unsent records, in bytes: the
-/// CSA's high-water mark (`csa::HIGH_WATER`).
+/// CSA's high-water mark over a session.
 pub const BUFFER_LIMIT: usize = 64 * 1024;
 
 /// The size limit of `plainInbox` and of the inner handler's `inbox`, in
