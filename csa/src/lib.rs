@@ -185,8 +185,8 @@ pub const CHUNK: usize = 32 * 1024;
 /// in one write. (With 64 KiB, bulk echo made 15 writes per MB, and the
 /// server took 1.14–1.21× a 64 KiB-at-a-time raw mio server's CPU per MB;
 /// with 128 KiB and the vectored reads of `buffers::read_chunks`, 7.8
-/// and 0.98–1.03×, 16 interleaved runs.) A session has its own, smaller
-/// one (`session.rs`).
+/// and 0.98–1.07×, two sets of 16 and 20 interleaved runs.) A session
+/// has its own, smaller one (`session.rs`).
 pub const HIGH_WATER: usize = 128 * 1024;
 /// The size limit of a CSA's `inbox`, in messages.
 pub const INBOX_LIMIT: usize = 16;
