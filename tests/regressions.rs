@@ -632,14 +632,24 @@ fn c5_a_close_on_shutdown_microprocess_reset_a_peer_whose_bytes_were_unread() {
     let mut c = std::net::TcpStream::from(sock);
     c.set_read_timeout(Some(DEADLINE)).unwrap();
     let me = c.local_addr().unwrap();
-    // Six chunks' worth: one in the handler's inbox, at most three held
-    // by the CSA (a streaming peer's step reads four chunks), and the rest
-    // unread in the server's socket.
-    c.write_all(&testkit::pattern(3, 6 * csa::CHUNK)).unwrap();
+    let on_the_wire = |tx: fn(u32) -> bool, rx: fn(u32) -> bool| {
+        testkit::tcp_socket(me, addr).is_some_and(|t| tx(t.tx_queue))
+            && testkit::tcp_socket(addr, me).is_some_and(|t| rx(t.rx_queue))
+    };
+    // In steps, so that what stays unread is a few KiB whatever the CSA's
+    // reads take at once (a streaming peer's step reads up to four
+    // chunks), well inside the server's receive window: a chunk for the
+    // handler's inbox, which it fills; then bytes the CSA reads and holds,
+    // refused (C3); then bytes it does not read.
+    c.write_all(&testkit::pattern(3, csa::CHUNK)).unwrap();
     wait_until("the handler to hear the client", || HEARD.load(SeqCst));
+    c.write_all(&testkit::pattern(5, 2048)).unwrap();
+    wait_until("the CSA to read and hold the second write", || {
+        on_the_wire(|tx| tx == 0, |rx| rx == 0)
+    });
+    c.write_all(&testkit::pattern(6, 2048)).unwrap();
     wait_until("every byte to reach the server, some unread", || {
-        let acked = testkit::tcp_socket(me, addr).is_some_and(|t| t.tx_queue == 0);
-        acked && testkit::tcp_socket(addr, me).is_some_and(|t| t.rx_queue > 0)
+        on_the_wire(|tx| tx == 0, |rx| rx > 0)
     });
     TOLD.store(true, SeqCst);
     let got = read_to_eof(&mut c);
